@@ -1,0 +1,143 @@
+"""The aiohttp application: middlewares (request id, errors, auth, microversion) and routes."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from mininova.api import microversion
+from mininova.api.context import CONTEXT, MICROVERSION, REQUEST_ID, SERVICES, RequestContext
+from mininova.api.errors import (
+    ApiError,
+    keystone_error_response,
+    nova_error_response,
+)
+from mininova.api.identity.service import AuthFailed
+from mininova.api.services import Services
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+# Paths reachable without a token (discovery documents, token creation, agents, consoles).
+_PUBLIC_EXACT = {
+    "/", "/identity", "/identity/", "/identity/v3", "/identity/v3/",
+    "/compute", "/compute/", "/compute/v2.1", "/compute/v2.1/", "/compute/v2", "/compute/v2/",
+    "/image", "/image/", "/healthcheck",
+}
+_PUBLIC_PREFIXES = ("/agent", "/console", "/ui", "/static")
+
+
+def _is_public(request: web.Request) -> bool:
+    path = request.path
+    if path in _PUBLIC_EXACT or path.startswith(_PUBLIC_PREFIXES):
+        return True
+    return path.rstrip("/") == "/identity/v3/auth/tokens" and request.method == "POST"
+
+
+def _render_error(request: web.Request, status: int, message: str) -> web.Response:
+    if request.path.startswith("/identity"):
+        return keystone_error_response(status, message)
+    return nova_error_response(status, message)
+
+
+@web.middleware
+async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    request_id = "req-" + str(uuid.uuid4())
+    request[REQUEST_ID] = request_id
+    response = await handler(request)
+    if not response.prepared:
+        response.headers["x-openstack-request-id"] = request_id
+        if request.path.startswith("/compute"):
+            response.headers["x-compute-request-id"] = request_id
+    return response
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return _render_error(request, exc.status, exc.message)
+    except web.HTTPException as exc:
+        if exc.status < 400 or request.path.startswith(_PUBLIC_PREFIXES):
+            raise
+        message = exc.reason or "error"
+        if exc.status == 404:
+            message = "The resource could not be found."
+        elif exc.status == 405:
+            message = "The method is not allowed for this resource."
+        return _render_error(request, exc.status, message)
+    except Exception:
+        log.exception("unexpected error on %s %s", request.method, request.path)
+        return _render_error(request, 500, "Unexpected API Error. Please report this.")
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if not _is_public(request):
+        token = request.headers.get("X-Auth-Token")
+        if not token:
+            return _render_error(request, 401, "The request you have made requires authentication.")
+        svc: Services = request.config_dict[SERVICES]
+        try:
+            info = await svc.identity.validate(token)
+        except AuthFailed as exc:
+            return _render_error(request, 401, str(exc))
+        request[CONTEXT] = RequestContext(
+            user_id=info.user_id, user_name=info.user_name, project_id=info.project_id,
+            project_name=info.project_name, roles=[r["name"] for r in info.roles],
+            request_id=request[REQUEST_ID], token=token,
+        )
+    return await handler(request)
+
+
+@web.middleware
+async def microversion_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if not request.path.startswith("/compute/v2.1"):
+        return await handler(request)
+    version = microversion.parse_headers(request.headers)
+    request[MICROVERSION] = version
+    response = await handler(request)
+    if not response.prepared:
+        text = microversion.fmt(version)
+        response.headers["OpenStack-API-Version"] = f"compute {text}"
+        response.headers["X-OpenStack-Nova-API-Version"] = text
+        response.headers["Vary"] = "OpenStack-API-Version, X-OpenStack-Nova-API-Version"
+    return response
+
+
+def build_app(services: Services) -> web.Application:
+    from mininova.api.compute import routes as compute_routes
+    from mininova.api.identity import routes as identity_routes
+    from mininova.api.image import routes as image_routes
+
+    app = web.Application(
+        middlewares=[request_id_middleware, error_middleware, auth_middleware,
+                     microversion_middleware],
+        client_max_size=1024**4,
+    )
+    app[SERVICES] = services
+    identity_routes.setup(app)
+    compute_routes.setup(app)
+    image_routes.setup(app)
+    app.router.add_get("/", _root)
+    app.router.add_get("/healthcheck", _health)
+    return app
+
+
+async def _root(request: web.Request) -> web.Response:
+    svc: Services = request.config_dict[SERVICES]
+    return web.json_response({
+        "name": "mininova",
+        "identity": svc.url("/identity/v3"),
+        "compute": svc.url("/compute/v2.1"),
+        "image": svc.url("/image"),
+    })
+
+
+async def _health(request: web.Request) -> web.Response:
+    return web.Response(text="OK")

@@ -1,0 +1,1 @@
+"""Compute v2.1 API (nova-api)."""

@@ -1,0 +1,79 @@
+"""API errors rendered in Nova's JSON shape: {"<kind>": {"code": N, "message": "..."}}."""
+
+from __future__ import annotations
+
+import json
+
+from aiohttp import web
+
+KINDS = {
+    400: "badRequest",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "itemNotFound",
+    405: "badMethod",
+    406: "notAcceptable",
+    409: "conflictingRequest",
+    413: "overLimit",
+    415: "badMediaType",
+    500: "computeFault",
+    501: "notImplemented",
+    503: "serviceUnavailable",
+}
+
+
+class ApiError(Exception):
+    status = 500
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if status is not None:
+            self.status = status
+
+
+class BadRequest(ApiError):
+    status = 400
+
+
+class Unauthorized(ApiError):
+    status = 401
+
+
+class Forbidden(ApiError):
+    status = 403
+
+
+class NotFound(ApiError):
+    status = 404
+
+
+class Conflict(ApiError):
+    status = 409
+
+
+class OverLimit(ApiError):
+    status = 413
+
+
+class NotAcceptable(ApiError):
+    status = 406
+
+
+def nova_error_response(status: int, message: str) -> web.Response:
+    kind = KINDS.get(status, "computeFault")
+    body = {kind: {"code": status, "message": message}}
+    return web.Response(
+        status=status, text=json.dumps(body), content_type="application/json"
+    )
+
+
+def keystone_error_response(status: int, message: str) -> web.Response:
+    titles = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
+              409: "Conflict", 413: "Request Entity Too Large"}
+    body = {"error": {"code": status, "title": titles.get(status, "Error"), "message": message}}
+    headers = {}
+    if status == 401:
+        headers["WWW-Authenticate"] = 'Keystone uri="/identity"'
+    return web.Response(status=status, text=json.dumps(body), content_type="application/json",
+                        headers=headers)

@@ -1,0 +1,1 @@
+"""Keystone v3 subset: password tokens, catalog, projects, users, roles."""

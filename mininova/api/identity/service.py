@@ -1,0 +1,179 @@
+"""Identity logic: password hashing, token issue/validate/revoke, role look-ups."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from mininova.store import Store
+from mininova.timeutil import iso, now_utc, parse_iso
+
+DEFAULT_DOMAIN = {"id": "default", "name": "Default"}
+
+
+def hash_password(password: str) -> str:
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=2**14, r=8, p=1, dklen=32)
+    return "scrypt$" + base64.b64encode(salt).decode() + "$" + base64.b64encode(digest).decode()
+
+
+def check_password(password: str, stored: str) -> bool:
+    try:
+        scheme, salt_b64, digest_b64 = stored.split("$")
+    except ValueError:
+        return False
+    if scheme != "scrypt":
+        return False
+    salt = base64.b64decode(salt_b64)
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=2**14, r=8, p=1, dklen=32)
+    return hmac.compare_digest(digest, base64.b64decode(digest_b64))
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass
+class TokenInfo:
+    user_id: str
+    user_name: str
+    project_id: str
+    project_name: str
+    roles: list[dict[str, str]]
+    issued_at: datetime
+    expires_at: datetime
+    audit_id: str
+
+
+class AuthFailed(Exception):
+    """Wrong credentials or an invalid/expired token."""
+
+
+class IdentityService:
+    def __init__(self, store: Store, token_ttl: int = 3600) -> None:
+        self.store = store
+        self.token_ttl = token_ttl
+        self._cache: dict[str, TokenInfo] = {}
+
+    async def find_user(self, user: dict) -> dict | None:
+        if "id" in user:
+            return await self.store.fetchone("SELECT * FROM users WHERE id = ?", (user["id"],))
+        if "name" in user:
+            return await self.store.fetchone("SELECT * FROM users WHERE name = ?", (user["name"],))
+        return None
+
+    async def find_project(self, project: dict) -> dict | None:
+        if "id" in project:
+            return await self.store.fetchone(
+                "SELECT * FROM projects WHERE id = ?", (project["id"],))
+        if "name" in project:
+            return await self.store.fetchone(
+                "SELECT * FROM projects WHERE name = ?", (project["name"],))
+        return None
+
+    async def roles_for(self, user_id: str, project_id: str) -> list[dict[str, str]]:
+        return await self.store.fetchall(
+            "SELECT r.id, r.name FROM role_assignments a JOIN roles r ON r.id = a.role_id "
+            "WHERE a.user_id = ? AND a.project_id = ? ORDER BY r.name",
+            (user_id, project_id),
+        )
+
+    async def authenticate(self, user_ref: dict, password: str, project_ref: dict | None
+                           ) -> tuple[str, TokenInfo]:
+        user = await self.find_user(user_ref)
+        if user is None or not user["enabled"] or not check_password(password, user["password_hash"]):
+            raise AuthFailed("The request you have made requires authentication.")
+        if project_ref is None:
+            if not user["default_project_id"]:
+                raise AuthFailed("An unscoped token was requested but no project is set.")
+            project_ref = {"id": user["default_project_id"]}
+        project = await self.find_project(project_ref)
+        if project is None or not project["enabled"]:
+            raise AuthFailed("The request you have made requires authentication.")
+        roles = await self.roles_for(user["id"], project["id"])
+        if not roles:
+            raise AuthFailed(f"User {user['id']} has no access to project {project['id']}")
+        return await self._issue(user, project, roles)
+
+    async def _issue(self, user: dict, project: dict, roles: list[dict[str, str]]
+                     ) -> tuple[str, TokenInfo]:
+        token = "mn-" + secrets.token_urlsafe(32)
+        issued = now_utc()
+        info = TokenInfo(
+            user_id=user["id"], user_name=user["name"], project_id=project["id"],
+            project_name=project["name"], roles=roles, issued_at=issued,
+            expires_at=issued + timedelta(seconds=self.token_ttl),
+            audit_id=base64.urlsafe_b64encode(secrets.token_bytes(16)).decode().rstrip("="),
+        )
+        await self.store.execute(
+            "INSERT INTO tokens (token_hash, user_id, project_id, issued_at, expires_at, audit_id)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (token_hash(token), info.user_id, info.project_id, iso(info.issued_at),
+             iso(info.expires_at), info.audit_id),
+        )
+        self._cache[token_hash(token)] = info
+        return token, info
+
+    async def issue_service_token(self, project_id: str) -> str:
+        """A token for the internal service user (used by agents to fetch images)."""
+        user = await self.store.fetchone("SELECT * FROM users WHERE name = 'mininova-service'")
+        project = await self.store.fetchone("SELECT * FROM projects WHERE id = ?", (project_id,))
+        if user is None or project is None:
+            raise AuthFailed("service user or project missing")
+        token, _ = await self._issue(user, project, [{"id": "", "name": "admin"}])
+        return token
+
+    async def validate(self, token: str) -> TokenInfo:
+        key = token_hash(token)
+        info = self._cache.get(key)
+        if info is None:
+            row = await self.store.fetchone(
+                "SELECT t.*, u.name AS user_name, u.enabled AS user_enabled, p.name AS project_name"
+                " FROM tokens t JOIN users u ON u.id = t.user_id"
+                " JOIN projects p ON p.id = t.project_id WHERE t.token_hash = ?",
+                (key,),
+            )
+            if row is None or not row["user_enabled"]:
+                raise AuthFailed("The request you have made requires authentication.")
+            roles = await self.roles_for(row["user_id"], row["project_id"])
+            service = row["user_name"] == "mininova-service"
+            info = TokenInfo(
+                user_id=row["user_id"], user_name=row["user_name"],
+                project_id=row["project_id"], project_name=row["project_name"],
+                roles=[{"id": "", "name": "admin"}] if service else roles,
+                issued_at=parse_iso(row["issued_at"]), expires_at=parse_iso(row["expires_at"]),
+                audit_id=row["audit_id"],
+            )
+            self._cache[key] = info
+        if info.expires_at <= now_utc():
+            self._cache.pop(key, None)
+            raise AuthFailed("The request you have made requires authentication.")
+        return info
+
+    async def revoke(self, token: str) -> None:
+        key = token_hash(token)
+        self._cache.pop(key, None)
+        await self.store.execute("DELETE FROM tokens WHERE token_hash = ?", (key,))
+
+    async def revoke_user(self, user_id: str) -> None:
+        self._cache = {k: v for k, v in self._cache.items() if v.user_id != user_id}
+        await self.store.execute("DELETE FROM tokens WHERE user_id = ?", (user_id,))
+
+    def forget_cached_roles(self) -> None:
+        """Role assignments changed: re-read them on the next validation."""
+        self._cache.clear()
+
+    async def purge_expired(self) -> None:
+        await self.store.execute("DELETE FROM tokens WHERE expires_at < ?", (iso(now_utc()),))
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+__all__ = ["DEFAULT_DOMAIN", "AuthFailed", "IdentityService", "TokenInfo", "UTC"]

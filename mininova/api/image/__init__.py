@@ -1,0 +1,1 @@
+"""Image v2 API subset (Glance)."""

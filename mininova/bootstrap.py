@@ -1,0 +1,129 @@
+"""First start: admin project/user with a random password, roles, flavors, join token."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from mininova.api.identity.service import hash_password, new_id
+from mininova.store import Store
+from mininova.timeutil import now_iso
+
+log = logging.getLogger(__name__)
+
+ROLES = ("admin", "member", "reader")
+
+# (id, name, ram MiB, vcpus, disk GiB). m1.nano fits a 64 MiB test guest.
+DEFAULT_FLAVORS = (
+    ("1", "m1.nano", 64, 1, 1),
+    ("2", "m1.micro", 128, 1, 1),
+    ("3", "m1.tiny", 512, 1, 1),
+    ("4", "m1.small", 2048, 1, 20),
+    ("5", "m1.medium", 4096, 2, 40),
+)
+
+
+@dataclass
+class Credentials:
+    username: str
+    password: str
+    project: str
+    agent_token: str
+    created: bool
+
+
+def agent_token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+async def bootstrap(store: Store, data_dir: Path) -> Credentials:
+    """Create the first records once; later starts read the saved credentials."""
+    secrets_file = data_dir / "admin-credentials"
+    if await store.get_setting("bootstrapped") == "1":
+        password = await store.get_setting("admin_password") or ""
+        token = await store.get_setting("agent_join_token") or ""
+        return Credentials("admin", password, "admin", token, created=False)
+    password = secrets.token_urlsafe(12)
+    join_token = secrets.token_urlsafe(24)
+    now = now_iso()
+    async with store.transaction():
+        role_ids = {}
+        for name in ROLES:
+            role_ids[name] = new_id()
+            await store.execute("INSERT INTO roles (id, name) VALUES (?, ?)",
+                                (role_ids[name], name))
+        admin_project, service_project = new_id(), new_id()
+        await store.execute(
+            "INSERT INTO projects (id, name, description, created_at) VALUES (?, ?, ?, ?)",
+            (admin_project, "admin", "Administrators", now))
+        await store.execute(
+            "INSERT INTO projects (id, name, description, created_at) VALUES (?, ?, ?, ?)",
+            (service_project, "service", "mininova internal services", now))
+        admin_user, service_user = new_id(), new_id()
+        await store.execute(
+            "INSERT INTO users (id, name, password_hash, default_project_id, created_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (admin_user, "admin", hash_password(password), admin_project, now))
+        await store.execute(
+            "INSERT INTO users (id, name, password_hash, default_project_id, created_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (service_user, "mininova-service", hash_password(secrets.token_urlsafe(24)),
+             service_project, now))
+        for role in ("admin", "member", "reader"):
+            await store.execute(
+                "INSERT INTO role_assignments (user_id, project_id, role_id) VALUES (?, ?, ?)",
+                (admin_user, admin_project, role_ids[role]))
+        await store.execute(
+            "INSERT INTO role_assignments (user_id, project_id, role_id) VALUES (?, ?, ?)",
+            (service_user, service_project, role_ids["admin"]))
+        for flavor_id, name, ram, vcpus, disk in DEFAULT_FLAVORS:
+            await store.execute(
+                "INSERT INTO flavors (id, name, ram, vcpus, disk, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)", (flavor_id, name, ram, vcpus, disk, now))
+        await store.set_setting("admin_password", password)
+        await store.set_setting("agent_join_token", join_token)
+        await store.set_setting("agent_join_token_hash", agent_token_hash(join_token))
+        await store.set_setting("bootstrapped", "1")
+    secrets_file.write_text(f"username=admin\npassword={password}\nproject=admin\n")
+    secrets_file.chmod(0o600)
+    log.info("bootstrapped a new cloud in %s", data_dir)
+    return Credentials("admin", password, "admin", join_token, created=True)
+
+
+def write_clouds_yaml(path: Path, auth_url: str, creds: Credentials, region: str) -> None:
+    """clouds.yaml with cloud `mininova` (and `mininova-nofip` for the SDK cloud layer)."""
+    body = []
+    body.append("clouds:")
+    for name, extra in (("mininova", ""), ("mininova-nofip", "    floating_ip_source: None\n")):
+        body.append(
+            f"  {name}:\n"
+            f"    auth:\n"
+            f"      auth_url: {auth_url}\n"
+            f"      username: {creds.username}\n"
+            f"      password: {creds.password}\n"
+            f"      project_name: {creds.project}\n"
+            f"      user_domain_name: Default\n"
+            f"      project_domain_name: Default\n"
+            f"    region_name: {region}\n"
+            f"    identity_api_version: 3\n"
+            f"    interface: public\n" + extra
+        )
+    path.write_text("\n".join(body))
+    path.chmod(0o600)
+
+
+def write_openrc(path: Path, auth_url: str, creds: Credentials, region: str) -> None:
+    path.write_text(
+        f"export OS_AUTH_URL={auth_url}\n"
+        f"export OS_USERNAME={creds.username}\n"
+        f"export OS_PASSWORD={creds.password}\n"
+        f"export OS_PROJECT_NAME={creds.project}\n"
+        "export OS_USER_DOMAIN_NAME=Default\n"
+        "export OS_PROJECT_DOMAIN_NAME=Default\n"
+        f"export OS_REGION_NAME={region}\n"
+        "export OS_IDENTITY_API_VERSION=3\n"
+    )
+    path.chmod(0o600)

@@ -1,0 +1,109 @@
+"""Configuration: defaults < TOML file < environment (MININOVA_*) < command-line flags."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class ServeConfig:
+    data_dir: Path = Path("~/.local/share/mininova").expanduser()
+    listen: str = "127.0.0.1:8780"
+    public_url: str = ""  # default: http://<listen>
+    region: str = "RegionOne"
+    token_ttl: int = 3600
+    console_token_ttl: int = 600
+    console_single_use: bool = False
+    console_max_sessions_per_instance: int = 4
+    console_max_sessions: int = 64
+    console_keepalive: float = 20.0
+    heartbeat_interval: float = 5.0
+    missed_heartbeats_down: int = 3
+    build_retries: int = 3
+    spawn_timeout: float = 300.0
+    action_timeout: float = 180.0
+    cpu_allocation_ratio: float = 4.0
+    ram_allocation_ratio: float = 1.5
+    disk_allocation_ratio: float = 1.0
+    log_level: str = "INFO"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def listen_host(self) -> str:
+        return self.listen.rsplit(":", 1)[0] or "127.0.0.1"
+
+    @property
+    def listen_port(self) -> int:
+        return int(self.listen.rsplit(":", 1)[1])
+
+    @property
+    def base_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = self.listen_host
+        if host in ("0.0.0.0", "::", ""):
+            host = "127.0.0.1"
+        return f"http://{host}:{self.listen_port}"
+
+
+@dataclass
+class AgentConfig:
+    controller: str = "http://127.0.0.1:8780"
+    token: str = ""
+    host: str = ""
+    driver: str = "fake"
+    data_dir: Path = Path("~/.local/share/mininova-agent").expanduser()
+    libvirt_uri: str = "qemu:///system"
+    virt_type: str = "auto"
+    libvirt_network: str = "default"
+    heartbeat_interval: float = 5.0
+    sync_interval: float = 5.0
+    reconnect_max_backoff: float = 10.0
+    destroy_orphans: bool = False
+    fake_vcpus: int = 16
+    fake_memory_mb: int = 32768
+    fake_disk_gb: int = 500
+    fake_boot_seconds: float = 0.2
+    log_level: str = "INFO"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _coerce(current: Any, raw: Any) -> Any:
+    if isinstance(current, bool):
+        if isinstance(raw, str):
+            return raw.strip().lower() in ("1", "true", "yes", "on")
+        return bool(raw)
+    if isinstance(current, int):
+        return int(raw)
+    if isinstance(current, float):
+        return float(raw)
+    if isinstance(current, Path):
+        return Path(str(raw)).expanduser()
+    return raw
+
+
+def load(cls: type, config_file: Path | None, env_prefix: str, overrides: dict[str, Any]) -> Any:
+    """Build a config dataclass from a TOML file, then env vars, then explicit overrides."""
+    config = cls()
+    names = {f.name for f in fields(cls) if f.name != "extra"}
+    if config_file is not None:
+        with open(config_file, "rb") as fh:
+            data = tomllib.load(fh)
+        for key, value in data.items():
+            key = key.replace("-", "_")
+            if key in names:
+                setattr(config, key, _coerce(getattr(config, key), value))
+            else:
+                config.extra[key] = value
+    for name in names:
+        env = os.environ.get(f"{env_prefix}{name.upper()}")
+        if env is not None:
+            setattr(config, name, _coerce(getattr(config, name), env))
+    for key, value in overrides.items():
+        if value is not None and key in names:
+            setattr(config, key, _coerce(getattr(config, key), value))
+    return config

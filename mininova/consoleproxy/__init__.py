@@ -1,0 +1,7 @@
+"""nova-novncproxy (placeholder)."""
+
+from aiohttp import web
+
+
+def setup(app: web.Application, services) -> None:
+    pass

@@ -1,0 +1,167 @@
+"""The one instance state machine: vm_state / task_state / power_state and the API status.
+
+Every service asks this module; nobody else hard-codes a transition. Two tables:
+`ACTIONS` says from which states an action may start, which task_state it sets while it runs
+and where it lands when the compute host reports success; `status()` derives Nova's API
+`status` from (vm_state, task_state).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# vm_state
+ACTIVE = "active"
+BUILDING = "building"
+PAUSED = "paused"
+SUSPENDED = "suspended"
+STOPPED = "stopped"
+ERROR = "error"
+DELETED = "deleted"
+
+# task_state
+SCHEDULING = "scheduling"
+SPAWNING = "spawning"
+POWERING_OFF = "powering-off"
+POWERING_ON = "powering-on"
+REBOOTING = "rebooting"
+REBOOTING_HARD = "rebooting_hard"
+PAUSING = "pausing"
+UNPAUSING = "unpausing"
+SUSPENDING = "suspending"
+RESUMING = "resuming"
+DELETING = "deleting"
+
+# power_state (same integers as mininova.virt.driver)
+NOSTATE = 0
+RUNNING = 1
+PAUSED_POWER = 3
+SHUTDOWN = 4
+CRASHED = 6
+SUSPENDED_POWER = 7
+
+POWER_STATES = (NOSTATE, RUNNING, PAUSED_POWER, SHUTDOWN, CRASHED, SUSPENDED_POWER)
+
+
+@dataclass(frozen=True)
+class Action:
+    """An instance action: which vm_states allow it, its task_state, and its landing state."""
+
+    name: str
+    allowed: frozenset[str]
+    task_state: str
+    lands_vm_state: str
+    lands_power_state: int
+    agent_method: str
+
+
+def _action(name: str, allowed: set[str], task: str, vm: str, power: int, method: str) -> Action:
+    return Action(name, frozenset(allowed), task, vm, power, method)
+
+
+ACTIONS: dict[str, Action] = {
+    a.name: a
+    for a in (
+        _action("stop", {ACTIVE, ERROR}, POWERING_OFF, STOPPED, SHUTDOWN, "power_off"),
+        _action("start", {STOPPED}, POWERING_ON, ACTIVE, RUNNING, "power_on"),
+        _action("reboot", {ACTIVE}, REBOOTING, ACTIVE, RUNNING, "reboot"),
+        _action(
+            "reboot_hard",
+            {ACTIVE, STOPPED, PAUSED, SUSPENDED, ERROR},
+            REBOOTING_HARD,
+            ACTIVE,
+            RUNNING,
+            "reboot",
+        ),
+        _action("pause", {ACTIVE}, PAUSING, PAUSED, PAUSED_POWER, "pause"),
+        _action("unpause", {PAUSED}, UNPAUSING, ACTIVE, RUNNING, "unpause"),
+        _action("suspend", {ACTIVE}, SUSPENDING, SUSPENDED, SUSPENDED_POWER, "suspend"),
+        _action("resume", {SUSPENDED}, RESUMING, ACTIVE, RUNNING, "resume"),
+    )
+}
+
+
+class InvalidState(Exception):
+    """The action cannot start from the instance's current state (HTTP 409)."""
+
+
+def check_action(action: str, vm_state: str, task_state: str | None) -> Action:
+    """Return the Action if it may start now, else raise InvalidState naming why."""
+    spec = ACTIONS[action]
+    if task_state is not None:
+        raise InvalidState(
+            f"Cannot '{action}' instance while it is in task_state {task_state}"
+        )
+    if vm_state not in spec.allowed:
+        raise InvalidState(f"Cannot '{action}' instance while it is in vm_state {vm_state}")
+    return spec
+
+
+def can_delete(task_state: str | None) -> bool:
+    return task_state != DELETING
+
+
+_STATUS_BY_VM_STATE = {
+    ACTIVE: "ACTIVE",
+    BUILDING: "BUILD",
+    STOPPED: "SHUTOFF",
+    PAUSED: "PAUSED",
+    SUSPENDED: "SUSPENDED",
+    ERROR: "ERROR",
+    DELETED: "DELETED",
+}
+
+_STATUS_BY_TASK_STATE = {
+    (ACTIVE, REBOOTING): "REBOOT",
+    (ACTIVE, REBOOTING_HARD): "HARD_REBOOT",
+    (STOPPED, REBOOTING_HARD): "HARD_REBOOT",
+    (PAUSED, REBOOTING_HARD): "HARD_REBOOT",
+    (SUSPENDED, REBOOTING_HARD): "HARD_REBOOT",
+    (ERROR, REBOOTING_HARD): "HARD_REBOOT",
+}
+
+
+def status(vm_state: str, task_state: str | None) -> str:
+    """Nova's API `status` for a (vm_state, task_state) pair."""
+    if task_state is not None:
+        special = _STATUS_BY_TASK_STATE.get((vm_state, task_state))
+        if special:
+            return special
+    return _STATUS_BY_VM_STATE.get(vm_state, "UNKNOWN")
+
+
+def vm_states_for_status(api_status: str) -> list[tuple[str, str | None]] | None:
+    """The (vm_state, task_state-or-None-meaning-any) pairs a status filter selects.
+
+    None for an unknown status (the list filter then returns nothing).
+    """
+    wanted = api_status.upper()
+    pairs: list[tuple[str, str | None]] = []
+    for (vm, task), name in _STATUS_BY_TASK_STATE.items():
+        if name == wanted:
+            pairs.append((vm, task))
+    for vm, name in _STATUS_BY_VM_STATE.items():
+        if name == wanted:
+            pairs.append((vm, None))
+    return pairs or None
+
+
+def vm_state_for_power(power_state: int, current_vm_state: str) -> str | None:
+    """The vm_state a power-state report implies for a settled instance (no task running).
+
+    Returns None when the report does not change the vm_state. A guest that stopped by
+    itself becomes STOPPED (SHUTOFF), as Nova's power-state sync does.
+    """
+    if current_vm_state in (BUILDING, ERROR, DELETED):
+        return None
+    mapping = {
+        RUNNING: ACTIVE,
+        SHUTDOWN: STOPPED,
+        CRASHED: STOPPED,
+        PAUSED_POWER: PAUSED,
+        SUSPENDED_POWER: SUSPENDED,
+    }
+    target = mapping.get(power_state)
+    if target is None or target == current_vm_state:
+        return None
+    return target

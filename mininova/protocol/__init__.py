@@ -1,0 +1,21 @@
+"""The agent protocol: a sans-I/O core (`core`) and a thin asyncio shell (`peer`)."""
+
+from mininova.protocol.core import (
+    PROTOCOL_VERSION,
+    Endpoint,
+    ErrorReply,
+    Notification,
+    ProtocolError,
+    Reply,
+    Request,
+)
+
+__all__ = [
+    "PROTOCOL_VERSION",
+    "Endpoint",
+    "ErrorReply",
+    "Notification",
+    "ProtocolError",
+    "Reply",
+    "Request",
+]

@@ -1,0 +1,9 @@
+"""nova-scheduler (placeholder)."""
+
+
+class Scheduler:
+    def __init__(self, services) -> None:
+        self.services = services
+
+    async def handle(self, method: str, params: dict):
+        raise NotImplementedError(method)

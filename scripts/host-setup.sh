@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# Prepare a host for mininova: install the virtualization packages and make
+# sure libvirtd/virtlogd are running, even where no init system starts them.
+#
+# Idempotent and safe to re-run.
+#
+#   scripts/host-setup.sh            # host packages + libvirt daemons + default network
+#   scripts/host-setup.sh --browser  # also chromium and nodejs/npm (web UI tests)
+#
+# Environment:
+#   LIBVIRT_URI          libvirt URI to check (default qemu:///system)
+#   HOST_SETUP_NO_APT=1  skip the package step (only start daemons / network)
+set -euo pipefail
+
+URI="${LIBVIRT_URI:-qemu:///system}"
+WANT_BROWSER=0
+for arg in "$@"; do
+    case "$arg" in
+        --browser) WANT_BROWSER=1 ;;
+        -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+        *) echo "host-setup: unknown argument: $arg" >&2; exit 2 ;;
+    esac
+done
+
+log()  { echo "host-setup: $*"; }
+warn() { echo "host-setup: WARNING: $*" >&2; }
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "host-setup: must run as root" >&2
+    exit 1
+fi
+
+PACKAGES=(
+    libvirt-daemon-system libvirt-clients libvirt-daemon-driver-qemu
+    qemu-system-x86 qemu-utils libvirt-dev pkg-config
+    dnsmasq-base iproute2 iptables busybox-static cpio genisoimage
+)
+if [ "$WANT_BROWSER" = 1 ]; then
+    PACKAGES+=(chromium nodejs npm)
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+APT_OPTS=(-y -q -o DPkg::Lock::Timeout=600 -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold)
+
+# --- packages -------------------------------------------------------------
+
+missing_packages() {
+    local p st
+    for p in "${PACKAGES[@]}"; do
+        st="$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)"
+        [ "$st" = installed ] || echo "$p"
+    done
+}
+
+lists_fresh() {
+    # Fresh = some Packages index younger than one day.
+    [ -n "$(find /var/lib/apt/lists -maxdepth 1 -name '*Packages*' -mmin -1440 2>/dev/null | head -n1)" ]
+}
+
+apt_retry() {
+    # apt-get honours DPkg::Lock::Timeout for the dpkg lock; the lists lock
+    # (apt-get update) may still be busy, so retry a while on any failure.
+    local i
+    for i in $(seq 1 30); do
+        if apt-get "${APT_OPTS[@]}" "$@"; then
+            return 0
+        fi
+        log "apt-get $1 failed (lock busy?), retrying in 20s ($i/30)"
+        sleep 20
+    done
+    return 1
+}
+
+if [ "${HOST_SETUP_NO_APT:-0}" != 1 ]; then
+    mapfile -t MISSING < <(missing_packages)
+    if [ "${#MISSING[@]}" -gt 0 ]; then
+        log "installing: ${MISSING[*]}"
+        if ! lists_fresh; then
+            apt_retry update >/dev/null
+        fi
+        if ! apt_retry install --no-install-recommends "${MISSING[@]}" >/dev/null; then
+            echo "host-setup: apt-get install failed" >&2
+            exit 1
+        fi
+    else
+        log "packages already installed"
+    fi
+fi
+
+# --- libvirt daemons --------------------------------------------------------
+
+virsh_ok() { timeout 10 virsh -c "$URI" version >/dev/null 2>&1; }
+
+if virsh_ok; then
+    log "libvirtd already answering on $URI"
+else
+    mkdir -p /run/libvirt /var/run/libvirt /var/log/libvirt /var/lib/libvirt
+    if ! pgrep -x virtlogd >/dev/null 2>&1; then
+        log "starting virtlogd"
+        virtlogd -d || warn "virtlogd failed to start"
+    fi
+    if ! pgrep -x libvirtd >/dev/null 2>&1; then
+        # a stale pid file from a dead daemon would stop a new one
+        if [ -f /run/libvirtd.pid ] && ! kill -0 "$(cat /run/libvirtd.pid 2>/dev/null)" 2>/dev/null; then
+            rm -f /run/libvirtd.pid
+        fi
+        log "starting libvirtd"
+        libvirtd -d || warn "libvirtd failed to start"
+    fi
+    deadline=$((SECONDS + 60))
+    until virsh_ok; do
+        if [ "$SECONDS" -ge "$deadline" ]; then
+            echo "host-setup: libvirtd did not answer on $URI within 60s" >&2
+            [ -f /var/log/libvirt/libvirtd.log ] && tail -n 20 /var/log/libvirt/libvirtd.log >&2
+            exit 1
+        fi
+        sleep 1
+    done
+    log "libvirtd is up"
+fi
+
+# --- default NAT network -----------------------------------------------------
+
+NET_STATE="unavailable"
+if ! virsh -c "$URI" net-info default >/dev/null 2>&1; then
+    if [ -f /usr/share/libvirt/networks/default.xml ]; then
+        virsh -c "$URI" net-define /usr/share/libvirt/networks/default.xml >/dev/null 2>&1 \
+            || warn "could not define libvirt network 'default'"
+    else
+        warn "/usr/share/libvirt/networks/default.xml missing (libvirt-daemon-config-network?)"
+    fi
+fi
+if virsh -c "$URI" net-info default >/dev/null 2>&1; then
+    virsh -c "$URI" net-autostart default >/dev/null 2>&1 || true
+    if virsh -c "$URI" net-info default 2>/dev/null | grep -Eq '^Active:[[:space:]]+yes'; then
+        NET_STATE="active"
+    elif err="$(virsh -c "$URI" net-start default 2>&1)"; then
+        NET_STATE="active"
+        log "started libvirt network 'default'"
+    else
+        NET_STATE="inactive"
+        warn "could not start libvirt network 'default' (guests fall back to user-mode networking): $(echo "$err" | tr '\n' ' ' | cut -c1-300)"
+    fi
+fi
+
+# --- summary -----------------------------------------------------------------
+
+LV_VER="$(virsh -c "$URI" version 2>/dev/null | sed -n 's/^Running hypervisor: //p; s/^Using library: //p' | paste -sd ';' -)"
+echo "host-setup: OK: libvirt ($URI) ${LV_VER:-version unknown}; default network: $NET_STATE$([ "$WANT_BROWSER" = 1 ] && echo "; browser: $(command -v chromium >/dev/null && echo chromium) node $(node --version 2>/dev/null || echo missing)")"

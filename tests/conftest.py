@@ -1,0 +1,118 @@
+"""Shared fixtures: an in-process controller on a free loopback port, and API helpers."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from mininova.config import ServeConfig
+from mininova.controller import Controller
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class ApiClient:
+    """Minimal authenticated HTTP client for API tests."""
+
+    base: str
+    session: aiohttp.ClientSession
+    token: str
+    project_id: str
+    user_id: str
+
+    async def request(self, method: str, path: str, *, json: Any = None, data: Any = None,
+                      headers: dict[str, str] | None = None, token: str | None | bool = True,
+                      version: str | None = None) -> tuple[int, Any, aiohttp.ClientResponse]:
+        hdrs = dict(headers or {})
+        if token is True:
+            hdrs["X-Auth-Token"] = self.token
+        elif isinstance(token, str):
+            hdrs["X-Auth-Token"] = token
+        if version:
+            hdrs["OpenStack-API-Version"] = f"compute {version}"
+        async with self.session.request(method, self.base + path, json=json, data=data,
+                                        headers=hdrs) as resp:
+            raw = await resp.read()
+            try:
+                body = await resp.json(content_type=None) if raw else None
+            except ValueError:
+                body = raw.decode(errors="replace")
+            return resp.status, body, resp
+
+    async def get(self, path: str, **kw: Any) -> tuple[int, Any, aiohttp.ClientResponse]:
+        return await self.request("GET", path, **kw)
+
+    async def post(self, path: str, **kw: Any) -> tuple[int, Any, aiohttp.ClientResponse]:
+        return await self.request("POST", path, **kw)
+
+    async def put(self, path: str, **kw: Any) -> tuple[int, Any, aiohttp.ClientResponse]:
+        return await self.request("PUT", path, **kw)
+
+    async def delete(self, path: str, **kw: Any) -> tuple[int, Any, aiohttp.ClientResponse]:
+        return await self.request("DELETE", path, **kw)
+
+    async def patch(self, path: str, **kw: Any) -> tuple[int, Any, aiohttp.ClientResponse]:
+        return await self.request("PATCH", path, **kw)
+
+
+async def login(session: aiohttp.ClientSession, base: str, user: str, password: str,
+                project: str) -> tuple[str, dict]:
+    body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
+        "name": user, "domain": {"name": "Default"}, "password": password}}},
+        "scope": {"project": {"name": project, "domain": {"name": "Default"}}}}}
+    async with session.post(base + "/identity/v3/auth/tokens", json=body) as resp:
+        assert resp.status == 201, await resp.text()
+        return resp.headers["X-Subject-Token"], (await resp.json())["token"]
+
+
+@pytest.fixture
+async def controller(tmp_path: Path) -> AsyncIterator[Controller]:
+    config = ServeConfig(data_dir=tmp_path / "data", listen=f"127.0.0.1:{free_port()}",
+                         heartbeat_interval=0.5)
+    ctl = Controller(config)
+    await ctl.start()
+    try:
+        yield ctl
+    finally:
+        await ctl.stop()
+
+
+@pytest.fixture
+async def api(controller: Controller) -> AsyncIterator[ApiClient]:
+    """An admin client against the in-process controller."""
+    base = controller.config.base_url
+    async with aiohttp.ClientSession() as session:
+        creds = controller.credentials
+        assert creds is not None
+        token, body = await login(session, base, creds.username, creds.password, creds.project)
+        yield ApiClient(base, session, token, body["project"]["id"], body["user"]["id"])
+
+
+@pytest.fixture
+async def member_api(api: ApiClient) -> AsyncIterator[ApiClient]:
+    """A client for a fresh project whose user holds only the member role."""
+    status, project, _ = await api.post("/identity/v3/projects",
+                                        json={"project": {"name": "class1"}})
+    assert status == 201, project
+    pid = project["project"]["id"]
+    status, user, _ = await api.post("/identity/v3/users", json={"user": {
+        "name": "student1", "password": "s3cret", "default_project_id": pid}})
+    assert status == 201, user
+    uid = user["user"]["id"]
+    _, roles, _ = await api.get("/identity/v3/roles?name=member")
+    rid = roles["roles"][0]["id"]
+    status, _, _ = await api.put(f"/identity/v3/projects/{pid}/users/{uid}/roles/{rid}")
+    assert status == 204
+    token, body = await login(api.session, api.base, "student1", "s3cret", "class1")
+    yield ApiClient(api.base, api.session, token, pid, uid)
