@@ -1,21 +1,191 @@
-"""The controller's end of the agent links (placeholder)."""
+"""The controller's end of the agent links: one websocket per agent at `/agent`.
+
+Agents dial out and authenticate with the join token. The hub records each host's inventory
+and heartbeats in `compute_nodes`, relays the agent's reports to the conductor over the bus and
+lets the conductor send orders to a host with `call(host, method, params)`.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import hmac
+import logging
+from typing import Any
 
-from aiohttp import web
+from aiohttp import WSMsgType, web
+
+from mininova.api.services import Services
+from mininova.bootstrap import agent_token_hash
+from mininova.hosts import is_up
+from mininova.protocol import PROTOCOL_VERSION, ProtocolError
+from mininova.protocol.peer import Peer
+from mininova.timeutil import now_iso
+
+log = logging.getLogger(__name__)
+
+
+class HostUnavailable(ProtocolError):
+    """No live link to that host."""
+
+    def __init__(self, host: str) -> None:
+        super().__init__("host_unavailable", f"compute host {host} is not connected")
+
+
+def _int(value: Any, default: int = 0) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
 
 
 class AgentHub:
-    def __init__(self, services) -> None:
+    def __init__(self, services: Services) -> None:
         self.services = services
+        self.links: dict[str, Peer] = {}
+        self._sockets: dict[str, web.WebSocketResponse] = {}
 
     def setup(self, app: web.Application) -> None:
-        pass
+        app.router.add_get("/agent", self.handle)
+
+    @property
+    def store(self):  # noqa: ANN201 - Store
+        return self.services.store
+
+    async def _authorized(self, request: web.Request) -> bool:
+        header = request.headers.get("Authorization", "")
+        if not header.startswith("Bearer "):
+            return False
+        expected = await self.store.get_setting("agent_join_token_hash") or ""
+        return hmac.compare_digest(agent_token_hash(header[7:].strip()), expected)
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        if not await self._authorized(request):
+            return web.json_response(
+                {"error": {"code": 401, "message": "invalid or missing agent join token"}},
+                status=401)
+        ws = web.WebSocketResponse(heartbeat=self.services.config.heartbeat_interval * 2,
+                                   max_msg_size=8 * 1024 * 1024)
+        await ws.prepare(request)
+        state: dict[str, str] = {}
+
+        async def send(frame: str) -> None:
+            await ws.send_str(frame)
+
+        peer = Peer(send, {}, name="agent")
+        peer.handlers = {
+            "hello": lambda p: self._hello(p, peer, ws, state),
+            "heartbeat": lambda p: self._heartbeat(p, state),
+            "instance_event": lambda p: self._instance_event(p, state),
+        }
+        try:
+            async for msg in ws:
+                if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+                    await peer.feed(msg.data)
+                elif msg.type == WSMsgType.ERROR:
+                    break
+        finally:
+            peer.close("agent disconnected")
+            host = state.get("host")
+            if host and self.links.get(host) is peer:
+                del self.links[host]
+                self._sockets.pop(host, None)
+                await self.store.execute(
+                    "UPDATE compute_nodes SET connected = 0, updated_at = ? WHERE host = ?",
+                    (now_iso(), host))
+                log.warning("agent %s disconnected", host)
+        return ws
+
+    async def _hello(self, params: dict[str, Any], peer: Peer, ws: web.WebSocketResponse,
+                     state: dict[str, str]) -> dict[str, Any]:
+        version = params.get("protocol")
+        if version != PROTOCOL_VERSION:
+            raise ProtocolError("unsupported_version", f"controller speaks {PROTOCOL_VERSION}")
+        host = params.get("host")
+        if not isinstance(host, str) or not host or len(host) > 255:
+            raise ValueError("hello needs a host name")
+        if "host" in state:
+            raise ProtocolError("invalid_frame", "hello was already sent on this link")
+        res = params.get("resources") or {}
+        if not isinstance(res, dict):
+            raise ValueError("resources must be an object")
+        now = now_iso()
+        await self.store.execute(
+            "INSERT INTO compute_nodes (host, hypervisor_hostname, hypervisor_type,"
+            " hypervisor_version, cpu_info, host_ip, vcpus, memory_mb, local_gb, driver,"
+            " connected, last_heartbeat, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?)"
+            " ON CONFLICT(host) DO UPDATE SET hypervisor_type=excluded.hypervisor_type,"
+            " hypervisor_version=excluded.hypervisor_version, cpu_info=excluded.cpu_info,"
+            " host_ip=excluded.host_ip, vcpus=excluded.vcpus, memory_mb=excluded.memory_mb,"
+            " local_gb=excluded.local_gb, driver=excluded.driver, connected=1,"
+            " last_heartbeat=excluded.last_heartbeat, updated_at=excluded.updated_at",
+            (host, host, str(res.get("hypervisor_type", "fake")),
+             _int(res.get("hypervisor_version")), str(res.get("cpu_info", "{}")),
+             str(res.get("host_ip", "127.0.0.1")), _int(res.get("vcpus")),
+             _int(res.get("memory_mb")), _int(res.get("local_gb")),
+             str(params.get("driver", "")), now, now, now),
+        )
+        old = self._sockets.get(host)
+        state["host"] = host
+        self.links[host] = peer
+        self._sockets[host] = ws
+        if old is not None and old is not ws:
+            await old.close(message=b"replaced by a newer connection")
+        log.info("agent %s connected (%s driver)", host, params.get("driver"))
+        guests = params.get("guests") or []
+        self.services.bus.cast("conductor", "host_connected", host=host, guests=guests)
+        return {"heartbeat_interval": self.services.config.heartbeat_interval}
+
+    def _host(self, state: dict[str, str]) -> str:
+        host = state.get("host")
+        if host is None:
+            raise ProtocolError("invalid_frame", "send hello first")
+        return host
+
+    async def _heartbeat(self, params: dict[str, Any], state: dict[str, str]) -> dict:
+        host = self._host(state)
+        await self.store.execute(
+            "UPDATE compute_nodes SET last_heartbeat = ?, connected = 1 WHERE host = ?",
+            (now_iso(), host))
+        guests = params.get("guests")
+        if isinstance(guests, list):
+            self.services.bus.cast("conductor", "sync_power_states", host=host, guests=guests)
+        return {}
+
+    async def _instance_event(self, params: dict[str, Any], state: dict[str, str]) -> dict:
+        host = self._host(state)
+        uuid = params.get("uuid")
+        power_state = params.get("power_state")
+        if not isinstance(uuid, str) or not isinstance(power_state, int):
+            raise ValueError("instance_event needs uuid (string) and power_state (int)")
+        self.services.bus.cast("conductor", "instance_event", host=host, uuid=uuid,
+                               power_state=power_state)
+        return {}
+
+    def is_connected(self, host: str) -> bool:
+        return host in self.links
+
+    async def call(self, host: str, method: str, params: dict[str, Any] | None = None,
+                   timeout: float = 60.0) -> Any:
+        peer = self.links.get(host)
+        if peer is None or peer.closed:
+            raise HostUnavailable(host)
+        return await peer.call(method, params or {}, timeout=timeout)
 
     async def monitor(self) -> None:
-        await asyncio.Event().wait()
+        """Close links whose agent stopped heartbeating (a half-open TCP connection)."""
+        config = self.services.config
+        limit = config.heartbeat_interval * config.missed_heartbeats_down
+        while True:
+            await asyncio.sleep(config.heartbeat_interval)
+            rows = await self.store.fetchall(
+                "SELECT host, last_heartbeat FROM compute_nodes WHERE connected = 1")
+            for row in rows:
+                if not is_up({**row, "connected": 1}, config) and row["host"] in self._sockets:
+                    log.warning("agent %s missed heartbeats for %.0fs; closing its link",
+                                row["host"], limit)
+                    await self._sockets[row["host"]].close()
 
     async def close(self) -> None:
-        pass
+        for ws in list(self._sockets.values()):
+            await ws.close(message=b"controller shutting down")
