@@ -1,13 +1,272 @@
-"""nova-conductor (placeholder)."""
+"""nova-conductor: builds, actions and deletes between the API, the scheduler and the hosts.
+
+The API records the request and sets the task_state, then casts here. The conductor asks the
+scheduler for a host (with an atomic claim), orders the host's agent over the hub, and lands
+the instance in the state the state machine names — or in ERROR with a fault. It also
+reconciles what agents report (power-state sync, reconnects) with what the database says.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from mininova import instance_states as st
+from mininova.agenthub import AgentHub
+from mininova.api.services import Services
+from mininova.conductor.specs import instance_spec
+from mininova.protocol import ProtocolError
+from mininova.scheduler import NoValidHost, Request
+from mininova.store import instances as db
+from mininova.timeutil import now_iso
+
+log = logging.getLogger(__name__)
+
+# A guest missing from this many consecutive sweeps of its host is declared lost.
+MISSING_SWEEPS = 2
 
 
 class Conductor:
-    def __init__(self, services, hub) -> None:
+    def __init__(self, services: Services, hub: AgentHub) -> None:
         self.services = services
         self.hub = hub
+        self.store = services.store
+        self._missing: dict[str, int] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
 
-    async def handle(self, method: str, params: dict):
-        raise NotImplementedError(method)
+    def _lock(self, uuid: str) -> asyncio.Lock:
+        return self._locks.setdefault(uuid, asyncio.Lock())
+
+    async def handle(self, method: str, params: dict[str, Any]) -> Any:
+        handler = getattr(self, f"do_{method}", None)
+        if handler is None:
+            raise LookupError(f"conductor has no method {method!r}")
+        return await handler(**params)
+
+    # ---- builds ---------------------------------------------------------------------------
+
+    async def do_build_instances(self, uuids: list[str]) -> None:
+        await asyncio.gather(*(self._build(uuid) for uuid in uuids))
+
+    async def _build(self, uuid: str) -> None:
+        cfg = self.services.config
+        tried: list[str] = []
+        last_error = "No valid host was found."
+        async with self._lock(uuid):
+            for _attempt in range(max(1, cfg.build_retries)):
+                inst = await db.get(self.store, uuid)
+                if inst is None or inst["task_state"] == st.DELETING:
+                    return
+                flavor = inst["flavor"]
+                request = Request(uuid, int(flavor["vcpus"]), int(flavor["ram"]),
+                                  int(flavor["disk"]) + int(flavor.get("ephemeral") or 0),
+                                  inst["availability_zone"] or None, tuple(tried),
+                                  inst["scheduler_hints"].get("force_host"))
+                event = await db.start_event(self.store, uuid, "conductor_schedule_and_build",
+                                             None)
+                try:
+                    host = await self.services.bus.call("scheduler", "select_and_claim",
+                                                        **request.__dict__)
+                except NoValidHost as exc:
+                    last_error = str(exc)
+                    await db.finish_event(self.store, event, False, last_error)
+                    break
+                tried.append(host)
+                if not await db.update(self.store, uuid, host=host, task_state=st.SPAWNING,
+                                       expect_task_state=(st.SCHEDULING, st.SPAWNING)):
+                    await db.finish_event(self.store, event, False, "deleted while scheduling")
+                    await self.services.bus.call("scheduler", "release", instance_uuid=uuid)
+                    return
+                try:
+                    spec = await instance_spec(self.services, inst)
+                    info = await self.hub.call(host, "spawn", {"instance": spec},
+                                               timeout=cfg.spawn_timeout)
+                except (ProtocolError, OSError, ValueError) as exc:
+                    last_error = f"Build of instance {uuid} failed on {host}: " + (
+                        exc.message if isinstance(exc, ProtocolError) else str(exc))
+                    log.warning("%s", last_error)
+                    await db.finish_event(self.store, event, False, last_error)
+                    await self.services.bus.call("scheduler", "release", instance_uuid=uuid)
+                    await self._cleanup_failed_spawn(host, uuid)
+                    continue
+                await db.finish_event(self.store, event, True)
+                landed = await db.update(
+                    self.store, uuid, expect_task_state=st.SPAWNING, vm_state=st.ACTIVE,
+                    task_state=None, power_state=int(info.get("power_state", st.RUNNING)),
+                    addresses=info.get("addresses") or [], launched_at=now_iso())
+                if not landed:  # deleted while spawning: the delete path cleans up
+                    log.info("instance %s changed during spawn", uuid)
+                return
+            await db.update(self.store, uuid, vm_state=st.ERROR, task_state=None,
+                            fault=db.fault(last_error),
+                            expect_task_state=(st.SCHEDULING, st.SPAWNING))
+            log.warning("instance %s → ERROR: %s", uuid, last_error)
+
+    async def _cleanup_failed_spawn(self, host: str, uuid: str) -> None:
+        try:
+            await self.hub.call(host, "destroy", {"uuid": uuid}, timeout=60)
+        except ProtocolError as exc:
+            log.info("cleanup of failed spawn %s on %s: %s", uuid, host, exc.message)
+
+    # ---- actions ----------------------------------------------------------------------------
+
+    async def do_run_action(self, uuid: str, action: str) -> None:
+        spec = st.ACTIONS[action]
+        async with self._lock(uuid):
+            inst = await db.get(self.store, uuid)
+            if inst is None or inst["task_state"] != spec.task_state:
+                return
+            params: dict[str, Any] = {"uuid": uuid}
+            if spec.agent_method == "reboot":
+                params["hard"] = action == "reboot_hard"
+            event = await db.start_event(self.store, uuid, f"compute_{spec.agent_method}",
+                                         inst["host"])
+            try:
+                await self.hub.call(inst["host"] or "", spec.agent_method, params,
+                                    timeout=self.services.config.action_timeout)
+            except ProtocolError as exc:
+                log.warning("%s of %s failed: %s", action, uuid, exc.message)
+                await db.finish_event(self.store, event, False, exc.message)
+                await db.update(self.store, uuid, expect_task_state=spec.task_state,
+                                task_state=None)
+                return
+            await db.finish_event(self.store, event, True)
+            await db.update(self.store, uuid, expect_task_state=spec.task_state,
+                            vm_state=spec.lands_vm_state, power_state=spec.lands_power_state,
+                            task_state=None)
+
+    # ---- delete -------------------------------------------------------------------------------
+
+    async def do_delete_instance(self, uuid: str) -> None:
+        async with self._lock(uuid):
+            inst = await db.get(self.store, uuid)
+            if inst is None:
+                return
+            host = inst["host"]
+            if host:
+                event = await db.start_event(self.store, uuid, "compute_terminate_instance",
+                                             host)
+                try:
+                    await self.hub.call(host, "destroy", {"uuid": uuid},
+                                        timeout=self.services.config.action_timeout)
+                    await db.finish_event(self.store, event, True)
+                except ProtocolError as exc:
+                    # Host down: delete locally; the guest is reaped when its agent returns.
+                    log.warning("delete of %s on %s deferred: %s", uuid, host, exc.message)
+                    await db.finish_event(self.store, event, False, exc.message)
+            await self._mark_deleted(uuid)
+
+    async def _mark_deleted(self, uuid: str) -> None:
+        now = now_iso()
+        async with self.store.transaction():
+            await self.store.execute("DELETE FROM allocations WHERE instance_uuid = ?", (uuid,))
+            await self.store.execute(
+                "UPDATE instances SET deleted = 1, vm_state = ?, task_state = NULL,"
+                " power_state = 0, terminated_at = ?, updated_at = ? WHERE uuid = ?",
+                (st.DELETED, now, now, uuid))
+        self.services.bus.cast("consoleauth", "revoke_instance", uuid=uuid)
+        self._locks.pop(uuid, None)
+        log.info("instance %s deleted", uuid)
+
+    # ---- reads that need the host ----------------------------------------------------------
+
+    async def do_console_output(self, uuid: str, length: int | None) -> str:
+        inst = await db.get(self.store, uuid)
+        if inst is None or not inst["host"]:
+            raise ProtocolError("not_found", "instance has no host")
+        result = await self.hub.call(inst["host"], "console_output",
+                                     {"uuid": uuid, "length": length}, timeout=30)
+        return str(result.get("output", ""))
+
+    # ---- reports from agents ----------------------------------------------------------------
+
+    async def do_host_connected(self, host: str, guests: list[dict[str, Any]]) -> None:
+        """An agent (re)connected: reap guests of deleted instances, resync the rest."""
+        known = {g.get("uuid") for g in guests if isinstance(g, dict)}
+        for uuid in known:
+            if not isinstance(uuid, str):
+                continue
+            row = await db.get(self.store, uuid, include_deleted=True)
+            if row is not None and row["deleted"]:
+                log.info("reaping guest %s of deleted instance on %s", uuid, host)
+                try:
+                    await self.hub.call(host, "destroy", {"uuid": uuid}, timeout=60)
+                except ProtocolError as exc:
+                    log.warning("reap of %s failed: %s", uuid, exc.message)
+            elif row is None:
+                log.warning("host %s runs guest %s that this cloud does not know; left alone",
+                            host, uuid)
+        await self.do_sync_power_states(host, guests)
+
+    async def do_sync_power_states(self, host: str, guests: list[dict[str, Any]]) -> None:
+        reported = {g["uuid"]: g for g in guests
+                    if isinstance(g, dict) and isinstance(g.get("uuid"), str)}
+        rows = await self.store.fetchall(
+            "SELECT uuid FROM instances WHERE host = ? AND deleted = 0", (host,))
+        for row in rows:
+            uuid = row["uuid"]
+            guest = reported.get(uuid)
+            if guest is None:
+                await self._guest_missing(uuid)
+                continue
+            self._missing.pop(uuid, None)
+            power = guest.get("power_state")
+            if isinstance(power, int):
+                await self._apply_power_state(uuid, power, guest.get("addresses"))
+
+    async def do_instance_event(self, host: str, uuid: str, power_state: int) -> None:
+        inst = await db.get(self.store, uuid)
+        if inst is None or inst["host"] != host:
+            return
+        await self._apply_power_state(uuid, power_state, None)
+
+    async def _apply_power_state(self, uuid: str, power: int, addresses: Any) -> None:
+        inst = await db.get(self.store, uuid)
+        if inst is None or inst["task_state"] is not None or self._lock(uuid).locked():
+            return
+        changes: dict[str, Any] = {}
+        if power != inst["power_state"]:
+            changes["power_state"] = power
+        target = st.vm_state_for_power(power, inst["vm_state"])
+        if target is not None:
+            log.info("power sync: %s %s → %s", uuid, inst["vm_state"], target)
+            changes["vm_state"] = target
+        if isinstance(addresses, list) and addresses and addresses != inst["addresses"]:
+            changes["addresses"] = addresses
+        if changes:
+            await db.update(self.store, uuid, expect_task_state=None, **changes)
+
+    async def _guest_missing(self, uuid: str) -> None:
+        inst = await db.get(self.store, uuid)
+        if inst is None or inst["task_state"] is not None or inst["vm_state"] in (
+                st.BUILDING, st.ERROR) or self._lock(uuid).locked():
+            self._missing.pop(uuid, None)
+            return
+        self._missing[uuid] = self._missing.get(uuid, 0) + 1
+        if self._missing[uuid] < MISSING_SWEEPS:
+            return
+        self._missing.pop(uuid, None)
+        message = f"Instance {uuid} vanished from its host {inst['host']}."
+        log.warning("%s", message)
+        await db.update(self.store, uuid, expect_task_state=None, vm_state=st.ERROR,
+                        power_state=st.NOSTATE, fault=db.fault(message))
+
+    # ---- start-up -----------------------------------------------------------------------------
 
     async def recover(self) -> None:
-        return None
+        """After a controller restart: finish or fail work that was in flight."""
+        rows = await self.store.fetchall(
+            "SELECT uuid, vm_state, task_state FROM instances"
+            " WHERE deleted = 0 AND task_state IS NOT NULL")
+        for row in rows:
+            uuid, task = row["uuid"], row["task_state"]
+            if task == st.DELETING:
+                self.services.bus.cast("conductor", "delete_instance", uuid=uuid)
+            elif row["vm_state"] == st.BUILDING:
+                await self.store.execute("DELETE FROM allocations WHERE instance_uuid = ?",
+                                         (uuid,))
+                await db.update(self.store, uuid, vm_state=st.ERROR, task_state=None,
+                                fault=db.fault("The controller restarted during the build."))
+            else:
+                await db.update(self.store, uuid, task_state=None)

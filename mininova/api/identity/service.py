@@ -119,10 +119,11 @@ class IdentityService:
         self._cache[token_hash(token)] = info
         return token, info
 
-    async def issue_service_token(self, project_id: str) -> str:
+    async def issue_service_token(self) -> str:
         """A token for the internal service user (used by agents to fetch images)."""
         user = await self.store.fetchone("SELECT * FROM users WHERE name = 'mininova-service'")
-        project = await self.store.fetchone("SELECT * FROM projects WHERE id = ?", (project_id,))
+        project = await self.store.fetchone(
+            "SELECT * FROM projects WHERE id = ?", ((user or {}).get("default_project_id"),))
         if user is None or project is None:
             raise AuthFailed("service user or project missing")
         token, _ = await self._issue(user, project, [{"id": "", "name": "admin"}])

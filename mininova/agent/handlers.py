@@ -1,0 +1,193 @@
+"""The orders a controller may send an agent, executed against the compute driver.
+
+Every handler takes the request's params dict and returns a JSON-ready result. Driver errors
+become coded ProtocolErrors (`not_found`, `failed`); bad params raise ValueError, which the
+Peer answers as `invalid_params`. Orders touching one guest run one at a time (a lock per
+instance uuid); orders for different guests run concurrently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from mininova.agent import tunnel
+from mininova.agent.specs import guest_to_dict, resources_to_dict, spec_from_dict
+from mininova.protocol.core import FAILED, NOT_FOUND, ProtocolError
+from mininova.virt.driver import ComputeDriver, DriverError, GuestNotFound
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[dict[str, Any]], Awaitable[Any]]
+POWER_OPS = ("power_off", "power_on", "pause", "unpause", "suspend", "resume")
+
+
+def _uuid(params: dict[str, Any]) -> str:
+    uuid = params.get("uuid")
+    if not isinstance(uuid, str) or not uuid or len(uuid) > 64:
+        raise ValueError("uuid must be a non-empty string")
+    return uuid
+
+
+def _tail(text: str, length: Any) -> str:
+    if length is None:
+        return text
+    if isinstance(length, bool) or not isinstance(length, int) or length < 0:
+        raise ValueError("length must be a non-negative integer or null")
+    if length == 0:
+        return ""
+    lines = text.splitlines(keepends=True)
+    return "".join(lines[-length:])
+
+
+class OrderHandlers:
+    """Builds the method → handler table for one driver; shared by every link session."""
+
+    def __init__(self, driver: ComputeDriver) -> None:
+        self.driver = driver
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def guest_lock(self, uuid: str) -> AsyncIterator[None]:
+        """Serialize orders for one guest; the lock is dropped when nobody holds or awaits it."""
+        lock, users = self._locks.get(uuid) or (asyncio.Lock(), 0)
+        self._locks[uuid] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[uuid]
+            if users <= 1:
+                del self._locks[uuid]
+            else:
+                self._locks[uuid] = (lock, users - 1)
+
+    def table(self) -> dict[str, Handler]:
+        table: dict[str, Handler] = {
+            "spawn": self.spawn,
+            "destroy": self.destroy,
+            "reboot": self.reboot,
+            "get_info": self.get_info,
+            "list_guests": self.list_guests,
+            "console_output": self.console_output,
+            "open_console_tunnel": self.open_console_tunnel,
+            "host_resources": self.host_resources,
+        }
+        for op in POWER_OPS:
+            table[op] = self._power_op(op)
+        return {name: self._logged(name, fn) for name, fn in table.items()}
+
+    @staticmethod
+    def _logged(method: str, fn: Handler) -> Handler:
+        async def run(params: dict[str, Any]) -> Any:
+            uuid = params.get("uuid")
+            if uuid is None and isinstance(params.get("instance"), dict):
+                uuid = params["instance"].get("uuid")
+            started = time.monotonic()
+            try:
+                result = await fn(params)
+            except ProtocolError as exc:
+                log.warning("order %s uuid=%s failed (%s): %s", method, uuid, exc.code,
+                            exc.message)
+                raise
+            except (ValueError, KeyError, TypeError) as exc:
+                log.warning("order %s uuid=%s rejected: %s", method, uuid, exc)
+                raise
+            except Exception as exc:
+                log.warning("order %s uuid=%s failed: %s", method, uuid, exc)
+                raise
+            log.info("order %s uuid=%s ok (%.2fs)", method, uuid, time.monotonic() - started)
+            return result
+
+        return run
+
+    @contextlib.asynccontextmanager
+    async def _driver_errors(self) -> AsyncIterator[None]:
+        try:
+            yield
+        except GuestNotFound as exc:
+            raise ProtocolError(NOT_FOUND, str(exc) or "guest not found") from exc
+        except DriverError as exc:
+            raise ProtocolError(FAILED, str(exc) or type(exc).__name__) from exc
+
+    async def _info_or_empty(self, uuid: str) -> dict[str, Any]:
+        try:
+            return guest_to_dict(await self.driver.get_info(uuid))
+        except DriverError:
+            return {}
+
+    # -- orders ----------------------------------------------------------------------------
+
+    async def spawn(self, params: dict[str, Any]) -> dict[str, Any]:
+        if "instance" not in params:
+            raise ValueError("spawn needs an instance")
+        spec = spec_from_dict(params["instance"])
+        async with self.guest_lock(spec.uuid), self._driver_errors():
+            return guest_to_dict(await self.driver.spawn(spec))
+
+    async def destroy(self, params: dict[str, Any]) -> dict[str, Any]:
+        uuid = _uuid(params)
+        async with self.guest_lock(uuid), self._driver_errors():
+            await self.driver.destroy(uuid)
+        return {}
+
+    async def reboot(self, params: dict[str, Any]) -> dict[str, Any]:
+        uuid = _uuid(params)
+        hard = params.get("hard", False)
+        if not isinstance(hard, bool):
+            raise ValueError("hard must be a boolean")
+        async with self.guest_lock(uuid), self._driver_errors():
+            await self.driver.reboot(uuid, hard)
+            return await self._info_or_empty(uuid)
+
+    def _power_op(self, op: str) -> Handler:
+        async def run(params: dict[str, Any]) -> dict[str, Any]:
+            uuid = _uuid(params)
+            async with self.guest_lock(uuid), self._driver_errors():
+                await getattr(self.driver, op)(uuid)
+                return await self._info_or_empty(uuid)
+
+        run.__name__ = op
+        return run
+
+    async def get_info(self, params: dict[str, Any]) -> dict[str, Any]:
+        uuid = _uuid(params)
+        async with self._driver_errors():
+            return guest_to_dict(await self.driver.get_info(uuid))
+
+    async def list_guests(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        async with self._driver_errors():
+            return [guest_to_dict(g) for g in await self.driver.list_guests()]
+
+    async def console_output(self, params: dict[str, Any]) -> dict[str, Any]:
+        uuid = _uuid(params)
+        length = params.get("length")
+        _tail("", length)  # validate before touching the driver
+        async with self._driver_errors():
+            return {"output": _tail(await self.driver.console_output(uuid), length)}
+
+    async def open_console_tunnel(self, params: dict[str, Any]) -> dict[str, Any]:
+        uuid = _uuid(params)
+        url, token = params.get("tunnel_url"), params.get("tunnel_token")
+        if not isinstance(url, str) or not url.startswith(("ws://", "wss://", "http://",
+                                                           "https://")):
+            raise ValueError("tunnel_url must be a ws(s):// or http(s):// URL")
+        if not isinstance(token, str) or not token:
+            raise ValueError("tunnel_token must be a non-empty string")
+        async with self._driver_errors():
+            endpoint = await self.driver.console_endpoint(uuid)
+        try:
+            await tunnel.open_tunnel(url, token, endpoint)
+        except ProtocolError:
+            raise
+        except Exception as exc:
+            raise ProtocolError(FAILED, f"console tunnel failed: {exc}") from exc
+        return {}
+
+    async def host_resources(self, params: dict[str, Any]) -> dict[str, Any]:
+        async with self._driver_errors():
+            return resources_to_dict(await self.driver.host_resources())

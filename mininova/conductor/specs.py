@@ -1,0 +1,44 @@
+"""What the conductor sends an agent to build a guest (InstanceSpec as a dict)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mininova.api.services import Services
+
+
+async def instance_spec(services: Services, inst: dict[str, Any]) -> dict[str, Any]:
+    """The `spawn` params for one instance: flavor, image download, keys, user data."""
+    store = services.store
+    image = await store.fetchone("SELECT * FROM images WHERE id = ?", (inst["image_ref"],))
+    if image is None or image["status"] != "active":
+        raise ValueError(f"Image {inst['image_ref']} is not available.")
+    flavor = inst["flavor"]
+    token = await services.identity.issue_service_token()
+    public_keys = {inst["key_name"]: inst["key_data"]} if inst["key_name"] else {}
+    return {
+        "uuid": inst["uuid"],
+        "name": inst["name"],
+        "hostname": inst["hostname"],
+        "domain_name": f"instance-{inst['id']:08x}",
+        "project_id": inst["project_id"],
+        "user_id": inst["user_id"],
+        "flavor": {
+            "id": flavor["id"], "name": flavor["name"], "vcpus": flavor["vcpus"],
+            "ram_mb": flavor["ram"], "disk_gb": flavor["disk"],
+            "ephemeral_gb": flavor.get("ephemeral", 0), "swap_mb": flavor.get("swap", 0),
+            "extra_specs": flavor.get("extra_specs", {}),
+        },
+        "image": {
+            "id": image["id"], "name": image["name"] or "", "disk_format": image["disk_format"],
+            "size": image["size"] or 0, "checksum": image["checksum"] or "",
+            "url": services.url(f"/image/v2/images/{image['id']}/file"), "token": token,
+        },
+        "mac_address": inst["mac_address"],
+        "key_name": inst["key_name"],
+        "public_keys": public_keys,
+        "user_data": inst["user_data"],
+        "metadata": inst["metadata"],
+        "availability_zone": inst["availability_zone"] or "nova",
+        "config_drive": True,
+    }

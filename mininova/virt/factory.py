@@ -1,0 +1,30 @@
+"""Pick and build the compute driver an agent's config asks for."""
+
+from __future__ import annotations
+
+from mininova.config import AgentConfig
+from mininova.virt.driver import ComputeDriver, DriverError
+
+DRIVERS = ("fake", "libvirt")
+
+
+def create_driver(config: AgentConfig) -> ComputeDriver:
+    """`fake` → FakeDriver, `libvirt` → LibvirtDriver (imported lazily: libvirt-python is an
+    optional dependency). Raises ValueError for an unknown name and DriverError when the
+    libvirt driver cannot be imported."""
+    name = (config.driver or "").strip().lower()
+    if name == "fake":
+        from mininova.virt.fake import FakeDriver
+
+        return FakeDriver(vcpus=config.fake_vcpus, memory_mb=config.fake_memory_mb,
+                          disk_gb=config.fake_disk_gb, boot_seconds=config.fake_boot_seconds)
+    if name == "libvirt":
+        try:
+            from mininova.virt.libvirt.driver import LibvirtDriver
+        except ImportError as exc:
+            raise DriverError(f"libvirt driver unavailable: {exc}") from exc
+        return LibvirtDriver(uri=config.libvirt_uri, virt_type=config.virt_type,
+                             instances_path=config.data_dir / "instances",
+                             network=config.libvirt_network)
+    raise ValueError(f"unknown compute driver {config.driver!r} (expected one of: "
+                     f"{', '.join(DRIVERS)})")

@@ -1,0 +1,237 @@
+"""An in-memory compute driver: realistic power transitions, no hypervisor.
+
+Spawning takes `boot_seconds`, power operations a few milliseconds. Each guest keeps a fake
+serial log (so `console_output` means something), a deterministic private IPv4 derived from
+its MAC, and, on first console request, a loopback fake VNC server.
+
+Test hooks: a spawn fails with DriverError when the instance metadata has
+`fake_fail_spawn = "1"` or the image name starts with `fail-`; `fake_guest_poweroff(uuid)`
+simulates a guest shutting itself down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections import deque
+from dataclasses import dataclass, field
+
+from mininova.virt.driver import (
+    CRASHED,
+    NOSTATE,
+    PAUSED,
+    RUNNING,
+    SHUTDOWN,
+    SUSPENDED,
+    ComputeDriver,
+    ConsoleEndpoint,
+    DriverError,
+    GuestInfo,
+    GuestNotFound,
+    HostResources,
+    InstanceSpec,
+)
+from mininova.virt.fakevnc import serve_fake_vnc
+
+log = logging.getLogger(__name__)
+
+STATE_NAMES = {
+    NOSTATE: "nostate",
+    RUNNING: "running",
+    PAUSED: "paused",
+    SHUTDOWN: "shutdown",
+    CRASHED: "crashed",
+    SUSPENDED: "suspended",
+}
+MAX_LOG_LINES = 2000
+
+
+def fake_ipv4(key: str) -> str:
+    """A stable 10.0.x.y address (y in 2..254) derived from a MAC address or uuid."""
+    digest = int.from_bytes(hashlib.sha256(key.lower().encode()).digest()[:4], "big")
+    return f"10.0.{(digest >> 8) & 0xFF}.{2 + digest % 253}"
+
+
+@dataclass
+class _Guest:
+    spec: InstanceSpec
+    power_state: int
+    log: deque[str] = field(default_factory=lambda: deque(maxlen=MAX_LOG_LINES))
+    vnc: asyncio.AbstractServer | None = None
+    vnc_port: int | None = None
+
+
+class FakeDriver(ComputeDriver):
+    name = "fake"
+
+    def __init__(self, vcpus: int = 16, memory_mb: int = 32768, disk_gb: int = 500,
+                 boot_seconds: float = 0.2, op_seconds: float = 0.005,
+                 host_ip: str = "127.0.0.1") -> None:
+        super().__init__()
+        self.vcpus = vcpus
+        self.memory_mb = memory_mb
+        self.disk_gb = disk_gb
+        self.boot_seconds = boot_seconds
+        self.op_seconds = op_seconds
+        self.host_ip = host_ip
+        self._guests: dict[str, _Guest] = {}
+        self._vnc_lock = asyncio.Lock()
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _get(self, uuid: str) -> _Guest:
+        guest = self._guests.get(uuid)
+        if guest is None:
+            raise GuestNotFound(f"no guest {uuid} on this host")
+        return guest
+
+    def _info(self, guest: _Guest) -> GuestInfo:
+        spec = guest.spec
+        addr = fake_ipv4(spec.mac_address or spec.uuid)
+        return GuestInfo(uuid=spec.uuid, power_state=guest.power_state,
+                         domain_name=spec.domain_name,
+                         addresses=[{"version": 4, "addr": addr, "mac": spec.mac_address}])
+
+    async def _transition(self, uuid: str, allowed: set[int] | None, target: int,
+                          what: str) -> None:
+        guest = self._get(uuid)
+        if allowed is not None and guest.power_state not in allowed:
+            raise DriverError(f"cannot {what} guest {uuid}: it is "
+                              f"{STATE_NAMES.get(guest.power_state, guest.power_state)}")
+        await asyncio.sleep(self.op_seconds)
+        guest = self._get(uuid)  # destroyed meanwhile?
+        await self._set_state(guest, target, what)
+
+    async def _set_state(self, guest: _Guest, target: int, what: str) -> None:
+        old = guest.power_state
+        guest.log.append(f"[fake] {what}: {STATE_NAMES.get(old, old)} -> "
+                         f"{STATE_NAMES.get(target, target)}")
+        if old == target:
+            return
+        guest.power_state = target
+        if target in (SHUTDOWN, SUSPENDED, CRASHED):
+            await self._stop_vnc(guest)
+        await self.emit_event(guest.spec.uuid, target)
+
+    @staticmethod
+    async def _stop_vnc(guest: _Guest) -> None:
+        server, guest.vnc, guest.vnc_port = guest.vnc, None, None
+        if server is not None:
+            server.close()
+            try:
+                await asyncio.wait_for(server.wait_closed(), 1.0)
+            except TimeoutError:
+                pass
+
+    # -- ComputeDriver ---------------------------------------------------------------------
+
+    async def cleanup_host(self) -> None:
+        for guest in self._guests.values():
+            await self._stop_vnc(guest)
+
+    async def host_resources(self) -> HostResources:
+        specs = [g.spec for g in self._guests.values()]
+        return HostResources(
+            vcpus=self.vcpus,
+            memory_mb=self.memory_mb,
+            local_gb=self.disk_gb,
+            vcpus_used=sum(s.flavor.vcpus for s in specs),
+            memory_mb_used=sum(s.flavor.ram_mb for s in specs),
+            local_gb_used=sum(s.flavor.disk_gb + s.flavor.ephemeral_gb
+                              + -(-s.flavor.swap_mb // 1024) for s in specs),
+            hypervisor_type="fake",
+            hypervisor_version=1000,
+            cpu_info='{"arch": "x86_64", "model": "fake"}',
+            host_ip=self.host_ip,
+        )
+
+    async def list_guests(self) -> list[GuestInfo]:
+        return [self._info(g) for g in self._guests.values()]
+
+    async def spawn(self, spec: InstanceSpec) -> GuestInfo:
+        existing = self._guests.get(spec.uuid)
+        if existing is not None:  # a repeated order (e.g. after a reconnect): same answer
+            return self._info(existing)
+        await asyncio.sleep(self.boot_seconds)
+        if spec.metadata.get("fake_fail_spawn") == "1" or spec.image.name.startswith("fail-"):
+            raise DriverError("fake spawn failure requested")
+        if spec.uuid in self._guests:
+            return self._info(self._guests[spec.uuid])
+        guest = _Guest(spec=spec, power_state=NOSTATE)
+        guest.log.extend([
+            "mininova fake guest",
+            f"hostname={spec.hostname}",
+            f"uuid={spec.uuid}",
+            f"domain={spec.domain_name}",
+            f"image={spec.image.name}",
+            f"ip={fake_ipv4(spec.mac_address or spec.uuid)}",
+        ])
+        self._guests[spec.uuid] = guest
+        await self._set_state(guest, RUNNING, "boot")
+        guest.log.append(f"{spec.hostname} login:")
+        return self._info(guest)
+
+    async def destroy(self, uuid: str) -> None:
+        guest = self._guests.pop(uuid, None)
+        if guest is not None:
+            await self._stop_vnc(guest)
+            await asyncio.sleep(self.op_seconds)
+
+    async def reboot(self, uuid: str, hard: bool) -> None:
+        guest = self._get(uuid)
+        if not hard and guest.power_state != RUNNING:
+            hard = True  # a soft reboot of a guest that is not running falls back to hard
+        await asyncio.sleep(self.op_seconds)
+        guest = self._get(uuid)
+        guest.log.append(f"[fake] {'hard' if hard else 'soft'} reboot")
+        await self._set_state(guest, RUNNING, "reboot")
+
+    async def power_off(self, uuid: str) -> None:
+        await self._transition(uuid, None, SHUTDOWN, "power_off")
+
+    async def power_on(self, uuid: str) -> None:
+        await self._transition(uuid, None, RUNNING, "power_on")
+
+    async def pause(self, uuid: str) -> None:
+        await self._transition(uuid, {RUNNING, PAUSED}, PAUSED, "pause")
+
+    async def unpause(self, uuid: str) -> None:
+        await self._transition(uuid, {PAUSED, RUNNING}, RUNNING, "unpause")
+
+    async def suspend(self, uuid: str) -> None:
+        await self._transition(uuid, {RUNNING, PAUSED, SUSPENDED}, SUSPENDED, "suspend")
+
+    async def resume(self, uuid: str) -> None:
+        await self._transition(uuid, {SUSPENDED, RUNNING}, RUNNING, "resume")
+
+    async def get_info(self, uuid: str) -> GuestInfo:
+        return self._info(self._get(uuid))
+
+    async def console_output(self, uuid: str) -> str:
+        guest = self._get(uuid)
+        return "".join(line + "\n" for line in guest.log)
+
+    async def console_endpoint(self, uuid: str) -> ConsoleEndpoint:
+        async with self._vnc_lock:
+            guest = self._get(uuid)
+            if guest.power_state not in (RUNNING, PAUSED):
+                raise DriverError(f"console unavailable: guest {uuid} is "
+                                  f"{STATE_NAMES.get(guest.power_state, guest.power_state)}")
+            if guest.vnc is None:
+                guest.vnc, guest.vnc_port = await serve_fake_vnc(guest.spec.domain_name)
+            return ConsoleEndpoint(host="127.0.0.1", port=guest.vnc_port)
+
+    # -- test hooks ------------------------------------------------------------------------
+
+    async def fake_guest_poweroff(self, uuid: str) -> None:
+        """The guest shut itself down (e.g. `poweroff` inside it): emits SHUTDOWN."""
+        guest = self._get(uuid)
+        guest.log.append("reboot: Power down")
+        await self._set_state(guest, SHUTDOWN, "guest poweroff")
+
+    async def fake_guest_crash(self, uuid: str) -> None:
+        """The guest crashed: emits CRASHED."""
+        guest = self._get(uuid)
+        guest.log.append("Kernel panic - not syncing: fake crash")
+        await self._set_state(guest, CRASHED, "crash")
