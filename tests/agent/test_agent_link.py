@@ -167,6 +167,10 @@ async def test_reconnect_resyncs_and_inflight_order_finishes(ctl: FakeController
     await conn.ws.close()
     conn2, hello2 = await first_conn(ctl)
     assert [(g["uuid"], g["power_state"]) for g in hello2["guests"]] == [(uuid, RUNNING)]
+    for _ in range(40):
+        if running.agent.sessions == 2:
+            break
+        await asyncio.sleep(0.025)
     assert running.agent.sessions == 2
 
     # an order still running when the link drops is finished, not cancelled

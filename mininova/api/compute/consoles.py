@@ -1,9 +1,105 @@
-"""Compute API: consoles (placeholder until implemented)."""
+"""Compute API: remote consoles (noVNC).
+
+* `POST /servers/{id}/remote-consoles` (2.6+) `{"remote_console": {"protocol": "vnc",
+  "type": "novnc"}}` -> 200 `{"remote_console": {"protocol", "type", "url"}}`
+* the legacy action `{"os-getVNCConsole": {"type": "novnc"}}` on `POST /servers/{id}/action`,
+  accepted at any microversion (the SDK's `get_server_console_url` sends it at 2.100) ->
+  `{"console": {"type", "url"}}`. `server_actions` dispatches it to `get_vnc_console`.
+
+The URL points at the controller's own console page: `<public url>/ui/console.html?token=T`.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+from urllib.parse import quote
+
 from aiohttp import web
+
+from mininova.api.context import context, mv_at_least, services
+from mininova.api.errors import BadRequest, Conflict, NotFound
+from mininova.consoleauth import CONSOLE_VM_STATES
+
+PROTOCOLS = {"vnc": ("novnc", "xvpvnc"), "spice": ("spice-html5", "spice-direct"),
+             "rdp": ("rdp-html5",), "serial": ("serial",), "mks": ("webmks",)}
+SUPPORTED = {("vnc", "novnc")}
+BUSY_TASK_STATES = ("deleting",)
+
+
+def console_url(base_url: str, token: str) -> str:
+    return f"{base_url}/ui/console.html?token={quote(token, safe='')}"
+
+
+async def _load_server(request: web.Request, server_id: str) -> dict[str, Any]:
+    ctx = context(request)
+    svc = services(request)
+    row = await svc.store.fetchone(
+        "SELECT * FROM instances WHERE uuid = ? AND deleted = 0", (server_id,))
+    if row is None or (row["project_id"] != ctx.project_id and not ctx.is_admin):
+        raise NotFound(f"Instance {server_id} could not be found.")
+    return row
+
+
+def _ensure_ready(server_row: dict[str, Any]) -> None:
+    uuid = server_row["uuid"]
+    if server_row.get("deleted"):
+        raise NotFound(f"Instance {uuid} could not be found.")
+    if (server_row.get("vm_state") not in CONSOLE_VM_STATES or not server_row.get("host")
+            or server_row.get("task_state") in BUSY_TASK_STATES):
+        raise Conflict(f"Instance {uuid} is not ready.")
+
+
+async def _issue(request: web.Request, server_row: dict[str, Any], console_type: str) -> str:
+    svc = services(request)
+    result = await svc.bus.call("consoleauth", "authorize", instance_uuid=server_row["uuid"],
+                                console_type=console_type)
+    return console_url(svc.base_url, result["token"])
+
+
+async def create_remote_console(request: web.Request) -> web.Response:
+    if not mv_at_least(request, "2.6"):
+        raise NotFound("The resource could not be found.")
+    try:
+        body = await request.json()
+    except ValueError:
+        raise BadRequest("Malformed request body.") from None
+    spec = body.get("remote_console") if isinstance(body, dict) else None
+    if not isinstance(spec, dict):
+        raise BadRequest("Invalid input for field/attribute remote_console.")
+    protocol, ctype = spec.get("protocol"), spec.get("type")
+    if protocol not in PROTOCOLS:
+        raise BadRequest(f"Invalid input for field/attribute protocol. Value: {protocol}.")
+    if ctype not in PROTOCOLS[protocol]:
+        raise BadRequest(f"Invalid input for field/attribute type. Value: {ctype}.")
+    server_row = await _load_server(request, request.match_info["server_id"])
+    if (protocol, ctype) not in SUPPORTED:
+        raise BadRequest(f"Unavailable console type {ctype}.")
+    _ensure_ready(server_row)
+    url = await _issue(request, server_row, ctype)
+    return web.json_response({"remote_console": {"protocol": protocol, "type": ctype,
+                                                 "url": url}})
+
+
+async def get_vnc_console(request: web.Request, server_row: dict[str, Any],
+                          body: dict[str, Any]) -> web.Response:
+    """The legacy `os-getVNCConsole` server action, at any microversion.
+
+    `server_row` is the caller's (already project-checked) `instances` row; `body` is the whole
+    action body `{"os-getVNCConsole": {"type": "novnc"}}` (the inner object is accepted too).
+    """
+    spec = body.get("os-getVNCConsole", body) if isinstance(body, dict) else None
+    if not isinstance(spec, dict):
+        raise BadRequest("Invalid input for field/attribute os-getVNCConsole.")
+    ctype = spec.get("type")
+    if ctype not in PROTOCOLS["vnc"]:
+        raise BadRequest(f"Invalid input for field/attribute type. Value: {ctype}.")
+    if ctype != "novnc":
+        raise BadRequest(f"Unavailable console type {ctype}.")
+    _ensure_ready(server_row)
+    url = await _issue(request, server_row, ctype)
+    return web.json_response({"console": {"type": ctype, "url": url}})
 
 
 def setup(router: web.UrlDispatcher, prefix: str) -> None:
     """Register this module's routes."""
+    router.add_post(prefix + "/servers/{server_id}/remote-consoles", create_remote_console)

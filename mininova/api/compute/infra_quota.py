@@ -1,0 +1,163 @@
+"""Compute API: /limits and /os-quota-sets, backed by mininova.quota."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from mininova import quota
+from mininova.api.context import context, mv_at_least, services
+from mininova.api.errors import BadRequest, Forbidden
+from mininova.api.validation import validated_body
+
+_NETWORK_QUOTAS = ("fixed_ips", "floating_ips", "security_group_rules", "security_groups")
+_INJECTED_QUOTAS = ("injected_file_content_bytes", "injected_file_path_bytes",
+                    "injected_files")
+
+# absolute limit key → quota resource
+_MAX_KEYS = {
+    "maxImageMeta": "metadata_items",
+    "maxPersonality": "injected_files",
+    "maxPersonalitySize": "injected_file_content_bytes",
+    "maxSecurityGroupRules": "security_group_rules",
+    "maxSecurityGroups": "security_groups",
+    "maxServerGroupMembers": "server_group_members",
+    "maxServerGroups": "server_groups",
+    "maxServerMeta": "metadata_items",
+    "maxTotalCores": "cores",
+    "maxTotalFloatingIps": "floating_ips",
+    "maxTotalInstances": "instances",
+    "maxTotalKeypairs": "key_pairs",
+    "maxTotalRAMSize": "ram",
+}
+_USED_KEYS = {
+    "totalCoresUsed": "cores",
+    "totalFloatingIpsUsed": "floating_ips",
+    "totalInstancesUsed": "instances",
+    "totalRAMUsed": "ram",
+    "totalSecurityGroupsUsed": "security_groups",
+    "totalServerGroupsUsed": "server_groups",
+}
+_DROPPED_2_36 = ("maxSecurityGroupRules", "maxSecurityGroups", "maxTotalFloatingIps",
+                 "totalFloatingIpsUsed", "totalSecurityGroupsUsed")
+_DROPPED_2_39 = ("maxImageMeta",)
+_DROPPED_2_57 = ("maxPersonality", "maxPersonalitySize")
+
+
+def quota_resources(request: web.Request) -> list[str]:
+    """The quota_set keys of this microversion (without `id`)."""
+    keys = sorted(quota.DEFAULTS)
+    if mv_at_least(request, "2.36"):
+        keys = [k for k in keys if k not in _NETWORK_QUOTAS]
+    if mv_at_least(request, "2.57"):
+        keys = [k for k in keys if k not in _INJECTED_QUOTAS]
+    return keys
+
+
+async def show_limits(request: web.Request) -> web.Response:
+    ctx = context(request)
+    project_id = request.query.get("tenant_id") or ctx.project_id
+    if project_id != ctx.project_id and not ctx.is_admin:
+        raise Forbidden("Policy doesn't allow os_compute_api:limits:other_project to be "
+                        "performed.")
+    store = services(request).store
+    limits = await quota.get_limits(store, project_id)
+    usage = await quota.get_usage(store, project_id, ctx.user_id)
+    absolute: dict[str, int] = {k: limits[r] for k, r in _MAX_KEYS.items()}
+    absolute.update({k: usage[r] for k, r in _USED_KEYS.items()})
+    dropped: list[str] = []
+    if mv_at_least(request, "2.36"):
+        dropped += _DROPPED_2_36
+    if mv_at_least(request, "2.39"):
+        dropped += _DROPPED_2_39
+    if mv_at_least(request, "2.57"):
+        dropped += _DROPPED_2_57
+    for key in dropped:
+        absolute.pop(key, None)
+    return web.json_response({"limits": {"absolute": absolute, "rate": []}})
+
+
+def _check_project(request: web.Request, project_id: str) -> None:
+    ctx = context(request)
+    if project_id != ctx.project_id and not ctx.is_admin:
+        raise Forbidden("Policy doesn't allow os_compute_api:os-quota-sets:show to be "
+                        "performed.")
+
+
+async def show_quota_set(request: web.Request) -> web.Response:
+    project_id = request.match_info["project_id"]
+    _check_project(request, project_id)
+    limits = await quota.get_limits(services(request).store, project_id)
+    body: dict[str, Any] = {"id": project_id}
+    body.update({k: limits[k] for k in quota_resources(request)})
+    return web.json_response({"quota_set": body})
+
+
+async def show_quota_detail(request: web.Request) -> web.Response:
+    project_id = request.match_info["project_id"]
+    _check_project(request, project_id)
+    store = services(request).store
+    limits = await quota.get_limits(store, project_id)
+    user_id = request.query.get("user_id") or context(request).user_id
+    usage = await quota.get_usage(store, project_id, user_id)
+    body: dict[str, Any] = {"id": project_id}
+    for key in quota_resources(request):
+        body[key] = {"in_use": usage[key], "limit": limits[key], "reserved": 0}
+    return web.json_response({"quota_set": body})
+
+
+async def show_quota_defaults(request: web.Request) -> web.Response:
+    project_id = request.match_info["project_id"]
+    body: dict[str, Any] = {"id": project_id}
+    body.update({k: quota.DEFAULTS[k] for k in quota_resources(request)})
+    return web.json_response({"quota_set": body})
+
+
+async def update_quota_set(request: web.Request) -> web.Response:
+    ctx = context(request)
+    ctx.require_admin("os_compute_api:os-quota-sets:update")
+    project_id = request.match_info["project_id"]
+    value = {"type": ["integer", "string"], "pattern": r"^-?[0-9]+$", "minimum": -1,
+             "maximum": 2147483647}
+    props: dict[str, Any] = {k: value for k in quota_resources(request)}
+    props["force"] = {"type": ["boolean", "string"]}
+    body = await validated_body(request, {
+        "type": "object",
+        "properties": {"quota_set": {"type": "object", "properties": props,
+                                     "additionalProperties": False}},
+        "required": ["quota_set"], "additionalProperties": False})
+    spec = dict(body["quota_set"])
+    force = str(spec.pop("force", False)).strip().lower() in ("1", "true", "t", "yes", "y",
+                                                              "on")
+    store = services(request).store
+    usage = await quota.get_usage(store, project_id, request.query.get("user_id") or
+                                  ctx.user_id)
+    updates: dict[str, int] = {}
+    for key, raw in spec.items():
+        limit = int(raw)
+        if limit < -1:
+            raise BadRequest(f"Quota limit {limit} for {key} must be -1 or greater.")
+        if not force and limit != -1 and limit < usage[key]:
+            raise BadRequest(f"Quota limit {limit} for {key} must be greater than or equal "
+                             f"to already used and reserved {usage[key]}.")
+        updates[key] = limit
+    await quota.set_limits(store, project_id, updates)
+    limits = await quota.get_limits(store, project_id)
+    return web.json_response({"quota_set": {k: limits[k] for k in quota_resources(request)}})
+
+
+async def delete_quota_set(request: web.Request) -> web.Response:
+    context(request).require_admin("os_compute_api:os-quota-sets:delete")
+    await quota.reset_limits(services(request).store, request.match_info["project_id"])
+    return web.Response(status=202)
+
+
+def setup(router: web.UrlDispatcher, prefix: str) -> None:
+    router.add_get(prefix + "/limits", show_limits)
+    base = prefix + "/os-quota-sets/{project_id}"
+    router.add_get(base + "/defaults", show_quota_defaults)
+    router.add_get(base + "/detail", show_quota_detail)
+    router.add_get(base, show_quota_set)
+    router.add_put(base, update_quota_set)
+    router.add_delete(base, delete_quota_set)

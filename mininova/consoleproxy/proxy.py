@@ -1,0 +1,263 @@
+"""nova-novncproxy: browser websocket <-> agent data websocket, on the controller's port.
+
+    browser (noVNC) --GET /console/websockify?token=T--> proxy
+        proxy: Origin check, consoleauth.check(T) -> (instance, host), session limits
+        proxy --hub.call(host, "open_console_tunnel", {uuid, tunnel_url, tunnel_token})--> agent
+    agent  --GET /agent/tunnel/<id>  (Authorization: Bearer <one-time tunnel token)--> proxy
+        proxy pairs the two websockets and relays bytes both ways (mininova.consoleproxy.relay)
+
+The controller never connects to a compute host: the agent dials the data websocket, so
+consoles work when hosts are behind NAT. Both legs get websocket keepalive pings every
+`console_keepalive` seconds (idle NAT/proxies cut silent connections).
+
+`GET /console/info?token=T` answers the console page's pre-check (instance name, or the reason
+the token is refused) without consuming a single-use token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import logging
+import secrets
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import WSCloseCode, web
+
+from mininova.consoleauth import (
+    EXPIRED,
+    INSTANCE_GONE,
+    INVALID,
+    NOT_RUNNING,
+    USED,
+    WRONG_INSTANCE,
+    ConsoleAuthError,
+)
+from mininova.consoleproxy.ends import AiohttpWsEnd
+from mininova.consoleproxy.origin import check_origin
+from mininova.consoleproxy.relay import relay
+
+log = logging.getLogger(__name__)
+
+TUNNEL_SETUP_TIMEOUT = 10.0
+MAX_MESSAGE = 16 * 1024 * 1024
+
+_REASON_STATUS = {INVALID: 401, EXPIRED: 401, USED: 401, WRONG_INSTANCE: 403,
+                  INSTANCE_GONE: 404, NOT_RUNNING: 409}
+
+
+def _refusal(status: int, reason: str, message: str) -> web.Response:
+    return web.json_response({"error": {"code": status, "reason": reason, "message": message}},
+                             status=status, headers={"Cache-Control": "no-store"})
+
+
+def _peer(request: web.Request) -> str:
+    return request.remote or "?"
+
+
+def ws_url(base_url: str) -> str:
+    if base_url.startswith("https://"):
+        return "wss://" + base_url[len("https://"):]
+    if base_url.startswith("http://"):
+        return "ws://" + base_url[len("http://"):]
+    return base_url
+
+
+@dataclass
+class Session:
+    id: str
+    instance_uuid: str
+    host: str
+    tunnel_token_hash: str
+    agent_ws: asyncio.Future[web.WebSocketResponse]
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+    started: float = field(default_factory=time.monotonic)
+    state: str = "pending"
+
+
+class ConsoleProxy:
+    def __init__(self, services: Any, tunnel_timeout: float = TUNNEL_SETUP_TIMEOUT) -> None:
+        self.services = services
+        self.tunnel_timeout = tunnel_timeout
+        self.sessions: dict[str, Session] = {}
+        self.per_instance: Counter[str] = Counter()
+
+    @property
+    def config(self) -> Any:
+        return self.services.config
+
+    @property
+    def keepalive(self) -> float | None:
+        value = float(self.config.console_keepalive or 0)
+        return value if value > 0 else None
+
+    def setup(self, app: web.Application) -> None:
+        app.router.add_get("/console/websockify", self.handle_browser)
+        app.router.add_get("/console/info", self.handle_info)
+        app.router.add_get("/agent/tunnel/{id}", self.handle_tunnel)
+        app.on_shutdown.append(self._on_shutdown)
+
+    async def _on_shutdown(self, app: web.Application) -> None:
+        for session in list(self.sessions.values()):
+            if not session.agent_ws.done():
+                session.agent_ws.cancel()
+            session.done.set()
+
+    # -- token checks ------------------------------------------------------------------
+
+    async def _check(self, request: web.Request, token: str, consume: bool
+                     ) -> dict[str, Any] | web.Response:
+        instance = request.query.get("instance") or None
+        try:
+            return await self.services.bus.call("consoleauth", "check", token=token,
+                                                instance_uuid=instance, consume=consume)
+        except ConsoleAuthError as exc:
+            status = _REASON_STATUS.get(exc.reason, 401)
+            log.warning("console refused for %s: %s%s", _peer(request), exc.reason,
+                        f" ({exc.detail})" if exc.detail else "")
+            return _refusal(status, exc.reason, exc.message)
+
+    async def handle_info(self, request: web.Request) -> web.Response:
+        token = request.query.get("token", "")
+        info = await self._check(request, token, consume=False)
+        if isinstance(info, web.Response):
+            return info
+        return web.json_response(
+            {"console": {"instance": {"uuid": info["instance_uuid"], "name": info["name"]},
+                         "type": info["console_type"], "expires_at": info["expires_at"],
+                         "single_use": info.get("single_use", False)}},
+            headers={"Cache-Control": "no-store"})
+
+    # -- browser side ------------------------------------------------------------------
+
+    async def handle_browser(self, request: web.Request) -> web.StreamResponse:
+        extra = self.config.extra.get("console_allowed_origins") or ()
+        if isinstance(extra, str):
+            extra = [extra]
+        allowed, why = check_origin(request.headers.get("Origin"), self.config.base_url, extra)
+        if not allowed:
+            log.warning("console refused for %s: cross-site websocket: %s", _peer(request), why)
+            return _refusal(403, "origin", f"Cross-site console connection refused: {why}")
+        token = request.query.get("token", "")
+        info = await self._check(request, token, consume=False)
+        if isinstance(info, web.Response):
+            return info
+        ws = web.WebSocketResponse(protocols=("binary",), heartbeat=self.keepalive,
+                                   compress=False, max_msg_size=MAX_MESSAGE)
+        if not ws.can_prepare(request).ok:
+            return _refusal(400, "not_websocket", "A websocket upgrade was expected.")
+        uuid, host = info["instance_uuid"], info["host"]
+        if self.per_instance[uuid] >= self.config.console_max_sessions_per_instance:
+            log.warning("console refused for %s: instance %s already has %d sessions",
+                        _peer(request), uuid, self.per_instance[uuid])
+            return _refusal(429, "too_many_sessions",
+                            "Too many console sessions for this instance.")
+        if len(self.sessions) >= self.config.console_max_sessions:
+            log.warning("console refused for %s: %d console sessions open (limit)",
+                        _peer(request), len(self.sessions))
+            return _refusal(503, "too_many_sessions", "Too many console sessions.")
+        if info.get("single_use"):
+            info = await self._check(request, token, consume=True)
+            if isinstance(info, web.Response):
+                return info
+
+        tunnel_token = secrets.token_urlsafe(32)
+        session = Session(
+            id=secrets.token_urlsafe(16), instance_uuid=uuid, host=host,
+            tunnel_token_hash=hashlib.sha256(tunnel_token.encode()).hexdigest(),
+            agent_ws=asyncio.get_running_loop().create_future())
+        self.sessions[session.id] = session
+        self.per_instance[uuid] += 1
+        try:
+            await ws.prepare(request)
+            agent_ws = await self._open_tunnel(session, tunnel_token, ws)
+            if agent_ws is None:
+                return ws
+            session.state = "paired"
+            log.info("console session %s for instance %s on %s opened (%s)",
+                     session.id[:8], uuid, host, _peer(request))
+            stats = await relay(AiohttpWsEnd(ws, "browser"), AiohttpWsEnd(agent_ws, "agent"))
+            log.info("console session %s closed after %.0fs: %s (browser->agent %d B,"
+                     " agent->browser %d B)", session.id[:8],
+                     time.monotonic() - session.started, stats.reason, stats.a_to_b,
+                     stats.b_to_a)
+            return ws
+        finally:
+            session.state = "closed"
+            if not session.agent_ws.done():
+                session.agent_ws.cancel()
+            session.done.set()
+            self.sessions.pop(session.id, None)
+            self.per_instance[uuid] -= 1
+            if self.per_instance[uuid] <= 0:
+                del self.per_instance[uuid]
+            if not ws.closed and ws.prepared:
+                with contextlib.suppress(Exception):
+                    await ws.close()
+
+    async def _open_tunnel(self, session: Session, tunnel_token: str,
+                           ws: web.WebSocketResponse) -> web.WebSocketResponse | None:
+        """Ask the agent to dial back; returns its websocket, or closes the browser's."""
+        hub = self.services.extra.get("hub")
+        path = f"/agent/tunnel/{session.id}"
+        params = {"uuid": session.instance_uuid, "tunnel_url": ws_url(self.config.base_url) + path,
+                  "tunnel_path": path, "tunnel_token": tunnel_token}
+        reason = ""
+        try:
+            if hub is None:
+                raise RuntimeError("no agent hub")
+            async with asyncio.timeout(self.tunnel_timeout):
+                await hub.call(session.host, "open_console_tunnel", params,
+                               timeout=self.tunnel_timeout)
+                return await session.agent_ws
+        except TimeoutError:
+            reason = f"console tunnel setup timed out after {self.tunnel_timeout:g}s"
+        except asyncio.CancelledError:
+            if session.agent_ws.cancelled() and asyncio.current_task().cancelling() == 0:
+                reason = "console session cancelled"
+            else:
+                raise
+        except Exception as exc:  # HostUnavailable, ProtocolError from the agent, ...
+            message = getattr(exc, "message", None) or str(exc)
+            reason = f"could not open the console tunnel: {message}"
+        log.warning("console session %s for instance %s on %s failed: %s",
+                    session.id[:8], session.instance_uuid, session.host, reason)
+        if not ws.closed:
+            with contextlib.suppress(Exception):
+                await ws.close(code=WSCloseCode.TRY_AGAIN_LATER,
+                               message=reason.encode("utf-8", "replace")[:120])
+        return None
+
+    # -- agent side --------------------------------------------------------------------
+
+    async def handle_tunnel(self, request: web.Request) -> web.StreamResponse:
+        session = self.sessions.get(request.match_info["id"])
+        header = request.headers.get("Authorization", "")
+        token = header[7:].strip() if header.startswith("Bearer ") else ""
+        digest = hashlib.sha256(token.encode()).hexdigest()
+        if session is None or session.state != "pending" or session.agent_ws.done():
+            log.warning("console tunnel dial-in from %s refused: unknown or finished tunnel",
+                        _peer(request))
+            return _refusal(404, "unknown_tunnel", "No such console tunnel.")
+        if not token or not hmac.compare_digest(digest, session.tunnel_token_hash):
+            log.warning("console tunnel dial-in from %s refused: bad tunnel token",
+                        _peer(request))
+            return _refusal(401, "bad_tunnel_token", "Invalid console tunnel token.")
+        ws = web.WebSocketResponse(heartbeat=self.keepalive, compress=False,
+                                   max_msg_size=MAX_MESSAGE)
+        if not ws.can_prepare(request).ok:
+            return _refusal(400, "not_websocket", "A websocket upgrade was expected.")
+        session.tunnel_token_hash = ""  # one-time: no second dial-in with the same token
+        await ws.prepare(request)
+        if session.agent_ws.done():
+            await ws.close(message=b"console session ended")
+            return ws
+        session.agent_ws.set_result(ws)
+        await session.done.wait()
+        return ws
+

@@ -1,0 +1,106 @@
+"""Static files of the web console: `/ui/` -> `webui/`, `/ui/novnc/` -> noVNC from npm.
+
+noVNC is never copied into the repository: `scripts/webui-setup.sh` installs the version pinned
+in `webui/package.json` into `webui/node_modules/`. The directory can be moved with the
+`webui_dir` key of the serve config or `MININOVA_WEBUI_DIR`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+REPO_WEBUI = Path(__file__).resolve().parents[2] / "webui"
+NOVNC_SUBDIR = Path("node_modules/@novnc/novnc")
+NOVNC_ALLOWED = ("core/", "vendor/", "LICENSE.txt", "AUTHORS", "package.json")
+
+CONTENT_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".mjs": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".json": "application/json",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".ico": "image/x-icon",
+    ".txt": "text/plain; charset=utf-8",
+    ".wasm": "application/wasm",
+}
+
+# The page carries the console token in its URL: never leak it in a Referer, never frame it.
+PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; connect-src 'self' ws: wss:; "
+        "img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; "
+        "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"),
+}
+
+
+def webui_dir(services: Any) -> Path:
+    configured = services.config.extra.get("webui_dir") or os.environ.get("MININOVA_WEBUI_DIR")
+    return Path(configured).expanduser().resolve() if configured else REPO_WEBUI
+
+
+def novnc_dir(services: Any) -> Path:
+    return webui_dir(services) / NOVNC_SUBDIR
+
+
+def _safe_file(root: Path, rel: str) -> Path | None:
+    if not rel or "\x00" in rel:
+        return None
+    try:
+        path = (root / rel).resolve()
+        path.relative_to(root.resolve())
+    except (ValueError, OSError):
+        return None
+    return path if path.is_file() else None
+
+
+def _file_response(path: Path, headers: dict[str, str] | None = None) -> web.FileResponse:
+    ctype = CONTENT_TYPES.get(path.suffix.lower(), "application/octet-stream")
+    hdrs = {"Content-Type": ctype, "X-Content-Type-Options": "nosniff",
+            "Cache-Control": "no-cache"}
+    hdrs.update(headers or {})
+    return web.FileResponse(path, headers=hdrs)
+
+
+def _not_found(message: str = "Not found.") -> web.Response:
+    return web.json_response({"error": {"code": 404, "message": message}}, status=404)
+
+
+def setup_static(app: web.Application, services: Any) -> None:
+    async def ui_root(request: web.Request) -> web.StreamResponse:
+        raise web.HTTPFound("/ui/console.html")
+
+    async def novnc(request: web.Request) -> web.StreamResponse:
+        rel = request.match_info["path"]
+        root = novnc_dir(services)
+        if not root.is_dir():
+            return _not_found("noVNC is not installed: run scripts/webui-setup.sh")
+        if not rel.startswith(NOVNC_ALLOWED):
+            return _not_found()
+        path = _safe_file(root, rel)
+        return _file_response(path) if path else _not_found()
+
+    async def ui_file(request: web.Request) -> web.StreamResponse:
+        rel = request.match_info["path"]
+        parts = Path(rel).parts
+        if not parts or parts[0] == "node_modules" or any(p.startswith(".") for p in parts) \
+                or rel in ("package.json", "package-lock.json"):
+            return _not_found()
+        path = _safe_file(webui_dir(services), rel)
+        if path is None:
+            return _not_found()
+        return _file_response(path, PAGE_HEADERS if path.suffix == ".html" else None)
+
+    app.router.add_get("/ui", ui_root)
+    app.router.add_get("/ui/", ui_root)
+    app.router.add_get("/ui/novnc/{path:.*}", novnc)
+    app.router.add_get("/ui/{path:.*}", ui_file)
