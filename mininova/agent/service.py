@@ -27,6 +27,21 @@ HELLO_TIMEOUT = 30.0
 EVENT_TIMEOUT = 30.0
 
 
+async def _call(peer: Peer, method: str, params: dict[str, Any], timeout: float) -> Any:
+    """peer.call, without losing a cancellation of the calling task.
+
+    On Python 3.11 `asyncio.wait_for` (used inside Peer.call) returns the result and swallows
+    the cancellation when the reply and the cancel arrive together; re-raise it here so a
+    stopping agent really stops.
+    """
+    task = asyncio.current_task()
+    try:
+        return await peer.call(method, params, timeout=timeout)
+    finally:
+        if task is not None and task.cancelling():
+            raise asyncio.CancelledError  # noqa: B012 - restores a swallowed cancellation
+
+
 class Agent:
     def __init__(self, config: AgentConfig, driver: ComputeDriver) -> None:
         self.config = config
@@ -54,8 +69,8 @@ class Agent:
         while True:
             uuid, power_state = await queue.get()
             try:
-                await peer.call("instance_event", {"uuid": uuid, "power_state": power_state},
-                                timeout=EVENT_TIMEOUT)
+                await _call(peer, "instance_event", {"uuid": uuid, "power_state": power_state},
+                            EVENT_TIMEOUT)
             except ProtocolError as exc:
                 if peer.closed:
                     return
@@ -75,7 +90,7 @@ class Agent:
     async def _hello(self, peer: Peer) -> None:
         params = {"host": self.host, "driver": self.driver.name, "protocol": PROTOCOL_VERSION,
                   **await self._report()}
-        reply = await peer.call("hello", params, timeout=HELLO_TIMEOUT)
+        reply = await _call(peer, "hello", params, HELLO_TIMEOUT)
         interval = reply.get("heartbeat_interval") if isinstance(reply, dict) else None
         if isinstance(interval, int | float) and not isinstance(interval, bool) and interval > 0:
             self.heartbeat_interval = max(0.05, float(interval))
@@ -92,8 +107,7 @@ class Agent:
                 log.warning("cannot read host state for heartbeat: %s", exc)
                 continue
             try:
-                await peer.call("heartbeat", report,
-                                timeout=max(10.0, 3 * self.heartbeat_interval))
+                await _call(peer, "heartbeat", report, max(10.0, 3 * self.heartbeat_interval))
             except ProtocolError as exc:
                 if peer.closed:
                     return

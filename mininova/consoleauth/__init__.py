@@ -143,9 +143,7 @@ class ConsoleAuth:
         if row is None:
             raise self._refuse(INVALID, token_hash, "unknown token")
         now = self.clock()
-        if parse_iso(row["expires_at"]) <= now:
-            await self.store.execute("DELETE FROM console_tokens WHERE token_hash = ?",
-                                     (token_hash,))
+        if parse_iso(row["expires_at"]) <= now:  # kept (so the page can say why) until purged
             raise self._refuse(EXPIRED, token_hash, f"expired at {row['expires_at']}")
         if row["single_use"] and row["used"]:
             raise self._refuse(USED, token_hash)

@@ -152,7 +152,7 @@ def test_spec_from_dict_validation() -> None:
         "instance.metadata['a']: expected a string": instance_dict(metadata={"a": 1}),
         "instance.config_drive: expected a boolean": instance_dict(config_drive="yes"),
         "instance.key_name: expected a string": instance_dict(key_name=3),
-        "instance.uuid: must not be empty": instance_dict(uuid=""),
+        "instance.uuid: must not be empty": instance_dict() | {"uuid": ""},
     }
     for message, data in cases.items():
         with pytest.raises(ValueError) as err:

@@ -68,8 +68,8 @@ def build_domain_xml(spec: InstanceSpec, paths: GuestPaths, *, virt_type: str,
     features = _sub(dom, "features")
     _sub(features, "acpi")
     _sub(features, "apic")
-    if virt_type == "kvm":
-        _sub(dom, "cpu", mode="host-passthrough")
+    # No <cpu>: QEMU's default model. host-passthrough breaks on nested KVM (QEMU aborts
+    # setting MSR 0x10a), and the KVM probe boots exactly this CPU configuration.
     _sub(dom, "clock", offset="utc")
     _sub(dom, "on_poweroff", "destroy")
     _sub(dom, "on_reboot", "restart")

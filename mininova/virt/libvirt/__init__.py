@@ -1,0 +1,1 @@
+"""QEMU/KVM compute driver over libvirt (libvirt-python is an optional dependency)."""

@@ -1,0 +1,188 @@
+"""consoleauth: random hashed tokens, TTL (injectable clock), single use, revocation."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from mininova.config import ServeConfig
+from mininova.consoleauth import (
+    EXPIRED,
+    INSTANCE_GONE,
+    INVALID,
+    NOT_RUNNING,
+    USED,
+    WRONG_INSTANCE,
+    ConsoleAuth,
+    ConsoleAuthError,
+)
+from mininova.store import Store
+from mininova.timeutil import now_utc
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = now_utc()
+
+    def __call__(self):  # noqa: ANN204
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    s = Store(tmp_path / "db.sqlite")
+    await s.open()
+    try:
+        yield s
+    finally:
+        await s.close()
+
+
+async def add_instance(store: Store, uuid: str, *, vm_state: str = "active",
+                       host: str | None = "node1", deleted: int = 0, name: str = "vm") -> None:
+    await store.execute(
+        "INSERT INTO instances (uuid, name, hostname, project_id, user_id, image_ref, flavor_id,"
+        " flavor, vm_state, host, mac_address, reservation_id, created_at, updated_at, deleted)"
+        " VALUES (?, ?, ?, 'p', 'u', 'img', '1', '{}', ?, ?, 'fa:16:3e:00:00:01', 'r-1',"
+        " '2024-01-01T00:00:00Z', '2024-01-01T00:00:00Z', ?)",
+        (uuid, name, name, vm_state, host, deleted))
+
+
+@pytest.fixture
+async def auth(store: Store) -> tuple[ConsoleAuth, Clock]:
+    clock = Clock()
+    services = SimpleNamespace(store=store, config=ServeConfig())
+    await add_instance(store, "i-1", name="alpha")
+    await add_instance(store, "i-2", name="beta")
+    return ConsoleAuth(services, clock=clock), clock
+
+
+async def refused(auth: ConsoleAuth, token: str, **kw) -> str:  # noqa: ANN003
+    with pytest.raises(ConsoleAuthError) as info:
+        await auth.check(token, **kw)
+    return info.value.reason
+
+
+async def test_tokens_are_random_and_stored_hashed(auth, store: Store) -> None:
+    ca, _ = auth
+    tokens = {(await ca.authorize("i-1"))["token"] for _ in range(20)}
+    assert len(tokens) == 20
+    assert all(len(t) >= 43 for t in tokens)  # 32 random bytes, urlsafe base64
+    rows = await store.fetchall("SELECT * FROM console_tokens")
+    assert {r["token_hash"] for r in rows} == {hashlib.sha256(t.encode()).hexdigest()
+                                              for t in tokens}
+    dump = repr(rows)
+    assert not any(t in dump for t in tokens)
+
+
+async def test_check_returns_instance_and_host(auth) -> None:
+    ca, _ = auth
+    token = (await ca.authorize("i-1"))["token"]
+    info = await ca.check(token)
+    assert info["instance_uuid"] == "i-1" and info["host"] == "node1"
+    assert info["name"] == "alpha" and info["console_type"] == "novnc"
+
+
+async def test_ttl_with_injected_clock(auth, caplog: pytest.LogCaptureFixture) -> None:
+    ca, clock = auth
+    token = (await ca.authorize("i-1"))["token"]
+    clock.advance(599)
+    await ca.check(token)
+    clock.advance(2)
+    with caplog.at_level(logging.WARNING):
+        assert await refused(ca, token) == EXPIRED
+    assert "expired" in caplog.text
+    assert token not in caplog.text
+    assert await refused(ca, token) == EXPIRED
+    assert await ca.purge_expired() == 1
+    assert await refused(ca, token) == INVALID
+
+
+async def test_custom_ttl_and_purge(auth, store: Store) -> None:
+    ca, clock = auth
+    await ca.authorize("i-1", ttl=5)
+    await ca.authorize("i-1", ttl=50)
+    clock.advance(10)
+    assert await ca.purge_expired() == 1
+    assert len(await store.fetchall("SELECT * FROM console_tokens")) == 1
+
+
+async def test_single_use(auth) -> None:
+    ca, _ = auth
+    token = (await ca.authorize("i-1", single_use=True))["token"]
+    await ca.check(token, consume=False)  # the console page's pre-check does not use it
+    await ca.check(token, consume=False)
+    await ca.check(token)
+    assert await refused(ca, token) == USED
+    assert await refused(ca, token, consume=False) == USED
+    multi = (await ca.authorize("i-1"))["token"]
+    await ca.check(multi)
+    await ca.check(multi)
+
+
+async def test_single_use_from_config(store: Store) -> None:
+    await add_instance(store, "i-9")
+    ca = ConsoleAuth(SimpleNamespace(store=store, config=ServeConfig(console_single_use=True)))
+    token = (await ca.authorize("i-9"))["token"]
+    await ca.check(token)
+    assert await refused(ca, token) == USED
+
+
+async def test_bound_to_one_instance(auth) -> None:
+    ca, _ = auth
+    token = (await ca.authorize("i-1"))["token"]
+    assert await refused(ca, token, instance_uuid="i-2") == WRONG_INSTANCE
+    assert (await ca.check(token, instance_uuid="i-1"))["instance_uuid"] == "i-1"
+
+
+async def test_forged_and_malformed(auth, caplog: pytest.LogCaptureFixture) -> None:
+    ca, _ = auth
+    real = (await ca.authorize("i-1"))["token"]
+    with caplog.at_level(logging.WARNING):
+        assert await refused(ca, real[:-1] + ("A" if real[-1] != "A" else "B")) == INVALID
+        assert await refused(ca, "") == INVALID
+        assert await refused(ca, "x" * 5000) == INVALID
+    assert "unknown token" in caplog.text
+
+
+async def test_revoke_instance(auth) -> None:
+    ca, _ = auth
+    t1 = (await ca.authorize("i-1"))["token"]
+    t2 = (await ca.authorize("i-1"))["token"]
+    other = (await ca.authorize("i-2"))["token"]
+    assert await ca.handle("revoke_instance", {"uuid": "i-1"}) == 2
+    assert await refused(ca, t1) == INVALID
+    assert await refused(ca, t2) == INVALID
+    await ca.check(other)
+    assert await ca.revoke(other) == 1
+    assert await refused(ca, other) == INVALID
+
+
+async def test_deleted_or_stopped_instance(auth, store: Store) -> None:
+    ca, _ = auth
+    token = (await ca.authorize("i-1"))["token"]
+    await store.execute("UPDATE instances SET vm_state = 'stopped' WHERE uuid = 'i-1'")
+    assert await refused(ca, token) == NOT_RUNNING
+    await store.execute("UPDATE instances SET vm_state = 'deleted', deleted = 1"
+                        " WHERE uuid = 'i-1'")
+    assert await refused(ca, token) == INSTANCE_GONE
+    assert await refused(ca, token) == INVALID  # and its tokens are gone
+
+
+async def test_bus_dispatch(auth) -> None:
+    ca, _ = auth
+    result = await ca.handle("authorize", {"instance_uuid": "i-2"})
+    assert (await ca.handle("check", {"token": result["token"]}))["name"] == "beta"
+    with pytest.raises(LookupError):
+        await ca.handle("nope", {})
+    with pytest.raises(ValueError):
+        await ca.authorize("i-2", console_type="spice-html5")
