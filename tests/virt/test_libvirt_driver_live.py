@@ -43,7 +43,10 @@ def _require_host() -> None:
 async def image_url():
     """Serve the tiny image over HTTP as the controller would."""
     app = web.Application()
-    app.router.add_get("/image", lambda _r: web.FileResponse(IMAGE))
+    async def serve(_request: web.Request) -> web.FileResponse:
+        return web.FileResponse(IMAGE)
+
+    app.router.add_get("/image", serve)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -60,7 +63,7 @@ async def driver():
     # pytest's tmp dirs are 0700; QEMU runs unprivileged and must reach the disks.
     root = Path(tempfile.mkdtemp(prefix="mininova-virt-test-", dir="/var/tmp"))
     root.chmod(0o755)
-    drv = LibvirtDriver(uri=URI, virt_type=os.environ.get("MININOVA_VIRT_TYPE", "auto"),
+    drv = LibvirtDriver(uri=URI, virt_type=os.environ.get("MININOVA_VIRT_TYPE", "qemu"),
                         instances_path=root / "instances", shutdown_timeout=5,
                         reboot_timeout=5, lease_wait=0, sync_interval=0)
     events: list[tuple[str, int]] = []
@@ -140,6 +143,19 @@ async def test_full_lifecycle(driver, image_url):
     for state in (api.SHUTDOWN, api.PAUSED, api.SUSPENDED, api.RUNNING):
         await _until(lambda s=state: saw(s), 5, f"lifecycle event {state}")
 
+    # A restarted agent (new driver, same state dir) re-adopts the guest.
+    from mininova.virt.libvirt.driver import LibvirtDriver
+
+    again = LibvirtDriver(uri=URI, virt_type="qemu", instances_path=driver.instances_path,
+                          sync_interval=0)
+    await again.init_host()
+    try:
+        adopted = {g.uuid: g for g in await again.list_guests()}
+        assert adopted[spec.uuid].power_state == api.RUNNING
+        assert adopted[spec.uuid].domain_name == "instance-7e570001"
+    finally:
+        await again.cleanup_host()
+
     await driver.destroy(spec.uuid)
     with pytest.raises(api.GuestNotFound):
         await driver.get_info(spec.uuid)
@@ -157,3 +173,23 @@ async def test_bad_checksum_cleans_up(driver, image_url):
     assert not (driver.instances_path / "_base" / "img-bad").exists()
     with pytest.raises(api.GuestNotFound):
         await driver.get_info(spec.uuid)
+
+
+async def test_virt_type_auto_probe(tmp_path):
+    """auto picks KVM only if a throwaway KVM guest boots, and says why."""
+    _require_host()
+    from mininova.virt.libvirt.driver import LibvirtDriver
+
+    root = Path(tempfile.mkdtemp(prefix="mininova-virt-probe-", dir="/var/tmp"))
+    drv = LibvirtDriver(uri=URI, virt_type="auto", instances_path=root / "instances",
+                        sync_interval=0)
+    try:
+        await drv.init_host()
+        res = await drv.host_resources()
+        print(f"virt_type={drv.virt_type}: {drv.virt_type_reason}")
+        assert drv.virt_type in ("kvm", "qemu") and drv.virt_type_reason
+        assert res.hypervisor_type == ("KVM" if drv.virt_type == "kvm" else "QEMU")
+        assert res.vcpus >= 1 and res.memory_mb > 0 and res.local_gb > 0
+    finally:
+        await drv.cleanup_host()
+        shutil.rmtree(root, ignore_errors=True)
