@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import struct
 from dataclasses import dataclass
 from typing import Any
@@ -10,28 +11,51 @@ import aiohttp
 
 
 class WsBytes:
-    """Byte-stream view of a websocket (messages may split or merge RFB messages)."""
+    """Byte-stream view of a websocket (messages may split or merge RFB messages).
+
+    Like a browser, it keeps reading in the background, so websocket pings are answered even
+    while the test is not waiting for data.
+    """
 
     def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         self.ws = ws
         self.buf = bytearray()
+        self.ended: str = ""
+        self._arrived = asyncio.Event()
+        self._pump = asyncio.create_task(self._read_forever())
+
+    async def _read_forever(self) -> None:
+        try:
+            while True:
+                msg = await self.ws.receive()
+                if msg.type == aiohttp.WSMsgType.BINARY:
+                    self.buf += msg.data
+                elif msg.type == aiohttp.WSMsgType.TEXT:
+                    self.buf += msg.data.encode()
+                else:
+                    self.ended = f"websocket ended: {msg.type.name} {msg.data!r} {msg.extra!r}"
+                    return
+                self._arrived.set()
+        finally:
+            self._arrived.set()
 
     async def readexactly(self, n: int, timeout: float = 10.0) -> bytes:
-        while len(self.buf) < n:
-            msg = await self.ws.receive(timeout=timeout)
-            if msg.type == aiohttp.WSMsgType.BINARY:
-                self.buf += msg.data
-            elif msg.type == aiohttp.WSMsgType.TEXT:
-                self.buf += msg.data.encode()
-            else:
-                raise ConnectionError(f"websocket ended: {msg.type.name} {msg.data!r} "
-                                      f"{msg.extra!r}")
+        async with asyncio.timeout(timeout):
+            while len(self.buf) < n:
+                if self.ended:
+                    raise ConnectionError(self.ended)
+                self._arrived.clear()
+                await self._arrived.wait()
         out = bytes(self.buf[:n])
         del self.buf[:n]
         return out
 
     async def write(self, data: bytes) -> None:
         await self.ws.send_bytes(data)
+
+    async def wait_ended(self, timeout: float = 10.0) -> str:
+        await asyncio.wait_for(asyncio.shield(self._pump), timeout)
+        return self.ended
 
 
 @dataclass

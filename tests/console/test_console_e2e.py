@@ -203,11 +203,11 @@ async def test_guest_side_close_closes_browser(env: ConsoleEnv) -> None:
     token = await env.token(uuid)
     async with aiohttp.ClientSession() as session:
         ws = await connect(session, env.ws_url(token))
-        await rfb_handshake(ws)
+        rfb = await rfb_handshake(ws)
         status, _, _ = await env.api.post(f"{SERVERS}/{uuid}/action", json={"os-stop": None})
         assert status == 202  # the fake driver stops the guest's VNC server
-        msg = await ws.receive(timeout=10)
-        assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+        assert "CLOSE" in await rfb.io.wait_ended(10)
+        assert ws.closed
     await assert_no_tunnel_left(env)
 
 

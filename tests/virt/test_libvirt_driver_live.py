@@ -94,6 +94,11 @@ async def _until(pred, timeout: float, what: str):
         await asyncio.sleep(0.5)
 
 
+async def _has_ip(drv, uuid: str) -> bool:
+    addr = (await drv.get_info(uuid)).addresses[0]["addr"]
+    return f"ip={addr}" in await drv.console_output(uuid)
+
+
 async def _state(drv, uuid: str) -> int:
     return (await drv.get_info(uuid)).power_state
 
@@ -114,6 +119,9 @@ async def test_full_lifecycle(driver, image_url):
         out = await driver.console_output(spec.uuid)
         return f"uuid={spec.uuid}" in out and "hostname=tiny-test-1" in out
     await _until(booted, 90, "config drive values on the serial console")
+    out = await driver.console_output(spec.uuid)
+    if "ip=" in out:  # the guest got the address we report (lease or reservation)
+        await _until(lambda: _has_ip(driver, spec.uuid), 20, "guest address on the console")
 
     ep = await driver.console_endpoint(spec.uuid)
     assert ep.host == "127.0.0.1" and ep.port and ep.port >= 5900

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 
 from mininova.virt.driver import FlavorSpec, ImageSpec, InstanceSpec
@@ -21,7 +22,7 @@ def make_spec(**overrides) -> InstanceSpec:
         flavor=FlavorSpec(id="1", name="m1.tiny", vcpus=1, ram_mb=128, disk_gb=1),
         image=ImageSpec(id="img-1", name="tiny", disk_format="qcow2", size=0, checksum="",
                         url="http://127.0.0.1:1/none", token="tok"),
-        mac_address="fa:16:3e:12:34:56",
+        mac_address="fa:16:3e:" + ":".join(f"{b:02x}" for b in os.urandom(3)),
         key_name="k1",
         public_keys={"k1": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeKeyForTests test@host"},
         metadata={"role": NASTY},

@@ -361,11 +361,16 @@ class LibvirtDriver(ComputeDriver):
             if rng is None:
                 return None
             taken = set(hosts.values())
+            leases: list[dict] = []
             with contextlib.suppress(libvirt.libvirtError):
-                taken |= {lease.get("ipaddr") for lease in net.DHCPLeases()}
-            ip = ipaddress.IPv4Address(rng.get("start"))
+                leases = net.DHCPLeases()
+            # dnsmasq keeps handing a MAC the address it leased before; reserve that one.
+            ours = [lease.get("ipaddr") for lease in leases
+                    if (lease.get("mac") or "").lower() == mac and lease.get("ipaddr") not in taken]
+            taken |= {lease.get("ipaddr") for lease in leases}
+            ip = ipaddress.IPv4Address(ours[0] if ours else rng.get("start"))
             end = ipaddress.IPv4Address(rng.get("end"))
-            while ip <= end and str(ip) in taken:
+            while not ours and ip <= end and str(ip) in taken:
                 ip += 1
             if ip > end:
                 raise DriverError(f"No free address left on libvirt network {self.network}")

@@ -29,5 +29,7 @@ class EventThread:
             if _thread is not None:
                 return
             libvirt.virEventRegisterDefaultImpl()
+            # Errors surface as libvirtError exceptions; stop libvirt also printing them.
+            libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
             _thread = threading.Thread(target=_run, name="libvirt-events", daemon=True)
             _thread.start()

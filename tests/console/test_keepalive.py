@@ -1,0 +1,73 @@
+"""A silent console survives 2 minutes behind a relay that drops connections idle for 60 s."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import aiohttp
+
+from mininova.config import ServeConfig
+from mininova.controller import Controller
+from tests.conftest import ApiClient, free_port, login
+from tests.console.conftest import SERVERS, ConsoleEnv, start_agent
+from tests.console.idlerelay import IdleDroppingRelay
+from tests.console.rfbclient import connect, rfb_handshake
+
+IDLE_DROP = 60.0
+SILENCE = 120.0
+
+
+async def test_silent_console_survives_idle_dropping_relay(tmp_path: Path) -> None:
+    port = free_port()
+    relay = IdleDroppingRelay("127.0.0.1", port, idle_timeout=IDLE_DROP)
+    await relay.start()
+    # Browsers and the agent both reach the controller only through the relay.
+    config = ServeConfig(data_dir=tmp_path / "data", listen=f"127.0.0.1:{port}",
+                         public_url=f"http://127.0.0.1:{relay.port}", heartbeat_interval=0.5)
+    assert config.console_keepalive < IDLE_DROP  # the default keepalive beats the idle timer
+    ctl = Controller(config)
+    await ctl.start()
+    agent = driver = task = None
+    try:
+        agent, driver, task = await start_agent(ctl, tmp_path / "agent")
+        async with aiohttp.ClientSession() as session:
+            creds = ctl.credentials
+            token, body = await login(session, config.base_url, creds.username, creds.password,
+                                      creds.project)
+            api = ApiClient(config.base_url, session, token, body["project"]["id"],
+                            body["user"]["id"])
+            env = ConsoleEnv(ctl, api, driver, agent)
+            uuid = await env.server("quiet")
+            url = await env.console_url(uuid)
+            assert url.startswith(f"http://127.0.0.1:{relay.port}/ui/")
+            console_token = parse_qs(urlsplit(url).query)["token"][0]
+            ws = await connect(session, env.ws_url(console_token))
+            rfb = await rfb_handshake(ws)
+            await rfb.request_update()
+            await rfb.read_update()
+            # Control: a plain idle connection through the same relay is cut.
+            _, idle_writer = await asyncio.open_connection("127.0.0.1", relay.port)
+            await asyncio.sleep(0.5)
+            accepted_before = relay.accepted
+            await asyncio.sleep(SILENCE)  # no input at all from the "browser"
+            assert relay.dropped >= 1, "the relay did not drop the idle control connection"
+            assert not ws.closed
+            await rfb.key()
+            await rfb.request_update(incremental=True)
+            (rect,) = await rfb.read_update(timeout=10)
+            assert rect[2:4] == (320, 200)
+            assert relay.accepted == accepted_before  # the console never had to reconnect
+            await ws.close()
+            idle_writer.close()
+            status, _, _ = await api.get(f"{SERVERS}/{uuid}")
+            assert status == 200
+    finally:
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        if driver is not None:
+            await driver.cleanup_host()
+        await ctl.stop()
+        await relay.stop()
