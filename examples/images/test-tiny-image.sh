@@ -9,7 +9,7 @@
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-IMAGE="$HERE/out/tiny.qcow2"
+IMAGE="${IMAGE:-$HERE/out/tiny.qcow2}"
 URI="${LIBVIRT_URI:-qemu:///system}"
 MEM=128
 MACHINE=pc

@@ -51,7 +51,8 @@ class Peer:
         self._waiters[request_id] = future
         try:
             await self._send(frame)
-            return await asyncio.wait_for(future, timeout)
+            async with asyncio.timeout(timeout):
+                return await future
         except TimeoutError:
             raise ProtocolError(TIMEOUT, f"{method} got no reply in {timeout:g}s") from None
         finally:

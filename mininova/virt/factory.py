@@ -17,7 +17,8 @@ def create_driver(config: AgentConfig) -> ComputeDriver:
         from mininova.virt.fake import FakeDriver
 
         return FakeDriver(vcpus=config.fake_vcpus, memory_mb=config.fake_memory_mb,
-                          disk_gb=config.fake_disk_gb, boot_seconds=config.fake_boot_seconds)
+                          disk_gb=config.fake_disk_gb, boot_seconds=config.fake_boot_seconds,
+                          state_file=config.data_dir / "fake-guests.json")
     if name == "libvirt":
         try:
             from mininova.virt.libvirt.driver import LibvirtDriver

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 from mininova.virt.driver import (
     CRASHED,
@@ -27,9 +29,11 @@ from mininova.virt.driver import (
     ComputeDriver,
     ConsoleEndpoint,
     DriverError,
+    FlavorSpec,
     GuestInfo,
     GuestNotFound,
     HostResources,
+    ImageSpec,
     InstanceSpec,
 )
 from mininova.virt.fakevnc import serve_fake_vnc
@@ -67,8 +71,10 @@ class FakeDriver(ComputeDriver):
 
     def __init__(self, vcpus: int = 16, memory_mb: int = 32768, disk_gb: int = 500,
                  boot_seconds: float = 0.2, op_seconds: float = 0.005,
-                 host_ip: str = "127.0.0.1") -> None:
+                 host_ip: str = "127.0.0.1", state_file: Path | None = None) -> None:
+        """With `state_file`, guests outlive the agent process (as libvirt guests do)."""
         super().__init__()
+        self.state_file = state_file
         self.vcpus = vcpus
         self.memory_mb = memory_mb
         self.disk_gb = disk_gb
@@ -77,6 +83,31 @@ class FakeDriver(ComputeDriver):
         self.host_ip = host_ip
         self._guests: dict[str, _Guest] = {}
         self._vnc_lock = asyncio.Lock()
+        self._load()
+
+    # -- persistence -----------------------------------------------------------------------
+
+    def _load(self) -> None:
+        if self.state_file is None or not self.state_file.exists():
+            return
+        data = json.loads(self.state_file.read_text())
+        for uuid, item in data.items():
+            spec = dict(item["spec"])
+            spec["flavor"] = FlavorSpec(**spec["flavor"])
+            spec["image"] = ImageSpec(**spec["image"])
+            guest = _Guest(spec=InstanceSpec(**spec), power_state=item["power_state"])
+            guest.log.extend(item.get("log", []))
+            self._guests[uuid] = guest
+
+    def _save(self) -> None:
+        if self.state_file is None:
+            return
+        data = {uuid: {"spec": asdict(g.spec), "power_state": g.power_state,
+                       "log": list(g.log)} for uuid, g in self._guests.items()}
+        self.state_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data))
+        tmp.replace(self.state_file)
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -108,8 +139,10 @@ class FakeDriver(ComputeDriver):
         guest.log.append(f"[fake] {what}: {STATE_NAMES.get(old, old)} -> "
                          f"{STATE_NAMES.get(target, target)}")
         if old == target:
+            self._save()
             return
         guest.power_state = target
+        self._save()
         if target in (SHUTDOWN, SUSPENDED, CRASHED):
             await self._stop_vnc(guest)
         await self.emit_event(guest.spec.uuid, target)
@@ -175,6 +208,7 @@ class FakeDriver(ComputeDriver):
     async def destroy(self, uuid: str) -> None:
         guest = self._guests.pop(uuid, None)
         if guest is not None:
+            self._save()
             await self._stop_vnc(guest)
             await asyncio.sleep(self.op_seconds)
 

@@ -44,7 +44,7 @@ def image(serve: Serve, tmp_path_factory: pytest.TempPathFactory) -> str:
     path.write_bytes(b"QFI\xfb" + b"\0" * 65536)
     env = serve.os_env()
     created = osc_json(env, "image", "create", "--file", str(path), "--disk-format", "qcow2",
-                       "--container-format", "bare", "cirros")
+                       "--container-format", "bare", "--public", "cirros")
     return created["id"]
 
 
