@@ -49,6 +49,9 @@ class Controller:
         self.store = Store(cfg.data_dir / "mininova.sqlite")
         await self.store.open()
         self.credentials = await bootstrap(self.store, cfg.data_dir)
+        from mininova.api.image.store_ops import recover_uploads
+
+        await recover_uploads(self.store, cfg)
         write_clouds_yaml(cfg.data_dir / "clouds.yaml", self.auth_url, self.credentials,
                           cfg.region)
         write_openrc(cfg.data_dir / "openrc", self.auth_url, self.credentials, cfg.region)
