@@ -52,6 +52,8 @@ class Controller:
         from mininova.api.image.store_ops import recover_uploads
 
         await recover_uploads(self.store, cfg)
+        # No agent is connected to a controller that just started.
+        await self.store.execute("UPDATE compute_nodes SET connected = 0")
         write_clouds_yaml(cfg.data_dir / "clouds.yaml", self.auth_url, self.credentials,
                           cfg.region)
         write_openrc(cfg.data_dir / "openrc", self.auth_url, self.credentials, cfg.region)

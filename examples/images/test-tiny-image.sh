@@ -5,7 +5,8 @@
 #   3. user_data "poweroff-after-boot" makes it power itself off.
 # Needs a running libvirtd (scripts/host-setup.sh).  Cleans up its domains.
 #
-#   examples/images/test-tiny-image.sh [--memory MIB] [--machine pc|q35]
+#   examples/images/test-tiny-image.sh [--memory MIB] [--machine pc|q35] [--network NAME]
+# (default: 128 MiB, pc, user-mode networking; Debian kernels need >= 96 MiB)
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -13,15 +14,19 @@ IMAGE="${IMAGE:-$HERE/out/tiny.qcow2}"
 URI="${LIBVIRT_URI:-qemu:///system}"
 MEM=128
 MACHINE=pc
+NETWORK=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --memory) MEM="$2"; shift 2 ;;
         --machine) MACHINE="$2"; shift 2 ;;
+        --network) NETWORK="$2"; shift 2 ;;
         *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
 done
 [ -f "$IMAGE" ] || { echo "no $IMAGE: run build-tiny-image.sh first" >&2; exit 1; }
 CDBUS=ide; [ "$MACHINE" = q35 ] && CDBUS=sata
+NIC="<interface type='user'><model type='virtio'/></interface>"
+[ -n "$NETWORK" ] && NIC="<interface type='network'><source network='$NETWORK'/><model type='virtio'/></interface>"
 
 T="$(mktemp -d /var/tmp/tiny-test.XXXXXX)"
 chmod 0755 "$T"
@@ -97,7 +102,7 @@ boot() {  # boot NAME USERDATA -> starts a transient domain, serial log $T/NAME.
       <target dev='hdc' bus='$CDBUS'/>
       <readonly/>
     </disk>
-    <interface type='user'><model type='virtio'/></interface>
+    $NIC
     <serial type='file'><source path='$T/$name.log'/><target port='0'/></serial>
     <graphics type='vnc' autoport='yes' listen='127.0.0.1'/>
     <video><model type='vga'/></video>
@@ -108,7 +113,7 @@ EOF
     virsh -c "$URI" create "$T/$name.xml" >/dev/null
 }
 
-echo "[$(date +%T)] == boot + identity lines (${MEM} MiB, machine $MACHINE, TCG)"
+echo "[$(date +%T)] == boot + identity lines (${MEM} MiB, machine $MACHINE, network ${NETWORK:-user}, TCG)"
 N="tinytest-$$-a"
 boot "$N" ""
 if secs="$(wait_for "$T/$N.log" '^boot done' 120)"; then
