@@ -31,7 +31,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.boot_bench import SERVERS, Api, Cloud, boot_many, percentile  # noqa: E402
+from bench.boot_bench import SERVERS, Api, Cloud, boot_many, interruptible, percentile  # noqa: E402
 from tests.e2e.procs import free_port, wait_until  # noqa: E402
 
 DETAIL = SERVERS + "/detail"
@@ -197,6 +197,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.servers < 1 or args.clients < 1 or args.seconds <= 0:
         parser.error("--servers and --clients must be >= 1, --seconds > 0")
+    interruptible()
     print("starting mininova serve + 1 fake agent ...")
     with Cloud(agents=1, servers=args.servers, boot_seconds=args.boot_seconds,
                keep=args.keep) as cloud:

@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import math
 import shutil
+import signal
 import statistics
 import sys
 import tempfile
@@ -241,6 +242,13 @@ async def fake_spawn_floor(boot_seconds: float, samples: int = 5) -> float:
 
 # -- main -----------------------------------------------------------------------------------
 
+def interruptible() -> None:
+    """Ctrl-C and SIGTERM raise KeyboardInterrupt, so clean-up runs (even when started with
+    `&` from a script, where SIGINT would otherwise be ignored)."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+
+
 async def run(cloud: Cloud, args: argparse.Namespace) -> None:
     assert cloud.serve is not None
     timeout = aiohttp.ClientTimeout(total=60)
@@ -302,6 +310,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.servers < 1 or args.agents < 1 or args.concurrency < 1:
         parser.error("--servers, --agents and --concurrency must be >= 1")
+    interruptible()
     print(f"starting mininova serve + {args.agents} fake agents ...")
     with Cloud(agents=args.agents, servers=args.servers, boot_seconds=args.boot_seconds,
                keep=args.keep) as cloud:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Boot examples/images/out/tiny.qcow2 under libvirt (TCG) and check it:
 #   1. identity lines from a config-2 ISO appear on the serial log,
-#   2. `virsh shutdown` (ACPI power button) powers it off,
+#   2. `virsh reboot` reboots it, `virsh shutdown` (ACPI power button) powers it off,
 #   3. user_data "poweroff-after-boot" makes it power itself off.
 # Needs a running libvirtd (scripts/host-setup.sh).  Cleans up its domains.
 #
@@ -56,6 +56,14 @@ wait_for() {  # wait_for LOG REGEX TIMEOUT -> seconds taken, or fails
         sleep 0.5
     done
     echo $((SECONDS - t0))
+}
+
+wait_for_count() {  # wait_for_count LOG REGEX N TIMEOUT
+    local t0=$SECONDS
+    while [ "$(tr -d '\r' <"$1" 2>/dev/null | grep -Ec "$2")" -lt "$3" ]; do
+        [ $((SECONDS - t0)) -ge "$4" ] && return 1
+        sleep 0.5
+    done
 }
 
 dom_state() { virsh -c "$URI" domstate "$1" 2>/dev/null | head -n1; }
@@ -127,6 +135,14 @@ check "$T/$N.log" '^uuid=[0-9a-f-]{36}$' "uuid line"
 check "$T/$N.log" "^ssh_key_fingerprint=$EXPECT_FP\$" "fingerprint line ($EXPECT_FP)"
 check "$T/$N.log" '^ip=' "ip line"
 grep -E '^(mininova|hostname=|uuid=|ssh_key|ip=|boot done|power)' "$T/$N.log" | tr -d '\r' | sed 's/^/    | /' || true
+
+echo "[$(date +%T)] == virsh reboot (ACPI power button + libvirt restart)"
+virsh -c "$URI" reboot "$N" >/dev/null
+if wait_for_count "$T/$N.log" '^boot done' 2 120 >/dev/null; then
+    echo "  ok: booted a second time after virsh reboot"
+else
+    echo "  FAIL: no second boot after virsh reboot"; fail=1
+fi
 
 echo "[$(date +%T)] == virsh shutdown (ACPI power button)"
 virsh -c "$URI" shutdown "$N" >/dev/null

@@ -157,7 +157,25 @@ async def list_servers(request: web.Request) -> web.Response:
 
 async def list_servers_detail(request: web.Request) -> web.Response:
     items = await _query(request)
-    servers = [await render_show(request, r, detail_list=True) for r in items]
+    svc, ctx, mv = services(request), context(request), microversion(request)
+    # One query each for host states and image properties, not two per server.
+    host_status: dict[str, str] = {}
+    if ctx.is_admin:
+        for node in await svc.store.fetchall("SELECT * FROM compute_nodes"):
+            host_status[node["host"]] = ("MAINTENANCE" if node["disabled"] else
+                                         "UP" if is_up(node, svc.config) else "DOWN")
+    image_props: dict[str, dict] = {}
+    if mv >= (2, 98):
+        for row in await svc.store.fetchall("SELECT id, properties FROM images"):
+            image_props[row["id"]] = loads(row["properties"], {})
+    servers = [
+        views.show_view(svc.base_url, r, mv, ctx.is_admin,
+                        (host_status.get(r["host"], "UNKNOWN") if r["host"] else "")
+                        if ctx.is_admin else None,
+                        image_props.get(r["image_ref"], {}) if mv >= (2, 98) else None,
+                        detail_list=True)
+        for r in items
+    ]
     body: dict[str, Any] = {"servers": servers}
     body.update(_links_for(request, items, "/compute/v2.1/servers/detail"))
     return web.json_response(body)
