@@ -67,8 +67,15 @@ download() {  # download PKG -> prints path of the .deb in the cache
     echo "$deb"
 }
 
-KPKG="$(apt-cache depends "linux-image-$KERNEL_FLAVOUR" 2>/dev/null \
-        | sed -n 's/^ *Depends: \(linux-image-[0-9][^ ]*\)$/\1/p' | head -n1)"
+resolve_kernel() {
+    apt-cache depends "linux-image-$KERNEL_FLAVOUR" 2>/dev/null \
+        | sed -n 's/^ *Depends: \(linux-image-[0-9][^ ]*\)$/\1/p' | head -n1
+}
+KPKG="$(resolve_kernel)"
+if [ -z "$KPKG" ] && [ "$(id -u)" = 0 ]; then
+    apt-get -q -o DPkg::Lock::Timeout=600 update >/dev/null 2>&1 || true
+    KPKG="$(resolve_kernel)"
+fi
 if [ -z "$KPKG" ]; then
     # apt lists not there yet, or an older cache: fall back to what we have
     KPKG="$(ls "$CACHE" 2>/dev/null | sed -n "s/^\(linux-image-[0-9][^_]*-$KERNEL_FLAVOUR\)_.*\.deb$/\1/p" | tail -n1)"
