@@ -36,7 +36,10 @@ PACKAGES=(
     dnsmasq-base iproute2 iptables busybox-static cpio genisoimage
 )
 if [ "$WANT_BROWSER" = 1 ]; then
-    PACKAGES+=(chromium nodejs npm)
+    PACKAGES+=(chromium)
+    # A Node.js that ships its own npm (e.g. NodeSource's) conflicts with Debian's npm package.
+    command -v node >/dev/null 2>&1 || PACKAGES+=(nodejs)
+    command -v npm >/dev/null 2>&1 || PACKAGES+=(npm)
 fi
 
 export DEBIAN_FRONTEND=noninteractive
@@ -87,6 +90,14 @@ if [ "${HOST_SETUP_NO_APT:-0}" != 1 ]; then
     fi
 fi
 
+# --- /dev/kvm -------------------------------------------------------------------
+# Without udev, /dev/kvm stays root-only; QEMU runs as libvirt-qemu and libvirt then
+# re-probes QEMU on every call (slow starts). The driver still decides KVM vs TCG itself.
+if [ -c /dev/kvm ] && getent group kvm >/dev/null; then
+    chgrp kvm /dev/kvm 2>/dev/null && chmod 0660 /dev/kvm 2>/dev/null \
+        || warn "could not make /dev/kvm group-accessible"
+fi
+
 # --- libvirt daemons --------------------------------------------------------
 
 virsh_ok() { timeout 10 virsh -c "$URI" version >/dev/null 2>&1; }
@@ -132,7 +143,8 @@ if ! virsh -c "$URI" net-info default >/dev/null 2>&1; then
 fi
 if virsh -c "$URI" net-info default >/dev/null 2>&1; then
     virsh -c "$URI" net-autostart default >/dev/null 2>&1 || true
-    if virsh -c "$URI" net-info default 2>/dev/null | grep -Eq '^Active:[[:space:]]+yes'; then
+    net_info="$(virsh -c "$URI" net-info default 2>/dev/null || true)"
+    if grep -Eq '^Active:[[:space:]]+yes' <<<"$net_info"; then
         NET_STATE="active"
     elif err="$(virsh -c "$URI" net-start default 2>&1)"; then
         NET_STATE="active"
