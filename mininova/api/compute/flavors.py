@@ -14,6 +14,7 @@ from aiohttp import web
 
 from mininova.api.context import context, mv_at_least, services
 from mininova.api.errors import BadRequest, Conflict, NotFound
+from mininova.api.pagination import next_query, paginate
 from mininova.api.validation import validated_body
 from mininova.store.db import Row
 from mininova.timeutil import now_iso
@@ -155,32 +156,14 @@ async def _list_rows(request: web.Request) -> tuple[list[Row], int | None]:
         sql += " WHERE " + " AND ".join(where)
     sql += f" ORDER BY {column} {sort_dir.upper()}, id {sort_dir.upper()}"
     rows = await store.fetchall(sql, params)
-    marker = q.get("marker")
-    if marker is not None:
-        ids = [r["id"] for r in rows]
-        if marker not in ids:
-            raise BadRequest(f"marker [{marker}] not found")
-        rows = rows[ids.index(marker) + 1:]
-    limit: int | None = None
-    if "limit" in q:
-        try:
-            limit = int(q["limit"])
-        except ValueError:
-            raise BadRequest("limit param must be an integer") from None
-        if limit < 0:
-            raise BadRequest("limit param must be positive")
-        limit = min(limit, 1000)
-        rows = rows[:limit]
-    return rows, limit
+    return paginate(rows, q, lambda r: r["id"], maximum=1000)
 
 
 def _next_links(request: web.Request, rows: list[Row], limit: int | None,
                 path: str) -> list[dict[str, str]]:
     if limit is None or not rows or len(rows) < limit:
         return []
-    params = {k: v for k, v in request.query.items() if k != "marker"}
-    params["marker"] = rows[-1]["id"]
-    query = "&".join(f"{k}={v}" for k, v in params.items())
+    query = next_query(request.query, rows[-1]["id"])
     return [{"rel": "next", "href": services(request).url(f"/compute/v2.1/{path}?{query}")}]
 
 

@@ -17,6 +17,7 @@ from aiohttp import web
 
 from mininova.api.context import context, mv_at_least, services
 from mininova.api.errors import BadRequest, Conflict, NotFound
+from mininova.api.pagination import next_query, paginate
 from mininova.api.validation import validated_body
 from mininova.hosts import is_up
 from mininova.store.db import Row, loads
@@ -345,28 +346,14 @@ async def _list_hypervisors(request: web.Request, detail: bool) -> web.Response:
                 raise NotFound(f"No hypervisor matching '{pattern}' could be found.")
     limit: int | None = None
     if mv_at_least(request, "2.33"):
-        marker = q.get("marker")
-        if marker is not None:
-            ids = [hypervisor_uuid(n["host"]) if mv_at_least(request, "2.53") else str(n["id"])
-                   for n in nodes]
-            if marker not in ids:
-                raise BadRequest(f"marker [{marker}] not found")
-            nodes = nodes[ids.index(marker) + 1:]
-        if "limit" in q:
-            try:
-                limit = int(q["limit"])
-            except ValueError:
-                raise BadRequest("limit param must be an integer") from None
-            if limit < 0:
-                raise BadRequest("limit param must be positive")
-            nodes = nodes[:limit]
+        use_uuid = mv_at_least(request, "2.53")
+        nodes, limit = paginate(
+            nodes, q, lambda n: hypervisor_uuid(n["host"]) if use_uuid else str(n["id"]))
     views = [await _hypervisor_view(request, n, detail, with_servers) for n in nodes]
     body: dict[str, Any] = {"hypervisors": views}
     if limit is not None and views and len(views) >= limit:
         path = "os-hypervisors/detail" if detail else "os-hypervisors"
-        params = {k: v for k, v in q.items() if k != "marker"}
-        params["marker"] = str(views[-1]["id"])
-        query = "&".join(f"{k}={v}" for k, v in params.items())
+        query = next_query(q, str(views[-1]["id"]))
         body["hypervisors_links"] = [{"rel": "next", "href": services(request).url(
             f"/compute/v2.1/{path}?{query}")}]
     return web.json_response(body)

@@ -12,6 +12,7 @@ from mininova.api.compute import server_views as views
 from mininova.api.compute.server_create import create_server
 from mininova.api.context import REQUEST_ID, context, microversion, services
 from mininova.api.errors import BadRequest, Conflict, NotFound
+from mininova.api.pagination import next_query, paginate, parse_limit
 from mininova.api.validation import validated_body
 from mininova.hosts import is_up
 from mininova.store import instances as db
@@ -118,31 +119,15 @@ async def _query(request: web.Request) -> list[dict[str, Any]]:
 
 
 def _paginate(items: list[dict[str, Any]], q: Any) -> list[dict[str, Any]]:
-    marker = q.get("marker")
-    if marker:
-        ids = [r["uuid"] for r in items]
-        if marker not in ids:
-            raise BadRequest(f"marker [{marker}] not found")
-        items = items[ids.index(marker) + 1:]
-    if "limit" in q:
-        try:
-            limit = int(q["limit"])
-        except ValueError:
-            raise BadRequest("limit param must be an integer") from None
-        if limit < 0:
-            raise BadRequest("limit param must be positive")
-        items = items[:limit]
-    return items
+    return paginate(items, q, lambda r: r["uuid"])[0]
 
 
 def _links_for(request: web.Request, items: list[dict[str, Any]], path: str
                ) -> dict[str, Any]:
-    q = request.query
-    if "limit" not in q or not items or len(items) < int(q["limit"]):
+    limit = parse_limit(request.query)
+    if limit is None or not items or len(items) < limit:
         return {}
-    params = {k: v for k, v in q.items() if k != "marker"}
-    params["marker"] = items[-1]["uuid"]
-    query = "&".join(f"{k}={v}" for k, v in params.items())
+    query = next_query(request.query, items[-1]["uuid"])
     return {"servers_links": [{"rel": "next",
                                "href": services(request).url(f"{path}?{query}")}]}
 

@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
+from mininova.api import pagination
 from mininova.api.context import context, services
 from mininova.api.errors import ApiError, BadRequest, Conflict, Forbidden, NotFound, OverLimit
 from mininova.api.image import store_ops as ops
@@ -282,15 +283,7 @@ async def visible_images(store: Any, ctx: Any, query: Any) -> list[dict[str, Any
 
 
 def parse_limit(query: Any) -> int | None:
-    if "limit" not in query:
-        return None
-    try:
-        limit = int(query["limit"])
-    except ValueError:
-        raise BadRequest("limit param must be an integer") from None
-    if limit < 0:
-        raise BadRequest("limit param must be positive")
-    return min(limit, MAX_LIMIT)
+    return pagination.parse_limit(query, MAX_LIMIT)
 
 
 def paginate(rows: list[dict[str, Any]], query: Any,
