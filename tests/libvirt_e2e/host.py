@@ -97,6 +97,7 @@ def purge_domains(uuids: Iterable[str] = (), names: Iterable[str] = (),
     wanted_uuids = {u.lower() for u in uuids}
     wanted_names = set(names)
     removed: list[str] = []
+    libvirt.registerErrorHandler(lambda _ctx, _err: None, None)  # errors are handled here
     try:
         conn = libvirt.open(URI)
     except libvirt.libvirtError:
@@ -114,11 +115,13 @@ def purge_domains(uuids: Iterable[str] = (), names: Iterable[str] = (),
                 if not ours:
                     continue
                 xml = dom.XMLDesc(0)
+                persistent = dom.isPersistent()
                 if dom.isActive():
                     with contextlib.suppress(libvirt.libvirtError):
                         dom.destroy()
-                with contextlib.suppress(libvirt.libvirtError):
-                    dom.undefineFlags(flags)
+                if persistent:
+                    with contextlib.suppress(libvirt.libvirtError):
+                        dom.undefineFlags(flags)
                 _release_dhcp_hosts(conn, xml)
                 removed.append(name)
     finally:
