@@ -16,7 +16,8 @@ log = logging.getLogger(__name__)
 
 ROLES = ("admin", "member", "reader")
 
-# (id, name, ram MiB, vcpus, disk GiB). m1.nano fits a 64 MiB test guest.
+# (id, name, ram MiB, vcpus, disk GiB). m1.nano is for 64 MiB guests (fake driver demos);
+# the tiny busybox image (examples/images) needs m1.micro (128 MiB).
 DEFAULT_FLAVORS = (
     ("1", "m1.nano", 64, 1, 1),
     ("2", "m1.micro", 128, 1, 1),

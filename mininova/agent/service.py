@@ -102,10 +102,14 @@ class Agent:
         while True:
             await asyncio.sleep(self.heartbeat_interval)
             try:
-                report = await self._report()
+                # A hypervisor busy starting a domain must not silence the heartbeat.
+                report = await asyncio.wait_for(self._report(), self.heartbeat_interval)
+            except TimeoutError:
+                log.info("host state is slow to read; heartbeat without a report")
+                report = {}
             except Exception as exc:
                 log.warning("cannot read host state for heartbeat: %s", exc)
-                continue
+                report = {}
             try:
                 await _call(peer, "heartbeat", report, max(10.0, 3 * self.heartbeat_interval))
             except ProtocolError as exc:

@@ -69,8 +69,10 @@ class Conductor:
                     host = await self.services.bus.call("scheduler", "select_and_claim",
                                                         **request.__dict__)
                 except NoValidHost as exc:
-                    last_error = str(exc)
-                    await db.finish_event(self.store, event, False, last_error)
+                    # After a failed spawn, the spawn error is the cause worth reporting.
+                    last_error = (f"{last_error} No other host could take it."
+                                  if tried else str(exc))
+                    await db.finish_event(self.store, event, False, str(exc))
                     break
                 tried.append(host)
                 if not await db.update(self.store, uuid, host=host, task_state=st.SPAWNING,

@@ -26,6 +26,7 @@ def create_driver(config: AgentConfig) -> ComputeDriver:
             raise DriverError(f"libvirt driver unavailable: {exc}") from exc
         return LibvirtDriver(uri=config.libvirt_uri, virt_type=config.virt_type,
                              instances_path=config.data_dir / "instances",
-                             network=config.libvirt_network)
+                             network=config.libvirt_network,
+                             sync_interval=config.sync_interval)
     raise ValueError(f"unknown compute driver {config.driver!r} (expected one of: "
                      f"{', '.join(DRIVERS)})")

@@ -11,6 +11,7 @@ the Debian kernel + initramfs ("Booting kernel failed: Invalid argument").
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -160,21 +161,10 @@ def test_hypervisor_reports_qemu_tcg(cloud: Cloud) -> None:
     # Up to 2.87 the hypervisor carries vcpus/memory_mb (2.88 dropped them).
     proc = cloud.run("--os-compute-api-version", "2.87", "hypervisor", "show", HOST, "-f",
                      "json", check=False)
-    missing_aggregates = proc.returncode != 0 and "os-aggregates" in proc.stderr
-    if proc.returncode == 0:
-        import json
-
-        hv = json.loads(proc.stdout)
-        values = (hv["hypervisor_type"], hv["vcpus"], hv["memory_mb"], hv["vcpus_used"],
-                  hv["memory_mb_used"])
-    elif missing_aggregates:  # see the xfail below; read the same record from the list
-        (hv,) = [h for h in cloud.json("--os-compute-api-version", "2.87", "hypervisor",
-                                       "list", "--long")
-                 if h["Hypervisor Hostname"] == HOST]
-        values = (hv["Hypervisor Type"], hv["vCPUs"], hv["Memory MB"], hv["vCPUs Used"],
-                  hv["Memory MB Used"])
-    else:
-        raise AssertionError(f"hypervisor show failed: {proc.stderr}{cloud.logs()}")
+    assert proc.returncode == 0, f"hypervisor show failed: {proc.stderr}{cloud.logs()}"
+    hv = json.loads(proc.stdout)
+    values = (hv["hypervisor_type"], hv["vcpus"], hv["memory_mb"], hv["vcpus_used"],
+              hv["memory_mb_used"])
     hv_type, vcpus, memory_mb, vcpus_used, memory_used = values
     assert hv_type == "QEMU", hv
     assert vcpus == cpus, (hv, nodeinfo)
@@ -184,9 +174,7 @@ def test_hypervisor_reports_qemu_tcg(cloud: Cloud) -> None:
     assert "libvirt driver using QEMU/TCG" in log, cloud.logs()
     if VIRT_TYPE == "auto":  # the KVM probe ran and chose TCG
         assert "virt_type=qemu configured" not in log
-    if missing_aggregates:
-        pytest.xfail("`openstack hypervisor show` needs GET /os-aggregates, which mininova "
-                     "does not serve (404); values checked via `hypervisor list --long`")
+
 
 
 # -- 6: two guests of one image share one cached base -----------------------------------------

@@ -94,7 +94,14 @@ async def list_floating_ip_pools(request: web.Request) -> web.Response:
     return web.json_response({"floating_ip_pools": []})
 
 
+async def list_aggregates(request: web.Request) -> web.Response:
+    """Host aggregates are not modelled: every host is in the single `nova` zone."""
+    context(request).require_admin("os_compute_api:os-aggregates:index")
+    return web.json_response({"aggregates": []})
+
+
 def setup(router: web.UrlDispatcher, prefix: str) -> None:
+    router.add_get(prefix + "/os-aggregates", list_aggregates)
     router.add_get(prefix + "/extensions", list_extensions)
     router.add_get(prefix + "/extensions/{alias}", show_extension)
     router.add_get(prefix + "/os-networks", list_networks)
