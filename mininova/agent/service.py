@@ -89,7 +89,7 @@ class Agent:
 
     async def _hello(self, peer: Peer) -> None:
         params = {"host": self.host, "driver": self.driver.name, "protocol": PROTOCOL_VERSION,
-                  **await self._report()}
+                  "destroy_orphans": self.config.destroy_orphans, **await self._report()}
         reply = await _call(peer, "hello", params, HELLO_TIMEOUT)
         interval = reply.get("heartbeat_interval") if isinstance(reply, dict) else None
         if isinstance(interval, int | float) and not isinstance(interval, bool) and interval > 0:

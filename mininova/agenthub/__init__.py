@@ -133,7 +133,8 @@ class AgentHub:
             await old.close(message=b"replaced by a newer connection")
         log.info("agent %s connected (%s driver)", host, params.get("driver"))
         guests = params.get("guests") or []
-        self.services.bus.cast("conductor", "host_connected", host=host, guests=guests)
+        self.services.bus.cast("conductor", "host_connected", host=host, guests=guests,
+                               destroy_orphans=params.get("destroy_orphans") is True)
         return {"heartbeat_interval": self.services.config.heartbeat_interval}
 
     def _host(self, state: dict[str, str]) -> str:

@@ -183,8 +183,12 @@ class Conductor:
 
     # ---- reports from agents ----------------------------------------------------------------
 
-    async def do_host_connected(self, host: str, guests: list[dict[str, Any]]) -> None:
-        """An agent (re)connected: reap guests of deleted instances, resync the rest."""
+    async def do_host_connected(self, host: str, guests: list[dict[str, Any]],
+                                destroy_orphans: bool = False) -> None:
+        """An agent (re)connected: reap guests of deleted instances, resync the rest.
+
+        Guests this cloud never knew are reported in the log and left alone, unless the
+        agent is configured with `destroy_orphans`."""
         known = {g.get("uuid") for g in guests if isinstance(g, dict)}
         for uuid in known:
             if not isinstance(uuid, str):
@@ -196,6 +200,12 @@ class Conductor:
                     await self.hub.call(host, "destroy", {"uuid": uuid}, timeout=60)
                 except ProtocolError as exc:
                     log.warning("reap of %s failed: %s", uuid, exc.message)
+            elif row is None and destroy_orphans:
+                log.warning("destroying guest %s on %s: unknown to this cloud", uuid, host)
+                try:
+                    await self.hub.call(host, "destroy", {"uuid": uuid}, timeout=60)
+                except ProtocolError as exc:
+                    log.warning("destroy of orphan %s failed: %s", uuid, exc.message)
             elif row is None:
                 log.warning("host %s runs guest %s that this cloud does not know; left alone",
                             host, uuid)
