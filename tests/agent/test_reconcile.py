@@ -1,0 +1,127 @@
+"""What the conductor makes of agents' reports: self power-off, vanished guests, orphans."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from mininova.agent import Agent
+from mininova.agent.specs import spec_from_dict
+from mininova.config import AgentConfig
+from mininova.controller import Controller
+from mininova.virt.fake import FakeDriver
+from tests.conftest import ApiClient
+
+from .conftest import instance_dict
+
+
+async def _start_agent(controller: Controller, tmp_path: Path, driver: FakeDriver,
+                       destroy_orphans: bool = False) -> asyncio.Task[None]:
+    creds = controller.credentials
+    assert creds is not None
+    config = AgentConfig(controller=controller.config.base_url, token=creds.agent_token,
+                         host="node1", driver="fake", data_dir=tmp_path,
+                         heartbeat_interval=0.2, reconnect_max_backoff=0.2,
+                         destroy_orphans=destroy_orphans)
+    agent = Agent(config, driver)
+    task = asyncio.create_task(agent.run())
+    await asyncio.wait_for(agent.connected.wait(), 5)
+    return task
+
+
+async def _stop(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+@pytest.fixture
+async def booted(api: ApiClient, controller: Controller, tmp_path: Path
+                 ) -> AsyncIterator[tuple[str, FakeDriver, asyncio.Task[None]]]:
+    driver = FakeDriver(boot_seconds=0.01, op_seconds=0)
+    task = await _start_agent(controller, tmp_path, driver)
+    _, image, _ = await api.post("/image/v2/images", json={
+        "name": "img", "disk_format": "qcow2", "container_format": "bare"})
+    await api.put(f"/image/v2/images/{image['id']}/file", data=b"x" * 512,
+                  headers={"Content-Type": "application/octet-stream"})
+    status, body, _ = await api.post("/compute/v2.1/servers", json={"server": {
+        "name": "vm", "imageRef": image["id"], "flavorRef": "1"}})
+    assert status == 202, body
+    uuid = body["server"]["id"]
+    await _wait(api, uuid, "ACTIVE")
+    try:
+        yield uuid, driver, task
+    finally:
+        await _stop(task)
+        await driver.cleanup_host()
+
+
+async def _wait(api: ApiClient, uuid: str, status: str) -> dict:
+    body: dict = {}
+    for _ in range(100):
+        _, body, _ = await api.get(f"/compute/v2.1/servers/{uuid}")
+        if body["server"]["status"] == status:
+            return body["server"]
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{uuid} never reached {status}: {body}")
+
+
+async def test_guest_powering_itself_off_reads_shutoff(api: ApiClient, booted) -> None:
+    uuid, driver, _ = booted
+    await driver.fake_guest_poweroff(uuid)
+    server = await _wait(api, uuid, "SHUTOFF")
+    assert server["OS-EXT-STS:power_state"] == 4
+
+
+async def test_vanished_guest_becomes_error_with_fault(api: ApiClient, booted) -> None:
+    uuid, driver, _ = booted
+    driver._guests.pop(uuid)  # gone behind the controller's back (e.g. virsh undefine)
+    server = await _wait(api, uuid, "ERROR")
+    assert "vanished" in server["fault"]["message"]
+
+
+async def test_unknown_guest_is_left_alone_unless_configured(
+        api: ApiClient, controller: Controller, tmp_path: Path) -> None:
+    orphan = instance_dict()
+    for destroy, survives in ((False, True), (True, False)):
+        driver = FakeDriver(boot_seconds=0.01, op_seconds=0)
+        await driver.spawn(spec_from_dict(orphan))
+        task = await _start_agent(controller, tmp_path / str(destroy), driver,
+                                  destroy_orphans=destroy)
+        try:
+            present = True
+            for _ in range(10 if survives else 50):  # survivors get a few heartbeats' time
+                await asyncio.sleep(0.1)
+                present = orphan["uuid"] in {g.uuid for g in await driver.list_guests()}
+                if not present:
+                    break
+            assert present is survives
+        finally:
+            await _stop(task)
+            await driver.cleanup_host()
+
+
+async def test_deleted_instance_guest_is_reaped_on_reconnect(
+        api: ApiClient, controller: Controller, booted, tmp_path: Path) -> None:
+    uuid, driver, task = booted
+    await _stop(task)  # the host goes away ...
+    status, _, _ = await api.delete(f"/compute/v2.1/servers/{uuid}")
+    assert status == 204
+    for _ in range(50):  # ... the delete completes locally ...
+        status, _, _ = await api.get(f"/compute/v2.1/servers/{uuid}")
+        if status == 404:
+            break
+        await asyncio.sleep(0.1)
+    assert status == 404
+    assert uuid in {g.uuid for g in await driver.list_guests()}
+    task = await _start_agent(controller, tmp_path / "again", driver)  # ... and comes back
+    try:
+        for _ in range(50):
+            if uuid not in {g.uuid for g in await driver.list_guests()}:
+                break
+            await asyncio.sleep(0.1)
+        assert uuid not in {g.uuid for g in await driver.list_guests()}
+    finally:
+        await _stop(task)
