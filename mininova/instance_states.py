@@ -31,6 +31,10 @@ UNPAUSING = "unpausing"
 SUSPENDING = "suspending"
 RESUMING = "resuming"
 DELETING = "deleting"
+IMAGE_SNAPSHOT = "image_snapshot"
+
+# vm_states from which a snapshot (createImage) may start; it does not change the vm_state.
+SNAPSHOT_ALLOWED = frozenset({ACTIVE, STOPPED, PAUSED, SUSPENDED})
 
 # power_state (same integers as mininova.virt.driver)
 NOSTATE = 0

@@ -11,9 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
+
+import aiohttp
 
 from mininova.agent import tunnel
 from mininova.agent.specs import guest_to_dict, resources_to_dict, spec_from_dict
@@ -76,6 +80,7 @@ class OrderHandlers:
             "console_output": self.console_output,
             "open_console_tunnel": self.open_console_tunnel,
             "host_resources": self.host_resources,
+            "snapshot": self.snapshot,
         }
         for op in POWER_OPS:
             table[op] = self._power_op(op)
@@ -191,3 +196,36 @@ class OrderHandlers:
     async def host_resources(self, params: dict[str, Any]) -> dict[str, Any]:
         async with self._driver_errors():
             return resources_to_dict(await self.driver.host_resources())
+
+    async def snapshot(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Snapshot the root disk and upload it to the image API (`upload_url`, `token`)."""
+        uuid = _uuid(params)
+        url, token = params.get("upload_url"), params.get("token")
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise ValueError("upload_url must be an http(s) URL")
+        if not isinstance(token, str) or not token:
+            raise ValueError("token must be a non-empty string")
+        with tempfile.TemporaryDirectory(prefix="mininova-snap-") as tmp:
+            dest = Path(tmp) / "snapshot.qcow2"
+            async with self.guest_lock(uuid), self._driver_errors():
+                await self.driver.snapshot(uuid, dest)
+            size = dest.stat().st_size
+            await upload_file(dest, url, token)
+        return {"size": size}
+
+
+async def upload_file(path: Path, url: str, token: str) -> None:
+    """Stream a file to `PUT url` (Glance's image upload); ProtocolError on refusal."""
+
+    async def chunks() -> AsyncIterator[bytes]:
+        with open(path, "rb") as fh:
+            while block := await asyncio.to_thread(fh.read, 1 << 20):
+                yield block
+
+    headers = {"X-Auth-Token": token, "Content-Type": "application/octet-stream",
+               "Content-Length": str(path.stat().st_size)}
+    async with aiohttp.ClientSession() as session, session.put(
+            url, data=chunks(), headers=headers) as resp:
+        if resp.status >= 300:
+            raise ProtocolError(FAILED, f"image upload refused: {resp.status} "
+                                        f"{(await resp.text())[:200]}")

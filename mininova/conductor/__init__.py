@@ -59,10 +59,14 @@ class Conductor:
                 if inst is None or inst["task_state"] == st.DELETING:
                     return
                 flavor = inst["flavor"]
+                group = await self.store.fetchone(
+                    "SELECT group_id FROM server_group_members WHERE instance_uuid = ?",
+                    (uuid,))
                 request = Request(uuid, int(flavor["vcpus"]), int(flavor["ram"]),
                                   int(flavor["disk"]) + int(flavor.get("ephemeral") or 0),
                                   inst["availability_zone"] or None, tuple(tried),
-                                  inst["scheduler_hints"].get("force_host"))
+                                  inst["scheduler_hints"].get("force_host"),
+                                  group["group_id"] if group else None)
                 event = await db.start_event(self.store, uuid, "conductor_schedule_and_build",
                                              None)
                 try:
@@ -164,12 +168,41 @@ class Conductor:
         async with self.store.transaction():
             await self.store.execute("DELETE FROM allocations WHERE instance_uuid = ?", (uuid,))
             await self.store.execute(
+                "DELETE FROM server_group_members WHERE instance_uuid = ?", (uuid,))
+            await self.store.execute(
                 "UPDATE instances SET deleted = 1, vm_state = ?, task_state = NULL,"
                 " power_state = 0, terminated_at = ?, updated_at = ? WHERE uuid = ?",
                 (st.DELETED, now, now, uuid))
         self.services.bus.cast("consoleauth", "revoke_instance", uuid=uuid)
         self._locks.pop(uuid, None)
         log.info("instance %s deleted", uuid)
+
+    # ---- snapshots ------------------------------------------------------------------------
+
+    async def do_snapshot_instance(self, uuid: str, image_id: str) -> None:
+        """The agent copies the root disk and uploads it to the queued Glance record."""
+        from mininova.api.image.store_ops import set_image_status
+
+        async with self._lock(uuid):
+            inst = await db.get(self.store, uuid)
+            if inst is None or inst["task_state"] != st.IMAGE_SNAPSHOT:
+                await set_image_status(self.store, image_id, "killed")
+                return
+            event = await db.start_event(self.store, uuid, "compute_snapshot_instance",
+                                         inst["host"])
+            params = {"uuid": uuid, "token": await self.services.identity.issue_service_token(),
+                      "upload_url": self.services.url(f"/image/v2/images/{image_id}/file")}
+            try:
+                await self.hub.call(inst["host"] or "", "snapshot", params,
+                                    timeout=self.services.config.spawn_timeout)
+                await db.finish_event(self.store, event, True)
+            except ProtocolError as exc:
+                log.warning("snapshot of %s failed: %s", uuid, exc.message)
+                await db.finish_event(self.store, event, False, exc.message)
+                await set_image_status(self.store, image_id, "killed")
+            finally:
+                await db.update(self.store, uuid, expect_task_state=st.IMAGE_SNAPSHOT,
+                                task_state=None)
 
     # ---- reads that need the host ----------------------------------------------------------
 

@@ -102,4 +102,17 @@ CREATE TABLE quotas (
     PRIMARY KEY (project_id, resource));
 """,
     ),
+    (
+        2,
+        """
+CREATE TABLE server_groups (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, project_id TEXT NOT NULL, user_id TEXT NOT NULL,
+    policy TEXT NOT NULL, rules TEXT NOT NULL DEFAULT '{}',
+    metadata TEXT NOT NULL DEFAULT '{}', created_at TEXT NOT NULL);
+CREATE INDEX server_groups_project ON server_groups (project_id);
+CREATE TABLE server_group_members (
+    group_id TEXT NOT NULL REFERENCES server_groups(id) ON DELETE CASCADE,
+    instance_uuid TEXT NOT NULL UNIQUE, PRIMARY KEY (group_id, instance_uuid));
+""",
+    ),
 ]

@@ -172,3 +172,7 @@ class ComputeDriver(abc.ABC):
 
     @abc.abstractmethod
     async def console_endpoint(self, uuid: str) -> ConsoleEndpoint: ...
+
+    async def snapshot(self, uuid: str, dest: Path) -> None:
+        """Write a standalone qcow2 copy of the guest's root disk to `dest`."""
+        raise DriverError(f"the {self.name} driver cannot snapshot")

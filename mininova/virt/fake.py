@@ -256,6 +256,13 @@ class FakeDriver(ComputeDriver):
                 guest.vnc, guest.vnc_port = await serve_fake_vnc(guest.spec.domain_name)
             return ConsoleEndpoint(host="127.0.0.1", port=guest.vnc_port)
 
+    async def snapshot(self, uuid: str, dest: Path) -> None:
+        """A small qcow2-looking file naming the guest (enough to round-trip an image)."""
+        guest = self._get(uuid)
+        await asyncio.sleep(self.op_seconds)
+        dest.write_bytes(b"QFI\xfb" + f"fake snapshot of {guest.spec.uuid}\n".encode()
+                         + b"\0" * 4096)
+
     # -- test hooks ------------------------------------------------------------------------
 
     async def fake_guest_poweroff(self, uuid: str) -> None:

@@ -151,6 +151,21 @@ def test_restart_serve_keeps_state_and_agent_resyncs(serve: Serve, fake_agent: A
     assert [s["Name"] for s in osc_json(env, "server", "list")] == ["vm1"]
 
 
+def test_snapshot_then_boot_from_it(serve: Serve) -> None:
+    env = serve.os_env()
+    image = osc_json(env, "server", "image", "create", "--name", "snap1", "--wait", "vm1")
+    assert image["status"] == "active"
+    shown = osc_json(env, "image", "show", "snap1")
+    assert shown["properties"]["image_type"] == "snapshot"
+    assert shown["properties"]["instance_uuid"] == osc_json(env, "server", "show", "vm1")["id"]
+    assert shown["size"] > 0
+    server = osc_json(env, "server", "create", "--image", "snap1", "--flavor", "m1.nano",
+                      "--wait", "from-snap")
+    assert server["status"] == "ACTIVE"
+    run_client(env, "openstack", "server", "delete", "--wait", "from-snap")
+    assert osc_json(env, "server", "show", "vm1")["OS-EXT-STS:task_state"] is None
+
+
 def test_delete_wait(serve: Serve) -> None:
     env = serve.os_env()
     run_client(env, "openstack", "server", "delete", "--wait", "vm1")

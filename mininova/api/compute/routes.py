@@ -15,9 +15,11 @@ def setup(app: web.Application) -> None:
         infra,
         keypairs,
         server_actions,
+        server_groups,
         servers,
         versions,
     )
 
-    for module in (versions, servers, server_actions, flavors, keypairs, infra, images, consoles):
+    for module in (versions, servers, server_actions, server_groups, flavors, keypairs, infra,
+                   images, consoles):
         module.setup(app.router, PREFIX)

@@ -9,8 +9,9 @@ from aiohttp import web
 
 from mininova import instance_states as st
 from mininova.api.compute.servers import check_locked, get_server
-from mininova.api.context import REQUEST_ID, context, services
+from mininova.api.context import REQUEST_ID, context, mv_at_least, services
 from mininova.api.errors import BadRequest, Conflict
+from mininova.api.image import store_ops
 from mininova.api.validation import json_body, validate
 from mininova.protocol import ProtocolError
 from mininova.store import instances as db
@@ -111,6 +112,37 @@ async def _vnc_console(request: web.Request, inst: dict[str, Any], body: Any) ->
     return await consoles.get_vnc_console(request, inst, body)
 
 
+async def _create_image(request: web.Request, inst: dict[str, Any], body: Any
+                        ) -> web.Response:
+    """Snapshot: the Glance record exists (queued) before the 202; the agent uploads it."""
+    svc, ctx = services(request), context(request)
+    validate(body, {"type": "object", "required": ["name"], "properties": {
+        "name": {"type": "string", "minLength": 1, "maxLength": 255},
+        "metadata": {"type": "object", "additionalProperties": {"type": "string",
+                                                                "maxLength": 255}}},
+        "additionalProperties": False})
+    if inst["task_state"] is not None or inst["vm_state"] not in st.SNAPSHOT_ALLOWED:
+        raise Conflict(f"Cannot 'createImage' instance {inst['uuid']} while it is in "
+                       f"vm_state {inst['vm_state']} / task_state {inst['task_state']}")
+    if not await db.update(svc.store, inst["uuid"], expect_task_state=None,
+                           task_state=st.IMAGE_SNAPSHOT):
+        raise Conflict(f"Instance {inst['uuid']} is busy; try again.")
+    properties = {**body.get("metadata", {}), "instance_uuid": inst["uuid"],
+                  "image_type": "snapshot", "base_image_ref": inst["image_ref"]}
+    image = await store_ops.create_image_record(
+        svc.store, owner=inst["project_id"], name=body["name"], disk_format="qcow2",
+        visibility="private", min_disk=int(inst["flavor"].get("disk") or 0),
+        properties=properties)
+    await db.start_action(svc.store, inst["uuid"], "createImage", request[REQUEST_ID],
+                          ctx.user_id, ctx.project_id)
+    svc.bus.cast("conductor", "snapshot_instance", uuid=inst["uuid"], image_id=image["id"])
+    location = svc.url(f"/image/v2/images/{image['id']}")
+    if mv_at_least(request, "2.45"):
+        return web.json_response({"image_id": image["id"]}, status=202,
+                                 headers={"Location": location})
+    return web.Response(status=202, headers={"Location": location})
+
+
 ACTIONS: dict[str, ActionHandler] = {
     "os-stop": _simple("stop"),
     "os-start": _simple("start"),
@@ -124,6 +156,7 @@ ACTIONS: dict[str, ActionHandler] = {
     "os-resetState": _reset_state,
     "os-getConsoleOutput": _console_output,
     "os-getVNCConsole": _vnc_console,
+    "createImage": _create_image,
 }
 
 

@@ -14,6 +14,7 @@ from aiohttp import web
 
 from mininova import instance_states as st
 from mininova import quota
+from mininova.api.compute import server_groups
 from mininova.api.compute.server_views import links
 from mininova.api.context import REQUEST_ID, context, mv_at_least, services
 from mininova.api.errors import BadRequest, Forbidden
@@ -146,6 +147,34 @@ async def _fit_quota(store: Any, project_id: str, min_count: int, max_count: int
     return min_count
 
 
+async def _group_from_hints(store: Any, hints: dict[str, Any], project_id: str,
+                            is_admin: bool) -> dict[str, Any] | None:
+    """The server group a `group` scheduler hint names: it must exist and be visible."""
+    if "group" not in hints:
+        return None
+    group_id = hints["group"]
+    if isinstance(group_id, list) and len(group_id) == 1:
+        group_id = group_id[0]
+    if not isinstance(group_id, str) or not group_id:
+        raise BadRequest(f"Invalid input for field/attribute group. Value: {group_id!r}. "
+                         "It is not a server group id")
+    group = await server_groups.find_visible(store, group_id, project_id, is_admin)
+    if group is None:
+        raise BadRequest(f"Instance group {group_id} could not be found.")
+    return group
+
+
+async def _check_member_quota(store: Any, group: dict[str, Any], count: int) -> None:
+    """server_group_members: the group's project may not have more members than allowed."""
+    limit = (await quota.get_limits(store, group["project_id"]))["server_group_members"]
+    if limit < 0:
+        return
+    row = await store.fetchone(
+        "SELECT COUNT(*) AS n FROM server_group_members WHERE group_id = ?", (group["id"],))
+    if int((row or {}).get("n") or 0) + count > limit:
+        raise Forbidden("Quota exceeded, too many servers in group")
+
+
 async def create_server(request: web.Request) -> web.Response:
     svc, ctx = services(request), context(request)
     body = await validated_body(request, SERVER_SCHEMA)
@@ -222,6 +251,7 @@ async def create_server(request: web.Request) -> web.Response:
             raise BadRequest(f"The requested availability zone is not available: {zone}")
 
     hints = body.get("OS-SCH-HNT:scheduler_hints") or body.get("os:scheduler_hints") or {}
+    group = await _group_from_hints(store, hints, ctx.project_id, ctx.is_admin)
     force_host = server.get("host")
     if force_host:
         ctx.require_admin("host in server create")
@@ -235,6 +265,8 @@ async def create_server(request: web.Request) -> web.Response:
     now = now_iso()
     uuids = []
     async with store.transaction():
+        if group is not None:
+            await _check_member_quota(store, group, count)
         for index in range(count):
             uuid = str(uuidlib.uuid4())
             name = server["name"] if count == 1 else f"{server['name']}-{index + 1}"
@@ -251,6 +283,10 @@ async def create_server(request: web.Request) -> web.Response:
                  user_data, dumps(metadata), st.BUILDING, st.SCHEDULING, st.NOSTATE, zone,
                  access_v4, access_v6, random_mac(), config_drive, reservation_id, index,
                  dumps(hints), server.get("description"), now, now))
+            if group is not None:
+                await store.execute(
+                    "INSERT INTO server_group_members (group_id, instance_uuid) VALUES (?, ?)",
+                    (group["id"], uuid))
             await start_action(store, uuid, "create", request[REQUEST_ID], ctx.user_id,
                                ctx.project_id)
             uuids.append(uuid)

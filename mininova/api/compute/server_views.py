@@ -114,7 +114,8 @@ def _common(base: str, inst: dict[str, Any], mv: MV, full_addresses: bool,
 
 def show_view(base: str, inst: dict[str, Any], mv: MV, is_admin: bool,
               host_status: str | None = None, image_props: dict | None = None,
-              detail_list: bool = False) -> dict[str, Any]:
+              detail_list: bool = False, server_groups: list[str] | None = None
+              ) -> dict[str, Any]:
     view = _common(base, inst, mv, True, image_props)
     fault = _fault(inst, is_admin)
     if fault:
@@ -145,7 +146,7 @@ def show_view(base: str, inst: dict[str, Any], mv: MV, is_admin: bool,
     if mv >= (2, 16) and is_admin:
         view["host_status"] = host_status or ""
     if mv >= (2, 71) and not detail_list:
-        view["server_groups"] = []
+        view["server_groups"] = list(server_groups or [])
     if mv >= (2, 96):
         view["pinned_availability_zone"] = None
     if mv >= (2, 100):
@@ -154,17 +155,18 @@ def show_view(base: str, inst: dict[str, Any], mv: MV, is_admin: bool,
 
 
 def update_view(base: str, inst: dict[str, Any], mv: MV, is_admin: bool,
-                host_status: str | None = None, image_props: dict | None = None
-                ) -> dict[str, Any]:
+                host_status: str | None = None, image_props: dict | None = None,
+                server_groups: list[str] | None = None) -> dict[str, Any]:
     """PUT /servers/{id} (and rebuild): narrower below 2.75, the full show view from 2.75."""
     if mv >= (2, 75):
-        return show_view(base, inst, mv, is_admin, host_status, image_props)
+        return show_view(base, inst, mv, is_admin, host_status, image_props,
+                         server_groups=server_groups)
     view = _common(base, inst, mv, False, image_props)
     fault = _fault(inst, is_admin)
     if fault:
         view["fault"] = fault
     if mv >= (2, 71):
-        view["server_groups"] = []
+        view["server_groups"] = list(server_groups or [])
     return view
 
 

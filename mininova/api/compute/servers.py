@@ -10,6 +10,7 @@ from aiohttp import web
 from mininova import instance_states as st
 from mininova.api.compute import server_views as views
 from mininova.api.compute.server_create import create_server
+from mininova.api.compute.server_groups import groups_of_instance
 from mininova.api.context import REQUEST_ID, context, microversion, services
 from mininova.api.errors import BadRequest, Conflict, NotFound
 from mininova.api.pagination import next_query, paginate, parse_limit
@@ -52,13 +53,20 @@ async def _image_props(request: web.Request, inst: dict[str, Any]) -> dict | Non
     return loads(row["properties"], {}) if row else {}
 
 
+async def _server_groups(request: web.Request, inst: dict[str, Any]) -> list[str] | None:
+    if microversion(request) < (2, 71):
+        return None
+    return await groups_of_instance(services(request).store, inst["uuid"])
+
+
 async def render_show(request: web.Request, inst: dict[str, Any],
                       detail_list: bool = False) -> dict[str, Any]:
     ctx = context(request)
     host_status = await _host_status(request, inst) if ctx.is_admin else None
+    groups = None if detail_list else await _server_groups(request, inst)
     return views.show_view(services(request).base_url, inst, microversion(request),
                            ctx.is_admin, host_status, await _image_props(request, inst),
-                           detail_list=detail_list)
+                           detail_list=detail_list, server_groups=groups)
 
 
 def _bool_param(value: str | None) -> bool:
@@ -211,7 +219,8 @@ async def update_server(request: web.Request) -> web.Response:
     inst = await get_server(request, inst["uuid"])
     host_status = await _host_status(request, inst) if ctx.is_admin else None
     view = views.update_view(svc.base_url, inst, microversion(request), ctx.is_admin,
-                             host_status, await _image_props(request, inst))
+                             host_status, await _image_props(request, inst),
+                             await _server_groups(request, inst))
     return web.json_response({"server": view})
 
 

@@ -52,7 +52,7 @@ from mininova.virt.driver import (
 from mininova.virt.libvirt import guestxml
 from mininova.virt.libvirt.configdrive import build_config_drive
 from mininova.virt.libvirt.events import EventThread
-from mininova.virt.libvirt.images import ImageCache, create_overlay, inspect_image
+from mininova.virt.libvirt.images import ImageCache, create_overlay, inspect_image, run
 from mininova.virt.libvirt.probe import kvm_device_problem, probe_kvm
 
 LOG = logging.getLogger(__name__)
@@ -614,6 +614,25 @@ class LibvirtDriver(ComputeDriver):
                 dom.create()  # restores the managed save image
 
         await self._run(start)
+
+    async def snapshot(self, uuid: str, dest: Path) -> None:
+        """Copy the root disk (overlay + base) into one qcow2 while the guest is paused."""
+        disk = self._instance_dir(uuid) / "disk"
+
+        def pause_if_running() -> bool:
+            dom = self._lookup(uuid)
+            if dom.state()[0] == libvirt.VIR_DOMAIN_RUNNING:
+                dom.suspend()
+                return True
+            return False
+
+        paused = await self._run(pause_if_running)
+        try:
+            await run("qemu-img", "convert", "-U", "-f", "qcow2", "-O", "qcow2", str(disk),
+                      str(dest), timeout=1800)
+        finally:
+            if paused:
+                await self._run(lambda: self._lookup(uuid).resume())
 
     # -- consoles ---------------------------------------------------------------------------
 
