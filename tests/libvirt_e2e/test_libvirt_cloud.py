@@ -320,6 +320,20 @@ def test_corrupted_image_fails_cleanly(cloud: Cloud) -> None:
         f"fault does not name the cause: {fault}{cloud.logs()}")
 
 
+# -- snapshot: createImage of a running guest gives a bootable image --------------------------
+
+def test_snapshot_boots_a_new_guest(cloud: Cloud) -> None:
+    image = cloud.json("server", "image", "create", "--name", "vm1-snap", "--wait", "vm1")
+    assert image["status"] == "active", image
+    assert cloud.show("vm1")["status"] == "ACTIVE"  # paused for the copy, running again
+    server = cloud.json("server", "create", "--image", "vm1-snap", "--flavor", FLAVOR,
+                        "--wait", "fromsnap")
+    cloud.ids.add(server["id"])
+    out = _wait_console(cloud, "fromsnap", "boot done")
+    assert "hostname=fromsnap" in out.splitlines(), out
+    cloud.run("server", "delete", "--wait", "fromsnap")
+
+
 # -- 5: delete removes the domain and the instance directory ---------------------------------
 
 def test_delete_removes_domain_and_files(cloud: Cloud) -> None:
