@@ -54,6 +54,44 @@ def test_power_actions(serve: Serve, command: list[str], status: str) -> None:
     assert shown["OS-EXT-STS:task_state"] is None
 
 
+def test_resource_commands(serve: Serve, tmp_path_factory: pytest.TempPathFactory) -> None:
+    env = serve.os_env()
+    # flavors
+    assert "m1.nano" in {f["Name"] for f in osc_json(env, "flavor", "list")}
+    nano = osc_json(env, "flavor", "show", "m1.nano")
+    assert (nano["ram"], nano["vcpus"]) == (64, 1)
+    created = osc_json(env, "flavor", "create", "--ram", "256", "--vcpus", "2", "--disk", "2",
+                       "e2e.flavor")
+    assert (created["ram"], created["vcpus"], created["disk"]) == (256, 2, 2)
+    run_client(env, "openstack", "flavor", "delete", "e2e.flavor")
+    assert "e2e.flavor" not in {f["Name"] for f in osc_json(env, "flavor", "list")}
+    # images
+    path = tmp_path_factory.mktemp("img2") / "raw.img"
+    path.write_bytes(b"\0" * 4096)
+    osc_json(env, "image", "create", "--file", str(path), "--disk-format", "raw", "e2e-img")
+    shown = osc_json(env, "image", "show", "e2e-img")
+    assert shown["status"] == "active" and shown["size"] == 4096
+    assert "e2e-img" in {i["Name"] for i in osc_json(env, "image", "list")}
+    run_client(env, "openstack", "image", "delete", "e2e-img")
+    assert "e2e-img" not in {i["Name"] for i in osc_json(env, "image", "list")}
+    # keypairs
+    run_client(env, "openstack", "keypair", "create", "e2e-key")
+    assert "e2e-key" in {k["Name"] for k in osc_json(env, "keypair", "list")}
+    assert osc_json(env, "keypair", "show", "e2e-key")["fingerprint"].count(":") == 15
+    run_client(env, "openstack", "keypair", "delete", "e2e-key")
+    assert "e2e-key" not in {k["Name"] for k in osc_json(env, "keypair", "list")}
+    # infrastructure views
+    hypervisors = osc_json(env, "hypervisor", "list")
+    assert [(h["Hypervisor Hostname"], h["State"]) for h in hypervisors] == [("fake1", "up")]
+    services = {(s["Binary"], s["Host"]) for s in osc_json(env, "compute", "service", "list")}
+    assert ("nova-compute", "fake1") in services
+    zones = osc_json(env, "availability", "zone", "list")
+    assert ("nova", "available") in {(z["Zone Name"], z["Zone Status"]) for z in zones}
+    limits = {row["Name"]: row["Value"] for row in osc_json(env, "limits", "show",
+                                                            "--absolute")}
+    assert limits["max_total_instances"] == 10 and limits["instances_used"] == 1
+
+
 def test_conflicting_action_is_409(serve: Serve) -> None:
     env = serve.os_env()
     proc = run_client(env, "openstack", "server", "unpause", "vm1", check=False)
