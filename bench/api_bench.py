@@ -39,6 +39,7 @@ DETAIL = SERVERS + "/detail"
 
 # -- the reference server (runs in its own process: `api_bench.py --reference PORT FILE`) -----
 
+
 def run_reference(port: int, body_file: Path) -> None:
     from aiohttp import web
 
@@ -53,8 +54,7 @@ def run_reference(port: int, body_file: Path) -> None:
     app = web.Application()
     app.router.add_get(DETAIL, detail)
     app.router.add_get("/healthcheck", health)
-    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None,
-                handle_signals=True)
+    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None, handle_signals=True)
 
 
 class Reference:
@@ -79,8 +79,9 @@ class Reference:
             return False
 
     def __enter__(self) -> Reference:
-        self.proc = subprocess.Popen([sys.executable, __file__, "--reference", str(self.port),
-                                      str(self.body_file)])
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "--reference", str(self.port), str(self.body_file)]
+        )
         try:
             wait_until(self._healthy, 20, interval=0.1, what="the reference server")
         except BaseException:
@@ -102,15 +103,18 @@ class Reference:
 
 # -- load generator -----------------------------------------------------------------------
 
-async def load(url: str, headers: dict[str, str], clients: int, seconds: float,
-               expect_bytes: int) -> dict[str, float]:
+
+async def load(
+    url: str, headers: dict[str, str], clients: int, seconds: float, expect_bytes: int
+) -> dict[str, float]:
     """C clients, each issuing GET back to back for `seconds`: req/s and latencies."""
     connector = aiohttp.TCPConnector(limit=clients, force_close=False)
     latencies: list[float] = []
     errors = 0
     sizes: set[int] = set()
-    async with aiohttp.ClientSession(connector=connector,
-                                     timeout=aiohttp.ClientTimeout(total=30)) as session:
+    async with aiohttp.ClientSession(
+        connector=connector, timeout=aiohttp.ClientTimeout(total=30)
+    ) as session:
         deadline = time.perf_counter() + seconds
 
         async def client() -> None:
@@ -133,8 +137,12 @@ async def load(url: str, headers: dict[str, str], clients: int, seconds: float,
     if sizes != {expect_bytes}:
         print(f"  note: body sizes {sorted(sizes)} (expected {expect_bytes})")
     latencies.sort()
-    return {"requests": len(latencies), "rps": len(latencies) / wall,
-            "p50": percentile(latencies, 50), "p99": percentile(latencies, 99)}
+    return {
+        "requests": len(latencies),
+        "rps": len(latencies) / wall,
+        "p50": percentile(latencies, 50),
+        "p99": percentile(latencies, 99),
+    }
 
 
 async def run(cloud: Cloud, args: argparse.Namespace) -> None:
@@ -160,8 +168,9 @@ async def run(cloud: Cloud, args: argparse.Namespace) -> None:
                 results = {}
                 for name, target in (("mininova", url), ("reference", ref.url + DETAIL)):
                     await load(target, api.headers, args.clients, args.warmup, len(body))
-                    results[name] = await load(target, api.headers, args.clients,
-                                               args.seconds, len(body))
+                    results[name] = await load(
+                        target, api.headers, args.clients, args.seconds, len(body)
+                    )
             report(args, len(body), count, results)
         finally:
             with contextlib.suppress(Exception):
@@ -169,17 +178,24 @@ async def run(cloud: Cloud, args: argparse.Namespace) -> None:
                 print(f"deleted {deleted} servers")
 
 
-def report(args: argparse.Namespace, size: int, count: int,
-           results: dict[str, dict[str, float]]) -> None:
+def report(
+    args: argparse.Namespace, size: int, count: int, results: dict[str, dict[str, float]]
+) -> None:
     print(f"servers={count} clients={args.clients} seconds={args.seconds} body={size} bytes")
     for name, r in results.items():
-        label = {"mininova": "mininova serve (auth+DB+render)",
-                 "reference": "bare aiohttp, pre-rendered body"}[name]
-        print(f"  {label:34s} {r['rps']:8.1f} req/s   p50 {r['p50'] * 1000:6.1f} ms   "
-              f"p99 {r['p99'] * 1000:6.1f} ms   ({r['requests']:.0f} requests)")
+        label = {
+            "mininova": "mininova serve (auth+DB+render)",
+            "reference": "bare aiohttp, pre-rendered body",
+        }[name]
+        print(
+            f"  {label:34s} {r['rps']:8.1f} req/s   p50 {r['p50'] * 1000:6.1f} ms   "
+            f"p99 {r['p99'] * 1000:6.1f} ms   ({r['requests']:.0f} requests)"
+        )
     ratio = results["reference"]["rps"] / results["mininova"]["rps"]
-    print(f"  ratio reference / mininova          {ratio:.2f}x  "
-          f"(mininova reaches {1 / ratio:.0%} of the bare handler)")
+    print(
+        f"  ratio reference / mininova          {ratio:.2f}x  "
+        f"(mininova reaches {1 / ratio:.0%} of the bare handler)"
+    )
 
 
 def main() -> None:
@@ -191,16 +207,18 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--warmup", type=float, default=1.0)
-    parser.add_argument("--boot-seconds", type=float, default=0.05,
-                        help="fake driver spawn time while setting up")
+    parser.add_argument(
+        "--boot-seconds", type=float, default=0.05, help="fake driver spawn time while setting up"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = parser.parse_args()
     if args.servers < 1 or args.clients < 1 or args.seconds <= 0:
         parser.error("--servers and --clients must be >= 1, --seconds > 0")
     interruptible()
     print("starting mininova serve + 1 fake agent ...")
-    with Cloud(agents=1, servers=args.servers, boot_seconds=args.boot_seconds,
-               keep=args.keep) as cloud:
+    with Cloud(
+        agents=1, servers=args.servers, boot_seconds=args.boot_seconds, keep=args.keep
+    ) as cloud:
         asyncio.run(run(cloud, args))
 
 

@@ -56,6 +56,7 @@ def percentile(values: list[float], pct: float) -> float:
 
 # -- a cloud of real processes ----------------------------------------------------------------
 
+
 @dataclass
 class Cloud:
     """`mininova serve` + M fake agents in a temporary directory; stop() undoes everything."""
@@ -70,12 +71,14 @@ class Cloud:
 
     def start(self) -> None:
         env = base_env(self.tmp)
-        env.update({
-            "MININOVA_AGENT_FAKE_BOOT_SECONDS": str(self.boot_seconds),
-            "MININOVA_AGENT_FAKE_VCPUS": str(max(16, self.servers)),
-            "MININOVA_AGENT_FAKE_MEMORY_MB": str(max(32768, 64 * self.servers)),
-            "MININOVA_AGENT_FAKE_DISK_GB": str(max(500, 2 * self.servers)),
-        })
+        env.update(
+            {
+                "MININOVA_AGENT_FAKE_BOOT_SECONDS": str(self.boot_seconds),
+                "MININOVA_AGENT_FAKE_VCPUS": str(max(16, self.servers)),
+                "MININOVA_AGENT_FAKE_MEMORY_MB": str(max(32768, 64 * self.servers)),
+                "MININOVA_AGENT_FAKE_DISK_GB": str(max(500, 2 * self.servers)),
+            }
+        )
         self.serve = Serve(self.tmp / "data", free_port(), env)
         self.serve.start()
         for i in range(self.agents):
@@ -119,9 +122,17 @@ class Api:
         return {"X-Auth-Token": self.token, "OpenStack-API-Version": f"compute {MICROVERSION}"}
 
     async def login(self, password: str, user: str = "admin", project: str = "admin") -> dict:
-        body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
-            "name": user, "domain": {"name": "Default"}, "password": password}}},
-            "scope": {"project": {"name": project, "domain": {"name": "Default"}}}}}
+        body = {
+            "auth": {
+                "identity": {
+                    "methods": ["password"],
+                    "password": {
+                        "user": {"name": user, "domain": {"name": "Default"}, "password": password}
+                    },
+                },
+                "scope": {"project": {"name": project, "domain": {"name": "Default"}}},
+            }
+        }
         async with self.session.post(self.base + "/identity/v3/auth/tokens", json=body) as r:
             if r.status != 201:
                 raise RuntimeError(f"login failed: {r.status} {await r.text()}")
@@ -137,23 +148,38 @@ class Api:
             return await r.json(content_type=None) if raw else None
 
     async def unlimited_quota(self, project_id: str) -> None:
-        await self.call("PUT", f"/compute/v2.1/os-quota-sets/{project_id}", (200,), json={
-            "quota_set": {"instances": -1, "cores": -1, "ram": -1}})
+        await self.call(
+            "PUT",
+            f"/compute/v2.1/os-quota-sets/{project_id}",
+            (200,),
+            json={"quota_set": {"instances": -1, "cores": -1, "ram": -1}},
+        )
 
     async def upload_image(self, size: int = 65536) -> str:
-        image = await self.call("POST", "/image/v2/images", (201,), json={
-            "name": "bench", "disk_format": "qcow2", "container_format": "bare",
-            "visibility": "public"})
-        await self.call("PUT", f"/image/v2/images/{image['id']}/file", (204,),
-                        data=b"QFI\xfb" + b"\0" * (size - 4),
-                        headers={"Content-Type": "application/octet-stream"})
+        image = await self.call(
+            "POST",
+            "/image/v2/images",
+            (201,),
+            json={
+                "name": "bench",
+                "disk_format": "qcow2",
+                "container_format": "bare",
+                "visibility": "public",
+            },
+        )
+        await self.call(
+            "PUT",
+            f"/image/v2/images/{image['id']}/file",
+            (204,),
+            data=b"QFI\xfb" + b"\0" * (size - 4),
+            headers={"Content-Type": "application/octet-stream"},
+        )
         return image["id"]
 
     async def wait_hosts_up(self, count: int, timeout: float = 60) -> list[str]:
         deadline = time.monotonic() + timeout
         while True:
-            body = await self.call("GET", "/compute/v2.1/os-services?binary=nova-compute",
-                                   (200,))
+            body = await self.call("GET", "/compute/v2.1/os-services?binary=nova-compute", (200,))
             up = sorted(s["host"] for s in body["services"] if s["state"] == "up")
             if len(up) >= count:
                 return up
@@ -161,12 +187,17 @@ class Api:
                 raise RuntimeError(f"only {up} of {count} agents came up in {timeout}s")
             await asyncio.sleep(0.2)
 
-    async def boot(self, name: str, image: str, poll: float, timeout: float
-                   ) -> tuple[float, dict]:
+    async def boot(self, name: str, image: str, poll: float, timeout: float) -> tuple[float, dict]:
         """POST one server and poll it until ACTIVE or ERROR: (seconds, server view)."""
         t0 = time.perf_counter()
-        created = await self.call("POST", SERVERS, (202,), json={"server": {
-            "name": name, "imageRef": image, "flavorRef": FLAVOR, "networks": "none"}})
+        created = await self.call(
+            "POST",
+            SERVERS,
+            (202,),
+            json={
+                "server": {"name": name, "imageRef": image, "flavorRef": FLAVOR, "networks": "none"}
+            },
+        )
         uuid = created["server"]["id"]
         deadline = t0 + timeout
         while True:
@@ -197,9 +228,15 @@ class Api:
         return len(ids)
 
 
-async def boot_many(api: Api, image: str, count: int, concurrency: int, poll: float,
-                    timeout: float, prefix: str = "bench") -> tuple[float, list[float],
-                                                                    list[dict]]:
+async def boot_many(
+    api: Api,
+    image: str,
+    count: int,
+    concurrency: int,
+    poll: float,
+    timeout: float,
+    prefix: str = "bench",
+) -> tuple[float, list[float], list[dict]]:
     """Boot `count` servers, at most `concurrency` in flight: (wall s, latencies, views)."""
     sem = asyncio.Semaphore(concurrency)
     latencies: list[float] = []
@@ -218,6 +255,7 @@ async def boot_many(api: Api, image: str, count: int, concurrency: int, poll: fl
 
 # -- the same-run reference ---------------------------------------------------------------
 
+
 async def fake_spawn_floor(boot_seconds: float, samples: int = 5) -> float:
     """Median time of FakeDriver.spawn in this process: the driver's own boot floor."""
     from mininova.virt.driver import FlavorSpec, ImageSpec, InstanceSpec
@@ -227,12 +265,18 @@ async def fake_spawn_floor(boot_seconds: float, samples: int = 5) -> float:
     times = []
     for i in range(samples):
         spec = InstanceSpec(
-            uuid=f"00000000-0000-4000-8000-{i:012d}", name=f"floor{i}", hostname=f"floor{i}",
-            domain_name=f"instance-{i:08x}", project_id="p", user_id="u",
+            uuid=f"00000000-0000-4000-8000-{i:012d}",
+            name=f"floor{i}",
+            hostname=f"floor{i}",
+            domain_name=f"instance-{i:08x}",
+            project_id="p",
+            user_id="u",
             flavor=FlavorSpec(id=FLAVOR, name="m1.nano", vcpus=1, ram_mb=64, disk_gb=1),
-            image=ImageSpec(id="i", name="bench", disk_format="qcow2", size=0, checksum="",
-                            url="", token=""),
-            mac_address=f"fa:16:3e:00:00:{i:02x}")
+            image=ImageSpec(
+                id="i", name="bench", disk_format="qcow2", size=0, checksum="", url="", token=""
+            ),
+            mac_address=f"fa:16:3e:00:00:{i:02x}",
+        )
         t0 = time.perf_counter()
         await driver.spawn(spec)
         times.append(time.perf_counter() - t0)
@@ -241,6 +285,7 @@ async def fake_spawn_floor(boot_seconds: float, samples: int = 5) -> float:
 
 
 # -- main -----------------------------------------------------------------------------------
+
 
 def interruptible() -> None:
     """Ctrl-C and SIGTERM raise KeyboardInterrupt, so clean-up runs (even when started with
@@ -263,7 +308,8 @@ async def run(cloud: Cloud, args: argparse.Namespace) -> None:
             print(f"cloud up: serve {cloud.serve.url}, agents {', '.join(hosts)}")
             floor = await fake_spawn_floor(args.boot_seconds)
             wall, latencies, views = await boot_many(
-                api, image, args.servers, args.concurrency, args.poll_interval, args.timeout)
+                api, image, args.servers, args.concurrency, args.poll_interval, args.timeout
+            )
             report(args, wall, latencies, views, hosts, floor)
         finally:
             with contextlib.suppress(Exception):
@@ -271,14 +317,22 @@ async def run(cloud: Cloud, args: argparse.Namespace) -> None:
                 print(f"deleted {deleted} servers")
 
 
-def report(args: argparse.Namespace, wall: float, latencies: list[float], views: list[dict],
-           hosts: list[str], floor: float) -> None:
+def report(
+    args: argparse.Namespace,
+    wall: float,
+    latencies: list[float],
+    views: list[dict],
+    hosts: list[str],
+    floor: float,
+) -> None:
     statuses = Counter(v["status"] for v in views)
     placed = Counter(v.get("OS-EXT-SRV-ATTR:host") for v in views if v["status"] == "ACTIVE")
     p50 = statistics.median(latencies)
     p99 = percentile(latencies, 99)
-    print(f"servers={args.servers} agents={args.agents} concurrency={args.concurrency} "
-          f"boot_seconds={args.boot_seconds} poll_interval={args.poll_interval}")
+    print(
+        f"servers={args.servers} agents={args.agents} concurrency={args.concurrency} "
+        f"boot_seconds={args.boot_seconds} poll_interval={args.poll_interval}"
+    )
     print(f"  statuses           {dict(statuses)}")
     print(f"  wall               {wall:.2f} s")
     print(f"  boots/s            {args.servers / wall:.1f}")
@@ -287,23 +341,32 @@ def report(args: argparse.Namespace, wall: float, latencies: list[float], views:
     print(f"  POST->ACTIVE max   {max(latencies) * 1000:.0f} ms")
     print("  per host           " + ", ".join(f"{h}={placed.get(h, 0)}" for h in hosts))
     if args.servers >= len(hosts):
-        print(f"  spread             min/max per host = {min(placed.get(h, 0) for h in hosts)}"
-              f"/{max(placed.get(h, 0) for h in hosts)}")
+        print(
+            f"  spread             min/max per host = {min(placed.get(h, 0) for h in hosts)}"
+            f"/{max(placed.get(h, 0) for h in hosts)}"
+        )
     print(f"reference: fake driver spawn in-process (floor) {floor * 1000:.0f} ms")
     print(f"  ratio p50 / floor  {p50 / floor:.2f}x")
     ideal = args.concurrency / floor
-    print(f"  boots/s ceiling at this concurrency (concurrency / floor) {ideal:.1f}; "
-          f"achieved {args.servers / wall / ideal:.0%}")
+    print(
+        f"  boots/s ceiling at this concurrency (concurrency / floor) {ideal:.1f}; "
+        f"achieved {args.servers / wall / ideal:.0%}"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--servers", type=int, default=100)
     parser.add_argument("--agents", type=int, default=4)
-    parser.add_argument("--concurrency", type=int, default=16,
-                        help="boots in flight (POST until ACTIVE)")
-    parser.add_argument("--boot-seconds", type=float, default=0.2,
-                        help="fake driver spawn time (MININOVA_AGENT_FAKE_BOOT_SECONDS)")
+    parser.add_argument(
+        "--concurrency", type=int, default=16, help="boots in flight (POST until ACTIVE)"
+    )
+    parser.add_argument(
+        "--boot-seconds",
+        type=float,
+        default=0.2,
+        help="fake driver spawn time (MININOVA_AGENT_FAKE_BOOT_SECONDS)",
+    )
     parser.add_argument("--poll-interval", type=float, default=0.05)
     parser.add_argument("--timeout", type=float, default=120, help="per server (s)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
@@ -312,8 +375,9 @@ def main() -> None:
         parser.error("--servers, --agents and --concurrency must be >= 1")
     interruptible()
     print(f"starting mininova serve + {args.agents} fake agents ...")
-    with Cloud(agents=args.agents, servers=args.servers, boot_seconds=args.boot_seconds,
-               keep=args.keep) as cloud:
+    with Cloud(
+        agents=args.agents, servers=args.servers, boot_seconds=args.boot_seconds, keep=args.keep
+    ) as cloud:
         asyncio.run(run(cloud, args))
 
 

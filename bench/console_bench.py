@@ -51,6 +51,7 @@ def free_port() -> int:
 
 # -- the VNC-like source --------------------------------------------------------------------
 
+
 async def source_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     """First byte selects the mode: b"T" stream forever, b"E" echo."""
     try:
@@ -70,6 +71,7 @@ async def source_client(reader: asyncio.StreamReader, writer: asyncio.StreamWrit
 
 
 # -- clients ------------------------------------------------------------------------------
+
 
 class WsClient:
     def __init__(self, ws: aiohttp.ClientWebSocketResponse, session: aiohttp.ClientSession):
@@ -115,6 +117,7 @@ async def ws_client(url: str) -> WsClient:
 
 # -- measurements -------------------------------------------------------------------------
 
+
 async def throughput(connect: Any, seconds: float) -> float:
     client = await connect()
     try:
@@ -148,6 +151,7 @@ async def latency(connect: Any, rounds: int) -> tuple[float, float]:
 
 
 # -- paths --------------------------------------------------------------------------------
+
 
 async def start_tcp_relay(target_port: int) -> tuple[asyncio.AbstractServer, int]:
     async def relay_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -184,29 +188,58 @@ async def start_mininova(source_port: int, workdir: Path) -> tuple[Any, Any]:
         return ConsoleEndpoint(host="127.0.0.1", port=source_port)
 
     driver.console_endpoint = endpoint  # type: ignore[method-assign]
-    agent = Agent(AgentConfig(controller=config.base_url, token=creds.agent_token,
-                              host="bench-node", driver="fake", data_dir=workdir / "agent"),
-                  driver)
+    agent = Agent(
+        AgentConfig(
+            controller=config.base_url,
+            token=creds.agent_token,
+            host="bench-node",
+            driver="fake",
+            data_dir=workdir / "agent",
+        ),
+        driver,
+    )
     agent_task = asyncio.create_task(agent.run())
     await asyncio.wait_for(agent.connected.wait(), 10)
 
     base = config.base_url
     async with aiohttp.ClientSession() as s:
-        body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
-            "name": creds.username, "domain": {"name": "Default"}, "password": creds.password}}},
-            "scope": {"project": {"name": creds.project, "domain": {"name": "Default"}}}}}
+        body = {
+            "auth": {
+                "identity": {
+                    "methods": ["password"],
+                    "password": {
+                        "user": {
+                            "name": creds.username,
+                            "domain": {"name": "Default"},
+                            "password": creds.password,
+                        }
+                    },
+                },
+                "scope": {"project": {"name": creds.project, "domain": {"name": "Default"}}},
+            }
+        }
         async with s.post(base + "/identity/v3/auth/tokens", json=body) as r:
             token = r.headers["X-Subject-Token"]
         h = {"X-Auth-Token": token}
-        async with s.post(base + "/image/v2/images", headers=h, json={
-                "name": "bench", "disk_format": "qcow2", "container_format": "bare"}) as r:
+        async with s.post(
+            base + "/image/v2/images",
+            headers=h,
+            json={"name": "bench", "disk_format": "qcow2", "container_format": "bare"},
+        ) as r:
             image = (await r.json())["id"]
-        async with s.put(f"{base}/image/v2/images/{image}/file", data=b"x" * 1024,
-                         headers={**h, "Content-Type": "application/octet-stream"}):
+        async with s.put(
+            f"{base}/image/v2/images/{image}/file",
+            data=b"x" * 1024,
+            headers={**h, "Content-Type": "application/octet-stream"},
+        ):
             pass
-        async with s.post(base + "/compute/v2.1/servers", headers={
-                **h, "OpenStack-API-Version": "compute 2.37"}, json={"server": {
-                "name": "bench", "imageRef": image, "flavorRef": "1", "networks": "none"}}) as r:
+        async with s.post(
+            base + "/compute/v2.1/servers",
+            headers={**h, "OpenStack-API-Version": "compute 2.37"},
+            json={
+                "server": {"name": "bench", "imageRef": image, "flavorRef": "1", "networks": "none"}
+            },
+        ) as r:
             uuid = (await r.json())["server"]["id"]
         for _ in range(200):
             async with s.get(f"{base}/compute/v2.1/servers/{uuid}", headers=h) as r:
@@ -233,13 +266,17 @@ async def start_mininova(source_port: int, workdir: Path) -> tuple[Any, Any]:
 
 
 def start_websockify(source_port: int) -> tuple[subprocess.Popen, int] | None:
-    exe = shutil.which("websockify", path=str(Path(sys.executable).parent)) or \
-        shutil.which("websockify")
+    exe = shutil.which("websockify", path=str(Path(sys.executable).parent)) or shutil.which(
+        "websockify"
+    )
     if exe is None:
         return None
     port = free_port()
-    proc = subprocess.Popen([exe, f"127.0.0.1:{port}", f"127.0.0.1:{source_port}"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [exe, f"127.0.0.1:{port}", f"127.0.0.1:{source_port}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         with socket.socket() as s:
@@ -288,8 +325,10 @@ async def main() -> None:
         source.close()
         shutil.rmtree(workdir, ignore_errors=True)
 
-    print(f"\nconsole data path, loopback, {os.cpu_count()} CPUs, "
-          f"{args.seconds:g}s throughput runs, {args.rounds} round trips of {len(PING)} B\n")
+    print(
+        f"\nconsole data path, loopback, {os.cpu_count()} CPUs, "
+        f"{args.seconds:g}s throughput runs, {args.rounds} round trips of {len(PING)} B\n"
+    )
     print(f"{'path':<12} {'MB/s':>10} {'RTT median':>12} {'RTT p99':>10}")
     for name, r in results.items():
         print(f"{name:<12} {r['mbps']:>10.1f} {r['median_us']:>10.0f}us {r['p99_us']:>8.0f}us")
@@ -297,14 +336,20 @@ async def main() -> None:
     print("note: the client, the source, tcp-relay and the mininova controller + agent share this")
     print("process's one event loop; websockify runs in its own process (its own CPU).\n")
     m, t = results["mininova"], results["tcp-relay"]
-    print(f"mininova / tcp-relay:   throughput {m['mbps'] / t['mbps']:.2f}x, "
-          f"median RTT {m['median_us'] / t['median_us']:.2f}x")
+    print(
+        f"mininova / tcp-relay:   throughput {m['mbps'] / t['mbps']:.2f}x, "
+        f"median RTT {m['median_us'] / t['median_us']:.2f}x"
+    )
     if "websockify" in results:
         w = results["websockify"]
-        print(f"mininova / websockify:  throughput {m['mbps'] / w['mbps']:.2f}x, "
-              f"median RTT {m['median_us'] / w['median_us']:.2f}x")
-        print(f"websockify / tcp-relay: throughput {w['mbps'] / t['mbps']:.2f}x, "
-              f"median RTT {w['median_us'] / t['median_us']:.2f}x")
+        print(
+            f"mininova / websockify:  throughput {m['mbps'] / w['mbps']:.2f}x, "
+            f"median RTT {m['median_us'] / w['median_us']:.2f}x"
+        )
+        print(
+            f"websockify / tcp-relay: throughput {w['mbps'] / t['mbps']:.2f}x, "
+            f"median RTT {w['median_us'] / t['median_us']:.2f}x"
+        )
 
 
 if __name__ == "__main__":

@@ -66,8 +66,11 @@ class LibvirtCloud:
     """`mininova serve` + one libvirt agent under /var/tmp (QEMU must reach the files)."""
 
     keep: bool = False
-    tmp: Path = field(default_factory=lambda: Path(
-        tempfile.mkdtemp(prefix="mininova-libvirt-bench-", dir="/var/tmp")))
+    tmp: Path = field(
+        default_factory=lambda: Path(
+            tempfile.mkdtemp(prefix="mininova-libvirt-bench-", dir="/var/tmp")
+        )
+    )
     serve: Serve | None = None
     agent: Agent | None = None
     reference_names: list[str] = field(default_factory=list)
@@ -75,12 +78,22 @@ class LibvirtCloud:
     def start(self) -> None:
         self.tmp.chmod(0o755)
         env = base_env(self.tmp)
-        env.update({"MININOVA_HEARTBEAT_INTERVAL": "2", "MININOVA_AGENT_HEARTBEAT_INTERVAL": "2",
-                    "MININOVA_MISSED_HEARTBEATS_DOWN": "5"})
+        env.update(
+            {
+                "MININOVA_HEARTBEAT_INTERVAL": "2",
+                "MININOVA_AGENT_HEARTBEAT_INTERVAL": "2",
+                "MININOVA_MISSED_HEARTBEATS_DOWN": "5",
+            }
+        )
         self.serve = Serve(self.tmp / "serve", free_port(), env)
         self.serve.start()
-        self.agent = Agent(self.serve, HOST, driver="libvirt", data_dir=self.tmp / "agent",
-                           extra_env={"MININOVA_AGENT_VIRT_TYPE": "qemu"})
+        self.agent = Agent(
+            self.serve,
+            HOST,
+            driver="libvirt",
+            data_dir=self.tmp / "agent",
+            extra_env={"MININOVA_AGENT_VIRT_TYPE": "qemu"},
+        )
         self.agent.start()
 
     @property
@@ -125,22 +138,40 @@ class LibvirtCloud:
 
 # -- full stack ---------------------------------------------------------------------------------
 
+
 async def upload_tiny(api: Api) -> str:
-    image = await api.call("POST", "/image/v2/images", (201,), json={
-        "name": "tiny", "disk_format": "qcow2", "container_format": "bare",
-        "visibility": "public"})
-    await api.call("PUT", f"/image/v2/images/{image['id']}/file", (204,),
-                   data=TINY_IMAGE.read_bytes(),
-                   headers={"Content-Type": "application/octet-stream"})
+    image = await api.call(
+        "POST",
+        "/image/v2/images",
+        (201,),
+        json={
+            "name": "tiny",
+            "disk_format": "qcow2",
+            "container_format": "bare",
+            "visibility": "public",
+        },
+    )
+    await api.call(
+        "PUT",
+        f"/image/v2/images/{image['id']}/file",
+        (204,),
+        data=TINY_IMAGE.read_bytes(),
+        headers={"Content-Type": "application/octet-stream"},
+    )
     return image["id"]
 
 
-async def boot_full_stack(api: Api, name: str, image: str, poll: float, timeout: float
-                          ) -> tuple[float, dict]:
+async def boot_full_stack(
+    api: Api, name: str, image: str, poll: float, timeout: float
+) -> tuple[float, dict]:
     """POST one server, GET it every `poll` s until ACTIVE: (seconds, server view)."""
     t0 = time.perf_counter()
-    created = await api.call("POST", SERVERS, (202,), json={"server": {
-        "name": name, "imageRef": image, "flavorRef": FLAVOR, "networks": "auto"}})
+    created = await api.call(
+        "POST",
+        SERVERS,
+        (202,),
+        json={"server": {"name": name, "imageRef": image, "flavorRef": FLAVOR, "networks": "auto"}},
+    )
     uuid = created["server"]["id"]
     while True:
         server = (await api.call("GET", f"{SERVERS}/{uuid}", (200,)))["server"]
@@ -167,8 +198,8 @@ async def delete_and_wait(api: Api, uuid: str, timeout: float = 120) -> None:
 
 # -- reference: bare virsh create ---------------------------------------------------------------
 
-def reference_xml(template: str, name: str, workdir: Path, base: Path, config_drive: Path
-                  ) -> str:
+
+def reference_xml(template: str, name: str, workdir: Path, base: Path, config_drive: Path) -> str:
     """The mininova domain XML as a standalone domain: new name, no uuid/metadata/MAC, own
     overlay, config drive copy and console log under `workdir`."""
     root = ET.fromstring(template)
@@ -178,8 +209,22 @@ def reference_xml(template: str, name: str, workdir: Path, base: Path, config_dr
     root.find("name").text = name  # type: ignore[union-attr]
     workdir.mkdir(mode=0o755)
     overlay = workdir / "disk"
-    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b",
-                    str(base.resolve()), str(overlay), "1G"], check=True)
+    subprocess.run(
+        [
+            "qemu-img",
+            "create",
+            "-q",
+            "-f",
+            "qcow2",
+            "-F",
+            "qcow2",
+            "-b",
+            str(base.resolve()),
+            str(overlay),
+            "1G",
+        ],
+        check=True,
+    )
     cd_copy = workdir / "disk.config"
     shutil.copyfile(config_drive, cd_copy)
     os.chmod(cd_copy, 0o644)
@@ -205,8 +250,9 @@ def boot_reference(xml: str, name: str, workdir: Path, poll: float, timeout: flo
     xml_file = workdir / "domain.xml"
     xml_file.write_text(xml)
     t0 = time.perf_counter()
-    proc = subprocess.run(["virsh", "-c", URI, "create", str(xml_file)], capture_output=True,
-                          text=True)
+    proc = subprocess.run(
+        ["virsh", "-c", URI, "create", str(xml_file)], capture_output=True, text=True
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"virsh create {name} failed: {proc.stderr.strip()}")
     while domstate(name) != "running":
@@ -217,6 +263,7 @@ def boot_reference(xml: str, name: str, workdir: Path, poll: float, timeout: flo
 
 
 # -- main ---------------------------------------------------------------------------------------
+
 
 def p50(values: list[float]) -> float:
     return statistics.median(values)
@@ -234,8 +281,9 @@ async def run(cloud: LibvirtCloud, args: argparse.Namespace) -> None:
             print(f"cloud up: serve {cloud.serve.url}, agent {hosts[0]} (libvirt, TCG)")
 
             # Warm-up: cold image cache; its domain XML is the reference's template.
-            cold, server = await boot_full_stack(api, "warmup", image, args.poll_interval,
-                                                 args.timeout)
+            cold, server = await boot_full_stack(
+                api, "warmup", image, args.poll_interval, args.timeout
+            )
             domain = server["OS-EXT-SRV-ATTR:instance_name"]
             template = virsh("dumpxml", "--inactive", domain, check=True).stdout
             inst = cloud.tmp / "agent" / "instances" / server["id"]
@@ -247,8 +295,9 @@ async def run(cloud: LibvirtCloud, args: argparse.Namespace) -> None:
             full: list[float] = []
             bare: list[float] = []
             for i in range(args.boots):
-                seconds, server = await boot_full_stack(api, f"bench-{i}", image,
-                                                        args.poll_interval, args.timeout)
+                seconds, server = await boot_full_stack(
+                    api, f"bench-{i}", image, args.poll_interval, args.timeout
+                )
                 full.append(seconds)
                 await delete_and_wait(api, server["id"])
 
@@ -256,28 +305,40 @@ async def run(cloud: LibvirtCloud, args: argparse.Namespace) -> None:
                 workdir = cloud.tmp / name
                 xml = reference_xml(template, name, workdir, base, ref_cd)
                 cloud.reference_names.append(name)
-                bare.append(await asyncio.to_thread(boot_reference, xml, name, workdir,
-                                                    args.poll_interval, args.timeout))
+                bare.append(
+                    await asyncio.to_thread(
+                        boot_reference, xml, name, workdir, args.poll_interval, args.timeout
+                    )
+                )
                 purge_domains(names=[name])
-                print(f"  boot {i + 1}/{args.boots}: full stack {full[-1] * 1000:.0f} ms, "
-                      f"virsh create {bare[-1] * 1000:.0f} ms")
+                print(
+                    f"  boot {i + 1}/{args.boots}: full stack {full[-1] * 1000:.0f} ms, "
+                    f"virsh create {bare[-1] * 1000:.0f} ms"
+                )
             report(args, cold, full, bare)
         finally:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(api.delete_all(), 150)
 
 
-def report(args: argparse.Namespace, cold: float, full: list[float], bare: list[float]
-           ) -> None:
-    print(f"boots={args.boots} flavor=m1.micro (1 vCPU, 128 MiB) virt_type=qemu (TCG) "
-          f"poll_interval={args.poll_interval}s")
+def report(args: argparse.Namespace, cold: float, full: list[float], bare: list[float]) -> None:
+    print(
+        f"boots={args.boots} flavor=m1.micro (1 vCPU, 128 MiB) virt_type=qemu (TCG) "
+        f"poll_interval={args.poll_interval}s"
+    )
     print(f"  warm-up, cold image cache (download + boot)  {cold * 1000:.0f} ms")
-    print(f"  full stack POST->ACTIVE   p50 {p50(full) * 1000:.0f} ms  "
-          f"(min {min(full) * 1000:.0f}, max {max(full) * 1000:.0f})")
-    print(f"reference: bare virsh create -> running  p50 {p50(bare) * 1000:.0f} ms  "
-          f"(min {min(bare) * 1000:.0f}, max {max(bare) * 1000:.0f})")
-    print(f"  ratio full stack / virsh create  {p50(full) / p50(bare):.2f}x  "
-          f"(control-plane overhead p50 {(p50(full) - p50(bare)) * 1000:.0f} ms)")
+    print(
+        f"  full stack POST->ACTIVE   p50 {p50(full) * 1000:.0f} ms  "
+        f"(min {min(full) * 1000:.0f}, max {max(full) * 1000:.0f})"
+    )
+    print(
+        f"reference: bare virsh create -> running  p50 {p50(bare) * 1000:.0f} ms  "
+        f"(min {min(bare) * 1000:.0f}, max {max(bare) * 1000:.0f})"
+    )
+    print(
+        f"  ratio full stack / virsh create  {p50(full) / p50(bare):.2f}x  "
+        f"(control-plane overhead p50 {(p50(full) - p50(bare)) * 1000:.0f} ms)"
+    )
 
 
 def main() -> None:

@@ -54,36 +54,50 @@ async def bootstrap(store: Store, data_dir: Path) -> Credentials:
         role_ids = {}
         for name in ROLES:
             role_ids[name] = new_id()
-            await store.execute("INSERT INTO roles (id, name) VALUES (?, ?)",
-                                (role_ids[name], name))
+            await store.execute(
+                "INSERT INTO roles (id, name) VALUES (?, ?)", (role_ids[name], name)
+            )
         admin_project, service_project = new_id(), new_id()
         await store.execute(
             "INSERT INTO projects (id, name, description, created_at) VALUES (?, ?, ?, ?)",
-            (admin_project, "admin", "Administrators", now))
+            (admin_project, "admin", "Administrators", now),
+        )
         await store.execute(
             "INSERT INTO projects (id, name, description, created_at) VALUES (?, ?, ?, ?)",
-            (service_project, "service", "mininova internal services", now))
+            (service_project, "service", "mininova internal services", now),
+        )
         admin_user, service_user = new_id(), new_id()
         await store.execute(
             "INSERT INTO users (id, name, password_hash, default_project_id, created_at)"
             " VALUES (?, ?, ?, ?, ?)",
-            (admin_user, "admin", hash_password(password), admin_project, now))
+            (admin_user, "admin", hash_password(password), admin_project, now),
+        )
         await store.execute(
             "INSERT INTO users (id, name, password_hash, default_project_id, created_at)"
             " VALUES (?, ?, ?, ?, ?)",
-            (service_user, "mininova-service", hash_password(secrets.token_urlsafe(24)),
-             service_project, now))
+            (
+                service_user,
+                "mininova-service",
+                hash_password(secrets.token_urlsafe(24)),
+                service_project,
+                now,
+            ),
+        )
         for role in ("admin", "member", "reader"):
             await store.execute(
                 "INSERT INTO role_assignments (user_id, project_id, role_id) VALUES (?, ?, ?)",
-                (admin_user, admin_project, role_ids[role]))
+                (admin_user, admin_project, role_ids[role]),
+            )
         await store.execute(
             "INSERT INTO role_assignments (user_id, project_id, role_id) VALUES (?, ?, ?)",
-            (service_user, service_project, role_ids["admin"]))
+            (service_user, service_project, role_ids["admin"]),
+        )
         for flavor_id, name, ram, vcpus, disk in DEFAULT_FLAVORS:
             await store.execute(
                 "INSERT INTO flavors (id, name, ram, vcpus, disk, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)", (flavor_id, name, ram, vcpus, disk, now))
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (flavor_id, name, ram, vcpus, disk, now),
+            )
         await store.set_setting("admin_password", password)
         await store.set_setting("agent_join_token", join_token)
         await store.set_setting("agent_join_token_hash", agent_token_hash(join_token))

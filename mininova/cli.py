@@ -37,28 +37,52 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
-              help="State directory (database, images, clouds.yaml). Env MININOVA_DATA_DIR.")
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="State directory (database, images, clouds.yaml). Env MININOVA_DATA_DIR.",
+)
 @click.option("--listen", default=None, help="HOST:PORT to listen on (default 127.0.0.1:8780).")
 @click.option("--public-url", default=None, help="URL clients and agents use to reach us.")
-@click.option("--config", "config_file", type=click.Path(path_type=Path, exists=True),
-              default=None, help="TOML configuration file.")
-@click.option("--local-agent", type=click.Choice(["fake", "libvirt"]), is_flag=False,
-              flag_value="fake", default=None,
-              help="Also run one agent in this process (joins over the same websocket).")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(path_type=Path, exists=True),
+    default=None,
+    help="TOML configuration file.",
+)
+@click.option(
+    "--local-agent",
+    type=click.Choice(["fake", "libvirt"]),
+    is_flag=False,
+    flag_value="fake",
+    default=None,
+    help="Also run one agent in this process (joins over the same websocket).",
+)
 @click.option("--log-level", default=None)
-def serve(data_dir: Path | None, listen: str | None, public_url: str | None,
-          config_file: Path | None, local_agent: str | None, log_level: str | None) -> None:
+def serve(
+    data_dir: Path | None,
+    listen: str | None,
+    public_url: str | None,
+    config_file: Path | None,
+    local_agent: str | None,
+    log_level: str | None,
+) -> None:
     """Run the controller: api, conductor, scheduler, consoleauth and the console proxy."""
-    config = cfgmod.load(cfgmod.ServeConfig, config_file, "MININOVA_",
-                         {"data_dir": data_dir, "listen": listen, "public_url": public_url,
-                          "log_level": log_level})
+    config = cfgmod.load(
+        cfgmod.ServeConfig,
+        config_file,
+        "MININOVA_",
+        {"data_dir": data_dir, "listen": listen, "public_url": public_url, "log_level": log_level},
+    )
     _setup_logging(config.log_level)
     asyncio.run(_serve(config, local_agent, config_file))
 
 
-async def _serve(config: cfgmod.ServeConfig, local_agent: str | None,
-                 config_file: Path | None) -> None:
+async def _serve(
+    config: cfgmod.ServeConfig, local_agent: str | None, config_file: Path | None
+) -> None:
     from mininova.controller import Controller
 
     controller = Controller(config)
@@ -71,17 +95,27 @@ async def _serve(config: cfgmod.ServeConfig, local_agent: str | None,
     click.echo(f"  clouds.yaml: {config.data_dir / 'clouds.yaml'}  (cloud: mininova)")
     click.echo(f"  openrc:      {config.data_dir / 'openrc'}")
     click.echo("  join a compute host with:")
-    click.echo(f"    mininova agent --controller {config.base_url} --token {creds.agent_token}"
-               " --driver libvirt --host $(hostname)")
+    click.echo(
+        f"    mininova agent --controller {config.base_url} --token {creds.agent_token}"
+        " --driver libvirt --host $(hostname)"
+    )
     sys.stdout.flush()
     agent_task = None
     if local_agent:
         from mininova.agent import run_agent
 
-        agent_config = cfgmod.load(cfgmod.AgentConfig, None, "MININOVA_AGENT_", {
-            "controller": config.base_url, "token": creds.agent_token,
-            "driver": local_agent, "host": socket.gethostname(),
-            "data_dir": config.data_dir / "agent"})
+        agent_config = cfgmod.load(
+            cfgmod.AgentConfig,
+            None,
+            "MININOVA_AGENT_",
+            {
+                "controller": config.base_url,
+                "token": creds.agent_token,
+                "driver": local_agent,
+                "host": socket.gethostname(),
+                "data_dir": config.data_dir / "agent",
+            },
+        )
         agent_task = asyncio.create_task(run_agent(agent_config), name="local-agent")
         click.echo(f"  local agent: {agent_config.host} ({local_agent} driver)")
     try:
@@ -100,15 +134,31 @@ async def _serve(config: cfgmod.ServeConfig, local_agent: str | None,
 @click.option("--driver", type=click.Choice(["fake", "libvirt"]), default=None)
 @click.option("--host", default=None, help="Name of this compute host (default: hostname).")
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None)
-@click.option("--config", "config_file", type=click.Path(path_type=Path, exists=True),
-              default=None)
+@click.option("--config", "config_file", type=click.Path(path_type=Path, exists=True), default=None)
 @click.option("--log-level", default=None)
-def agent(controller: str | None, token: str | None, driver: str | None, host: str | None,
-          data_dir: Path | None, config_file: Path | None, log_level: str | None) -> None:
+def agent(
+    controller: str | None,
+    token: str | None,
+    driver: str | None,
+    host: str | None,
+    data_dir: Path | None,
+    config_file: Path | None,
+    log_level: str | None,
+) -> None:
     """Run a compute agent: dials out to the controller and manages local guests."""
-    config = cfgmod.load(cfgmod.AgentConfig, config_file, "MININOVA_AGENT_", {
-        "controller": controller, "token": token, "driver": driver, "host": host,
-        "data_dir": data_dir, "log_level": log_level})
+    config = cfgmod.load(
+        cfgmod.AgentConfig,
+        config_file,
+        "MININOVA_AGENT_",
+        {
+            "controller": controller,
+            "token": token,
+            "driver": driver,
+            "host": host,
+            "data_dir": data_dir,
+            "log_level": log_level,
+        },
+    )
     if not config.host:
         config.host = socket.gethostname()
     if not config.token:

@@ -54,8 +54,7 @@ class Controller:
         await recover_uploads(self.store, cfg)
         # No agent is connected to a controller that just started.
         await self.store.execute("UPDATE compute_nodes SET connected = 0")
-        write_clouds_yaml(cfg.data_dir / "clouds.yaml", self.auth_url, self.credentials,
-                          cfg.region)
+        write_clouds_yaml(cfg.data_dir / "clouds.yaml", self.auth_url, self.credentials, cfg.region)
         write_openrc(cfg.data_dir / "openrc", self.auth_url, self.credentials, cfg.region)
         self.bus = Bus()
         identity = IdentityService(self.store, cfg.token_ttl)
@@ -71,8 +70,9 @@ class Controller:
         self.app = build_app(self.services)
         hub.setup(self.app)
         setup_consoleproxy(self.app, self.services)
-        self.runner = web.AppRunner(self.app, access_log=None, handle_signals=False,
-                                    shutdown_timeout=2.0)
+        self.runner = web.AppRunner(
+            self.app, access_log=None, handle_signals=False, shutdown_timeout=2.0
+        )
         await self.runner.setup()
         site = web.TCPSite(self.runner, cfg.listen_host, cfg.listen_port, reuse_address=True)
         await site.start()

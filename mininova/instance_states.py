@@ -93,9 +93,7 @@ def check_action(action: str, vm_state: str, task_state: str | None) -> Action:
     """Return the Action if it may start now, else raise InvalidState naming why."""
     spec = ACTIONS[action]
     if task_state is not None:
-        raise InvalidState(
-            f"Cannot '{action}' instance while it is in task_state {task_state}"
-        )
+        raise InvalidState(f"Cannot '{action}' instance while it is in task_state {task_state}")
     if vm_state not in spec.allowed:
         raise InvalidState(f"Cannot '{action}' instance while it is in vm_state {vm_state}")
     return spec

@@ -36,7 +36,8 @@ async def get_limits(store: Store, project_id: str) -> dict[str, int]:
     """The effective hard limits of a project: defaults overlaid with its `quotas` rows."""
     limits = dict(DEFAULTS)
     rows = await store.fetchall(
-        "SELECT resource, hard_limit FROM quotas WHERE project_id = ?", (project_id,))
+        "SELECT resource, hard_limit FROM quotas WHERE project_id = ?", (project_id,)
+    )
     for row in rows:
         if row["resource"] in limits:
             limits[row["resource"]] = int(row["hard_limit"])
@@ -52,7 +53,8 @@ async def set_limits(store: Store, project_id: str, updates: dict[str, int]) -> 
             await store.execute(
                 "INSERT INTO quotas (project_id, resource, hard_limit) VALUES (?, ?, ?) "
                 "ON CONFLICT(project_id, resource) DO UPDATE SET hard_limit = excluded.hard_limit",
-                (project_id, resource, int(limit)))
+                (project_id, resource, int(limit)),
+            )
 
 
 async def reset_limits(store: Store, project_id: str) -> None:
@@ -62,7 +64,8 @@ async def reset_limits(store: Store, project_id: str) -> None:
 
 async def _table_exists(store: Store, name: str) -> bool:
     row = await store.fetchone(
-        "SELECT 1 AS x FROM sqlite_master WHERE type = 'table' AND name = ?", (name,))
+        "SELECT 1 AS x FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
+    )
     return row is not None
 
 
@@ -72,7 +75,8 @@ async def get_usage(store: Store, project_id: str, user_id: str | None = None) -
     server_groups when that table exists. Other resources are 0."""
     usage = dict.fromkeys(DEFAULTS, 0)
     rows = await store.fetchall(
-        "SELECT flavor FROM instances WHERE project_id = ? AND deleted = 0", (project_id,))
+        "SELECT flavor FROM instances WHERE project_id = ? AND deleted = 0", (project_id,)
+    )
     for row in rows:
         flavor: dict[str, Any] = loads(row["flavor"], {}) or {}
         usage["instances"] += 1
@@ -80,12 +84,14 @@ async def get_usage(store: Store, project_id: str, user_id: str | None = None) -
         usage["ram"] += int(flavor.get("ram") or 0)
     if user_id is not None:
         row = await store.fetchone(
-            "SELECT COUNT(*) AS n FROM keypairs WHERE user_id = ?", (user_id,))
+            "SELECT COUNT(*) AS n FROM keypairs WHERE user_id = ?", (user_id,)
+        )
         usage["key_pairs"] = int((row or {}).get("n") or 0)
     if await _table_exists(store, "server_groups"):
         try:
             row = await store.fetchone(
-                "SELECT COUNT(*) AS n FROM server_groups WHERE project_id = ?", (project_id,))
+                "SELECT COUNT(*) AS n FROM server_groups WHERE project_id = ?", (project_id,)
+            )
             usage["server_groups"] = int((row or {}).get("n") or 0)
         except Exception:  # noqa: BLE001 - a differently shaped table: report 0
             usage["server_groups"] = 0
@@ -96,8 +102,7 @@ def _over(limit: int, used: int, requested: int) -> bool:
     return limit >= 0 and used + requested > limit
 
 
-async def allowed_instances(store: Store, project_id: str, count: int, vcpus: int,
-                            ram: int) -> int:
+async def allowed_instances(store: Store, project_id: str, count: int, vcpus: int, ram: int) -> int:
     """How many of `count` instances of this size (per-instance vcpus/ram) still fit (≥0)."""
     limits = await get_limits(store, project_id)
     usage = await get_usage(store, project_id)
@@ -110,8 +115,9 @@ async def allowed_instances(store: Store, project_id: str, count: int, vcpus: in
     return fit
 
 
-async def check_instance_quota(store: Store, project_id: str, count: int, vcpus: int,
-                               ram: int) -> None:
+async def check_instance_quota(
+    store: Store, project_id: str, count: int, vcpus: int, ram: int
+) -> None:
     """Raise Forbidden (Nova answers 403 on server create) if `count` more instances with
     `vcpus` cores and `ram` MiB each would exceed the project's instances/cores/ram quota.
 
@@ -120,16 +126,16 @@ async def check_instance_quota(store: Store, project_id: str, count: int, vcpus:
     limits = await get_limits(store, project_id)
     usage = await get_usage(store, project_id)
     requested = {"instances": count, "cores": vcpus * count, "ram": ram * count}
-    overs = sorted(r for r, req in requested.items()
-                   if _over(limits[r], usage[r], req))
+    overs = sorted(r for r, req in requested.items() if _over(limits[r], usage[r], req))
     if not overs:
         return
     names = ", ".join(overs)
     req = ", ".join(str(requested[r]) for r in overs)
     used = ", ".join(str(usage[r]) for r in overs)
     allowed = ", ".join(str(limits[r]) for r in overs)
-    raise Forbidden(f"Quota exceeded for {names}: Requested {req}, but already used {used} "
-                    f"of {allowed} {names}")
+    raise Forbidden(
+        f"Quota exceeded for {names}: Requested {req}, but already used {used} of {allowed} {names}"
+    )
 
 
 async def check_keypair_quota(store: Store, project_id: str, user_id: str) -> None:

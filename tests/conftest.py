@@ -31,9 +31,17 @@ class ApiClient:
     project_id: str
     user_id: str
 
-    async def request(self, method: str, path: str, *, json: Any = None, data: Any = None,
-                      headers: dict[str, str] | None = None, token: str | None | bool = True,
-                      version: str | None = None) -> tuple[int, Any, aiohttp.ClientResponse]:
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        data: Any = None,
+        headers: dict[str, str] | None = None,
+        token: str | None | bool = True,
+        version: str | None = None,
+    ) -> tuple[int, Any, aiohttp.ClientResponse]:
         hdrs = dict(headers or {})
         if token is True:
             hdrs["X-Auth-Token"] = self.token
@@ -41,8 +49,9 @@ class ApiClient:
             hdrs["X-Auth-Token"] = token
         if version:
             hdrs["OpenStack-API-Version"] = f"compute {version}"
-        async with self.session.request(method, self.base + path, json=json, data=data,
-                                        headers=hdrs) as resp:
+        async with self.session.request(
+            method, self.base + path, json=json, data=data, headers=hdrs
+        ) as resp:
             raw = await resp.read()
             try:
                 body = await resp.json(content_type=None) if raw else None
@@ -66,11 +75,20 @@ class ApiClient:
         return await self.request("PATCH", path, **kw)
 
 
-async def login(session: aiohttp.ClientSession, base: str, user: str, password: str,
-                project: str) -> tuple[str, dict]:
-    body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
-        "name": user, "domain": {"name": "Default"}, "password": password}}},
-        "scope": {"project": {"name": project, "domain": {"name": "Default"}}}}}
+async def login(
+    session: aiohttp.ClientSession, base: str, user: str, password: str, project: str
+) -> tuple[str, dict]:
+    body = {
+        "auth": {
+            "identity": {
+                "methods": ["password"],
+                "password": {
+                    "user": {"name": user, "domain": {"name": "Default"}, "password": password}
+                },
+            },
+            "scope": {"project": {"name": project, "domain": {"name": "Default"}}},
+        }
+    }
     async with session.post(base + "/identity/v3/auth/tokens", json=body) as resp:
         assert resp.status == 201, await resp.text()
         return resp.headers["X-Subject-Token"], (await resp.json())["token"]
@@ -78,8 +96,9 @@ async def login(session: aiohttp.ClientSession, base: str, user: str, password: 
 
 @pytest.fixture
 async def controller(tmp_path: Path) -> AsyncIterator[Controller]:
-    config = ServeConfig(data_dir=tmp_path / "data", listen=f"127.0.0.1:{free_port()}",
-                         heartbeat_interval=0.5)
+    config = ServeConfig(
+        data_dir=tmp_path / "data", listen=f"127.0.0.1:{free_port()}", heartbeat_interval=0.5
+    )
     ctl = Controller(config)
     await ctl.start()
     try:
@@ -102,12 +121,15 @@ async def api(controller: Controller) -> AsyncIterator[ApiClient]:
 @pytest.fixture
 async def member_api(api: ApiClient) -> AsyncIterator[ApiClient]:
     """A client for a fresh project whose user holds only the member role."""
-    status, project, _ = await api.post("/identity/v3/projects",
-                                        json={"project": {"name": "class1"}})
+    status, project, _ = await api.post(
+        "/identity/v3/projects", json={"project": {"name": "class1"}}
+    )
     assert status == 201, project
     pid = project["project"]["id"]
-    status, user, _ = await api.post("/identity/v3/users", json={"user": {
-        "name": "student1", "password": "s3cret", "default_project_id": pid}})
+    status, user, _ = await api.post(
+        "/identity/v3/users",
+        json={"user": {"name": "student1", "password": "s3cret", "default_project_id": pid}},
+    )
     assert status == 201, user
     uid = user["user"]["id"]
     _, roles, _ = await api.get("/identity/v3/roles?name=member")

@@ -16,15 +16,17 @@ async def test_discovery_needs_no_token(api: ApiClient) -> None:
 
 
 async def test_token_validate_and_revoke(api: ApiClient) -> None:
-    status, body, resp = await api.get("/identity/v3/auth/tokens",
-                                       headers={"X-Subject-Token": api.token})
+    status, body, resp = await api.get(
+        "/identity/v3/auth/tokens", headers={"X-Subject-Token": api.token}
+    )
     assert status == 200
     assert resp.headers["X-Subject-Token"] == api.token
     types = {entry["type"] for entry in body["token"]["catalog"]}
     assert {"identity", "compute", "image"} <= types
     assert body["token"]["expires_at"].endswith("Z")
-    status, _, _ = await api.delete("/identity/v3/auth/tokens",
-                                    headers={"X-Subject-Token": api.token})
+    status, _, _ = await api.delete(
+        "/identity/v3/auth/tokens", headers={"X-Subject-Token": api.token}
+    )
     assert status == 204
     status, body, _ = await api.get("/compute/v2.1/flavors")
     assert status == 401
@@ -37,8 +39,16 @@ async def test_no_token_is_401_with_nova_body(api: ApiClient) -> None:
 
 
 async def test_wrong_password_is_401(api: ApiClient) -> None:
-    body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
-        "name": "admin", "domain": {"name": "Default"}, "password": "nope"}}}}}
+    body = {
+        "auth": {
+            "identity": {
+                "methods": ["password"],
+                "password": {
+                    "user": {"name": "admin", "domain": {"name": "Default"}, "password": "nope"}
+                },
+            }
+        }
+    }
     status, err, _ = await api.post("/identity/v3/auth/tokens", json=body, token=False)
     assert status == 401
     assert err["error"]["code"] == 401

@@ -7,26 +7,36 @@ import pytest
 from mininova import instance_states as st
 
 
-@pytest.mark.parametrize(("vm", "task", "status"), [
-    (st.BUILDING, st.SCHEDULING, "BUILD"),
-    (st.ACTIVE, None, "ACTIVE"),
-    (st.ACTIVE, st.REBOOTING, "REBOOT"),
-    (st.ACTIVE, st.REBOOTING_HARD, "HARD_REBOOT"),
-    (st.STOPPED, None, "SHUTOFF"),
-    (st.STOPPED, st.POWERING_ON, "SHUTOFF"),
-    (st.PAUSED, None, "PAUSED"),
-    (st.SUSPENDED, None, "SUSPENDED"),
-    (st.ERROR, None, "ERROR"),
-    (st.DELETED, None, "DELETED"),
-])
+@pytest.mark.parametrize(
+    ("vm", "task", "status"),
+    [
+        (st.BUILDING, st.SCHEDULING, "BUILD"),
+        (st.ACTIVE, None, "ACTIVE"),
+        (st.ACTIVE, st.REBOOTING, "REBOOT"),
+        (st.ACTIVE, st.REBOOTING_HARD, "HARD_REBOOT"),
+        (st.STOPPED, None, "SHUTOFF"),
+        (st.STOPPED, st.POWERING_ON, "SHUTOFF"),
+        (st.PAUSED, None, "PAUSED"),
+        (st.SUSPENDED, None, "SUSPENDED"),
+        (st.ERROR, None, "ERROR"),
+        (st.DELETED, None, "DELETED"),
+    ],
+)
 def test_status_from_states(vm: str, task: str | None, status: str) -> None:
     assert st.status(vm, task) == status
 
 
-@pytest.mark.parametrize(("action", "vm"), [
-    ("pause", st.PAUSED), ("unpause", st.ACTIVE), ("suspend", st.SUSPENDED),
-    ("resume", st.ACTIVE), ("start", st.ACTIVE), ("reboot", st.STOPPED),
-])
+@pytest.mark.parametrize(
+    ("action", "vm"),
+    [
+        ("pause", st.PAUSED),
+        ("unpause", st.ACTIVE),
+        ("suspend", st.SUSPENDED),
+        ("resume", st.ACTIVE),
+        ("start", st.ACTIVE),
+        ("reboot", st.STOPPED),
+    ],
+)
 def test_conflicting_actions_are_refused(action: str, vm: str) -> None:
     with pytest.raises(st.InvalidState):
         st.check_action(action, vm, None)

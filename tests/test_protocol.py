@@ -46,19 +46,23 @@ def test_notification_has_no_id() -> None:
     assert event == Notification("heartbeat", {"guests": []}) and answer is None
 
 
-@pytest.mark.parametrize(("frame", "code"), [
-    (b"\xff\xfe", PARSE_ERROR),
-    ("not json", PARSE_ERROR),
-    ("[1, 2]", INVALID_FRAME),
-    ('{"v": 1}', INVALID_FRAME),
-    ('{"v": 2, "id": 1, "method": "spawn"}', UNSUPPORTED_VERSION),
-    ('{"v": 1, "id": "x", "method": "spawn"}', INVALID_FRAME),
-    ('{"v": 1, "id": 1, "method": 7}', INVALID_FRAME),
-    ('{"v": 1, "id": 1, "method": "spawn", "params": [1]}', INVALID_PARAMS),
-    ("x" * (4 * 1024 * 1024 + 1), INVALID_FRAME),
-])
-def test_malformed_frames_get_an_error_reply_not_an_exception(frame: str | bytes,
-                                                              code: str) -> None:
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        (b"\xff\xfe", PARSE_ERROR),
+        ("not json", PARSE_ERROR),
+        ("[1, 2]", INVALID_FRAME),
+        ('{"v": 1}', INVALID_FRAME),
+        ('{"v": 2, "id": 1, "method": "spawn"}', UNSUPPORTED_VERSION),
+        ('{"v": 1, "id": "x", "method": "spawn"}', INVALID_FRAME),
+        ('{"v": 1, "id": 1, "method": 7}', INVALID_FRAME),
+        ('{"v": 1, "id": 1, "method": "spawn", "params": [1]}', INVALID_PARAMS),
+        ("x" * (4 * 1024 * 1024 + 1), INVALID_FRAME),
+    ],
+)
+def test_malformed_frames_get_an_error_reply_not_an_exception(
+    frame: str | bytes, code: str
+) -> None:
     event, answer = Endpoint().receive(frame)
     assert event is None
     assert _error_code(answer) == code

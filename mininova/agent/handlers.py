@@ -96,8 +96,7 @@ class OrderHandlers:
             try:
                 result = await fn(params)
             except ProtocolError as exc:
-                log.warning("order %s uuid=%s failed (%s): %s", method, uuid, exc.code,
-                            exc.message)
+                log.warning("order %s uuid=%s failed (%s): %s", method, uuid, exc.code, exc.message)
                 raise
             except (ValueError, KeyError, TypeError) as exc:
                 log.warning("order %s uuid=%s rejected: %s", method, uuid, exc)
@@ -178,8 +177,9 @@ class OrderHandlers:
     async def open_console_tunnel(self, params: dict[str, Any]) -> dict[str, Any]:
         uuid = _uuid(params)
         url, token = params.get("tunnel_url"), params.get("tunnel_token")
-        if not isinstance(url, str) or not url.startswith(("ws://", "wss://", "http://",
-                                                           "https://")):
+        if not isinstance(url, str) or not url.startswith(
+            ("ws://", "wss://", "http://", "https://")
+        ):
             raise ValueError("tunnel_url must be a ws(s):// or http(s):// URL")
         if not isinstance(token, str) or not token:
             raise ValueError("tunnel_token must be a non-empty string")
@@ -222,10 +222,16 @@ async def upload_file(path: Path, url: str, token: str) -> None:
             while block := await asyncio.to_thread(fh.read, 1 << 20):
                 yield block
 
-    headers = {"X-Auth-Token": token, "Content-Type": "application/octet-stream",
-               "Content-Length": str(path.stat().st_size)}
-    async with aiohttp.ClientSession() as session, session.put(
-            url, data=chunks(), headers=headers) as resp:
+    headers = {
+        "X-Auth-Token": token,
+        "Content-Type": "application/octet-stream",
+        "Content-Length": str(path.stat().st_size),
+    }
+    async with (
+        aiohttp.ClientSession() as session,
+        session.put(url, data=chunks(), headers=headers) as resp,
+    ):
         if resp.status >= 300:
-            raise ProtocolError(FAILED, f"image upload refused: {resp.status} "
-                                        f"{(await resp.text())[:200]}")
+            raise ProtocolError(
+                FAILED, f"image upload refused: {resp.status} {(await resp.text())[:200]}"
+            )

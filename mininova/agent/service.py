@@ -69,8 +69,12 @@ class Agent:
         while True:
             uuid, power_state = await queue.get()
             try:
-                await _call(peer, "instance_event", {"uuid": uuid, "power_state": power_state},
-                            EVENT_TIMEOUT)
+                await _call(
+                    peer,
+                    "instance_event",
+                    {"uuid": uuid, "power_state": power_state},
+                    EVENT_TIMEOUT,
+                )
             except ProtocolError as exc:
                 if peer.closed:
                     return
@@ -84,12 +88,19 @@ class Agent:
     async def _report(self) -> dict[str, Any]:
         resources = await self.driver.host_resources()
         guests = await self.driver.list_guests()
-        return {"resources": resources_to_dict(resources),
-                "guests": [guest_to_dict(g) for g in guests]}
+        return {
+            "resources": resources_to_dict(resources),
+            "guests": [guest_to_dict(g) for g in guests],
+        }
 
     async def _hello(self, peer: Peer) -> None:
-        params = {"host": self.host, "driver": self.driver.name, "protocol": PROTOCOL_VERSION,
-                  "destroy_orphans": self.config.destroy_orphans, **await self._report()}
+        params = {
+            "host": self.host,
+            "driver": self.driver.name,
+            "protocol": PROTOCOL_VERSION,
+            "destroy_orphans": self.config.destroy_orphans,
+            **await self._report(),
+        }
         reply = await _call(peer, "hello", params, HELLO_TIMEOUT)
         interval = reply.get("heartbeat_interval") if isinstance(reply, dict) else None
         if isinstance(interval, int | float) and not isinstance(interval, bool) and interval > 0:
@@ -136,8 +147,10 @@ class Agent:
                 self.peer = peer
                 self.sessions += 1
                 self.connected.set()
-                background = [asyncio.create_task(self._heartbeats(peer)),
-                              asyncio.create_task(self._send_events(peer, queue))]
+                background = [
+                    asyncio.create_task(self._heartbeats(peer)),
+                    asyncio.create_task(self._send_events(peer, queue)),
+                ]
                 await reader
                 return True
             finally:
@@ -178,8 +191,12 @@ async def run_agent(config: AgentConfig) -> None:
     await driver.init_host()
     try:
         agent = Agent(config, driver)
-        log.info("mininova agent %s starting (%s driver, controller %s)",
-                 agent.host, driver.name, agent.url)
+        log.info(
+            "mininova agent %s starting (%s driver, controller %s)",
+            agent.host,
+            driver.name,
+            agent.url,
+        )
         await agent.run()
     finally:
         driver.set_event_callback(None)

@@ -43,8 +43,10 @@ def _check(value: Any, tp: Any, where: str) -> Any:
         key_tp, val_tp = typing.get_args(tp) or (Any, Any)
         if not isinstance(value, dict):
             raise ValueError(f"{where}: expected an object, got {type(value).__name__}")
-        return {_check(k, key_tp, f"{where} key"): _check(v, val_tp, f"{where}[{k!r}]")
-                for k, v in value.items()}
+        return {
+            _check(k, key_tp, f"{where} key"): _check(v, val_tp, f"{where}[{k!r}]")
+            for k, v in value.items()
+        }
     if origin is list:
         (item_tp,) = typing.get_args(tp) or (Any,)
         if not isinstance(value, list):
@@ -79,8 +81,7 @@ def build(cls: type[T], data: Any, where: str) -> T:
     kwargs: dict[str, Any] = {}
     for f in dataclasses.fields(cls):  # type: ignore[arg-type]
         if f.name not in data:
-            required = (f.default is dataclasses.MISSING
-                        and f.default_factory is dataclasses.MISSING)
+            required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
             if required:
                 raise ValueError(f"{where}: missing field {f.name!r}")
             continue

@@ -25,8 +25,9 @@ MAX_MESSAGE = 16 * 1024 * 1024
 _tunnels: set[asyncio.Task[None]] = set()
 
 
-async def _connect_endpoint(endpoint: ConsoleEndpoint
-                            ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, str]:
+async def _connect_endpoint(
+    endpoint: ConsoleEndpoint,
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, str]:
     if endpoint.unix_path is not None:
         reader, writer = await asyncio.open_unix_connection(str(endpoint.unix_path))
         return reader, writer, f"unix:{endpoint.unix_path}"
@@ -37,8 +38,9 @@ async def _connect_endpoint(endpoint: ConsoleEndpoint
     return reader, writer, f"{host}:{endpoint.port}"
 
 
-async def open_tunnel(tunnel_url: str, tunnel_token: str, endpoint: ConsoleEndpoint,
-                      *, keepalive: float = KEEPALIVE) -> None:
+async def open_tunnel(
+    tunnel_url: str, tunnel_token: str, endpoint: ConsoleEndpoint, *, keepalive: float = KEEPALIVE
+) -> None:
     """Connect to the guest's VNC endpoint, dial the controller's data websocket at
     `tunnel_url` (header `Authorization: Bearer <tunnel_token>`) and start relaying bytes in a
     background task. Returns once both legs are connected; raises on failure."""
@@ -51,10 +53,13 @@ async def open_tunnel(tunnel_url: str, tunnel_token: str, endpoint: ConsoleEndpo
             conn = await connect(
                 tunnel_url,
                 additional_headers={"Authorization": f"Bearer {tunnel_token}"},
-                compression=None, max_size=MAX_MESSAGE,
+                compression=None,
+                max_size=MAX_MESSAGE,
                 ping_interval=keepalive if keepalive > 0 else None,
                 ping_timeout=keepalive if keepalive > 0 else None,
-                open_timeout=CONNECT_TIMEOUT, proxy=None)
+                open_timeout=CONNECT_TIMEOUT,
+                proxy=None,
+            )
     except BaseException:
         writer.close()
         raise
@@ -62,8 +67,13 @@ async def open_tunnel(tunnel_url: str, tunnel_token: str, endpoint: ConsoleEndpo
     async def run() -> None:
         try:
             stats = await relay(StreamEnd(reader, writer, "vnc"), WebsocketsEnd(conn, "controller"))
-            log.info("console tunnel to %s closed: %s (vnc->controller %d B, controller->vnc"
-                     " %d B)", where, stats.reason, stats.a_to_b, stats.b_to_a)
+            log.info(
+                "console tunnel to %s closed: %s (vnc->controller %d B, controller->vnc %d B)",
+                where,
+                stats.reason,
+                stats.a_to_b,
+                stats.b_to_a,
+            )
         except Exception:
             log.exception("console tunnel to %s failed", where)
         finally:

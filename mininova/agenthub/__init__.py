@@ -62,9 +62,11 @@ class AgentHub:
         if not await self._authorized(request):
             return web.json_response(
                 {"error": {"code": 401, "message": "invalid or missing agent join token"}},
-                status=401)
-        ws = web.WebSocketResponse(heartbeat=self.services.config.heartbeat_interval * 2,
-                                   max_msg_size=8 * 1024 * 1024)
+                status=401,
+            )
+        ws = web.WebSocketResponse(
+            heartbeat=self.services.config.heartbeat_interval * 2, max_msg_size=8 * 1024 * 1024
+        )
         await ws.prepare(request)
         state: dict[str, str] = {}
 
@@ -91,12 +93,14 @@ class AgentHub:
                 self._sockets.pop(host, None)
                 await self.store.execute(
                     "UPDATE compute_nodes SET connected = 0, updated_at = ? WHERE host = ?",
-                    (now_iso(), host))
+                    (now_iso(), host),
+                )
                 log.warning("agent %s disconnected", host)
         return ws
 
-    async def _hello(self, params: dict[str, Any], peer: Peer, ws: web.WebSocketResponse,
-                     state: dict[str, str]) -> dict[str, Any]:
+    async def _hello(
+        self, params: dict[str, Any], peer: Peer, ws: web.WebSocketResponse, state: dict[str, str]
+    ) -> dict[str, Any]:
         version = params.get("protocol")
         if version != PROTOCOL_VERSION:
             raise ProtocolError("unsupported_version", f"controller speaks {PROTOCOL_VERSION}")
@@ -119,11 +123,21 @@ class AgentHub:
             " host_ip=excluded.host_ip, vcpus=excluded.vcpus, memory_mb=excluded.memory_mb,"
             " local_gb=excluded.local_gb, driver=excluded.driver, connected=1,"
             " last_heartbeat=excluded.last_heartbeat, updated_at=excluded.updated_at",
-            (host, host, str(res.get("hypervisor_type", "fake")),
-             _int(res.get("hypervisor_version")), str(res.get("cpu_info", "{}")),
-             str(res.get("host_ip", "127.0.0.1")), _int(res.get("vcpus")),
-             _int(res.get("memory_mb")), _int(res.get("local_gb")),
-             str(params.get("driver", "")), now, now, now),
+            (
+                host,
+                host,
+                str(res.get("hypervisor_type", "fake")),
+                _int(res.get("hypervisor_version")),
+                str(res.get("cpu_info", "{}")),
+                str(res.get("host_ip", "127.0.0.1")),
+                _int(res.get("vcpus")),
+                _int(res.get("memory_mb")),
+                _int(res.get("local_gb")),
+                str(params.get("driver", "")),
+                now,
+                now,
+                now,
+            ),
         )
         old = self._sockets.get(host)
         state["host"] = host
@@ -133,8 +147,13 @@ class AgentHub:
             await old.close(message=b"replaced by a newer connection")
         log.info("agent %s connected (%s driver)", host, params.get("driver"))
         guests = params.get("guests") or []
-        self.services.bus.cast("conductor", "host_connected", host=host, guests=guests,
-                               destroy_orphans=params.get("destroy_orphans") is True)
+        self.services.bus.cast(
+            "conductor",
+            "host_connected",
+            host=host,
+            guests=guests,
+            destroy_orphans=params.get("destroy_orphans") is True,
+        )
         return {"heartbeat_interval": self.services.config.heartbeat_interval}
 
     def _host(self, state: dict[str, str]) -> str:
@@ -147,7 +166,8 @@ class AgentHub:
         host = self._host(state)
         await self.store.execute(
             "UPDATE compute_nodes SET last_heartbeat = ?, connected = 1 WHERE host = ?",
-            (now_iso(), host))
+            (now_iso(), host),
+        )
         guests = params.get("guests")
         if isinstance(guests, list):
             self.services.bus.cast("conductor", "sync_power_states", host=host, guests=guests)
@@ -159,15 +179,17 @@ class AgentHub:
         power_state = params.get("power_state")
         if not isinstance(uuid, str) or not isinstance(power_state, int):
             raise ValueError("instance_event needs uuid (string) and power_state (int)")
-        self.services.bus.cast("conductor", "instance_event", host=host, uuid=uuid,
-                               power_state=power_state)
+        self.services.bus.cast(
+            "conductor", "instance_event", host=host, uuid=uuid, power_state=power_state
+        )
         return {}
 
     def is_connected(self, host: str) -> bool:
         return host in self.links
 
-    async def call(self, host: str, method: str, params: dict[str, Any] | None = None,
-                   timeout: float = 60.0) -> Any:
+    async def call(
+        self, host: str, method: str, params: dict[str, Any] | None = None, timeout: float = 60.0
+    ) -> Any:
         peer = self.links.get(host)
         if peer is None or peer.closed:
             raise HostUnavailable(host)
@@ -180,11 +202,13 @@ class AgentHub:
         while True:
             await asyncio.sleep(config.heartbeat_interval)
             rows = await self.store.fetchall(
-                "SELECT host, last_heartbeat FROM compute_nodes WHERE connected = 1")
+                "SELECT host, last_heartbeat FROM compute_nodes WHERE connected = 1"
+            )
             for row in rows:
                 if not is_up({**row, "connected": 1}, config) and row["host"] in self._sockets:
-                    log.warning("agent %s missed heartbeats for %.0fs; closing its link",
-                                row["host"], limit)
+                    log.warning(
+                        "agent %s missed heartbeats for %.0fs; closing its link", row["host"], limit
+                    )
                     await self._sockets[row["host"]].close()
 
     async def close(self) -> None:

@@ -24,9 +24,20 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 # Paths reachable without a token (discovery documents, token creation, agents, consoles).
 _PUBLIC_EXACT = {
-    "/", "/identity", "/identity/", "/identity/v3", "/identity/v3/",
-    "/compute", "/compute/", "/compute/v2.1", "/compute/v2.1/", "/compute/v2", "/compute/v2/",
-    "/image", "/image/", "/healthcheck",
+    "/",
+    "/identity",
+    "/identity/",
+    "/identity/v3",
+    "/identity/v3/",
+    "/compute",
+    "/compute/",
+    "/compute/v2.1",
+    "/compute/v2.1/",
+    "/compute/v2",
+    "/compute/v2/",
+    "/image",
+    "/image/",
+    "/healthcheck",
 }
 _PUBLIC_PREFIXES = ("/agent", "/console", "/ui", "/static")
 
@@ -88,9 +99,13 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         except AuthFailed as exc:
             return _render_error(request, 401, str(exc))
         request[CONTEXT] = RequestContext(
-            user_id=info.user_id, user_name=info.user_name, project_id=info.project_id,
-            project_name=info.project_name, roles=[r["name"] for r in info.roles],
-            request_id=request[REQUEST_ID], token=token,
+            user_id=info.user_id,
+            user_name=info.user_name,
+            project_id=info.project_id,
+            project_name=info.project_name,
+            roles=[r["name"] for r in info.roles],
+            request_id=request[REQUEST_ID],
+            token=token,
         )
     return await handler(request)
 
@@ -116,8 +131,12 @@ def build_app(services: Services) -> web.Application:
     from mininova.api.image import routes as image_routes
 
     app = web.Application(
-        middlewares=[request_id_middleware, error_middleware, auth_middleware,
-                     microversion_middleware],
+        middlewares=[
+            request_id_middleware,
+            error_middleware,
+            auth_middleware,
+            microversion_middleware,
+        ],
         client_max_size=1024**4,
     )
     app[SERVICES] = services
@@ -131,12 +150,14 @@ def build_app(services: Services) -> web.Application:
 
 async def _root(request: web.Request) -> web.Response:
     svc: Services = request.config_dict[SERVICES]
-    return web.json_response({
-        "name": "mininova",
-        "identity": svc.url("/identity/v3"),
-        "compute": svc.url("/compute/v2.1"),
-        "image": svc.url("/image"),
-    })
+    return web.json_response(
+        {
+            "name": "mininova",
+            "identity": svc.url("/identity/v3"),
+            "compute": svc.url("/compute/v2.1"),
+            "image": svc.url("/image"),
+        }
+    )
 
 
 async def _health(request: web.Request) -> web.Response:

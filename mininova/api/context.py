@@ -32,8 +32,6 @@ class RequestContext:
             raise Forbidden(f"Policy doesn't allow {what} to be performed.")
 
 
-
-
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id", str)
 CONTEXT: web.RequestKey[RequestContext] = web.RequestKey("context", RequestContext)
 MICROVERSION: web.RequestKey[tuple] = web.RequestKey("microversion", tuple)

@@ -63,17 +63,22 @@ class NotAcceptable(ApiError):
 def nova_error_response(status: int, message: str) -> web.Response:
     kind = KINDS.get(status, "computeFault")
     body = {kind: {"code": status, "message": message}}
-    return web.Response(
-        status=status, text=json.dumps(body), content_type="application/json"
-    )
+    return web.Response(status=status, text=json.dumps(body), content_type="application/json")
 
 
 def keystone_error_response(status: int, message: str) -> web.Response:
-    titles = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
-              409: "Conflict", 413: "Request Entity Too Large"}
+    titles = {
+        400: "Bad Request",
+        401: "Unauthorized",
+        403: "Forbidden",
+        404: "Not Found",
+        409: "Conflict",
+        413: "Request Entity Too Large",
+    }
     body = {"error": {"code": status, "title": titles.get(status, "Error"), "message": message}}
     headers = {}
     if status == 401:
         headers["WWW-Authenticate"] = 'Keystone uri="/identity"'
-    return web.Response(status=status, text=json.dumps(body), content_type="application/json",
-                        headers=headers)
+    return web.Response(
+        status=status, text=json.dumps(body), content_type="application/json", headers=headers
+    )

@@ -30,11 +30,15 @@ def after_marker(items: Sequence[T], marker: str | None, key: Callable[[T], str]
     keys = [key(item) for item in items]
     if marker not in keys:
         raise BadRequest(f"marker [{marker}] not found")
-    return list(items[keys.index(marker) + 1:])
+    return list(items[keys.index(marker) + 1 :])
 
 
-def paginate(items: Sequence[T], query: Mapping[str, str], key: Callable[[T], str],
-             maximum: int | None = None) -> tuple[list[T], int | None]:
+def paginate(
+    items: Sequence[T],
+    query: Mapping[str, str],
+    key: Callable[[T], str],
+    maximum: int | None = None,
+) -> tuple[list[T], int | None]:
     """Apply marker then limit; returns the page and the limit used."""
     page = after_marker(items, query.get("marker"), key)
     limit = parse_limit(query, maximum)

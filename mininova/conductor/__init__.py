@@ -60,37 +60,48 @@ class Conductor:
                     return
                 flavor = inst["flavor"]
                 group = await self.store.fetchone(
-                    "SELECT group_id FROM server_group_members WHERE instance_uuid = ?",
-                    (uuid,))
-                request = Request(uuid, int(flavor["vcpus"]), int(flavor["ram"]),
-                                  int(flavor["disk"]) + int(flavor.get("ephemeral") or 0),
-                                  inst["availability_zone"] or None, tuple(tried),
-                                  inst["scheduler_hints"].get("force_host"),
-                                  group["group_id"] if group else None)
-                event = await db.start_event(self.store, uuid, "conductor_schedule_and_build",
-                                             None)
+                    "SELECT group_id FROM server_group_members WHERE instance_uuid = ?", (uuid,)
+                )
+                request = Request(
+                    uuid,
+                    int(flavor["vcpus"]),
+                    int(flavor["ram"]),
+                    int(flavor["disk"]) + int(flavor.get("ephemeral") or 0),
+                    inst["availability_zone"] or None,
+                    tuple(tried),
+                    inst["scheduler_hints"].get("force_host"),
+                    group["group_id"] if group else None,
+                )
+                event = await db.start_event(self.store, uuid, "conductor_schedule_and_build", None)
                 try:
-                    host = await self.services.bus.call("scheduler", "select_and_claim",
-                                                        **request.__dict__)
+                    host = await self.services.bus.call(
+                        "scheduler", "select_and_claim", **request.__dict__
+                    )
                 except NoValidHost as exc:
                     # After a failed spawn, the spawn error is the cause worth reporting.
-                    last_error = (f"{last_error} No other host could take it."
-                                  if tried else str(exc))
+                    last_error = f"{last_error} No other host could take it." if tried else str(exc)
                     await db.finish_event(self.store, event, False, str(exc))
                     break
                 tried.append(host)
-                if not await db.update(self.store, uuid, host=host, task_state=st.SPAWNING,
-                                       expect_task_state=(st.SCHEDULING, st.SPAWNING)):
+                if not await db.update(
+                    self.store,
+                    uuid,
+                    host=host,
+                    task_state=st.SPAWNING,
+                    expect_task_state=(st.SCHEDULING, st.SPAWNING),
+                ):
                     await db.finish_event(self.store, event, False, "deleted while scheduling")
                     await self.services.bus.call("scheduler", "release", instance_uuid=uuid)
                     return
                 try:
                     spec = await instance_spec(self.services, inst)
-                    info = await self.hub.call(host, "spawn", {"instance": spec},
-                                               timeout=cfg.spawn_timeout)
+                    info = await self.hub.call(
+                        host, "spawn", {"instance": spec}, timeout=cfg.spawn_timeout
+                    )
                 except (ProtocolError, OSError, ValueError) as exc:
                     last_error = f"Build of instance {uuid} failed on {host}: " + (
-                        exc.message if isinstance(exc, ProtocolError) else str(exc))
+                        exc.message if isinstance(exc, ProtocolError) else str(exc)
+                    )
                     log.warning("%s", last_error)
                     await db.finish_event(self.store, event, False, last_error)
                     await self.services.bus.call("scheduler", "release", instance_uuid=uuid)
@@ -98,15 +109,26 @@ class Conductor:
                     continue
                 await db.finish_event(self.store, event, True)
                 landed = await db.update(
-                    self.store, uuid, expect_task_state=st.SPAWNING, vm_state=st.ACTIVE,
-                    task_state=None, power_state=int(info.get("power_state", st.RUNNING)),
-                    addresses=info.get("addresses") or [], launched_at=now_iso())
+                    self.store,
+                    uuid,
+                    expect_task_state=st.SPAWNING,
+                    vm_state=st.ACTIVE,
+                    task_state=None,
+                    power_state=int(info.get("power_state", st.RUNNING)),
+                    addresses=info.get("addresses") or [],
+                    launched_at=now_iso(),
+                )
                 if not landed:  # deleted while spawning: the delete path cleans up
                     log.info("instance %s changed during spawn", uuid)
                 return
-            await db.update(self.store, uuid, vm_state=st.ERROR, task_state=None,
-                            fault=db.fault(last_error),
-                            expect_task_state=(st.SCHEDULING, st.SPAWNING))
+            await db.update(
+                self.store,
+                uuid,
+                vm_state=st.ERROR,
+                task_state=None,
+                fault=db.fault(last_error),
+                expect_task_state=(st.SCHEDULING, st.SPAWNING),
+            )
             log.warning("instance %s → ERROR: %s", uuid, last_error)
 
     async def _cleanup_failed_spawn(self, host: str, uuid: str) -> None:
@@ -126,21 +148,32 @@ class Conductor:
             params: dict[str, Any] = {"uuid": uuid}
             if spec.agent_method == "reboot":
                 params["hard"] = action == "reboot_hard"
-            event = await db.start_event(self.store, uuid, f"compute_{spec.agent_method}",
-                                         inst["host"])
+            event = await db.start_event(
+                self.store, uuid, f"compute_{spec.agent_method}", inst["host"]
+            )
             try:
-                await self.hub.call(inst["host"] or "", spec.agent_method, params,
-                                    timeout=self.services.config.action_timeout)
+                await self.hub.call(
+                    inst["host"] or "",
+                    spec.agent_method,
+                    params,
+                    timeout=self.services.config.action_timeout,
+                )
             except ProtocolError as exc:
                 log.warning("%s of %s failed: %s", action, uuid, exc.message)
                 await db.finish_event(self.store, event, False, exc.message)
-                await db.update(self.store, uuid, expect_task_state=spec.task_state,
-                                task_state=None)
+                await db.update(
+                    self.store, uuid, expect_task_state=spec.task_state, task_state=None
+                )
                 return
             await db.finish_event(self.store, event, True)
-            await db.update(self.store, uuid, expect_task_state=spec.task_state,
-                            vm_state=spec.lands_vm_state, power_state=spec.lands_power_state,
-                            task_state=None)
+            await db.update(
+                self.store,
+                uuid,
+                expect_task_state=spec.task_state,
+                vm_state=spec.lands_vm_state,
+                power_state=spec.lands_power_state,
+                task_state=None,
+            )
 
     # ---- delete -------------------------------------------------------------------------------
 
@@ -151,11 +184,11 @@ class Conductor:
                 return
             host = inst["host"]
             if host:
-                event = await db.start_event(self.store, uuid, "compute_terminate_instance",
-                                             host)
+                event = await db.start_event(self.store, uuid, "compute_terminate_instance", host)
                 try:
-                    await self.hub.call(host, "destroy", {"uuid": uuid},
-                                        timeout=self.services.config.action_timeout)
+                    await self.hub.call(
+                        host, "destroy", {"uuid": uuid}, timeout=self.services.config.action_timeout
+                    )
                     await db.finish_event(self.store, event, True)
                 except ProtocolError as exc:
                     # Host down: delete locally; the guest is reaped when its agent returns.
@@ -168,11 +201,13 @@ class Conductor:
         async with self.store.transaction():
             await self.store.execute("DELETE FROM allocations WHERE instance_uuid = ?", (uuid,))
             await self.store.execute(
-                "DELETE FROM server_group_members WHERE instance_uuid = ?", (uuid,))
+                "DELETE FROM server_group_members WHERE instance_uuid = ?", (uuid,)
+            )
             await self.store.execute(
                 "UPDATE instances SET deleted = 1, vm_state = ?, task_state = NULL,"
                 " power_state = 0, terminated_at = ?, updated_at = ? WHERE uuid = ?",
-                (st.DELETED, now, now, uuid))
+                (st.DELETED, now, now, uuid),
+            )
         self.services.bus.cast("consoleauth", "revoke_instance", uuid=uuid)
         self._locks.pop(uuid, None)
         log.info("instance %s deleted", uuid)
@@ -188,21 +223,30 @@ class Conductor:
             if inst is None or inst["task_state"] != st.IMAGE_SNAPSHOT:
                 await set_image_status(self.store, image_id, "killed")
                 return
-            event = await db.start_event(self.store, uuid, "compute_snapshot_instance",
-                                         inst["host"])
-            params = {"uuid": uuid, "token": await self.services.identity.issue_service_token(),
-                      "upload_url": self.services.url(f"/image/v2/images/{image_id}/file")}
+            event = await db.start_event(
+                self.store, uuid, "compute_snapshot_instance", inst["host"]
+            )
+            params = {
+                "uuid": uuid,
+                "token": await self.services.identity.issue_service_token(),
+                "upload_url": self.services.url(f"/image/v2/images/{image_id}/file"),
+            }
             try:
-                await self.hub.call(inst["host"] or "", "snapshot", params,
-                                    timeout=self.services.config.spawn_timeout)
+                await self.hub.call(
+                    inst["host"] or "",
+                    "snapshot",
+                    params,
+                    timeout=self.services.config.spawn_timeout,
+                )
                 await db.finish_event(self.store, event, True)
             except ProtocolError as exc:
                 log.warning("snapshot of %s failed: %s", uuid, exc.message)
                 await db.finish_event(self.store, event, False, exc.message)
                 await set_image_status(self.store, image_id, "killed")
             finally:
-                await db.update(self.store, uuid, expect_task_state=st.IMAGE_SNAPSHOT,
-                                task_state=None)
+                await db.update(
+                    self.store, uuid, expect_task_state=st.IMAGE_SNAPSHOT, task_state=None
+                )
 
     # ---- reads that need the host ----------------------------------------------------------
 
@@ -210,14 +254,16 @@ class Conductor:
         inst = await db.get(self.store, uuid)
         if inst is None or not inst["host"]:
             raise ProtocolError("not_found", "instance has no host")
-        result = await self.hub.call(inst["host"], "console_output",
-                                     {"uuid": uuid, "length": length}, timeout=30)
+        result = await self.hub.call(
+            inst["host"], "console_output", {"uuid": uuid, "length": length}, timeout=30
+        )
         return str(result.get("output", ""))
 
     # ---- reports from agents ----------------------------------------------------------------
 
-    async def do_host_connected(self, host: str, guests: list[dict[str, Any]],
-                                destroy_orphans: bool = False) -> None:
+    async def do_host_connected(
+        self, host: str, guests: list[dict[str, Any]], destroy_orphans: bool = False
+    ) -> None:
         """An agent (re)connected: reap guests of deleted instances, resync the rest.
 
         Guests this cloud never knew are reported in the log and left alone, unless the
@@ -240,15 +286,18 @@ class Conductor:
                 except ProtocolError as exc:
                     log.warning("destroy of orphan %s failed: %s", uuid, exc.message)
             elif row is None:
-                log.warning("host %s runs guest %s that this cloud does not know; left alone",
-                            host, uuid)
+                log.warning(
+                    "host %s runs guest %s that this cloud does not know; left alone", host, uuid
+                )
         await self.do_sync_power_states(host, guests)
 
     async def do_sync_power_states(self, host: str, guests: list[dict[str, Any]]) -> None:
-        reported = {g["uuid"]: g for g in guests
-                    if isinstance(g, dict) and isinstance(g.get("uuid"), str)}
+        reported = {
+            g["uuid"]: g for g in guests if isinstance(g, dict) and isinstance(g.get("uuid"), str)
+        }
         rows = await self.store.fetchall(
-            "SELECT uuid FROM instances WHERE host = ? AND deleted = 0", (host,))
+            "SELECT uuid FROM instances WHERE host = ? AND deleted = 0", (host,)
+        )
         for row in rows:
             uuid = row["uuid"]
             guest = reported.get(uuid)
@@ -284,8 +333,12 @@ class Conductor:
 
     async def _guest_missing(self, uuid: str) -> None:
         inst = await db.get(self.store, uuid)
-        if inst is None or inst["task_state"] is not None or inst["vm_state"] in (
-                st.BUILDING, st.ERROR) or self._lock(uuid).locked():
+        if (
+            inst is None
+            or inst["task_state"] is not None
+            or inst["vm_state"] in (st.BUILDING, st.ERROR)
+            or self._lock(uuid).locked()
+        ):
             self._missing.pop(uuid, None)
             return
         self._missing[uuid] = self._missing.get(uuid, 0) + 1
@@ -294,8 +347,14 @@ class Conductor:
         self._missing.pop(uuid, None)
         message = f"Instance {uuid} vanished from its host {inst['host']}."
         log.warning("%s", message)
-        await db.update(self.store, uuid, expect_task_state=None, vm_state=st.ERROR,
-                        power_state=st.NOSTATE, fault=db.fault(message))
+        await db.update(
+            self.store,
+            uuid,
+            expect_task_state=None,
+            vm_state=st.ERROR,
+            power_state=st.NOSTATE,
+            fault=db.fault(message),
+        )
 
     # ---- start-up -----------------------------------------------------------------------------
 
@@ -303,15 +362,20 @@ class Conductor:
         """After a controller restart: finish or fail work that was in flight."""
         rows = await self.store.fetchall(
             "SELECT uuid, vm_state, task_state FROM instances"
-            " WHERE deleted = 0 AND task_state IS NOT NULL")
+            " WHERE deleted = 0 AND task_state IS NOT NULL"
+        )
         for row in rows:
             uuid, task = row["uuid"], row["task_state"]
             if task == st.DELETING:
                 self.services.bus.cast("conductor", "delete_instance", uuid=uuid)
             elif row["vm_state"] == st.BUILDING:
-                await self.store.execute("DELETE FROM allocations WHERE instance_uuid = ?",
-                                         (uuid,))
-                await db.update(self.store, uuid, vm_state=st.ERROR, task_state=None,
-                                fault=db.fault("The controller restarted during the build."))
+                await self.store.execute("DELETE FROM allocations WHERE instance_uuid = ?", (uuid,))
+                await db.update(
+                    self.store,
+                    uuid,
+                    vm_state=st.ERROR,
+                    task_state=None,
+                    fault=db.fault("The controller restarted during the build."),
+                )
             else:
                 await db.update(self.store, uuid, task_state=None)

@@ -105,9 +105,13 @@ class ConsoleAuth:
             raise LookupError(f"consoleauth has no method {method!r}")
         return await handler(**params)
 
-    async def authorize(self, instance_uuid: str, console_type: str = "novnc",
-                        ttl: float | None = None, single_use: bool | None = None
-                        ) -> dict[str, Any]:
+    async def authorize(
+        self,
+        instance_uuid: str,
+        console_type: str = "novnc",
+        ttl: float | None = None,
+        single_use: bool | None = None,
+    ) -> dict[str, Any]:
         if console_type not in CONSOLE_TYPES:
             raise ValueError(f"unsupported console type {console_type!r}")
         ttl = float(self.config.console_token_ttl if ttl is None else ttl)
@@ -121,25 +125,41 @@ class ConsoleAuth:
         await self.store.execute(
             "INSERT INTO console_tokens (token_hash, instance_uuid, console_type, expires_at,"
             " single_use, used, created_at) VALUES (?, ?, ?, ?, ?, 0, ?)",
-            (token_hash, instance_uuid, console_type, iso(expires), int(single_use), iso(now)))
-        log.info("console token %s issued for instance %s (%s, ttl %.0fs%s)",
-                 _short(token_hash), instance_uuid, console_type, ttl,
-                 ", single-use" if single_use else "")
-        return {"token": token, "expires_at": iso(expires), "instance_uuid": instance_uuid,
-                "console_type": console_type}
+            (token_hash, instance_uuid, console_type, iso(expires), int(single_use), iso(now)),
+        )
+        log.info(
+            "console token %s issued for instance %s (%s, ttl %.0fs%s)",
+            _short(token_hash),
+            instance_uuid,
+            console_type,
+            ttl,
+            ", single-use" if single_use else "",
+        )
+        return {
+            "token": token,
+            "expires_at": iso(expires),
+            "instance_uuid": instance_uuid,
+            "console_type": console_type,
+        }
 
     def _refuse(self, reason: str, token_hash: str, detail: str = "") -> ConsoleAuthError:
-        log.warning("console token %s refused: %s%s", _short(token_hash) if token_hash else "-",
-                    reason, f" ({detail})" if detail else "")
+        log.warning(
+            "console token %s refused: %s%s",
+            _short(token_hash) if token_hash else "-",
+            reason,
+            f" ({detail})" if detail else "",
+        )
         return ConsoleAuthError(reason, detail)
 
-    async def check(self, token: str, instance_uuid: str | None = None,
-                    consume: bool = True) -> dict[str, Any]:
+    async def check(
+        self, token: str, instance_uuid: str | None = None, consume: bool = True
+    ) -> dict[str, Any]:
         if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_LENGTH:
             raise self._refuse(INVALID, "", "missing or malformed token")
         token_hash = hash_token(token)
         row = await self.store.fetchone(
-            "SELECT * FROM console_tokens WHERE token_hash = ?", (token_hash,))
+            "SELECT * FROM console_tokens WHERE token_hash = ?", (token_hash,)
+        )
         if row is None:
             raise self._refuse(INVALID, token_hash, "unknown token")
         now = self.clock()
@@ -148,38 +168,50 @@ class ConsoleAuth:
         if row["single_use"] and row["used"]:
             raise self._refuse(USED, token_hash)
         if instance_uuid is not None and instance_uuid != row["instance_uuid"]:
-            raise self._refuse(WRONG_INSTANCE, token_hash,
-                               f"bound to {row['instance_uuid']}, asked for {instance_uuid}")
+            raise self._refuse(
+                WRONG_INSTANCE,
+                token_hash,
+                f"bound to {row['instance_uuid']}, asked for {instance_uuid}",
+            )
         inst = await self.store.fetchone(
-            "SELECT uuid, name, host, vm_state, task_state, deleted FROM instances"
-            " WHERE uuid = ?", (row["instance_uuid"],))
+            "SELECT uuid, name, host, vm_state, task_state, deleted FROM instances WHERE uuid = ?",
+            (row["instance_uuid"],),
+        )
         if inst is None or inst["deleted"] or inst["vm_state"] == "deleted":
             await self.revoke_instance(row["instance_uuid"])
             raise self._refuse(INSTANCE_GONE, token_hash, row["instance_uuid"])
         if inst["vm_state"] not in CONSOLE_VM_STATES or not inst["host"]:
-            raise self._refuse(NOT_RUNNING, token_hash,
-                               f"{inst['uuid']} is {inst['vm_state']}")
+            raise self._refuse(NOT_RUNNING, token_hash, f"{inst['uuid']} is {inst['vm_state']}")
         if consume and row["single_use"]:
             changed = await self.store.execute(
                 "UPDATE console_tokens SET used = 1 WHERE token_hash = ? AND used = 0",
-                (token_hash,))
+                (token_hash,),
+            )
             if changed != 1:  # another connection used it first
                 raise self._refuse(USED, token_hash)
-        return {"instance_uuid": inst["uuid"], "host": inst["host"], "name": inst["name"],
-                "console_type": row["console_type"], "expires_at": row["expires_at"],
-                "single_use": bool(row["single_use"])}
+        return {
+            "instance_uuid": inst["uuid"],
+            "host": inst["host"],
+            "name": inst["name"],
+            "console_type": row["console_type"],
+            "expires_at": row["expires_at"],
+            "single_use": bool(row["single_use"]),
+        }
 
     async def revoke(self, token: str) -> int:
-        return await self.store.execute("DELETE FROM console_tokens WHERE token_hash = ?",
-                                        (hash_token(token),))
+        return await self.store.execute(
+            "DELETE FROM console_tokens WHERE token_hash = ?", (hash_token(token),)
+        )
 
     async def revoke_instance(self, uuid: str) -> int:
         count = await self.store.execute(
-            "DELETE FROM console_tokens WHERE instance_uuid = ?", (uuid,))
+            "DELETE FROM console_tokens WHERE instance_uuid = ?", (uuid,)
+        )
         if count:
             log.info("revoked %d console token(s) of instance %s", count, uuid)
         return count
 
     async def purge_expired(self) -> int:
         return await self.store.execute(
-            "DELETE FROM console_tokens WHERE expires_at <= ?", (iso(self.clock()),))
+            "DELETE FROM console_tokens WHERE expires_at <= ?", (iso(self.clock()),)
+        )

@@ -82,8 +82,13 @@ class WebsocketsEnd:
 class StreamEnd:
     """An asyncio (reader, writer) pair: a TCP or unix socket."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, name: str,
-                 chunk: int = DEFAULT_CHUNK) -> None:
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        name: str,
+        chunk: int = DEFAULT_CHUNK,
+    ) -> None:
         self.reader = reader
         self.writer = writer
         self.name = name

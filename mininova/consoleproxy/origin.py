@@ -22,8 +22,9 @@ def normalize_origin(url: str) -> tuple[str, str, int] | None:
     return scheme, host, port
 
 
-def check_origin(origin: str | None, public_url: str,
-                 extra_allowed: Iterable[str] = ()) -> tuple[bool, str]:
+def check_origin(
+    origin: str | None, public_url: str, extra_allowed: Iterable[str] = ()
+) -> tuple[bool, str]:
     """Is a websocket with this `Origin` header allowed? Returns (allowed, reason).
 
     No Origin header: a non-browser client (browsers always send one on websockets) -> allowed.

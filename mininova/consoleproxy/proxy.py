@@ -47,13 +47,22 @@ log = logging.getLogger(__name__)
 TUNNEL_SETUP_TIMEOUT = 10.0
 MAX_MESSAGE = 16 * 1024 * 1024
 
-_REASON_STATUS = {INVALID: 401, EXPIRED: 401, USED: 401, WRONG_INSTANCE: 403,
-                  INSTANCE_GONE: 404, NOT_RUNNING: 409}
+_REASON_STATUS = {
+    INVALID: 401,
+    EXPIRED: 401,
+    USED: 401,
+    WRONG_INSTANCE: 403,
+    INSTANCE_GONE: 404,
+    NOT_RUNNING: 409,
+}
 
 
 def _refusal(status: int, reason: str, message: str) -> web.Response:
-    return web.json_response({"error": {"code": status, "reason": reason, "message": message}},
-                             status=status, headers={"Cache-Control": "no-store"})
+    return web.json_response(
+        {"error": {"code": status, "reason": reason, "message": message}},
+        status=status,
+        headers={"Cache-Control": "no-store"},
+    )
 
 
 def _peer(request: web.Request) -> str:
@@ -62,9 +71,9 @@ def _peer(request: web.Request) -> str:
 
 def ws_url(base_url: str) -> str:
     if base_url.startswith("https://"):
-        return "wss://" + base_url[len("https://"):]
+        return "wss://" + base_url[len("https://") :]
     if base_url.startswith("http://"):
-        return "ws://" + base_url[len("http://"):]
+        return "ws://" + base_url[len("http://") :]
     return base_url
 
 
@@ -110,16 +119,22 @@ class ConsoleProxy:
 
     # -- token checks ------------------------------------------------------------------
 
-    async def _check(self, request: web.Request, token: str, consume: bool
-                     ) -> dict[str, Any] | web.Response:
+    async def _check(
+        self, request: web.Request, token: str, consume: bool
+    ) -> dict[str, Any] | web.Response:
         instance = request.query.get("instance") or None
         try:
-            return await self.services.bus.call("consoleauth", "check", token=token,
-                                                instance_uuid=instance, consume=consume)
+            return await self.services.bus.call(
+                "consoleauth", "check", token=token, instance_uuid=instance, consume=consume
+            )
         except ConsoleAuthError as exc:
             status = _REASON_STATUS.get(exc.reason, 401)
-            log.warning("console refused for %s: %s%s", _peer(request), exc.reason,
-                        f" ({exc.detail})" if exc.detail else "")
+            log.warning(
+                "console refused for %s: %s%s",
+                _peer(request),
+                exc.reason,
+                f" ({exc.detail})" if exc.detail else "",
+            )
             return _refusal(status, exc.reason, exc.message)
 
     async def handle_info(self, request: web.Request) -> web.Response:
@@ -128,10 +143,16 @@ class ConsoleProxy:
         if isinstance(info, web.Response):
             return info
         return web.json_response(
-            {"console": {"instance": {"uuid": info["instance_uuid"], "name": info["name"]},
-                         "type": info["console_type"], "expires_at": info["expires_at"],
-                         "single_use": info.get("single_use", False)}},
-            headers={"Cache-Control": "no-store"})
+            {
+                "console": {
+                    "instance": {"uuid": info["instance_uuid"], "name": info["name"]},
+                    "type": info["console_type"],
+                    "expires_at": info["expires_at"],
+                    "single_use": info.get("single_use", False),
+                }
+            },
+            headers={"Cache-Control": "no-store"},
+        )
 
     # -- browser side ------------------------------------------------------------------
 
@@ -147,19 +168,31 @@ class ConsoleProxy:
         info = await self._check(request, token, consume=False)
         if isinstance(info, web.Response):
             return info
-        ws = web.WebSocketResponse(protocols=("binary",), heartbeat=self.keepalive,
-                                   compress=False, max_msg_size=MAX_MESSAGE)
+        ws = web.WebSocketResponse(
+            protocols=("binary",),
+            heartbeat=self.keepalive,
+            compress=False,
+            max_msg_size=MAX_MESSAGE,
+        )
         if not ws.can_prepare(request).ok:
             return _refusal(400, "not_websocket", "A websocket upgrade was expected.")
         uuid, host = info["instance_uuid"], info["host"]
         if self.per_instance[uuid] >= self.config.console_max_sessions_per_instance:
-            log.warning("console refused for %s: instance %s already has %d sessions",
-                        _peer(request), uuid, self.per_instance[uuid])
-            return _refusal(429, "too_many_sessions",
-                            "Too many console sessions for this instance.")
+            log.warning(
+                "console refused for %s: instance %s already has %d sessions",
+                _peer(request),
+                uuid,
+                self.per_instance[uuid],
+            )
+            return _refusal(
+                429, "too_many_sessions", "Too many console sessions for this instance."
+            )
         if len(self.sessions) >= self.config.console_max_sessions:
-            log.warning("console refused for %s: %d console sessions open (limit)",
-                        _peer(request), len(self.sessions))
+            log.warning(
+                "console refused for %s: %d console sessions open (limit)",
+                _peer(request),
+                len(self.sessions),
+            )
             return _refusal(503, "too_many_sessions", "Too many console sessions.")
         if info.get("single_use"):
             info = await self._check(request, token, consume=True)
@@ -168,9 +201,12 @@ class ConsoleProxy:
 
         tunnel_token = secrets.token_urlsafe(32)
         session = Session(
-            id=secrets.token_urlsafe(16), instance_uuid=uuid, host=host,
+            id=secrets.token_urlsafe(16),
+            instance_uuid=uuid,
+            host=host,
             tunnel_token_hash=hashlib.sha256(tunnel_token.encode()).hexdigest(),
-            agent_ws=asyncio.get_running_loop().create_future())
+            agent_ws=asyncio.get_running_loop().create_future(),
+        )
         self.sessions[session.id] = session
         self.per_instance[uuid] += 1
         try:
@@ -179,13 +215,23 @@ class ConsoleProxy:
             if agent_ws is None:
                 return ws
             session.state = "paired"
-            log.info("console session %s for instance %s on %s opened (%s)",
-                     session.id[:8], uuid, host, _peer(request))
+            log.info(
+                "console session %s for instance %s on %s opened (%s)",
+                session.id[:8],
+                uuid,
+                host,
+                _peer(request),
+            )
             stats = await relay(AiohttpWsEnd(ws, "browser"), AiohttpWsEnd(agent_ws, "agent"))
-            log.info("console session %s closed after %.0fs: %s (browser->agent %d B,"
-                     " agent->browser %d B)", session.id[:8],
-                     time.monotonic() - session.started, stats.reason, stats.a_to_b,
-                     stats.b_to_a)
+            log.info(
+                "console session %s closed after %.0fs: %s (browser->agent %d B,"
+                " agent->browser %d B)",
+                session.id[:8],
+                time.monotonic() - session.started,
+                stats.reason,
+                stats.a_to_b,
+                stats.b_to_a,
+            )
             return ws
         finally:
             session.state = "closed"
@@ -200,20 +246,26 @@ class ConsoleProxy:
                 with contextlib.suppress(Exception):
                     await ws.close()
 
-    async def _open_tunnel(self, session: Session, tunnel_token: str,
-                           ws: web.WebSocketResponse) -> web.WebSocketResponse | None:
+    async def _open_tunnel(
+        self, session: Session, tunnel_token: str, ws: web.WebSocketResponse
+    ) -> web.WebSocketResponse | None:
         """Ask the agent to dial back; returns its websocket, or closes the browser's."""
         hub = self.services.extra.get("hub")
         path = f"/agent/tunnel/{session.id}"
-        params = {"uuid": session.instance_uuid, "tunnel_url": ws_url(self.config.base_url) + path,
-                  "tunnel_path": path, "tunnel_token": tunnel_token}
+        params = {
+            "uuid": session.instance_uuid,
+            "tunnel_url": ws_url(self.config.base_url) + path,
+            "tunnel_path": path,
+            "tunnel_token": tunnel_token,
+        }
         reason = ""
         try:
             if hub is None:
                 raise RuntimeError("no agent hub")
             async with asyncio.timeout(self.tunnel_timeout):
-                await hub.call(session.host, "open_console_tunnel", params,
-                               timeout=self.tunnel_timeout)
+                await hub.call(
+                    session.host, "open_console_tunnel", params, timeout=self.tunnel_timeout
+                )
                 return await session.agent_ws
         except TimeoutError:
             reason = f"console tunnel setup timed out after {self.tunnel_timeout:g}s"
@@ -225,12 +277,19 @@ class ConsoleProxy:
         except Exception as exc:  # HostUnavailable, ProtocolError from the agent, ...
             message = getattr(exc, "message", None) or str(exc)
             reason = f"could not open the console tunnel: {message}"
-        log.warning("console session %s for instance %s on %s failed: %s",
-                    session.id[:8], session.instance_uuid, session.host, reason)
+        log.warning(
+            "console session %s for instance %s on %s failed: %s",
+            session.id[:8],
+            session.instance_uuid,
+            session.host,
+            reason,
+        )
         if not ws.closed:
             with contextlib.suppress(Exception):
-                await ws.close(code=WSCloseCode.TRY_AGAIN_LATER,
-                               message=reason.encode("utf-8", "replace")[:120])
+                await ws.close(
+                    code=WSCloseCode.TRY_AGAIN_LATER,
+                    message=reason.encode("utf-8", "replace")[:120],
+                )
         return None
 
     # -- agent side --------------------------------------------------------------------
@@ -241,15 +300,16 @@ class ConsoleProxy:
         token = header[7:].strip() if header.startswith("Bearer ") else ""
         digest = hashlib.sha256(token.encode()).hexdigest()
         if session is None or session.state != "pending" or session.agent_ws.done():
-            log.warning("console tunnel dial-in from %s refused: unknown or finished tunnel",
-                        _peer(request))
+            log.warning(
+                "console tunnel dial-in from %s refused: unknown or finished tunnel", _peer(request)
+            )
             return _refusal(404, "unknown_tunnel", "No such console tunnel.")
         if not token or not hmac.compare_digest(digest, session.tunnel_token_hash):
-            log.warning("console tunnel dial-in from %s refused: bad tunnel token",
-                        _peer(request))
+            log.warning("console tunnel dial-in from %s refused: bad tunnel token", _peer(request))
             return _refusal(401, "bad_tunnel_token", "Invalid console tunnel token.")
-        ws = web.WebSocketResponse(heartbeat=self.keepalive, compress=False,
-                                   max_msg_size=MAX_MESSAGE)
+        ws = web.WebSocketResponse(
+            heartbeat=self.keepalive, compress=False, max_msg_size=MAX_MESSAGE
+        )
         if not ws.can_prepare(request).ok:
             return _refusal(400, "not_websocket", "A websocket upgrade was expected.")
         session.tunnel_token_hash = ""  # one-time: no second dial-in with the same token
@@ -260,4 +320,3 @@ class ConsoleProxy:
         session.agent_ws.set_result(ws)
         await session.done.wait()
         return ws
-

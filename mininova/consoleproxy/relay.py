@@ -192,8 +192,9 @@ async def _direction(src: End, dst: End, pipe: AsyncPipe, chunk: int) -> str:
         await asyncio.gather(reader, writer, return_exceptions=True)
 
 
-async def relay(a: End, b: End, *, capacity: int = DEFAULT_CAPACITY,
-                chunk: int = DEFAULT_CHUNK) -> RelayStats:
+async def relay(
+    a: End, b: End, *, capacity: int = DEFAULT_CAPACITY, chunk: int = DEFAULT_CHUNK
+) -> RelayStats:
     """Relay both ways until one side ends; then close both ends. Cancellation-safe."""
     ab, ba = AsyncPipe(capacity), AsyncPipe(capacity)
     forward = asyncio.create_task(_direction(a, b, ab, chunk), name=f"relay {a.name}->{b.name}")
@@ -210,8 +211,10 @@ async def relay(a: End, b: End, *, capacity: int = DEFAULT_CAPACITY,
         await asyncio.gather(forward, backward, return_exceptions=True)
         stats.a_to_b = ab.pipe.total_out
         stats.b_to_a = ba.pipe.total_out
-        stats.high_water = {f"{a.name}->{b.name}": ab.pipe.high_water,
-                            f"{b.name}->{a.name}": ba.pipe.high_water}
+        stats.high_water = {
+            f"{a.name}->{b.name}": ab.pipe.high_water,
+            f"{b.name}->{a.name}": ba.pipe.high_water,
+        }
         reason = stats.reason or "relay stopped"
         for end in (a, b):
             with contextlib.suppress(Exception):

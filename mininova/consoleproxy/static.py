@@ -39,7 +39,8 @@ PAGE_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'self'; script-src 'self'; connect-src 'self' ws: wss:; "
         "img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; "
-        "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"),
+        "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+    ),
 }
 
 
@@ -65,8 +66,7 @@ def _safe_file(root: Path, rel: str) -> Path | None:
 
 def _file_response(path: Path, headers: dict[str, str] | None = None) -> web.FileResponse:
     ctype = CONTENT_TYPES.get(path.suffix.lower(), "application/octet-stream")
-    hdrs = {"Content-Type": ctype, "X-Content-Type-Options": "nosniff",
-            "Cache-Control": "no-cache"}
+    hdrs = {"Content-Type": ctype, "X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache"}
     hdrs.update(headers or {})
     return web.FileResponse(path, headers=hdrs)
 
@@ -92,8 +92,12 @@ def setup_static(app: web.Application, services: Any) -> None:
     async def ui_file(request: web.Request) -> web.StreamResponse:
         rel = request.match_info["path"]
         parts = Path(rel).parts
-        if not parts or parts[0] == "node_modules" or any(p.startswith(".") for p in parts) \
-                or rel in ("package.json", "package-lock.json"):
+        if (
+            not parts
+            or parts[0] == "node_modules"
+            or any(p.startswith(".") for p in parts)
+            or rel in ("package.json", "package-lock.json")
+        ):
             return _not_found()
         path = _safe_file(webui_dir(services), rel)
         if path is None:

@@ -42,8 +42,9 @@ class Peer:
         self._tasks: set[asyncio.Task[None]] = set()
         self.closed = False
 
-    async def call(self, method: str, params: dict[str, Any] | None = None,
-                   timeout: float = 60.0) -> Any:
+    async def call(
+        self, method: str, params: dict[str, Any] | None = None, timeout: float = 60.0
+    ) -> Any:
         if self.closed:
             raise ProtocolError("link_down", f"{self.name} link is closed")
         request_id, frame = self.endpoint.request(method, params)
@@ -86,8 +87,11 @@ class Peer:
         handler = self.handlers.get(event.method)
         if handler is None:
             if request_id is not None:
-                await self._safe_send(self.endpoint.reply_error(
-                    request_id, UNKNOWN_METHOD, f"unknown method {event.method!r}"))
+                await self._safe_send(
+                    self.endpoint.reply_error(
+                        request_id, UNKNOWN_METHOD, f"unknown method {event.method!r}"
+                    )
+                )
             return
         try:
             result = await handler(event.params)

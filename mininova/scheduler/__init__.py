@@ -70,16 +70,21 @@ def _group_ok(host: str, group: GroupState | None) -> tuple[bool, str]:
     if group is None:
         return True, ""
     if group.policy == "affinity":
-        return (not group.members or host in group.members,
-                "server group affinity (members run on other hosts)")
+        return (
+            not group.members or host in group.members,
+            "server group affinity (members run on other hosts)",
+        )
     if group.policy == "anti-affinity":
-        return (group.members.get(host, 0) < group.max_per_host,
-                f"server group anti-affinity (max {group.max_per_host} per host)")
+        return (
+            group.members.get(host, 0) < group.max_per_host,
+            f"server group anti-affinity (max {group.max_per_host} per host)",
+        )
     return True, ""
 
 
-def filter_host(node: dict, state: HostState, req: Request, up: bool,
-                group: GroupState | None = None) -> bool:
+def filter_host(
+    node: dict, state: HostState, req: Request, up: bool, group: GroupState | None = None
+) -> bool:
     """Apply every filter; the reasons a host failed are kept for the fault message."""
     group_ok, group_reason = _group_ok(node["host"], group)
     checks = (
@@ -100,6 +105,7 @@ def filter_host(node: dict, state: HostState, req: Request, up: bool,
 def weigh(states: list[HostState], group: GroupState | None = None) -> list[HostState]:
     """Spread: the host with the most free RAM first, host name as the tie-breaker; a soft
     group policy comes first (most members for soft-affinity, fewest for soft-anti)."""
+
     def members(s: HostState) -> int:
         if group is None:
             return 0
@@ -109,16 +115,15 @@ def weigh(states: list[HostState], group: GroupState | None = None) -> list[Host
         if group.policy == "soft-anti-affinity":
             return count
         return 0
+
     return sorted(states, key=lambda s: (members(s), -s.free_ram_mb, s.host))
 
 
-async def load_group(store: Any, group_id: str | None, instance_uuid: str
-                     ) -> GroupState | None:
+async def load_group(store: Any, group_id: str | None, instance_uuid: str) -> GroupState | None:
     """The group's policy and where its other members hold allocations (None: no group)."""
     if not group_id:
         return None
-    row = await store.fetchone(
-        "SELECT policy, rules FROM server_groups WHERE id = ?", (group_id,))
+    row = await store.fetchone("SELECT policy, rules FROM server_groups WHERE id = ?", (group_id,))
     if row is None:
         return None
     rules = loads(row["rules"], {}) or {}
@@ -126,10 +131,13 @@ async def load_group(store: Any, group_id: str | None, instance_uuid: str
         "SELECT a.host AS host, COUNT(*) AS n FROM server_group_members m"
         " JOIN allocations a ON a.instance_uuid = m.instance_uuid"
         " WHERE m.group_id = ? AND m.instance_uuid != ? GROUP BY a.host",
-        (group_id, instance_uuid))
-    return GroupState(policy=row["policy"],
-                      max_per_host=int(rules.get("max_server_per_host") or 1),
-                      members={c["host"]: int(c["n"]) for c in counts})
+        (group_id, instance_uuid),
+    )
+    return GroupState(
+        policy=row["policy"],
+        max_per_host=int(rules.get("max_server_per_host") or 1),
+        members={c["host"]: int(c["n"]) for c in counts},
+    )
 
 
 class Scheduler:
@@ -150,7 +158,9 @@ class Scheduler:
             usage = await store.fetchall(
                 "SELECT host, SUM(vcpus) AS vcpus, SUM(memory_mb) AS memory_mb,"
                 " SUM(disk_gb) AS disk_gb FROM allocations WHERE instance_uuid != ?"
-                " GROUP BY host", (req.instance_uuid,))
+                " GROUP BY host",
+                (req.instance_uuid,),
+            )
             used = {u["host"]: u for u in usage}
             group = await load_group(store, req.group, req.instance_uuid)
             passed: list[HostState] = []
@@ -173,10 +183,12 @@ class Scheduler:
                 " VALUES (?, ?, ?, ?, ?) ON CONFLICT(instance_uuid) DO UPDATE SET"
                 " host=excluded.host, vcpus=excluded.vcpus, memory_mb=excluded.memory_mb,"
                 " disk_gb=excluded.disk_gb",
-                (req.instance_uuid, chosen, req.vcpus, req.memory_mb, req.disk_gb))
+                (req.instance_uuid, chosen, req.vcpus, req.memory_mb, req.disk_gb),
+            )
         log.info("scheduled %s on %s", req.instance_uuid, chosen)
         return chosen
 
     async def release(self, instance_uuid: str) -> None:
         await self.services.store.execute(
-            "DELETE FROM allocations WHERE instance_uuid = ?", (instance_uuid,))
+            "DELETE FROM allocations WHERE instance_uuid = ?", (instance_uuid,)
+        )

@@ -8,9 +8,25 @@ from mininova.store.db import Store, dumps, loads
 from mininova.timeutil import now_iso
 
 _UPDATABLE = {
-    "name", "hostname", "vm_state", "task_state", "power_state", "host", "addresses",
-    "metadata", "locked", "locked_by", "locked_reason", "fault", "launched_at", "terminated_at",
-    "deleted", "access_ip_v4", "access_ip_v6", "description", "availability_zone",
+    "name",
+    "hostname",
+    "vm_state",
+    "task_state",
+    "power_state",
+    "host",
+    "addresses",
+    "metadata",
+    "locked",
+    "locked_by",
+    "locked_reason",
+    "fault",
+    "launched_at",
+    "terminated_at",
+    "deleted",
+    "access_ip_v4",
+    "access_ip_v6",
+    "description",
+    "availability_zone",
 }
 _JSON = {"addresses", "metadata", "fault"}
 
@@ -35,8 +51,7 @@ async def get(store: Store, uuid: str, *, include_deleted: bool = False) -> dict
     return decode(await store.fetchone(sql, (uuid,)))
 
 
-async def update(store: Store, uuid: str, *, expect_task_state: Any = ...,
-                 **changes: Any) -> bool:
+async def update(store: Store, uuid: str, *, expect_task_state: Any = ..., **changes: Any) -> bool:
     """Update columns; with expect_task_state, only if task_state still has that value.
 
     Returns False when the guard did not match (someone else changed the instance).
@@ -66,22 +81,28 @@ async def update(store: Store, uuid: str, *, expect_task_state: Any = ...,
 
 
 def fault(message: str, code: int = 500, details: str | None = None) -> dict[str, Any]:
-    return {"code": code, "message": message[:255], "details": details or message,
-            "created": now_iso()}
+    return {
+        "code": code,
+        "message": message[:255],
+        "details": details or message,
+        "created": now_iso(),
+    }
 
 
-async def start_action(store: Store, uuid: str, action: str, request_id: str, user_id: str,
-                       project_id: str) -> int:
+async def start_action(
+    store: Store, uuid: str, action: str, request_id: str, user_id: str, project_id: str
+) -> int:
     return await store.insert(
         "INSERT INTO instance_actions (instance_uuid, action, request_id, user_id, project_id,"
         " start_time) VALUES (?, ?, ?, ?, ?, ?)",
-        (uuid, action, request_id, user_id, project_id, now_iso()))
+        (uuid, action, request_id, user_id, project_id, now_iso()),
+    )
 
 
 async def latest_action(store: Store, uuid: str) -> dict | None:
     return await store.fetchone(
-        "SELECT * FROM instance_actions WHERE instance_uuid = ? ORDER BY id DESC LIMIT 1",
-        (uuid,))
+        "SELECT * FROM instance_actions WHERE instance_uuid = ? ORDER BY id DESC LIMIT 1", (uuid,)
+    )
 
 
 async def start_event(store: Store, uuid: str, event: str, host: str | None) -> int | None:
@@ -90,20 +111,27 @@ async def start_event(store: Store, uuid: str, event: str, host: str | None) -> 
         return None
     return await store.insert(
         "INSERT INTO instance_action_events (action_id, event, start_time, host)"
-        " VALUES (?, ?, ?, ?)", (action["id"], event, now_iso(), host))
+        " VALUES (?, ?, ?, ?)",
+        (action["id"], event, now_iso(), host),
+    )
 
 
-async def finish_event(store: Store, event_id: int | None, ok: bool,
-                       traceback: str | None = None) -> None:
+async def finish_event(
+    store: Store, event_id: int | None, ok: bool, traceback: str | None = None
+) -> None:
     if event_id is None:
         return
     now = now_iso()
     await store.execute(
-        "UPDATE instance_action_events SET finish_time = ?, result = ?, traceback = ?"
-        " WHERE id = ?", (now, "Success" if ok else "Error", traceback, event_id))
+        "UPDATE instance_action_events SET finish_time = ?, result = ?, traceback = ? WHERE id = ?",
+        (now, "Success" if ok else "Error", traceback, event_id),
+    )
     row = await store.fetchone(
-        "SELECT action_id FROM instance_action_events WHERE id = ?", (event_id,))
+        "SELECT action_id FROM instance_action_events WHERE id = ?", (event_id,)
+    )
     if row:
         await store.execute(
             "UPDATE instance_actions SET finish_time = ?, message = COALESCE(message, ?)"
-            " WHERE id = ?", (now, None if ok else "Error", row["action_id"]))
+            " WHERE id = ?",
+            (now, None if ok else "Error", row["action_id"]),
+        )

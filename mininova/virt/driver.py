@@ -77,7 +77,9 @@ class GuestInfo:
     uuid: str
     power_state: int
     domain_name: str = ""
-    addresses: list[dict] = field(default_factory=list)  # [{"version": 4, "addr": "...", "mac": "..."}]
+    addresses: list[dict] = field(
+        default_factory=list
+    )  # [{"version": 4, "addr": "...", "mac": "..."}]
 
 
 @dataclass

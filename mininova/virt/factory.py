@@ -16,17 +16,25 @@ def create_driver(config: AgentConfig) -> ComputeDriver:
     if name == "fake":
         from mininova.virt.fake import FakeDriver
 
-        return FakeDriver(vcpus=config.fake_vcpus, memory_mb=config.fake_memory_mb,
-                          disk_gb=config.fake_disk_gb, boot_seconds=config.fake_boot_seconds,
-                          state_file=config.data_dir / "fake-guests.json")
+        return FakeDriver(
+            vcpus=config.fake_vcpus,
+            memory_mb=config.fake_memory_mb,
+            disk_gb=config.fake_disk_gb,
+            boot_seconds=config.fake_boot_seconds,
+            state_file=config.data_dir / "fake-guests.json",
+        )
     if name == "libvirt":
         try:
             from mininova.virt.libvirt.driver import LibvirtDriver
         except ImportError as exc:
             raise DriverError(f"libvirt driver unavailable: {exc}") from exc
-        return LibvirtDriver(uri=config.libvirt_uri, virt_type=config.virt_type,
-                             instances_path=config.data_dir / "instances",
-                             network=config.libvirt_network,
-                             sync_interval=config.sync_interval)
-    raise ValueError(f"unknown compute driver {config.driver!r} (expected one of: "
-                     f"{', '.join(DRIVERS)})")
+        return LibvirtDriver(
+            uri=config.libvirt_uri,
+            virt_type=config.virt_type,
+            instances_path=config.data_dir / "instances",
+            network=config.libvirt_network,
+            sync_interval=config.sync_interval,
+        )
+    raise ValueError(
+        f"unknown compute driver {config.driver!r} (expected one of: {', '.join(DRIVERS)})"
+    )

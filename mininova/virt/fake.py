@@ -69,9 +69,16 @@ class _Guest:
 class FakeDriver(ComputeDriver):
     name = "fake"
 
-    def __init__(self, vcpus: int = 16, memory_mb: int = 32768, disk_gb: int = 500,
-                 boot_seconds: float = 0.2, op_seconds: float = 0.005,
-                 host_ip: str = "127.0.0.1", state_file: Path | None = None) -> None:
+    def __init__(
+        self,
+        vcpus: int = 16,
+        memory_mb: int = 32768,
+        disk_gb: int = 500,
+        boot_seconds: float = 0.2,
+        op_seconds: float = 0.005,
+        host_ip: str = "127.0.0.1",
+        state_file: Path | None = None,
+    ) -> None:
         """With `state_file`, guests outlive the agent process (as libvirt guests do)."""
         super().__init__()
         self.state_file = state_file
@@ -102,8 +109,10 @@ class FakeDriver(ComputeDriver):
     def _save(self) -> None:
         if self.state_file is None:
             return
-        data = {uuid: {"spec": asdict(g.spec), "power_state": g.power_state,
-                       "log": list(g.log)} for uuid, g in self._guests.items()}
+        data = {
+            uuid: {"spec": asdict(g.spec), "power_state": g.power_state, "log": list(g.log)}
+            for uuid, g in self._guests.items()
+        }
         self.state_file.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.state_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(data))
@@ -120,24 +129,31 @@ class FakeDriver(ComputeDriver):
     def _info(self, guest: _Guest) -> GuestInfo:
         spec = guest.spec
         addr = fake_ipv4(spec.mac_address or spec.uuid)
-        return GuestInfo(uuid=spec.uuid, power_state=guest.power_state,
-                         domain_name=spec.domain_name,
-                         addresses=[{"version": 4, "addr": addr, "mac": spec.mac_address}])
+        return GuestInfo(
+            uuid=spec.uuid,
+            power_state=guest.power_state,
+            domain_name=spec.domain_name,
+            addresses=[{"version": 4, "addr": addr, "mac": spec.mac_address}],
+        )
 
-    async def _transition(self, uuid: str, allowed: set[int] | None, target: int,
-                          what: str) -> None:
+    async def _transition(
+        self, uuid: str, allowed: set[int] | None, target: int, what: str
+    ) -> None:
         guest = self._get(uuid)
         if allowed is not None and guest.power_state not in allowed:
-            raise DriverError(f"cannot {what} guest {uuid}: it is "
-                              f"{STATE_NAMES.get(guest.power_state, guest.power_state)}")
+            raise DriverError(
+                f"cannot {what} guest {uuid}: it is "
+                f"{STATE_NAMES.get(guest.power_state, guest.power_state)}"
+            )
         await asyncio.sleep(self.op_seconds)
         guest = self._get(uuid)  # destroyed meanwhile?
         await self._set_state(guest, target, what)
 
     async def _set_state(self, guest: _Guest, target: int, what: str) -> None:
         old = guest.power_state
-        guest.log.append(f"[fake] {what}: {STATE_NAMES.get(old, old)} -> "
-                         f"{STATE_NAMES.get(target, target)}")
+        guest.log.append(
+            f"[fake] {what}: {STATE_NAMES.get(old, old)} -> {STATE_NAMES.get(target, target)}"
+        )
         if old == target:
             self._save()
             return
@@ -171,8 +187,10 @@ class FakeDriver(ComputeDriver):
             local_gb=self.disk_gb,
             vcpus_used=sum(s.flavor.vcpus for s in specs),
             memory_mb_used=sum(s.flavor.ram_mb for s in specs),
-            local_gb_used=sum(s.flavor.disk_gb + s.flavor.ephemeral_gb
-                              + -(-s.flavor.swap_mb // 1024) for s in specs),
+            local_gb_used=sum(
+                s.flavor.disk_gb + s.flavor.ephemeral_gb + -(-s.flavor.swap_mb // 1024)
+                for s in specs
+            ),
             hypervisor_type="fake",
             hypervisor_version=1000,
             cpu_info='{"arch": "x86_64", "model": "fake"}',
@@ -192,14 +210,16 @@ class FakeDriver(ComputeDriver):
         if spec.uuid in self._guests:
             return self._info(self._guests[spec.uuid])
         guest = _Guest(spec=spec, power_state=NOSTATE)
-        guest.log.extend([
-            "mininova fake guest",
-            f"hostname={spec.hostname}",
-            f"uuid={spec.uuid}",
-            f"domain={spec.domain_name}",
-            f"image={spec.image.name}",
-            f"ip={fake_ipv4(spec.mac_address or spec.uuid)}",
-        ])
+        guest.log.extend(
+            [
+                "mininova fake guest",
+                f"hostname={spec.hostname}",
+                f"uuid={spec.uuid}",
+                f"domain={spec.domain_name}",
+                f"image={spec.image.name}",
+                f"ip={fake_ipv4(spec.mac_address or spec.uuid)}",
+            ]
+        )
         self._guests[spec.uuid] = guest
         await self._set_state(guest, RUNNING, "boot")
         guest.log.append(f"{spec.hostname} login:")
@@ -250,8 +270,10 @@ class FakeDriver(ComputeDriver):
         async with self._vnc_lock:
             guest = self._get(uuid)
             if guest.power_state not in (RUNNING, PAUSED):
-                raise DriverError(f"console unavailable: guest {uuid} is "
-                                  f"{STATE_NAMES.get(guest.power_state, guest.power_state)}")
+                raise DriverError(
+                    f"console unavailable: guest {uuid} is "
+                    f"{STATE_NAMES.get(guest.power_state, guest.power_state)}"
+                )
             if guest.vnc is None:
                 guest.vnc, guest.vnc_port = await serve_fake_vnc(guest.spec.domain_name)
             return ConsoleEndpoint(host="127.0.0.1", port=guest.vnc_port)
@@ -260,8 +282,9 @@ class FakeDriver(ComputeDriver):
         """A small qcow2-looking file naming the guest (enough to round-trip an image)."""
         guest = self._get(uuid)
         await asyncio.sleep(self.op_seconds)
-        dest.write_bytes(b"QFI\xfb" + f"fake snapshot of {guest.spec.uuid}\n".encode()
-                         + b"\0" * 4096)
+        dest.write_bytes(
+            b"QFI\xfb" + f"fake snapshot of {guest.spec.uuid}\n".encode() + b"\0" * 4096
+        )
 
     # -- test hooks ------------------------------------------------------------------------
 

@@ -99,8 +99,8 @@ def render(state: FakeVncState, fmt: tuple[int, ...], x: int, y: int, w: int, h:
     rows = _index_grid(state)
     out = bytearray()
     cache: dict[bytes, bytes] = {}
-    for row in rows[y:y + h]:
-        key = bytes(row[x:x + w])
+    for row in rows[y : y + h]:
+        key = bytes(row[x : x + w])
         data = cache.get(key)
         if data is None:
             data = b"".join(table[i] for i in key)
@@ -113,8 +113,9 @@ async def _read_exact(reader: asyncio.StreamReader, n: int) -> bytes:
     return await reader.readexactly(n)
 
 
-async def _session(state: FakeVncState, reader: asyncio.StreamReader,
-                   writer: asyncio.StreamWriter) -> None:
+async def _session(
+    state: FakeVncState, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+) -> None:
     writer.write(b"RFB 003.008\n")
     await writer.drain()
     version = await _read_exact(reader, 12)
@@ -136,8 +137,7 @@ async def _session(state: FakeVncState, reader: asyncio.StreamReader,
     await _read_exact(reader, 1)  # ClientInit (shared flag)
     fmt = DEFAULT_FORMAT
     name = state.name.encode("utf-8")[:255]
-    writer.write(struct.pack(">HHBBBBHHHBBB3xI", state.width, state.height, *fmt, len(name))
-                 + name)
+    writer.write(struct.pack(">HHBBBBHHHBBB3xI", state.width, state.height, *fmt, len(name)) + name)
     await writer.drain()
 
     seen_generation = -1
@@ -207,9 +207,9 @@ async def _session(state: FakeVncState, reader: asyncio.StreamReader,
             read_task.cancel()
 
 
-async def serve_fake_vnc(name: str, *, host: str = "127.0.0.1",
-                         width: int = WIDTH, height: int = HEIGHT
-                         ) -> tuple[asyncio.AbstractServer, int]:
+async def serve_fake_vnc(
+    name: str, *, host: str = "127.0.0.1", width: int = WIDTH, height: int = HEIGHT
+) -> tuple[asyncio.AbstractServer, int]:
     """Start a loopback RFB 3.8 server; returns (server, port). `server.fake_vnc` is the
     FakeVncState (keys pressed, updates sent) shared by its clients."""
     state = FakeVncState(name=name, width=width, height=height)

@@ -38,9 +38,15 @@ def instance_dict(uuid: str | None = None, **overrides: Any) -> dict[str, Any]:
         "project_id": "p1",
         "user_id": "u1",
         "flavor": {"id": "1", "name": "m1.tiny", "vcpus": 1, "ram_mb": 512, "disk_gb": 1},
-        "image": {"id": "img1", "name": "cirros", "disk_format": "qcow2", "size": 100,
-                  "checksum": "0" * 32, "url": "http://ctl/image/v2/images/img1/file",
-                  "token": "t"},
+        "image": {
+            "id": "img1",
+            "name": "cirros",
+            "disk_format": "qcow2",
+            "size": 100,
+            "checksum": "0" * 32,
+            "url": "http://ctl/image/v2/images/img1/file",
+            "token": "t",
+        },
         "mac_address": "fa:16:3e:00:00:01",
         "metadata": {},
     }
@@ -56,11 +62,15 @@ class Conn:
         self.frames: list[Any] = []  # every frame the agent sent, parsed (raw if not JSON)
         self._changed = asyncio.Condition()
         self.closed = asyncio.Event()
-        self.peer = Peer(ws.send_str, {
-            "hello": ctl.on_hello,
-            "heartbeat": ctl.on_heartbeat,
-            "instance_event": ctl.on_event,
-        }, name="test-controller")
+        self.peer = Peer(
+            ws.send_str,
+            {
+                "hello": ctl.on_hello,
+                "heartbeat": ctl.on_heartbeat,
+                "instance_event": ctl.on_event,
+            },
+            name="test-controller",
+        )
 
     async def record(self, data: Any) -> None:
         try:
@@ -73,6 +83,7 @@ class Conn:
 
     async def expect(self, pred: Callable[[Any], bool], timeout: float = 3.0) -> Any:
         """The first frame from the agent matching `pred` (waiting for it if needed)."""
+
         async def find() -> Any:
             async with self._changed:
                 while True:
@@ -85,11 +96,17 @@ class Conn:
 
     async def reply_to(self, request_id: int, timeout: float = 3.0) -> dict[str, Any]:
         return await self.expect(
-            lambda f: isinstance(f, dict) and f.get("id") == request_id
-            and ("result" in f or "error" in f), timeout)
+            lambda f: (
+                isinstance(f, dict)
+                and f.get("id") == request_id
+                and ("result" in f or "error" in f)
+            ),
+            timeout,
+        )
 
-    async def call(self, method: str, params: dict[str, Any] | None = None,
-                   timeout: float = 5.0) -> Any:
+    async def call(
+        self, method: str, params: dict[str, Any] | None = None, timeout: float = 5.0
+    ) -> Any:
         return await self.peer.call(method, params or {}, timeout=timeout)
 
 
@@ -153,9 +170,16 @@ class FakeController:
 
 
 def agent_config(ctl: FakeController, tmp_path: Path, **kw: Any) -> AgentConfig:
-    values: dict[str, Any] = dict(controller=ctl.url, token=TOKEN, host="node1", driver="fake",
-                                  data_dir=tmp_path, heartbeat_interval=0.1,
-                                  reconnect_max_backoff=0.2, fake_boot_seconds=0.05)
+    values: dict[str, Any] = dict(
+        controller=ctl.url,
+        token=TOKEN,
+        host="node1",
+        driver="fake",
+        data_dir=tmp_path,
+        heartbeat_interval=0.1,
+        reconnect_max_backoff=0.2,
+        fake_boot_seconds=0.05,
+    )
     values.update(kw)
     return AgentConfig(**values)
 

@@ -18,9 +18,15 @@ async def test_agent_registers_with_real_hub(controller: Controller, tmp_path: P
     creds = controller.credentials
     assert creds is not None
     hub = controller.services.extra["hub"]
-    config = AgentConfig(controller=controller.config.base_url, token=creds.agent_token,
-                         host="hub-node", driver="fake", data_dir=tmp_path,
-                         heartbeat_interval=0.2, reconnect_max_backoff=0.2)
+    config = AgentConfig(
+        controller=controller.config.base_url,
+        token=creds.agent_token,
+        host="hub-node",
+        driver="fake",
+        data_dir=tmp_path,
+        heartbeat_interval=0.2,
+        reconnect_max_backoff=0.2,
+    )
     driver = FakeDriver(boot_seconds=0.01, op_seconds=0)
     agent = Agent(config, driver)
     task = asyncio.create_task(agent.run())
@@ -28,7 +34,8 @@ async def test_agent_registers_with_real_hub(controller: Controller, tmp_path: P
         await asyncio.wait_for(agent.connected.wait(), 5)
         assert hub.is_connected("hub-node")
         row = await controller.store.fetchone(
-            "SELECT * FROM compute_nodes WHERE host = ?", ("hub-node",))
+            "SELECT * FROM compute_nodes WHERE host = ?", ("hub-node",)
+        )
         assert row["connected"] == 1 and row["hypervisor_type"] == "fake"
         assert row["vcpus"] == 16
         spec = instance_dict()

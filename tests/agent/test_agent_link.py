@@ -46,8 +46,7 @@ async def test_hello_and_orders(ctl: FakeController, running: Running) -> None:
     assert (await conn.call("get_info", {"uuid": uuid}))["power_state"] == RUNNING
     off = await conn.call("power_off", {"uuid": uuid})
     assert off["power_state"] == SHUTDOWN
-    assert await asyncio.wait_for(ctl.events.get(), 2) == {"uuid": uuid,
-                                                            "power_state": SHUTDOWN}
+    assert await asyncio.wait_for(ctl.events.get(), 2) == {"uuid": uuid, "power_state": SHUTDOWN}
 
     full = (await conn.call("console_output", {"uuid": uuid, "length": None}))["output"]
     assert "mininova fake guest" in full and f"uuid={uuid}" in full
@@ -113,13 +112,18 @@ async def test_order_errors(ctl: FakeController, running: Running) -> None:
     assert await conn.call("list_guests") != []  # still alive
 
 
-async def test_garbage_frames_are_answered_and_survived(ctl: FakeController,
-                                                        running: Running) -> None:
+async def test_garbage_frames_are_answered_and_survived(
+    ctl: FakeController, running: Running
+) -> None:
     conn, _ = await first_conn(ctl)
 
     def error_with(code: str, frame_id=None):
-        return lambda f: (isinstance(f, dict) and f.get("id") == frame_id
-                          and isinstance(f.get("error"), dict) and f["error"]["code"] == code)
+        return lambda f: (
+            isinstance(f, dict)
+            and f.get("id") == frame_id
+            and isinstance(f.get("error"), dict)
+            and f["error"]["code"] == code
+        )
 
     await conn.ws.send_str("not json")
     await conn.expect(error_with("parse_error"))
@@ -129,14 +133,15 @@ async def test_garbage_frames_are_answered_and_survived(ctl: FakeController,
     await conn.ws.send_str(json.dumps({"v": 1, "id": "abc", "method": "list_guests"}))
     await conn.ws.send_str(json.dumps({"v": 7, "id": 901, "method": "list_guests"}))
     await conn.expect(error_with("unsupported_version", 901))
-    await conn.ws.send_str(json.dumps({"v": 1, "id": 902, "method": "get_info",
-                                       "params": {"uuid": 5}}))
+    await conn.ws.send_str(
+        json.dumps({"v": 1, "id": 902, "method": "get_info", "params": {"uuid": 5}})
+    )
     await conn.expect(error_with("invalid_params", 902))
-    await conn.ws.send_str(json.dumps({"v": 1, "id": 903, "method": "spawn",
-                                       "params": {"instance": [1]}}))
+    await conn.ws.send_str(
+        json.dumps({"v": 1, "id": 903, "method": "spawn", "params": {"instance": [1]}})
+    )
     await conn.expect(error_with("invalid_params", 903))
-    await conn.ws.send_str(json.dumps({"v": 1, "id": 904, "method": "list_guests",
-                                       "params": "x"}))
+    await conn.ws.send_str(json.dumps({"v": 1, "id": 904, "method": "list_guests", "params": "x"}))
     await conn.expect(error_with("invalid_params", 904))
     await conn.ws.send_str(json.dumps({"v": 1, "id": 905}))
     await conn.expect(error_with("invalid_frame", 905))
@@ -144,10 +149,20 @@ async def test_garbage_frames_are_answered_and_survived(ctl: FakeController,
     await conn.ws.send_str(json.dumps({"v": 1, "method": "get_info", "params": {}}))
     # a reply nobody asked for is dropped silently
     await conn.ws.send_str(json.dumps({"v": 1, "id": 77777, "result": {}}))
-    await conn.ws.send_str(json.dumps({"v": 1, "id": 906, "method": "spawn",
-                                       "params": {"instance": instance_dict(
-                                           flavor={"id": "1", "name": "x", "vcpus": "2",
-                                                   "ram_mb": 1, "disk_gb": 1})}}))
+    await conn.ws.send_str(
+        json.dumps(
+            {
+                "v": 1,
+                "id": 906,
+                "method": "spawn",
+                "params": {
+                    "instance": instance_dict(
+                        flavor={"id": "1", "name": "x", "vcpus": "2", "ram_mb": 1, "disk_gb": 1}
+                    )
+                },
+            }
+        )
+    )
     reply = await conn.expect(error_with("invalid_params", 906))
     assert "instance.flavor.vcpus" in reply["error"]["message"]
 
@@ -156,8 +171,9 @@ async def test_garbage_frames_are_answered_and_survived(ctl: FakeController,
     assert ctl.conns.empty()  # the same link survived all of it
 
 
-async def test_reconnect_resyncs_and_inflight_order_finishes(ctl: FakeController,
-                                                             running: Running) -> None:
+async def test_reconnect_resyncs_and_inflight_order_finishes(
+    ctl: FakeController, running: Running
+) -> None:
     conn, _ = await first_conn(ctl)
     spec = instance_dict()
     uuid = spec["uuid"]
@@ -193,16 +209,16 @@ async def test_reconnect_resyncs_and_inflight_order_finishes(ctl: FakeController
     assert event == {"uuid": slow["uuid"], "power_state": RUNNING}
 
 
-async def test_guest_events_and_console_tunnel(ctl: FakeController, running: Running,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_guest_events_and_console_tunnel(
+    ctl: FakeController, running: Running, monkeypatch: pytest.MonkeyPatch
+) -> None:
     conn, _ = await first_conn(ctl)
     spec = instance_dict()
     uuid = spec["uuid"]
     await conn.call("spawn", {"instance": spec})
     await asyncio.wait_for(ctl.events.get(), 2)
     await running.driver.fake_guest_poweroff(uuid)
-    assert await asyncio.wait_for(ctl.events.get(), 2) == {"uuid": uuid,
-                                                            "power_state": SHUTDOWN}
+    assert await asyncio.wait_for(ctl.events.get(), 2) == {"uuid": uuid, "power_state": SHUTDOWN}
     await conn.call("power_on", {"uuid": uuid})
 
     seen: list[tuple[str, str, ConsoleEndpoint]] = []
@@ -214,8 +230,11 @@ async def test_guest_events_and_console_tunnel(ctl: FakeController, running: Run
         writer.close()
 
     monkeypatch.setattr(tunnel, "open_tunnel", fake_open_tunnel)
-    params = {"uuid": uuid, "tunnel_url": "ws://127.0.0.1:1/console/tunnel/abc",
-              "tunnel_token": "tt"}
+    params = {
+        "uuid": uuid,
+        "tunnel_url": "ws://127.0.0.1:1/console/tunnel/abc",
+        "tunnel_token": "tt",
+    }
     assert await conn.call("open_console_tunnel", params) == {}
     assert seen[0][:2] == ("ws://127.0.0.1:1/console/tunnel/abc", "tt")
 
@@ -233,8 +252,7 @@ async def test_guest_events_and_console_tunnel(ctl: FakeController, running: Run
 
 async def test_bad_token_retries_with_backoff(ctl: FakeController, tmp_path: Path) -> None:
     driver = FakeDriver(boot_seconds=0.01)
-    agent = Agent(agent_config(ctl, tmp_path, token="wrong", reconnect_max_backoff=0.2),
-                  driver)
+    agent = Agent(agent_config(ctl, tmp_path, token="wrong", reconnect_max_backoff=0.2), driver)
     task = asyncio.create_task(agent.run())
     try:
         await asyncio.sleep(1.0)
@@ -262,10 +280,12 @@ async def test_unreachable_controller_keeps_retrying(tmp_path: Path) -> None:
     await asyncio.gather(task, return_exceptions=True)
 
 
-async def test_run_agent_and_clean_shutdown(ctl: FakeController, tmp_path: Path,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_run_agent_and_clean_shutdown(
+    ctl: FakeController, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     touched: list[str] = []
     for name in ("destroy", "power_off", "suspend", "pause"):
+
         async def record(self: FakeDriver, uuid: str, _name: str = name) -> None:
             touched.append(_name)
 

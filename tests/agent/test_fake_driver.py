@@ -45,15 +45,24 @@ async def test_spawn_resources_and_addresses(driver: FakeDriver, events) -> None
     res = await driver.host_resources()
     assert (res.vcpus, res.memory_mb, res.local_gb, res.vcpus_used) == (4, 4096, 40, 0)
     assert res.hypervisor_type == "fake"
-    spec = spec_from_dict(instance_dict(flavor={"id": "2", "name": "m1.small", "vcpus": 2,
-                                                "ram_mb": 2048, "disk_gb": 20,
-                                                "ephemeral_gb": 1, "swap_mb": 512}))
+    spec = spec_from_dict(
+        instance_dict(
+            flavor={
+                "id": "2",
+                "name": "m1.small",
+                "vcpus": 2,
+                "ram_mb": 2048,
+                "disk_gb": 20,
+                "ephemeral_gb": 1,
+                "swap_mb": 512,
+            }
+        )
+    )
     info = await driver.spawn(spec)
     assert info.power_state == RUNNING
     assert events == [(spec.uuid, RUNNING)]
     addr = info.addresses[0]
-    assert addr == {"version": 4, "addr": fake_ipv4(spec.mac_address),
-                    "mac": spec.mac_address}
+    assert addr == {"version": 4, "addr": fake_ipv4(spec.mac_address), "mac": spec.mac_address}
     assert addr["addr"].startswith("10.0.") and fake_ipv4(spec.mac_address) == addr["addr"]
     res = await driver.host_resources()
     assert (res.vcpus_used, res.memory_mb_used, res.local_gb_used) == (2, 2048, 22)
@@ -96,8 +105,17 @@ async def test_power_transitions(driver: FakeDriver, events) -> None:
     await driver.fake_guest_poweroff(uuid)
     assert await state() == SHUTDOWN
     await driver.power_on(uuid)
-    assert [s for _, s in events] == [RUNNING, PAUSED, RUNNING, SUSPENDED, RUNNING, SHUTDOWN,
-                                      RUNNING, SHUTDOWN, RUNNING]
+    assert [s for _, s in events] == [
+        RUNNING,
+        PAUSED,
+        RUNNING,
+        SUSPENDED,
+        RUNNING,
+        SHUTDOWN,
+        RUNNING,
+        SHUTDOWN,
+        RUNNING,
+    ]
     log = await driver.console_output(uuid)
     lines = log.splitlines()
     assert lines[:3] == ["mininova fake guest", "hostname=vm-one", f"uuid={uuid}"]
@@ -106,8 +124,18 @@ async def test_power_transitions(driver: FakeDriver, events) -> None:
 
 
 async def test_missing_guest(driver: FakeDriver) -> None:
-    for op in ("power_off", "power_on", "pause", "unpause", "suspend", "resume", "get_info",
-               "console_output", "console_endpoint", "fake_guest_poweroff"):
+    for op in (
+        "power_off",
+        "power_on",
+        "pause",
+        "unpause",
+        "suspend",
+        "resume",
+        "get_info",
+        "console_output",
+        "console_endpoint",
+        "fake_guest_poweroff",
+    ):
         with pytest.raises(GuestNotFound):
             await getattr(driver, op)("missing")
     with pytest.raises(GuestNotFound):
@@ -143,12 +171,20 @@ def test_spec_from_dict_validation() -> None:
     assert spec.public_keys == {"k": "ssh-ed25519 AAA"}
     cases = {
         "instance: expected an object": [1],
-        "instance: missing field 'uuid'": {k: v for k, v in instance_dict().items()
-                                           if k != "uuid"},
+        "instance: missing field 'uuid'": {k: v for k, v in instance_dict().items() if k != "uuid"},
         "instance.flavor.vcpus: expected an integer": instance_dict(
-            flavor={"id": "1", "name": "x", "vcpus": True, "ram_mb": 1, "disk_gb": 1}),
-        "instance.image: missing field 'checksum'": instance_dict(image={
-            "id": "i", "name": "n", "disk_format": "raw", "size": 1, "url": "u", "token": "t"}),
+            flavor={"id": "1", "name": "x", "vcpus": True, "ram_mb": 1, "disk_gb": 1}
+        ),
+        "instance.image: missing field 'checksum'": instance_dict(
+            image={
+                "id": "i",
+                "name": "n",
+                "disk_format": "raw",
+                "size": 1,
+                "url": "u",
+                "token": "t",
+            }
+        ),
         "instance.metadata['a']: expected a string": instance_dict(metadata={"a": 1}),
         "instance.config_drive: expected a boolean": instance_dict(config_drive="yes"),
         "instance.key_name: expected a string": instance_dict(key_name=3),
@@ -197,18 +233,29 @@ async def test_orders_for_one_guest_never_overlap() -> None:
     assert Tracking.peak == 1
     assert handlers._locks == {}  # locks are dropped once unused
     Tracking.peak = 0
-    await asyncio.gather(table["power_off"]({"uuid": a["uuid"]}),
-                         table["power_off"]({"uuid": b["uuid"]}))
+    await asyncio.gather(
+        table["power_off"]({"uuid": a["uuid"]}), table["power_off"]({"uuid": b["uuid"]})
+    )
     assert Tracking.peak == 2  # different guests run concurrently
 
 
 def test_factory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    config = AgentConfig(driver="fake", data_dir=tmp_path, fake_vcpus=3, fake_memory_mb=1000,
-                         fake_disk_gb=7, fake_boot_seconds=0.5)
+    config = AgentConfig(
+        driver="fake",
+        data_dir=tmp_path,
+        fake_vcpus=3,
+        fake_memory_mb=1000,
+        fake_disk_gb=7,
+        fake_boot_seconds=0.5,
+    )
     driver = create_driver(config)
     assert isinstance(driver, FakeDriver)
     assert (driver.vcpus, driver.memory_mb, driver.disk_gb, driver.boot_seconds) == (
-        3, 1000, 7, 0.5)
+        3,
+        1000,
+        7,
+        0.5,
+    )
     with pytest.raises(ValueError, match="unknown compute driver"):
         create_driver(AgentConfig(driver="xen", data_dir=tmp_path))
     monkeypatch.setitem(sys.modules, "mininova.virt.libvirt.driver", None)

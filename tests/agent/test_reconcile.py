@@ -18,14 +18,21 @@ from tests.conftest import ApiClient
 from .conftest import instance_dict
 
 
-async def _start_agent(controller: Controller, tmp_path: Path, driver: FakeDriver,
-                       destroy_orphans: bool = False) -> asyncio.Task[None]:
+async def _start_agent(
+    controller: Controller, tmp_path: Path, driver: FakeDriver, destroy_orphans: bool = False
+) -> asyncio.Task[None]:
     creds = controller.credentials
     assert creds is not None
-    config = AgentConfig(controller=controller.config.base_url, token=creds.agent_token,
-                         host="node1", driver="fake", data_dir=tmp_path,
-                         heartbeat_interval=0.2, reconnect_max_backoff=0.2,
-                         destroy_orphans=destroy_orphans)
+    config = AgentConfig(
+        controller=controller.config.base_url,
+        token=creds.agent_token,
+        host="node1",
+        driver="fake",
+        data_dir=tmp_path,
+        heartbeat_interval=0.2,
+        reconnect_max_backoff=0.2,
+        destroy_orphans=destroy_orphans,
+    )
     agent = Agent(config, driver)
     task = asyncio.create_task(agent.run())
     await asyncio.wait_for(agent.connected.wait(), 5)
@@ -38,16 +45,23 @@ async def _stop(task: asyncio.Task[None]) -> None:
 
 
 @pytest.fixture
-async def booted(api: ApiClient, controller: Controller, tmp_path: Path
-                 ) -> AsyncIterator[tuple[str, FakeDriver, asyncio.Task[None]]]:
+async def booted(
+    api: ApiClient, controller: Controller, tmp_path: Path
+) -> AsyncIterator[tuple[str, FakeDriver, asyncio.Task[None]]]:
     driver = FakeDriver(boot_seconds=0.01, op_seconds=0)
     task = await _start_agent(controller, tmp_path, driver)
-    _, image, _ = await api.post("/image/v2/images", json={
-        "name": "img", "disk_format": "qcow2", "container_format": "bare"})
-    await api.put(f"/image/v2/images/{image['id']}/file", data=b"x" * 512,
-                  headers={"Content-Type": "application/octet-stream"})
-    status, body, _ = await api.post("/compute/v2.1/servers", json={"server": {
-        "name": "vm", "imageRef": image["id"], "flavorRef": "1"}})
+    _, image, _ = await api.post(
+        "/image/v2/images", json={"name": "img", "disk_format": "qcow2", "container_format": "bare"}
+    )
+    await api.put(
+        f"/image/v2/images/{image['id']}/file",
+        data=b"x" * 512,
+        headers={"Content-Type": "application/octet-stream"},
+    )
+    status, body, _ = await api.post(
+        "/compute/v2.1/servers",
+        json={"server": {"name": "vm", "imageRef": image["id"], "flavorRef": "1"}},
+    )
     assert status == 202, body
     uuid = body["server"]["id"]
     await _wait(api, uuid, "ACTIVE")
@@ -83,13 +97,15 @@ async def test_vanished_guest_becomes_error_with_fault(api: ApiClient, booted) -
 
 
 async def test_unknown_guest_is_left_alone_unless_configured(
-        api: ApiClient, controller: Controller, tmp_path: Path) -> None:
+    api: ApiClient, controller: Controller, tmp_path: Path
+) -> None:
     orphan = instance_dict()
     for destroy, survives in ((False, True), (True, False)):
         driver = FakeDriver(boot_seconds=0.01, op_seconds=0)
         await driver.spawn(spec_from_dict(orphan))
-        task = await _start_agent(controller, tmp_path / str(destroy), driver,
-                                  destroy_orphans=destroy)
+        task = await _start_agent(
+            controller, tmp_path / str(destroy), driver, destroy_orphans=destroy
+        )
         try:
             present = True
             for _ in range(10 if survives else 50):  # survivors get a few heartbeats' time
@@ -104,7 +120,8 @@ async def test_unknown_guest_is_left_alone_unless_configured(
 
 
 async def test_deleted_instance_guest_is_reaped_on_reconnect(
-        api: ApiClient, controller: Controller, booted, tmp_path: Path) -> None:
+    api: ApiClient, controller: Controller, booted, tmp_path: Path
+) -> None:
     uuid, driver, task = booted
     await _stop(task)  # the host goes away ...
     status, _, _ = await api.delete(f"/compute/v2.1/servers/{uuid}")

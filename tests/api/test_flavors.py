@@ -10,9 +10,19 @@ from tests.conftest import ApiClient
 
 F = "/compute/v2.1/flavors"
 
-DETAIL_21 = {"id", "name", "links", "ram", "vcpus", "swap", "disk",
-             "OS-FLV-EXT-DATA:ephemeral", "OS-FLV-DISABLED:disabled",
-             "os-flavor-access:is_public", "rxtx_factor"}
+DETAIL_21 = {
+    "id",
+    "name",
+    "links",
+    "ram",
+    "vcpus",
+    "swap",
+    "disk",
+    "OS-FLV-EXT-DATA:ephemeral",
+    "OS-FLV-DISABLED:disabled",
+    "os-flavor-access:is_public",
+    "rxtx_factor",
+}
 
 
 async def _create(api: ApiClient, name: str, **extra: object) -> dict:
@@ -68,9 +78,22 @@ async def test_filters_sort_and_pagination(api: ApiClient) -> None:
 
 
 async def test_create_show_delete(api: ApiClient) -> None:
-    status, body, _ = await api.post(F, json={"flavor": {
-        "name": "t1", "ram": 256, "vcpus": 2, "disk": 3, "id": None, "swap": 0,
-        "OS-FLV-EXT-DATA:ephemeral": 1, "os-flavor-access:is_public": True}}, version="2.61")
+    status, body, _ = await api.post(
+        F,
+        json={
+            "flavor": {
+                "name": "t1",
+                "ram": 256,
+                "vcpus": 2,
+                "disk": 3,
+                "id": None,
+                "swap": 0,
+                "OS-FLV-EXT-DATA:ephemeral": 1,
+                "os-flavor-access:is_public": True,
+            }
+        },
+        version="2.61",
+    )
     assert status == 200, body
     flavor = body["flavor"]
     assert len(flavor["id"]) == 36
@@ -78,11 +101,13 @@ async def test_create_show_delete(api: ApiClient) -> None:
     assert flavor["extra_specs"] == {} and flavor["description"] is None
     status, shown, _ = await api.get(f"{F}/{flavor['id']}", version="2.61")
     assert status == 200 and shown["flavor"] == flavor
-    status, err, _ = await api.post(F, json={"flavor": {"name": "t1", "ram": 1, "vcpus": 1,
-                                                        "disk": 0}})
+    status, err, _ = await api.post(
+        F, json={"flavor": {"name": "t1", "ram": 1, "vcpus": 1, "disk": 0}}
+    )
     assert status == 409 and "conflictingRequest" in err
-    status, err, _ = await api.post(F, json={"flavor": {"name": "t2", "ram": 1, "vcpus": 1,
-                                                        "disk": 0, "id": "1"}})
+    status, err, _ = await api.post(
+        F, json={"flavor": {"name": "t2", "ram": 1, "vcpus": 1, "disk": 0, "id": "1"}}
+    )
     assert status == 409
     status, body, _ = await api.delete(f"{F}/{flavor['id']}")
     assert status == 202 and body is None
@@ -94,34 +119,47 @@ async def test_create_show_delete(api: ApiClient) -> None:
 
 async def test_create_validation(api: ApiClient) -> None:
     base = {"name": "v1", "ram": 128, "vcpus": 1, "disk": 1}
-    for bad in ({"ram": 0}, {"vcpus": 0}, {"disk": -1}, {"ram": "abc"}, {"name": ""},
-                {"name": "x" * 256}, {"name": " lead"}, {"id": "bad/id"}, {"bogus": 1},
-                {"description": "d"}):
+    for bad in (
+        {"ram": 0},
+        {"vcpus": 0},
+        {"disk": -1},
+        {"ram": "abc"},
+        {"name": ""},
+        {"name": "x" * 256},
+        {"name": " lead"},
+        {"id": "bad/id"},
+        {"bogus": 1},
+        {"description": "d"},
+    ):
         status, err, _ = await api.post(F, json={"flavor": {**base, **bad}})
         assert status == 400, (bad, err)
     status, err, _ = await api.post(F, json={"flavor": {"name": "v1", "ram": 1}})
     assert status == 400, err
     # string numbers are accepted as Nova does; description from 2.55
-    status, body, _ = await api.post(F, json={"flavor": {
-        **base, "ram": "64", "id": "custom-1", "description": "hello"}}, version="2.55")
+    status, body, _ = await api.post(
+        F,
+        json={"flavor": {**base, "ram": "64", "id": "custom-1", "description": "hello"}},
+        version="2.55",
+    )
     assert status == 200, body
     assert body["flavor"]["ram"] == 64 and body["flavor"]["id"] == "custom-1"
     assert body["flavor"]["description"] == "hello"
-    status, body, _ = await api.put(F + "/custom-1", json={"flavor": {"description": "new"}},
-                                    version="2.55")
+    status, body, _ = await api.put(
+        F + "/custom-1", json={"flavor": {"description": "new"}}, version="2.55"
+    )
     assert status == 200 and body["flavor"]["description"] == "new"
     status, _, _ = await api.put(F + "/custom-1", json={"flavor": {"description": "x"}})
     assert status == 404
 
 
 async def test_member_cannot_manage_flavors(api: ApiClient, member_api: ApiClient) -> None:
-    status, err, _ = await member_api.post(F, json={"flavor": {"name": "m", "ram": 64,
-                                                                "vcpus": 1, "disk": 1}})
+    status, err, _ = await member_api.post(
+        F, json={"flavor": {"name": "m", "ram": 64, "vcpus": 1, "disk": 1}}
+    )
     assert status == 403 and err["forbidden"]["code"] == 403
     status, _, _ = await member_api.delete(F + "/1")
     assert status == 403
-    status, _, _ = await member_api.post(F + "/1/os-extra_specs",
-                                         json={"extra_specs": {"a": "b"}})
+    status, _, _ = await member_api.post(F + "/1/os-extra_specs", json={"extra_specs": {"a": "b"}})
     assert status == 403
     status, body, _ = await member_api.get(F + "/detail?is_public=None")
     assert status == 200 and len(body["flavors"]) == 5
@@ -143,12 +181,14 @@ async def test_private_flavor_access(api: ApiClient, member_api: ApiClient) -> N
     _, body, _ = await api.get(F + "?is_public=false")
     assert [f["id"] for f in body["flavors"]] == [fid]
     # grant access
-    status, body, _ = await api.post(f"{F}/{fid}/action", json={
-        "addTenantAccess": {"tenant": member_api.project_id}})
+    status, body, _ = await api.post(
+        f"{F}/{fid}/action", json={"addTenantAccess": {"tenant": member_api.project_id}}
+    )
     assert status == 200
     assert body == {"flavor_access": [{"flavor_id": fid, "tenant_id": member_api.project_id}]}
-    status, _, _ = await api.post(f"{F}/{fid}/action", json={
-        "addTenantAccess": {"tenant": member_api.project_id}})
+    status, _, _ = await api.post(
+        f"{F}/{fid}/action", json={"addTenantAccess": {"tenant": member_api.project_id}}
+    )
     assert status == 409
     status, body, _ = await api.get(f"{F}/{fid}/os-flavor-access")
     assert status == 200 and len(body["flavor_access"]) == 1
@@ -156,14 +196,17 @@ async def test_private_flavor_access(api: ApiClient, member_api: ApiClient) -> N
     assert status == 200
     _, body, _ = await member_api.get(F)
     assert fid in [f["id"] for f in body["flavors"]]
-    status, _, _ = await member_api.post(f"{F}/{fid}/action", json={
-        "removeTenantAccess": {"tenant": member_api.project_id}})
+    status, _, _ = await member_api.post(
+        f"{F}/{fid}/action", json={"removeTenantAccess": {"tenant": member_api.project_id}}
+    )
     assert status == 403
-    status, body, _ = await api.post(f"{F}/{fid}/action", json={
-        "removeTenantAccess": {"tenant": member_api.project_id}})
+    status, body, _ = await api.post(
+        f"{F}/{fid}/action", json={"removeTenantAccess": {"tenant": member_api.project_id}}
+    )
     assert status == 200 and body == {"flavor_access": []}
-    status, _, _ = await api.post(f"{F}/{fid}/action", json={
-        "removeTenantAccess": {"tenant": member_api.project_id}})
+    status, _, _ = await api.post(
+        f"{F}/{fid}/action", json={"removeTenantAccess": {"tenant": member_api.project_id}}
+    )
     assert status == 404
     status, _, _ = await member_api.get(f"{F}/{fid}")
     assert status == 404
@@ -180,11 +223,13 @@ async def test_extra_specs(api: ApiClient, member_api: ApiClient) -> None:
     base = F + "/2/os-extra_specs"
     status, body, _ = await api.get(base)
     assert status == 200 and body == {"extra_specs": {}}
-    status, body, _ = await api.post(base, json={"extra_specs": {
-        "hw:cpu_policy": "shared", "quota:cpu_shares": 10, "x": True}})
+    status, body, _ = await api.post(
+        base, json={"extra_specs": {"hw:cpu_policy": "shared", "quota:cpu_shares": 10, "x": True}}
+    )
     assert status == 200
-    assert body == {"extra_specs": {"hw:cpu_policy": "shared", "quota:cpu_shares": "10",
-                                    "x": "True"}}
+    assert body == {
+        "extra_specs": {"hw:cpu_policy": "shared", "quota:cpu_shares": "10", "x": "True"}
+    }
     status, body, _ = await member_api.get(base + "/hw:cpu_policy")
     assert status == 200 and body == {"hw:cpu_policy": "shared"}
     status, body, _ = await api.put(base + "/hw:cpu_policy", json={"hw:cpu_policy": "dedicated"})
@@ -220,8 +265,20 @@ async def test_openstack_cli_flavors(controller: Controller, api: ApiClient) -> 
     shown = json.loads(out)
     assert shown["id"] == "1" and shown["ram"] == 64 and shown["vcpus"] == 1
 
-    rc, out, err = await run_openstack(controller, "flavor", "create", "--ram", "128",
-                                       "--vcpus", "1", "--disk", "1", "t1", "-f", "json")
+    rc, out, err = await run_openstack(
+        controller,
+        "flavor",
+        "create",
+        "--ram",
+        "128",
+        "--vcpus",
+        "1",
+        "--disk",
+        "1",
+        "t1",
+        "-f",
+        "json",
+    )
     assert rc == 0, err
     created = json.loads(out)
     assert created["name"] == "t1" and created["ram"] == 128

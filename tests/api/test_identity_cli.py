@@ -22,21 +22,27 @@ async def test_class_setup_and_teardown(controller: Controller) -> None:
     assert "labA" in {p["Name"] for p in projects}
     users = json.loads(await _ok(controller, "user", "list", "-f", "json"))
     assert "alice" in {u["Name"] for u in users}
-    assignments = json.loads(await _ok(controller, "role", "assignment", "list", "--names",
-                                       "--user", "alice", "-f", "json"))
+    assignments = json.loads(
+        await _ok(
+            controller, "role", "assignment", "list", "--names", "--user", "alice", "-f", "json"
+        )
+    )
     assert [(a["Role"], a["Project"]) for a in assignments] == [("member", "labA@Default")]
 
     # alice can log in and work in her project, but cannot administer identities.
-    out = await _ok(controller, "server", "list", "-f", "json", user="alice", password="pw1",
-                    project="labA")
+    out = await _ok(
+        controller, "server", "list", "-f", "json", user="alice", password="pw1", project="labA"
+    )
     assert json.loads(out) == []
-    rc, _, err = await run_openstack(controller, "user", "list", user="alice", password="pw1",
-                                     project="labA")
+    rc, _, err = await run_openstack(
+        controller, "user", "list", user="alice", password="pw1", project="labA"
+    )
     assert rc != 0 and "403" in err
 
     await _ok(controller, "role", "remove", "--project", "labA", "--user", "alice", "member")
-    rc, _, err = await run_openstack(controller, "server", "list", user="alice", password="pw1",
-                                     project="labA")
+    rc, _, err = await run_openstack(
+        controller, "server", "list", user="alice", password="pw1", project="labA"
+    )
     assert rc != 0 and "401" in err
     await _ok(controller, "user", "delete", "alice")
     await _ok(controller, "project", "delete", "labA")

@@ -45,11 +45,16 @@ async def test_versions_document_is_public(api: ApiClient) -> None:
     assert status == 401
 
 
-async def test_image_lifecycle(api: ApiClient, member_api: ApiClient,
-                               controller: Controller) -> None:
+async def test_image_lifecycle(
+    api: ApiClient, member_api: ApiClient, controller: Controller
+) -> None:
     data = os.urandom(3 * 1024 * 1024 + 123)
-    image = await _create(api, name="cirros", disk_format="raw",
-                          **{"owner_specified.openstack.md5": "", "hw_disk_bus": "virtio"})
+    image = await _create(
+        api,
+        name="cirros",
+        disk_format="raw",
+        **{"owner_specified.openstack.md5": "", "hw_disk_bus": "virtio"},
+    )
     assert image["status"] == "queued"
     assert image["visibility"] == "shared" and image["container_format"] == "bare"
     assert image["hw_disk_bus"] == "virtio" and image["owner_specified.openstack.md5"] == ""
@@ -78,8 +83,9 @@ async def test_image_lifecycle(api: ApiClient, member_api: ApiClient,
     assert await _upload(api, iid, b"again") == 409
 
     # download, streamed back identically
-    async with api.session.get(api.base + f"{IMAGES}/{iid}/file",
-                               headers={"X-Auth-Token": api.token}) as resp:
+    async with api.session.get(
+        api.base + f"{IMAGES}/{iid}/file", headers={"X-Auth-Token": api.token}
+    ) as resp:
         assert resp.status == 200
         assert resp.headers["Content-MD5"] == shown["checksum"]
         got = bytearray()
@@ -112,19 +118,25 @@ async def test_image_lifecycle(api: ApiClient, member_api: ApiClient,
         assert err["badRequest"]["code"] == 400
 
     # PATCH a property and the name
-    patch = [{"op": "replace", "path": "/name", "value": "cirros2"},
-             {"op": "add", "path": "/os_distro", "value": "cirros"},
-             {"op": "remove", "path": "/hw_disk_bus"},
-             {"op": "add", "path": "/tags", "value": ["a", "b"]}]
+    patch = [
+        {"op": "replace", "path": "/name", "value": "cirros2"},
+        {"op": "add", "path": "/os_distro", "value": "cirros"},
+        {"op": "remove", "path": "/hw_disk_bus"},
+        {"op": "add", "path": "/tags", "value": ["a", "b"]},
+    ]
     status, patched, _ = await api.patch(
-        f"{IMAGES}/{iid}", data=json.dumps(patch),
-        headers={"Content-Type": "application/openstack-images-v2.1-json-patch"})
+        f"{IMAGES}/{iid}",
+        data=json.dumps(patch),
+        headers={"Content-Type": "application/openstack-images-v2.1-json-patch"},
+    )
     assert status == 200, patched
     assert patched["name"] == "cirros2" and patched["os_distro"] == "cirros"
     assert "hw_disk_bus" not in patched and patched["tags"] == ["a", "b"]
     status, err, _ = await api.patch(
-        f"{IMAGES}/{iid}", data=json.dumps([{"op": "replace", "path": "/size", "value": 1}]),
-        headers={"Content-Type": "application/openstack-images-v2.1-json-patch"})
+        f"{IMAGES}/{iid}",
+        data=json.dumps([{"op": "replace", "path": "/size", "value": 1}]),
+        headers={"Content-Type": "application/openstack-images-v2.1-json-patch"},
+    )
     assert status == 403 and err["forbidden"]["code"] == 403
 
     # another project: cannot see the (shared, not public) image
@@ -162,12 +174,21 @@ async def test_image_lifecycle(api: ApiClient, member_api: ApiClient,
 
 
 async def test_create_validation(api: ApiClient, member_api: ApiClient) -> None:
-    status, err, _ = await api.post(IMAGES, data=b"{not json",
-                                    headers={"Content-Type": "application/json"})
+    status, err, _ = await api.post(
+        IMAGES, data=b"{not json", headers={"Content-Type": "application/json"}
+    )
     assert status == 400 and err["badRequest"]["code"] == 400
-    for body in ({"disk_format": "floppy"}, {"name": "x", "size": 3}, {"foo": 1},
-                 {"status": "active"}, {"min_ram": -1}, {"protected": "yes"},
-                 {"id": "not-a-uuid"}, {"container_format": "zip"}, {"tags": "a"}):
+    for body in (
+        {"disk_format": "floppy"},
+        {"name": "x", "size": 3},
+        {"foo": 1},
+        {"status": "active"},
+        {"min_ram": -1},
+        {"protected": "yes"},
+        {"id": "not-a-uuid"},
+        {"container_format": "zip"},
+        {"tags": "a"},
+    ):
         status, err, _ = await api.post(IMAGES, json=body)
         assert status == 400, (body, err)
     status, err, _ = await member_api.post(IMAGES, json={"name": "p", "visibility": "public"})
@@ -188,8 +209,7 @@ async def test_create_validation(api: ApiClient, member_api: ApiClient) -> None:
     assert status == 404
 
 
-async def test_upload_needs_queued_format_and_limit(api: ApiClient,
-                                                   controller: Controller) -> None:
+async def test_upload_needs_queued_format_and_limit(api: ApiClient, controller: Controller) -> None:
     image = await _create(api, disk_format=None)
     assert await _upload(api, image["id"], b"x" * 10) == 400  # no disk_format yet
     image = await _create(api)
@@ -209,9 +229,11 @@ async def test_broken_upload_returns_to_queued(api: ApiClient, controller: Contr
     image = await _create(api)
     host, port = controller.config.listen_host, controller.config.listen_port
     reader, writer = await asyncio.open_connection(host, port)
-    head = (f"PUT {IMAGES}/{image['id']}/file HTTP/1.1\r\nHost: {host}\r\n"
-            f"X-Auth-Token: {api.token}\r\nContent-Type: application/octet-stream\r\n"
-            f"Content-Length: {10 * 1024 * 1024}\r\n\r\n")
+    head = (
+        f"PUT {IMAGES}/{image['id']}/file HTTP/1.1\r\nHost: {host}\r\n"
+        f"X-Auth-Token: {api.token}\r\nContent-Type: application/octet-stream\r\n"
+        f"Content-Length: {10 * 1024 * 1024}\r\n\r\n"
+    )
     writer.write(head.encode() + b"z" * (2 * 1024 * 1024))
     await writer.drain()
     for _ in range(100):
@@ -233,10 +255,10 @@ async def test_broken_upload_returns_to_queued(api: ApiClient, controller: Contr
     assert await _upload(api, image["id"], b"ok") == 204
 
 
-async def test_service_token_downloads_any_image(api: ApiClient, member_api: ApiClient,
-                                                 controller: Controller) -> None:
-    status, image, _ = await member_api.post(IMAGES, json={"name": "mine",
-                                                           "disk_format": "qcow2"})
+async def test_service_token_downloads_any_image(
+    api: ApiClient, member_api: ApiClient, controller: Controller
+) -> None:
+    status, image, _ = await member_api.post(IMAGES, json={"name": "mine", "disk_format": "qcow2"})
     assert status == 201 and image["visibility"] == "shared"
     assert await _upload(member_api, image["id"], b"member-data") == 204
     assert controller.services is not None
@@ -248,16 +270,23 @@ async def test_service_token_downloads_any_image(api: ApiClient, member_api: Api
 async def _openstack(controller: Controller, *args: str) -> tuple[int, str, str]:
     creds = controller.credentials
     assert creds is not None
-    env = dict(os.environ, OS_AUTH_URL=controller.config.base_url + "/identity/v3",
-               OS_USERNAME=creds.username, OS_PASSWORD=creds.password,
-               OS_PROJECT_NAME=creds.project, OS_USER_DOMAIN_NAME="Default",
-               OS_PROJECT_DOMAIN_NAME="Default", OS_REGION_NAME="RegionOne",
-               OS_IDENTITY_API_VERSION="3")
+    env = dict(
+        os.environ,
+        OS_AUTH_URL=controller.config.base_url + "/identity/v3",
+        OS_USERNAME=creds.username,
+        OS_PASSWORD=creds.password,
+        OS_PROJECT_NAME=creds.project,
+        OS_USER_DOMAIN_NAME="Default",
+        OS_PROJECT_DOMAIN_NAME="Default",
+        OS_REGION_NAME="RegionOne",
+        OS_IDENTITY_API_VERSION="3",
+    )
     for key in ("OS_CLOUD", "OS_TOKEN", "OS_AUTH_TYPE"):
         env.pop(key, None)
     exe = str(Path(sys.executable).parent / "openstack")
     proc = await asyncio.create_subprocess_exec(
-        exe, *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        exe, *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
     out, err = await asyncio.wait_for(proc.communicate(), 120)
     return proc.returncode or 0, out.decode(), err.decode()
 
@@ -266,8 +295,18 @@ async def test_openstack_cli_image_commands(controller: Controller, tmp_path: Pa
     data = os.urandom(3_000_000)
     src = tmp_path / "disk.qcow2"
     src.write_bytes(data)
-    rc, out, err = await _openstack(controller, "image", "create", "--file", str(src),
-                                    "--disk-format", "qcow2", "-f", "json", "cli-img")
+    rc, out, err = await _openstack(
+        controller,
+        "image",
+        "create",
+        "--file",
+        str(src),
+        "--disk-format",
+        "qcow2",
+        "-f",
+        "json",
+        "cli-img",
+    )
     assert rc == 0, err
     created = json.loads(out)
     assert created["name"] == "cli-img"
@@ -292,8 +331,9 @@ async def test_qcow2_virtual_size_from_qemu_img(api: ApiClient, tmp_path: Path) 
     if qemu_img is None:
         pytest.skip("qemu-img not installed")
     disk = tmp_path / "d.qcow2"
-    proc = await asyncio.create_subprocess_exec(qemu_img, "create", "-q", "-f", "qcow2",
-                                                str(disk), "1G")
+    proc = await asyncio.create_subprocess_exec(
+        qemu_img, "create", "-q", "-f", "qcow2", str(disk), "1G"
+    )
     assert await proc.wait() == 0
     image = await _create(api, disk_format="qcow2")
     assert await _upload(api, image["id"], disk.read_bytes()) == 204

@@ -19,31 +19,89 @@ from tests.conftest import ApiClient
 
 C = "/compute/v2.1"
 
-HYP_DETAIL_21 = {"cpu_info", "current_workload", "disk_available_least", "host_ip",
-                 "free_disk_gb", "free_ram_mb", "hypervisor_hostname", "hypervisor_type",
-                 "hypervisor_version", "id", "local_gb", "local_gb_used", "memory_mb",
-                 "memory_mb_used", "running_vms", "service", "vcpus", "vcpus_used", "state",
-                 "status"}
-HYP_DETAIL_288 = {"id", "hypervisor_hostname", "hypervisor_type", "hypervisor_version",
-                  "host_ip", "service", "state", "status", "uptime"}
-SERVICE_21 = {"id", "binary", "host", "zone", "status", "state", "updated_at",
-              "disabled_reason"}
-LIMITS_21 = {"maxImageMeta", "maxPersonality", "maxPersonalitySize", "maxSecurityGroupRules",
-             "maxSecurityGroups", "maxServerGroupMembers", "maxServerGroups", "maxServerMeta",
-             "maxTotalCores", "maxTotalFloatingIps", "maxTotalInstances", "maxTotalKeypairs",
-             "maxTotalRAMSize", "totalCoresUsed", "totalFloatingIpsUsed", "totalInstancesUsed",
-             "totalRAMUsed", "totalSecurityGroupsUsed", "totalServerGroupsUsed"}
-QUOTA_21 = {"id", "instances", "cores", "ram", "floating_ips", "fixed_ips", "metadata_items",
-            "key_pairs", "security_groups", "security_group_rules", "injected_files",
-            "injected_file_content_bytes", "injected_file_path_bytes", "server_groups",
-            "server_group_members"}
+HYP_DETAIL_21 = {
+    "cpu_info",
+    "current_workload",
+    "disk_available_least",
+    "host_ip",
+    "free_disk_gb",
+    "free_ram_mb",
+    "hypervisor_hostname",
+    "hypervisor_type",
+    "hypervisor_version",
+    "id",
+    "local_gb",
+    "local_gb_used",
+    "memory_mb",
+    "memory_mb_used",
+    "running_vms",
+    "service",
+    "vcpus",
+    "vcpus_used",
+    "state",
+    "status",
+}
+HYP_DETAIL_288 = {
+    "id",
+    "hypervisor_hostname",
+    "hypervisor_type",
+    "hypervisor_version",
+    "host_ip",
+    "service",
+    "state",
+    "status",
+    "uptime",
+}
+SERVICE_21 = {"id", "binary", "host", "zone", "status", "state", "updated_at", "disabled_reason"}
+LIMITS_21 = {
+    "maxImageMeta",
+    "maxPersonality",
+    "maxPersonalitySize",
+    "maxSecurityGroupRules",
+    "maxSecurityGroups",
+    "maxServerGroupMembers",
+    "maxServerGroups",
+    "maxServerMeta",
+    "maxTotalCores",
+    "maxTotalFloatingIps",
+    "maxTotalInstances",
+    "maxTotalKeypairs",
+    "maxTotalRAMSize",
+    "totalCoresUsed",
+    "totalFloatingIpsUsed",
+    "totalInstancesUsed",
+    "totalRAMUsed",
+    "totalSecurityGroupsUsed",
+    "totalServerGroupsUsed",
+}
+QUOTA_21 = {
+    "id",
+    "instances",
+    "cores",
+    "ram",
+    "floating_ips",
+    "fixed_ips",
+    "metadata_items",
+    "key_pairs",
+    "security_groups",
+    "security_group_rules",
+    "injected_files",
+    "injected_file_content_bytes",
+    "injected_file_path_bytes",
+    "server_groups",
+    "server_group_members",
+}
 QUOTA_236 = QUOTA_21 - {"floating_ips", "fixed_ips", "security_groups", "security_group_rules"}
-QUOTA_257 = QUOTA_236 - {"injected_files", "injected_file_content_bytes",
-                         "injected_file_path_bytes"}
+QUOTA_257 = QUOTA_236 - {
+    "injected_files",
+    "injected_file_content_bytes",
+    "injected_file_path_bytes",
+}
 
 
-async def add_node(controller: Controller, host: str, *, up: bool = True,
-                   zone: str = "nova") -> int:
+async def add_node(
+    controller: Controller, host: str, *, up: bool = True, zone: str = "nova"
+) -> int:
     """A compute_nodes row as an agent would register it (heartbeat in the future = up)."""
     assert controller.store is not None
     beat = iso(now_utc() + timedelta(hours=1)) if up else None
@@ -52,26 +110,53 @@ async def add_node(controller: Controller, host: str, *, up: bool = True,
         " hypervisor_version, cpu_info, host_ip, vcpus, memory_mb, local_gb, zone, driver,"
         " connected, last_heartbeat, created_at, updated_at)"
         " VALUES (?, ?, 'QEMU', 8002000, ?, '10.0.0.5', 8, 16384, 100, ?, 'fake', ?, ?, ?, ?)",
-        (host, host + ".lab", dumps({"arch": "x86_64", "model": "host"}), zone, int(up), beat,
-         now_iso(), now_iso()))
+        (
+            host,
+            host + ".lab",
+            dumps({"arch": "x86_64", "model": "host"}),
+            zone,
+            int(up),
+            beat,
+            now_iso(),
+            now_iso(),
+        ),
+    )
 
 
-async def add_instance(controller: Controller, project_id: str, user_id: str, host: str,
-                       vcpus: int = 2, ram: int = 512, disk: int = 1) -> str:
+async def add_instance(
+    controller: Controller,
+    project_id: str,
+    user_id: str,
+    host: str,
+    vcpus: int = 2,
+    ram: int = 512,
+    disk: int = 1,
+) -> str:
     assert controller.store is not None
     inst = str(uuid.uuid4())
-    flavor = {"id": "x", "name": "x", "vcpus": vcpus, "ram": ram, "disk": disk,
-              "ephemeral": 0, "swap": 0, "extra_specs": {}}
+    flavor = {
+        "id": "x",
+        "name": "x",
+        "vcpus": vcpus,
+        "ram": ram,
+        "disk": disk,
+        "ephemeral": 0,
+        "swap": 0,
+        "extra_specs": {},
+    }
     now = now_iso()
     await controller.store.insert(
         "INSERT INTO instances (uuid, name, hostname, project_id, user_id, image_ref,"
         " flavor_id, flavor, vm_state, host, mac_address, reservation_id, created_at,"
         " updated_at) VALUES (?, 'vm', 'vm', ?, ?, 'img', 'x', ?, 'active', ?,"
         " 'fa:16:3e:00:00:01', 'r-1', ?, ?)",
-        (inst, project_id, user_id, dumps(flavor), host, now, now))
+        (inst, project_id, user_id, dumps(flavor), host, now, now),
+    )
     await controller.store.insert(
         "INSERT INTO allocations (instance_uuid, host, vcpus, memory_mb, disk_gb)"
-        " VALUES (?, ?, ?, ?, ?)", (inst, host, vcpus, ram, disk))
+        " VALUES (?, ?, ?, ?, ?)",
+        (inst, host, vcpus, ram, disk),
+    )
     return inst
 
 
@@ -84,8 +169,12 @@ async def test_services(controller: Controller, api: ApiClient) -> None:
     status, body, _ = await api.get(C + "/os-services")
     assert status == 200
     rows = body["services"]
-    assert [r["binary"] for r in rows] == ["nova-conductor", "nova-scheduler", "nova-compute",
-                                           "nova-compute"]
+    assert [r["binary"] for r in rows] == [
+        "nova-conductor",
+        "nova-scheduler",
+        "nova-compute",
+        "nova-compute",
+    ]
     assert all(set(r) == SERVICE_21 for r in rows)
     assert rows[0]["zone"] == "internal" and rows[0]["state"] == "up"
     cn1, cn2 = rows[2], rows[3]
@@ -99,46 +188,56 @@ async def test_services(controller: Controller, api: ApiClient) -> None:
     assert str(uuid.UUID(body["services"][2]["id"])) == body["services"][2]["id"]
 
 
-async def test_service_update(controller: Controller, api: ApiClient,
-                              member_api: ApiClient) -> None:
+async def test_service_update(
+    controller: Controller, api: ApiClient, member_api: ApiClient
+) -> None:
     await add_node(controller, "cn1")
     _, body, _ = await api.get(C + "/os-services?binary=nova-compute", version="2.53")
     sid = body["services"][0]["id"]
-    status, body, _ = await api.put(f"{C}/os-services/{sid}", version="2.53",
-                                    json={"status": "disabled", "disabled_reason": "maint"})
+    status, body, _ = await api.put(
+        f"{C}/os-services/{sid}",
+        version="2.53",
+        json={"status": "disabled", "disabled_reason": "maint"},
+    )
     assert status == 200, body
     assert body["service"]["status"] == "disabled"
     assert body["service"]["disabled_reason"] == "maint"
     assert set(body["service"]) == SERVICE_21 | {"forced_down"}
     node = await controller.store.fetchone("SELECT * FROM compute_nodes WHERE host = 'cn1'")
     assert node["disabled"] == 1 and node["disabled_reason"] == "maint"
-    status, body, _ = await api.put(f"{C}/os-services/{sid}", version="2.53",
-                                    json={"status": "enabled"})
+    status, body, _ = await api.put(
+        f"{C}/os-services/{sid}", version="2.53", json={"status": "enabled"}
+    )
     assert status == 200 and body["service"]["disabled_reason"] is None
-    status, body, _ = await api.put(f"{C}/os-services/{sid}", version="2.53",
-                                    json={"forced_down": True})
+    status, body, _ = await api.put(
+        f"{C}/os-services/{sid}", version="2.53", json={"forced_down": True}
+    )
     assert status == 200 and body["service"]["state"] == "down"
     assert body["service"]["forced_down"] is True
     for bad in ({}, {"status": "enabled", "disabled_reason": "x"}, {"status": "weird"}):
         status, _, _ = await api.put(f"{C}/os-services/{sid}", version="2.53", json=bad)
         assert status == 400, bad
-    status, _, _ = await api.put(f"{C}/os-services/not-a-uuid", version="2.53",
-                                 json={"status": "enabled"})
+    status, _, _ = await api.put(
+        f"{C}/os-services/not-a-uuid", version="2.53", json={"status": "enabled"}
+    )
     assert status == 400
-    status, _, _ = await api.put(f"{C}/os-services/{uuid.uuid4()}", version="2.53",
-                                 json={"status": "enabled"})
+    status, _, _ = await api.put(
+        f"{C}/os-services/{uuid.uuid4()}", version="2.53", json={"status": "enabled"}
+    )
     assert status == 404
     # legacy actions below 2.53
-    status, body, _ = await api.put(C + "/os-services/disable",
-                                    json={"host": "cn1", "binary": "nova-compute"})
+    status, body, _ = await api.put(
+        C + "/os-services/disable", json={"host": "cn1", "binary": "nova-compute"}
+    )
     assert status == 200
-    assert body == {"service": {"host": "cn1", "binary": "nova-compute",
-                                "status": "disabled"}}
-    status, body, _ = await api.put(C + "/os-services/enable",
-                                    json={"host": "cn1", "binary": "nova-compute"})
+    assert body == {"service": {"host": "cn1", "binary": "nova-compute", "status": "disabled"}}
+    status, body, _ = await api.put(
+        C + "/os-services/enable", json={"host": "cn1", "binary": "nova-compute"}
+    )
     assert status == 200 and body["service"]["status"] == "enabled"
-    status, _, _ = await member_api.put(f"{C}/os-services/{sid}", version="2.53",
-                                        json={"status": "disabled"})
+    status, _, _ = await member_api.put(
+        f"{C}/os-services/{sid}", version="2.53", json={"status": "disabled"}
+    )
     assert status == 403
     status, _, _ = await member_api.get(C + "/os-services")
     assert status == 403
@@ -155,8 +254,11 @@ async def test_hypervisors(controller: Controller, api: ApiClient) -> None:
     inst = await add_instance(controller, api.project_id, api.user_id, "cn1")
     status, body, _ = await api.get(C + "/os-hypervisors")
     assert status == 200
-    assert body == {"hypervisors": [{"id": node_id, "hypervisor_hostname": "cn1.lab",
-                                     "state": "up", "status": "enabled"}]}
+    assert body == {
+        "hypervisors": [
+            {"id": node_id, "hypervisor_hostname": "cn1.lab", "state": "up", "status": "enabled"}
+        ]
+    }
     _, body, _ = await api.get(C + "/os-hypervisors/detail")
     hyp = body["hypervisors"][0]
     assert set(hyp) == HYP_DETAIL_21
@@ -176,11 +278,11 @@ async def test_hypervisors(controller: Controller, api: ApiClient) -> None:
     _, body, _ = await api.get(f"{C}/os-hypervisors/{hid}?with_servers=true", version="2.88")
     assert set(body["hypervisor"]) == HYP_DETAIL_288 | {"servers"}
     assert body["hypervisor"]["servers"][0]["uuid"] == inst
-    _, body, _ = await api.get(C + "/os-hypervisors?hypervisor_hostname_pattern=cn",
-                               version="2.53")
+    _, body, _ = await api.get(C + "/os-hypervisors?hypervisor_hostname_pattern=cn", version="2.53")
     assert len(body["hypervisors"]) == 1
-    status, _, _ = await api.get(C + "/os-hypervisors?hypervisor_hostname_pattern=zz",
-                                 version="2.53")
+    status, _, _ = await api.get(
+        C + "/os-hypervisors?hypervisor_hostname_pattern=zz", version="2.53"
+    )
     assert status == 404
     status, _, _ = await api.get(f"{C}/os-hypervisors/{node_id}", version="2.53")
     assert status == 400
@@ -213,16 +315,20 @@ async def test_hypervisors_admin_only(member_api: ApiClient) -> None:
 # ----------------------------------------------------------------- availability zones
 
 
-async def test_availability_zones(controller: Controller, api: ApiClient,
-                                  member_api: ApiClient) -> None:
+async def test_availability_zones(
+    controller: Controller, api: ApiClient, member_api: ApiClient
+) -> None:
     await add_node(controller, "cn1")
     await add_node(controller, "cn2", zone="az2")
     await controller.store.execute("UPDATE compute_nodes SET disabled = 1 WHERE host = 'cn2'")
     status, body, _ = await member_api.get(C + "/os-availability-zone")
     assert status == 200
-    assert body == {"availabilityZoneInfo": [
-        {"zoneName": "nova", "zoneState": {"available": True}, "hosts": None},
-        {"zoneName": "az2", "zoneState": {"available": False}, "hosts": None}]}
+    assert body == {
+        "availabilityZoneInfo": [
+            {"zoneName": "nova", "zoneState": {"available": True}, "hosts": None},
+            {"zoneName": "az2", "zoneState": {"available": False}, "hosts": None},
+        ]
+    }
     status, _, _ = await member_api.get(C + "/os-availability-zone/detail")
     assert status == 403
     status, body, _ = await api.get(C + "/os-availability-zone/detail")
@@ -252,14 +358,20 @@ async def test_limits_per_microversion(controller: Controller, api: ApiClient) -
     assert absolute["totalCoresUsed"] == 2 and absolute["totalRAMUsed"] == 512
     assert absolute["maxTotalKeypairs"] == 100 and absolute["maxServerMeta"] == 128
     _, body, _ = await api.get(C + "/limits", version="2.36")
-    dropped_236 = {"maxSecurityGroupRules", "maxSecurityGroups", "maxTotalFloatingIps",
-                   "totalFloatingIpsUsed", "totalSecurityGroupsUsed"}
+    dropped_236 = {
+        "maxSecurityGroupRules",
+        "maxSecurityGroups",
+        "maxTotalFloatingIps",
+        "totalFloatingIpsUsed",
+        "totalSecurityGroupsUsed",
+    }
     assert set(body["limits"]["absolute"]) == LIMITS_21 - dropped_236
     _, body, _ = await api.get(C + "/limits", version="2.39")
     assert set(body["limits"]["absolute"]) == LIMITS_21 - dropped_236 - {"maxImageMeta"}
     _, body, _ = await api.get(C + "/limits", version="2.57")
-    assert set(body["limits"]["absolute"]) == (LIMITS_21 - dropped_236 - {
-        "maxImageMeta", "maxPersonality", "maxPersonalitySize"})
+    assert set(body["limits"]["absolute"]) == (
+        LIMITS_21 - dropped_236 - {"maxImageMeta", "maxPersonality", "maxPersonalitySize"}
+    )
 
 
 async def test_limits_other_project(api: ApiClient, member_api: ApiClient) -> None:
@@ -271,8 +383,7 @@ async def test_limits_other_project(api: ApiClient, member_api: ApiClient) -> No
     assert status == 200
 
 
-async def test_quota_sets(controller: Controller, api: ApiClient,
-                          member_api: ApiClient) -> None:
+async def test_quota_sets(controller: Controller, api: ApiClient, member_api: ApiClient) -> None:
     pid = member_api.project_id
     qs = f"{C}/os-quota-sets/{pid}"
     status, body, _ = await api.get(qs)
@@ -332,8 +443,9 @@ async def test_quota_module(controller: Controller, api: ApiClient) -> None:
     await quota.check_instance_quota(store, pid, 1, 1, 64)
     with pytest.raises(Forbidden) as exc:
         await quota.check_instance_quota(store, pid, 3, 1, 64)
-    assert exc.value.message == ("Quota exceeded for instances: Requested 3, but already "
-                                 "used 9 of 10 instances")
+    assert exc.value.message == (
+        "Quota exceeded for instances: Requested 3, but already used 9 of 10 instances"
+    )
     with pytest.raises(Forbidden) as exc:
         await quota.check_instance_quota(store, pid, 1, 16, 64)
     assert "cores" in exc.value.message
@@ -393,14 +505,12 @@ async def test_openstack_cli_infra(controller: Controller, api: ApiClient) -> No
     compute = next(r for r in rows if r["Binary"] == "nova-compute")
     assert compute["Host"] == "cn1" and compute["State"] == "up"
 
-    rc, out, err = await run_openstack(controller, "availability", "zone", "list", "-f",
-                                       "json")
+    rc, out, err = await run_openstack(controller, "availability", "zone", "list", "-f", "json")
     assert rc == 0, err
     zones = {r["Zone Name"]: r["Zone Status"] for r in json.loads(out)}
     assert zones["nova"] == "available"
 
-    rc, out, err = await run_openstack(controller, "limits", "show", "--absolute", "-f",
-                                       "json")
+    rc, out, err = await run_openstack(controller, "limits", "show", "--absolute", "-f", "json")
     assert rc == 0, err
     limits = {r["Name"]: r["Value"] for r in json.loads(out)}
     assert limits["max_total_instances"] == 10 and limits["instances_used"] == 0

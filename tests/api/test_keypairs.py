@@ -16,20 +16,30 @@ from tests.conftest import ApiClient
 
 K = "/compute/v2.1/os-keypairs"
 
-SHOW_21 = {"public_key", "name", "fingerprint", "user_id", "deleted", "created_at",
-           "updated_at", "deleted_at", "id"}
+SHOW_21 = {
+    "public_key",
+    "name",
+    "fingerprint",
+    "user_id",
+    "deleted",
+    "created_at",
+    "updated_at",
+    "deleted_at",
+    "id",
+}
 
 
 def new_public_key(comment: str = "user@host") -> str:
     key = ed25519.Ed25519PrivateKey.generate().public_key()
-    text = key.public_bytes(serialization.Encoding.OpenSSH,
-                            serialization.PublicFormat.OpenSSH).decode()
+    text = key.public_bytes(
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+    ).decode()
     return f"{text} {comment}\n"
 
 
 def md5_fingerprint(public_key: str) -> str:
     digest = hashlib.md5(base64.b64decode(public_key.split()[1])).hexdigest()
-    return ":".join(digest[i:i + 2] for i in range(0, 32, 2))
+    return ":".join(digest[i : i + 2] for i in range(0, 32, 2))
 
 
 async def test_generate_at_2_1(api: ApiClient) -> None:
@@ -43,8 +53,11 @@ async def test_generate_at_2_1(api: ApiClient) -> None:
     assert kp["user_id"] == api.user_id
     # the generated pair really matches
     private = serialization.load_pem_private_key(kp["private_key"].encode(), None)
-    public = private.public_key().public_bytes(serialization.Encoding.OpenSSH,
-                                               serialization.PublicFormat.OpenSSH).decode()
+    public = (
+        private.public_key()
+        .public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+        .decode()
+    )
     assert kp["public_key"].split()[1] == public.split()[1]
 
     status, body, _ = await api.get(K + "/gen1")
@@ -53,8 +66,17 @@ async def test_generate_at_2_1(api: ApiClient) -> None:
     assert isinstance(body["keypair"]["id"], int) and body["keypair"]["deleted"] is False
     status, body, _ = await api.get(K)
     assert status == 200
-    assert body == {"keypairs": [{"keypair": {"name": "gen1", "public_key": kp["public_key"],
-                                              "fingerprint": kp["fingerprint"]}}]}
+    assert body == {
+        "keypairs": [
+            {
+                "keypair": {
+                    "name": "gen1",
+                    "public_key": kp["public_key"],
+                    "fingerprint": kp["fingerprint"],
+                }
+            }
+        ]
+    }
     status, body, _ = await api.delete(K + "/gen1")
     assert status == 202 and body is None
     status, _, _ = await api.get(K + "/gen1")
@@ -63,8 +85,9 @@ async def test_generate_at_2_1(api: ApiClient) -> None:
 
 async def test_import_at_2_2_and_2_10(api: ApiClient) -> None:
     pub = new_public_key()
-    status, body, _ = await api.post(K, json={"keypair": {"name": "imp1", "public_key": pub}},
-                                     version="2.2")
+    status, body, _ = await api.post(
+        K, json={"keypair": {"name": "imp1", "public_key": pub}}, version="2.2"
+    )
     assert status == 201, body
     kp = body["keypair"]
     assert set(kp) == {"name", "public_key", "fingerprint", "user_id", "type"}
@@ -74,8 +97,9 @@ async def test_import_at_2_2_and_2_10(api: ApiClient) -> None:
     assert set(body["keypair"]) == SHOW_21 | {"type"}
     _, body, _ = await api.get(K, version="2.10")
     assert set(body["keypairs"][0]["keypair"]) == {"name", "public_key", "fingerprint", "type"}
-    status, _, _ = await api.post(K, json={"keypair": {"name": "imp1", "public_key": pub}},
-                                  version="2.10")
+    status, _, _ = await api.post(
+        K, json={"keypair": {"name": "imp1", "public_key": pub}}, version="2.10"
+    )
     assert status == 409
     status, body, _ = await api.delete(K + "/imp1", version="2.10")
     assert status == 204 and body is None
@@ -84,41 +108,47 @@ async def test_import_at_2_2_and_2_10(api: ApiClient) -> None:
 async def test_2_92_requires_public_key(api: ApiClient) -> None:
     status, err, _ = await api.post(K, json={"keypair": {"name": "n1"}}, version="2.92")
     assert status == 400 and "public_key" in err["badRequest"]["message"]
-    status, _, _ = await api.post(K, json={"keypair": {"name": "n1", "public_key": None}},
-                                  version="2.92")
+    status, _, _ = await api.post(
+        K, json={"keypair": {"name": "n1", "public_key": None}}, version="2.92"
+    )
     assert status == 400
-    status, body, _ = await api.post(K, json={"keypair": {
-        "name": "me@host.key", "public_key": new_public_key()}}, version="2.92")
+    status, body, _ = await api.post(
+        K, json={"keypair": {"name": "me@host.key", "public_key": new_public_key()}}, version="2.92"
+    )
     assert status == 201, body
     assert set(body["keypair"]) == {"name", "public_key", "fingerprint", "user_id", "type"}
     # '.' and '@' only from 2.92
-    status, _, _ = await api.post(K, json={"keypair": {
-        "name": "me@host", "public_key": new_public_key()}}, version="2.10")
+    status, _, _ = await api.post(
+        K, json={"keypair": {"name": "me@host", "public_key": new_public_key()}}, version="2.10"
+    )
     assert status == 400
 
 
 async def test_invalid_input(api: ApiClient) -> None:
-    for body in ({"keypair": {"name": "k", "public_key": "ssh-rsa notbase64"}},
-                 {"keypair": {"name": "k", "public_key": "garbage"}},
-                 {"keypair": {"name": "k", "public_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5"}},
-                 {"keypair": {"name": "", "public_key": new_public_key()}},
-                 {"keypair": {"name": "bad/name"}},
-                 {"keypair": {"name": " lead"}},
-                 {"keypair": {"name": "x" * 256}},
-                 {"keypair": {"name": "k", "type": "ssh"}},  # type only from 2.2
-                 {"keypair": {"name": "k", "user_id": "u"}},  # user_id only from 2.10
-                 {"keypair": {}}, {}):
+    for body in (
+        {"keypair": {"name": "k", "public_key": "ssh-rsa notbase64"}},
+        {"keypair": {"name": "k", "public_key": "garbage"}},
+        {"keypair": {"name": "k", "public_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5"}},
+        {"keypair": {"name": "", "public_key": new_public_key()}},
+        {"keypair": {"name": "bad/name"}},
+        {"keypair": {"name": " lead"}},
+        {"keypair": {"name": "x" * 256}},
+        {"keypair": {"name": "k", "type": "ssh"}},  # type only from 2.2
+        {"keypair": {"name": "k", "user_id": "u"}},  # user_id only from 2.10
+        {"keypair": {}},
+        {},
+    ):
         status, err, _ = await api.post(K, json=body)
         assert status == 400, (body, err)
         assert err["badRequest"]["code"] == 400
-    status, _, _ = await api.post(K, json={"keypair": {"name": "k", "type": "rsa"}},
-                                  version="2.2")
+    status, _, _ = await api.post(K, json={"keypair": {"name": "k", "type": "rsa"}}, version="2.2")
     assert status == 400
 
 
 async def test_x509_import(api: ApiClient) -> None:
-    status, body, _ = await api.post(K, json={"keypair": {"name": "cert", "type": "x509"}},
-                                     version="2.2")
+    status, body, _ = await api.post(
+        K, json={"keypair": {"name": "cert", "type": "x509"}}, version="2.2"
+    )
     assert status == 201, body
     assert body["keypair"]["type"] == "x509"
     assert body["keypair"]["public_key"].startswith("-----BEGIN CERTIFICATE-----")
@@ -127,8 +157,7 @@ async def test_x509_import(api: ApiClient) -> None:
 
 async def test_keypairs_belong_to_user(api: ApiClient, member_api: ApiClient) -> None:
     pub = new_public_key()
-    status, _, _ = await member_api.post(K, json={"keypair": {"name": "mine",
-                                                              "public_key": pub}})
+    status, _, _ = await member_api.post(K, json={"keypair": {"name": "mine", "public_key": pub}})
     assert status == 200
     status, _, _ = await api.get(K + "/mine")
     assert status == 404
@@ -139,17 +168,28 @@ async def test_keypairs_belong_to_user(api: ApiClient, member_api: ApiClient) ->
     assert status == 200 and body["keypair"]["user_id"] == member_api.user_id
     _, body, _ = await api.get(K + f"?user_id={member_api.user_id}", version="2.10")
     assert [k["keypair"]["name"] for k in body["keypairs"]] == ["mine"]
-    status, body, _ = await api.post(K, json={"keypair": {
-        "name": "given", "public_key": new_public_key(), "user_id": member_api.user_id}},
-        version="2.10")
+    status, body, _ = await api.post(
+        K,
+        json={
+            "keypair": {
+                "name": "given",
+                "public_key": new_public_key(),
+                "user_id": member_api.user_id,
+            }
+        },
+        version="2.10",
+    )
     assert status == 201 and body["keypair"]["user_id"] == member_api.user_id
     _, body, _ = await member_api.get(K)
     assert sorted(k["keypair"]["name"] for k in body["keypairs"]) == ["given", "mine"]
     # a member may not
     status, _, _ = await member_api.get(K + f"?user_id={api.user_id}", version="2.10")
     assert status == 403
-    status, _, _ = await member_api.post(K, json={"keypair": {
-        "name": "x", "public_key": pub, "user_id": api.user_id}}, version="2.10")
+    status, _, _ = await member_api.post(
+        K,
+        json={"keypair": {"name": "x", "public_key": pub, "user_id": api.user_id}},
+        version="2.10",
+    )
     assert status == 403
     status, _, _ = await api.delete(K + f"/mine?user_id={member_api.user_id}", version="2.10")
     assert status == 204
@@ -157,8 +197,9 @@ async def test_keypairs_belong_to_user(api: ApiClient, member_api: ApiClient) ->
 
 async def test_pagination_from_2_35(api: ApiClient) -> None:
     for name in ("a", "b", "c"):
-        status, _, _ = await api.post(K, json={"keypair": {"name": name,
-                                                           "public_key": new_public_key()}})
+        status, _, _ = await api.post(
+            K, json={"keypair": {"name": name, "public_key": new_public_key()}}
+        )
         assert status == 200
     _, body, _ = await api.get(K + "?limit=2", version="2.35")
     assert [k["keypair"]["name"] for k in body["keypairs"]] == ["a", "b"]
@@ -174,27 +215,32 @@ async def test_pagination_from_2_35(api: ApiClient) -> None:
 
 
 async def test_keypair_quota(api: ApiClient) -> None:
-    status, _, _ = await api.put(f"/compute/v2.1/os-quota-sets/{api.project_id}",
-                                 json={"quota_set": {"key_pairs": 1}})
+    status, _, _ = await api.put(
+        f"/compute/v2.1/os-quota-sets/{api.project_id}", json={"quota_set": {"key_pairs": 1}}
+    )
     assert status == 200
-    status, _, _ = await api.post(K, json={"keypair": {"name": "q1",
-                                                       "public_key": new_public_key()}})
+    status, _, _ = await api.post(
+        K, json={"keypair": {"name": "q1", "public_key": new_public_key()}}
+    )
     assert status == 200
-    status, err, _ = await api.post(K, json={"keypair": {"name": "q2",
-                                                         "public_key": new_public_key()}})
+    status, err, _ = await api.post(
+        K, json={"keypair": {"name": "q2", "public_key": new_public_key()}}
+    )
     assert status == 403 and "key pairs" in err["forbidden"]["message"]
 
 
-async def test_openstack_cli_keypairs(controller: Controller, api: ApiClient,
-                                      tmp_path: Path) -> None:
+async def test_openstack_cli_keypairs(
+    controller: Controller, api: ApiClient, tmp_path: Path
+) -> None:
     rc, out, err = await run_openstack(controller, "keypair", "create", "k1")
     assert rc == 0, err
     assert "PRIVATE KEY" in out
     pubfile = tmp_path / "k2.pub"
     pub = new_public_key("root@vm")
     pubfile.write_text(pub)
-    rc, out, err = await run_openstack(controller, "keypair", "create", "--public-key",
-                                       str(pubfile), "k2", "-f", "json")
+    rc, out, err = await run_openstack(
+        controller, "keypair", "create", "--public-key", str(pubfile), "k2", "-f", "json"
+    )
     assert rc == 0, err
     created = json.loads(out)
     assert created["name"] == "k2" and created["fingerprint"] == md5_fingerprint(pub)

@@ -24,8 +24,13 @@ KEYS_213 = KEYS_21 | {"project_id", "user_id"}
 KEYS_264 = {"id", "name", "policy", "rules", "members", "project_id", "user_id"}
 
 
-async def _group(api: ApiClient, name: str = "grp1", policy: str = "anti-affinity",
-                 rules: dict | None = None, version: str = "2.64") -> dict:
+async def _group(
+    api: ApiClient,
+    name: str = "grp1",
+    policy: str = "anti-affinity",
+    rules: dict | None = None,
+    version: str = "2.64",
+) -> dict:
     spec: dict = {"name": name, "policy": policy}
     if rules is not None:
         spec["rules"] = rules
@@ -35,20 +40,30 @@ async def _group(api: ApiClient, name: str = "grp1", policy: str = "anti-affinit
 
 
 async def _image(api: ApiClient) -> str:
-    status, image, _ = await api.post("/image/v2/images", json={
-        "name": "img", "disk_format": "qcow2", "container_format": "bare"})
+    status, image, _ = await api.post(
+        "/image/v2/images", json={"name": "img", "disk_format": "qcow2", "container_format": "bare"}
+    )
     assert status == 201, image
-    status, _, _ = await api.put(f"/image/v2/images/{image['id']}/file", data=b"x" * 512,
-                                 headers={"Content-Type": "application/octet-stream"})
+    status, _, _ = await api.put(
+        f"/image/v2/images/{image['id']}/file",
+        data=b"x" * 512,
+        headers={"Content-Type": "application/octet-stream"},
+    )
     assert status == 204
     return image["id"]
 
 
-async def _boot(api: ApiClient, image: str, name: str, group: str | None,
-                hint_key: str = "OS-SCH-HNT:scheduler_hints", **server: object
-                ) -> tuple[int, dict]:
-    body: dict = {"server": {"name": name, "imageRef": image, "flavorRef": "1",
-                             "networks": "none", **server}}
+async def _boot(
+    api: ApiClient,
+    image: str,
+    name: str,
+    group: str | None,
+    hint_key: str = "OS-SCH-HNT:scheduler_hints",
+    **server: object,
+) -> tuple[int, dict]:
+    body: dict = {
+        "server": {"name": name, "imageRef": image, "flavorRef": "1", "networks": "none", **server}
+    }
     if group is not None:
         body[hint_key] = {"group": group}
     status, resp, _ = await api.post(SERVERS, json=body, version="2.100")
@@ -76,9 +91,11 @@ async def _wait_gone(api: ApiClient, uuid: str) -> None:
 
 # ---- API shapes -------------------------------------------------------------------------------
 
+
 async def test_shapes_at_2_1_2_13_and_2_64(api: ApiClient) -> None:
-    status, body, _ = await api.post(GROUPS, json={"server_group": {
-        "name": "old", "policies": ["anti-affinity"]}})
+    status, body, _ = await api.post(
+        GROUPS, json={"server_group": {"name": "old", "policies": ["anti-affinity"]}}
+    )
     assert status == 200, body
     old = body["server_group"]
     assert set(old) == KEYS_21
@@ -120,21 +137,24 @@ async def test_shapes_at_2_1_2_13_and_2_64(api: ApiClient) -> None:
     assert status == 404
 
 
-@pytest.mark.parametrize(("version", "spec"), [
-    ("2.1", {"name": "g", "policies": ["spread"]}),
-    ("2.1", {"name": "g", "policies": ["affinity", "anti-affinity"]}),
-    ("2.1", {"name": "g", "policies": []}),
-    ("2.1", {"name": "g", "policies": ["soft-affinity"]}),  # soft-* only from 2.15
-    ("2.1", {"name": "g", "policy": "affinity"}),
-    ("2.1", {"policies": ["affinity"]}),
-    ("2.64", {"name": "g", "policies": ["affinity"]}),
-    ("2.64", {"name": "g", "policy": "spread"}),
-    ("2.64", {"name": "g"}),
-    ("2.64", {"name": "", "policy": "affinity"}),
-    ("2.64", {"name": "g", "policy": "affinity", "rules": {"max_server_per_host": 2}}),
-    ("2.64", {"name": "g", "policy": "anti-affinity", "rules": {"max_server_per_host": 0}}),
-    ("2.64", {"name": "g", "policy": "anti-affinity", "rules": {"other": 1}}),
-])
+@pytest.mark.parametrize(
+    ("version", "spec"),
+    [
+        ("2.1", {"name": "g", "policies": ["spread"]}),
+        ("2.1", {"name": "g", "policies": ["affinity", "anti-affinity"]}),
+        ("2.1", {"name": "g", "policies": []}),
+        ("2.1", {"name": "g", "policies": ["soft-affinity"]}),  # soft-* only from 2.15
+        ("2.1", {"name": "g", "policy": "affinity"}),
+        ("2.1", {"policies": ["affinity"]}),
+        ("2.64", {"name": "g", "policies": ["affinity"]}),
+        ("2.64", {"name": "g", "policy": "spread"}),
+        ("2.64", {"name": "g"}),
+        ("2.64", {"name": "", "policy": "affinity"}),
+        ("2.64", {"name": "g", "policy": "affinity", "rules": {"max_server_per_host": 2}}),
+        ("2.64", {"name": "g", "policy": "anti-affinity", "rules": {"max_server_per_host": 0}}),
+        ("2.64", {"name": "g", "policy": "anti-affinity", "rules": {"other": 1}}),
+    ],
+)
 async def test_invalid_create_is_400(api: ApiClient, version: str, spec: dict) -> None:
     status, err, _ = await api.post(GROUPS, json={"server_group": spec}, version=version)
     assert status == 400, err
@@ -142,16 +162,20 @@ async def test_invalid_create_is_400(api: ApiClient, version: str, spec: dict) -
 
 
 async def test_soft_policies_from_2_15(api: ApiClient) -> None:
-    status, body, _ = await api.post(GROUPS, json={"server_group": {
-        "name": "s", "policies": ["soft-anti-affinity"]}}, version="2.15")
+    status, body, _ = await api.post(
+        GROUPS,
+        json={"server_group": {"name": "s", "policies": ["soft-anti-affinity"]}},
+        version="2.15",
+    )
     assert status == 200, body
     assert body["server_group"]["policies"] == ["soft-anti-affinity"]
     soft = await _group(api, "s2", policy="soft-affinity")
     assert soft["policy"] == "soft-affinity"
 
 
-async def test_projects_do_not_see_each_others_groups(api: ApiClient,
-                                                      member_api: ApiClient) -> None:
+async def test_projects_do_not_see_each_others_groups(
+    api: ApiClient, member_api: ApiClient
+) -> None:
     admin_group = await _group(api, "admin-grp")
     member_group = await _group(member_api, "member-grp")
     assert member_group["project_id"] == member_api.project_id
@@ -166,16 +190,17 @@ async def test_projects_do_not_see_each_others_groups(api: ApiClient,
     _, listed, _ = await api.get(GROUPS, version="2.64")
     assert [g["id"] for g in listed["server_groups"]] == [admin_group["id"]]
     _, listed, _ = await api.get(GROUPS + "?all_projects=True", version="2.64")
-    assert {g["id"] for g in listed["server_groups"]} == {admin_group["id"],
-                                                           member_group["id"]}
+    assert {g["id"] for g in listed["server_groups"]} == {admin_group["id"], member_group["id"]}
     status, _, _ = await api.get(f"{GROUPS}/{member_group['id']}", version="2.64")
     assert status == 200
 
 
 # ---- the group hint, membership, quotas ------------------------------------------------------
 
+
 async def test_group_hint_membership_and_server_groups_field(
-        api: ApiClient, member_api: ApiClient) -> None:
+    api: ApiClient, member_api: ApiClient
+) -> None:
     image = await _image(api)
     group = await _group(api)
     status, err = await _boot(api, image, "vm", "4b0e0f0a-0000-4000-8000-000000000000")
@@ -197,8 +222,9 @@ async def test_group_hint_membership_and_server_groups_field(
     server = await _wait(api, uuid, "ERROR")  # no compute hosts in this test
     assert server["server_groups"] == [group["id"]]
     assert server["scheduler_hints"] == {"group": group["id"]}
-    status, updated, _ = await api.put(f"{SERVERS}/{uuid}", json={"server": {"name": "vm2"}},
-                                       version="2.71")
+    status, updated, _ = await api.put(
+        f"{SERVERS}/{uuid}", json={"server": {"name": "vm2"}}, version="2.71"
+    )
     assert status == 200 and updated["server"]["server_groups"] == [group["id"]]
     _, detail, _ = await api.get(f"{SERVERS}/detail", version="2.100")
     assert "server_groups" not in detail["servers"][0]
@@ -219,14 +245,17 @@ async def test_group_hint_membership_and_server_groups_field(
 
 
 async def test_server_group_quotas(api: ApiClient) -> None:
-    status, _, _ = await api.put(f"/compute/v2.1/os-quota-sets/{api.project_id}", json={
-        "quota_set": {"server_groups": 2, "server_group_members": 2}})
+    status, _, _ = await api.put(
+        f"/compute/v2.1/os-quota-sets/{api.project_id}",
+        json={"quota_set": {"server_groups": 2, "server_group_members": 2}},
+    )
     assert status == 200
     image = await _image(api)
     first = await _group(api, "g1")
     await _group(api, "g2")
-    status, err, _ = await api.post(GROUPS, json={"server_group": {
-        "name": "g3", "policy": "affinity"}}, version="2.64")
+    status, err, _ = await api.post(
+        GROUPS, json={"server_group": {"name": "g3", "policy": "affinity"}}, version="2.64"
+    )
     assert status == 403 and "server groups" in err["forbidden"]["message"]
     _, limits, _ = await api.get("/compute/v2.1/limits")
     assert limits["limits"]["absolute"]["totalServerGroupsUsed"] == 2
@@ -244,9 +273,11 @@ async def test_server_group_quotas(api: ApiClient) -> None:
 
 # ---- scheduling with two fake hosts -------------------------------------------------------------
 
+
 @pytest.fixture
-async def two_hosts(api: ApiClient, controller: Controller, tmp_path: Path
-                    ) -> AsyncIterator[list[FakeDriver]]:
+async def two_hosts(
+    api: ApiClient, controller: Controller, tmp_path: Path
+) -> AsyncIterator[list[FakeDriver]]:
     creds = controller.credentials
     assert creds is not None
     drivers: list[FakeDriver] = []
@@ -254,10 +285,15 @@ async def two_hosts(api: ApiClient, controller: Controller, tmp_path: Path
     try:
         for host in ("node1", "node2"):
             driver = FakeDriver(boot_seconds=0.01, op_seconds=0)
-            config = AgentConfig(controller=controller.config.base_url,
-                                 token=creds.agent_token, host=host, driver="fake",
-                                 data_dir=tmp_path / host, heartbeat_interval=0.2,
-                                 reconnect_max_backoff=0.2)
+            config = AgentConfig(
+                controller=controller.config.base_url,
+                token=creds.agent_token,
+                host=host,
+                driver="fake",
+                data_dir=tmp_path / host,
+                heartbeat_interval=0.2,
+                reconnect_max_backoff=0.2,
+            )
             agent = Agent(config, driver)
             tasks.append(asyncio.create_task(agent.run()))
             drivers.append(driver)
@@ -326,10 +362,12 @@ async def test_anti_affinity_max_server_per_host(api: ApiClient, two_hosts) -> N
     assert server["status"] == "ERROR" and "anti-affinity" in server["fault"]["message"]
 
 
-@pytest.mark.parametrize(("policy", "distinct"), [
-    ("affinity", 1), ("soft-affinity", 1), ("soft-anti-affinity", 2)])
-async def test_affinity_and_soft_policies(api: ApiClient, two_hosts, policy: str,
-                                          distinct: int) -> None:
+@pytest.mark.parametrize(
+    ("policy", "distinct"), [("affinity", 1), ("soft-affinity", 1), ("soft-anti-affinity", 2)]
+)
+async def test_affinity_and_soft_policies(
+    api: ApiClient, two_hosts, policy: str, distinct: int
+) -> None:
     image = await _image(api)
     group = await _group(api, policy, policy=policy)
     status, body = await _boot(api, image, "x", group["id"], min_count=3)
@@ -346,25 +384,40 @@ async def test_affinity_and_soft_policies(api: ApiClient, two_hosts, policy: str
 
 # ---- the real CLI ---------------------------------------------------------------------------------
 
+
 async def test_openstack_cli_server_groups(controller: Controller, api: ApiClient) -> None:
-    rc, out, err = await run_openstack(controller, "server", "group", "create", "--policy",
-                                       "anti-affinity", "grp1", "-f", "json")
+    rc, out, err = await run_openstack(
+        controller, "server", "group", "create", "--policy", "anti-affinity", "grp1", "-f", "json"
+    )
     assert rc == 0, err
     created = json.loads(out)
     assert created["name"] == "grp1" and created["policy"] == "anti-affinity"
     rc, out, err = await run_openstack(controller, "server", "group", "list", "-f", "json")
     assert rc == 0, err
     assert [(g["ID"], g["Name"], g["Policy"]) for g in json.loads(out)] == [
-        (created["id"], "grp1", "anti-affinity")]
-    rc, out, err = await run_openstack(controller, "server", "group", "show", "grp1",
-                                       "-f", "json")
+        (created["id"], "grp1", "anti-affinity")
+    ]
+    rc, out, err = await run_openstack(controller, "server", "group", "show", "grp1", "-f", "json")
     assert rc == 0, err
     assert json.loads(out)["id"] == created["id"]
 
     image = await _image(api)
-    rc, out, err = await run_openstack(controller, "server", "create", "--image", image,
-                                       "--flavor", "1", "--nic", "none", "--server-group",
-                                       "grp1", "vm9", "-f", "json")
+    rc, out, err = await run_openstack(
+        controller,
+        "server",
+        "create",
+        "--image",
+        image,
+        "--flavor",
+        "1",
+        "--nic",
+        "none",
+        "--server-group",
+        "grp1",
+        "vm9",
+        "-f",
+        "json",
+    )
     assert rc == 0, err
     server_id = json.loads(out)["id"]
     _, shown, _ = await api.get(f"{GROUPS}/{created['id']}", version="2.64")

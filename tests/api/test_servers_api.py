@@ -12,11 +12,15 @@ SERVERS = "/compute/v2.1/servers"
 
 
 async def _image(api: ApiClient) -> str:
-    status, image, _ = await api.post("/image/v2/images", json={
-        "name": "img", "disk_format": "qcow2", "container_format": "bare"})
+    status, image, _ = await api.post(
+        "/image/v2/images", json={"name": "img", "disk_format": "qcow2", "container_format": "bare"}
+    )
     assert status == 201, image
-    status, _, _ = await api.put(f"/image/v2/images/{image['id']}/file", data=b"x" * 1024,
-                                 headers={"Content-Type": "application/octet-stream"})
+    status, _, _ = await api.put(
+        f"/image/v2/images/{image['id']}/file",
+        data=b"x" * 1024,
+        headers={"Content-Type": "application/octet-stream"},
+    )
     assert status == 204
     return image["id"]
 
@@ -43,24 +47,27 @@ def _body(image: str, **server: object) -> dict:
     return {"server": base}
 
 
-@pytest.mark.parametrize("change", [
-    {"name": ""},
-    {"name": 42},
-    {"name": "x" * 256},
-    {"name": " leading-space"},
-    {"flavorRef": "no-such-flavor"},
-    {"imageRef": "not-a-uuid"},
-    {"imageRef": "4b0e0f0a-0000-4000-8000-000000000000"},
-    {"key_name": "no-such-key"},
-    {"metadata": {"": "empty key"}},
-    {"metadata": {"k" * 256: "v"}},
-    {"min_count": 0},
-    {"min_count": "two"},
-    {"min_count": 3, "max_count": 2},
-    {"accessIPv4": "300.1.1.1"},
-    {"networks": "everything"},
-    {"unknown_field": 1},
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"name": ""},
+        {"name": 42},
+        {"name": "x" * 256},
+        {"name": " leading-space"},
+        {"flavorRef": "no-such-flavor"},
+        {"imageRef": "not-a-uuid"},
+        {"imageRef": "4b0e0f0a-0000-4000-8000-000000000000"},
+        {"key_name": "no-such-key"},
+        {"metadata": {"": "empty key"}},
+        {"metadata": {"k" * 256: "v"}},
+        {"min_count": 0},
+        {"min_count": "two"},
+        {"min_count": 3, "max_count": 2},
+        {"accessIPv4": "300.1.1.1"},
+        {"networks": "everything"},
+        {"unknown_field": 1},
+    ],
+)
 async def test_bad_create_is_400_and_leaves_nothing(api: ApiClient, change: dict) -> None:
     image = await _image(api)
     before = await _count_instances(api)
@@ -73,8 +80,9 @@ async def test_bad_create_is_400_and_leaves_nothing(api: ApiClient, change: dict
 
 
 async def test_malformed_json_is_400(api: ApiClient) -> None:
-    status, body, _ = await api.post(SERVERS, data=b"{not json",
-                                     headers={"Content-Type": "application/json"})
+    status, body, _ = await api.post(
+        SERVERS, data=b"{not json", headers={"Content-Type": "application/json"}
+    )
     assert status == 400
     assert "badRequest" in body
 
@@ -114,16 +122,44 @@ async def test_view_keys_follow_microversion(api: ApiClient) -> None:
     await _wait_status(api, uuid, "ERROR")
     _, v21, _ = await api.get(f"{SERVERS}/{uuid}")
     keys = set(v21["server"])
-    assert {"id", "name", "status", "image", "flavor", "user_id", "tenant_id", "created",
-            "updated", "metadata", "links", "addresses", "hostId"} <= keys
+    assert {
+        "id",
+        "name",
+        "status",
+        "image",
+        "flavor",
+        "user_id",
+        "tenant_id",
+        "created",
+        "updated",
+        "metadata",
+        "links",
+        "addresses",
+        "hostId",
+    } <= keys
     assert not keys & {"locked", "description", "tags", "server_groups", "host_status"}
     assert set(v21["server"]["flavor"]) == {"id", "links"}
     _, v2100, _ = await api.get(f"{SERVERS}/{uuid}", version="2.100")
     s = v2100["server"]
-    assert {"locked", "description", "tags", "server_groups", "pinned_availability_zone",
-            "scheduler_hints", "locked_reason", "host_status"} <= set(s)
-    assert set(s["flavor"]) == {"vcpus", "ram", "disk", "ephemeral", "swap",
-                                "original_name", "extra_specs"}
+    assert {
+        "locked",
+        "description",
+        "tags",
+        "server_groups",
+        "pinned_availability_zone",
+        "scheduler_hints",
+        "locked_reason",
+        "host_status",
+    } <= set(s)
+    assert set(s["flavor"]) == {
+        "vcpus",
+        "ram",
+        "disk",
+        "ephemeral",
+        "swap",
+        "original_name",
+        "extra_specs",
+    }
     _, detail, _ = await api.get(f"{SERVERS}/detail", version="2.100")
     assert "server_groups" not in detail["servers"][0]
 

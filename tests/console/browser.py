@@ -28,9 +28,15 @@ from pathlib import Path
 from typing import Any
 
 CHROMIUM = Path(os.environ.get("MININOVA_CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 NOVNC = Path(__file__).resolve().parents[2] / "webui/node_modules/@novnc/novnc/core/rfb.js"
 
 
@@ -55,10 +61,10 @@ class Image:
 
     def pixel(self, x: int, y: int) -> tuple[int, int, int, int]:
         i = (y * self.width + x) * 4
-        return tuple(self.rgba[i:i + 4])  # type: ignore[return-value]
+        return tuple(self.rgba[i : i + 4])  # type: ignore[return-value]
 
     def colors(self) -> set[bytes]:
-        return {self.rgba[i:i + 4] for i in range(0, len(self.rgba), 4)}
+        return {self.rgba[i : i + 4] for i in range(0, len(self.rgba), 4)}
 
     def is_blank(self) -> bool:
         return len(self.colors()) <= 1
@@ -67,7 +73,7 @@ class Image:
         if (self.width, self.height) != (other.width, other.height):
             return self.width * self.height
         a, b = self.rgba, other.rgba
-        return sum(1 for i in range(0, len(a), 4) if a[i:i + 4] != b[i:i + 4])
+        return sum(1 for i in range(0, len(a), 4) if a[i : i + 4] != b[i : i + 4])
 
 
 def decode_png(data: bytes) -> Image:
@@ -77,9 +83,9 @@ def decode_png(data: bytes) -> Image:
     pos, idat = 8, bytearray()
     width = height = ctype = 0
     while pos < len(data):
-        (length,) = struct.unpack(">I", data[pos:pos + 4])
-        kind = data[pos + 4:pos + 8]
-        body = data[pos + 8:pos + 8 + length]
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        kind = data[pos + 4 : pos + 8]
+        body = data[pos + 8 : pos + 8 + length]
         pos += 12 + length
         if kind == b"IHDR":
             width, height, depth, ctype, _, _, interlace = struct.unpack(">IIBBBBB", body)
@@ -96,7 +102,7 @@ def decode_png(data: bytes) -> Image:
     prev = bytearray(stride)
     for y in range(height):
         ftype = raw[y * (stride + 1)]
-        line = bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        line = bytearray(raw[y * (stride + 1) + 1 : (y + 1) * (stride + 1)])
         for i in range(stride):
             left = line[i - bpp] if i >= bpp else 0
             up = prev[i]
@@ -117,7 +123,7 @@ def decode_png(data: bytes) -> Image:
             out += line
         else:
             for i in range(0, stride, 3):
-                out += line[i:i + 3] + b"\xff"
+                out += line[i : i + 3] + b"\xff"
     return Image(width, height, bytes(out))
 
 
@@ -136,8 +142,10 @@ class ConsolePage:
             if current in states:
                 return current
             if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError(f"console page stayed {current!r}, wanted {states}; "
-                                     f"message={await self.message()!r} log={self.console_log}")
+                raise AssertionError(
+                    f"console page stayed {current!r}, wanted {states}; "
+                    f"message={await self.message()!r} log={self.console_log}"
+                )
             await asyncio.sleep(0.1)
 
     async def message(self) -> str:
@@ -171,8 +179,9 @@ class ConsolePage:
     async def ctrl_alt_del(self) -> None:
         await self.page.locator("#cad").click()
 
-    async def wait_screen_change(self, before: Image, timeout: float = 10.0,
-                                 min_pixels: int = 50) -> Image:
+    async def wait_screen_change(
+        self, before: Image, timeout: float = 10.0, min_pixels: int = 50
+    ) -> Image:
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
             image = await self.screen()
@@ -184,8 +193,9 @@ class ConsolePage:
 
 
 @asynccontextmanager
-async def console_page(url: str, *, viewport: tuple[int, int] = (1024, 768)
-                       ) -> AsyncIterator[ConsolePage]:
+async def console_page(
+    url: str, *, viewport: tuple[int, int] = (1024, 768)
+) -> AsyncIterator[ConsolePage]:
     """Open `url` (a console URL from the API) in headless Chromium."""
     from playwright.async_api import async_playwright
 
@@ -193,13 +203,18 @@ async def console_page(url: str, *, viewport: tuple[int, int] = (1024, 768)
     try:
         async with async_playwright() as pw:
             context = await pw.chromium.launch_persistent_context(
-                user_data, executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS,
-                viewport={"width": viewport[0], "height": viewport[1]})
+                user_data,
+                executable_path=str(CHROMIUM),
+                headless=True,
+                args=CHROMIUM_ARGS,
+                viewport={"width": viewport[0], "height": viewport[1]},
+            )
             try:
                 page = context.pages[0] if context.pages else await context.new_page()
                 console = ConsolePage(page)
-                page.on("console", lambda msg: console.console_log.append(
-                    f"{msg.type}: {msg.text}"))
+                page.on(
+                    "console", lambda msg: console.console_log.append(f"{msg.type}: {msg.text}")
+                )
                 page.on("pageerror", lambda err: console.console_log.append(f"error: {err}"))
                 await page.goto(url)
                 yield console

@@ -35,21 +35,29 @@ class ConsoleEnv:
         return self.base.replace("http://", "ws://") + "/console/websockify?" + query
 
     async def image(self) -> str:
-        status, image, _ = await self.api.post("/image/v2/images", json={
-            "name": "img", "disk_format": "qcow2", "container_format": "bare"})
+        status, image, _ = await self.api.post(
+            "/image/v2/images",
+            json={"name": "img", "disk_format": "qcow2", "container_format": "bare"},
+        )
         assert status == 201, image
         status, _, _ = await self.api.put(
-            f"/image/v2/images/{image['id']}/file", data=b"x" * 1024,
-            headers={"Content-Type": "application/octet-stream"})
+            f"/image/v2/images/{image['id']}/file",
+            data=b"x" * 1024,
+            headers={"Content-Type": "application/octet-stream"},
+        )
         assert status == 204
         return image["id"]
 
     async def server(self, name: str = "vm1", api: ApiClient | None = None) -> str:
         api = api or self.api
         image = await self.image()
-        status, body, _ = await api.post(SERVERS, json={"server": {
-            "name": name, "imageRef": image, "flavorRef": "1", "networks": "none"}},
-            version="2.37")
+        status, body, _ = await api.post(
+            SERVERS,
+            json={
+                "server": {"name": name, "imageRef": image, "flavorRef": "1", "networks": "none"}
+            },
+            version="2.37",
+        )
         assert status == 202, body
         uuid = body["server"]["id"]
         await self.wait_status(uuid, "ACTIVE")
@@ -69,7 +77,9 @@ class ConsoleEnv:
     async def console_url(self, uuid: str, api: ApiClient | None = None) -> str:
         status, body, _ = await (api or self.api).post(
             f"{SERVERS}/{uuid}/remote-consoles",
-            json={"remote_console": {"protocol": "vnc", "type": "novnc"}}, version="2.6")
+            json={"remote_console": {"protocol": "vnc", "type": "novnc"}},
+            version="2.6",
+        )
         assert status == 200, body
         return body["remote_console"]["url"]
 
@@ -81,16 +91,23 @@ def token_of(url: str) -> str:
     return parse_qs(urlsplit(url).query)["token"][0]
 
 
-async def start_agent(controller: Controller, data_dir: Path, host: str = HOST
-                      ) -> tuple[Any, Any, asyncio.Task[None]]:
+async def start_agent(
+    controller: Controller, data_dir: Path, host: str = HOST
+) -> tuple[Any, Any, asyncio.Task[None]]:
     from mininova.agent import Agent
     from mininova.virt.fake import FakeDriver
 
     assert controller.credentials is not None
-    config = AgentConfig(controller=controller.config.base_url,
-                         token=controller.credentials.agent_token, host=host, driver="fake",
-                         data_dir=data_dir, heartbeat_interval=0.5, reconnect_max_backoff=0.5,
-                         fake_boot_seconds=0.05)
+    config = AgentConfig(
+        controller=controller.config.base_url,
+        token=controller.credentials.agent_token,
+        host=host,
+        driver="fake",
+        data_dir=data_dir,
+        heartbeat_interval=0.5,
+        reconnect_max_backoff=0.5,
+        fake_boot_seconds=0.05,
+    )
     driver = FakeDriver(boot_seconds=0.05, op_seconds=0.001)
     agent = Agent(config, driver)
     task = asyncio.create_task(agent.run(), name=f"agent {host}")
@@ -99,8 +116,7 @@ async def start_agent(controller: Controller, data_dir: Path, host: str = HOST
 
 
 @pytest.fixture
-async def env(controller: Controller, api: ApiClient, tmp_path: Path
-              ) -> AsyncIterator[ConsoleEnv]:
+async def env(controller: Controller, api: ApiClient, tmp_path: Path) -> AsyncIterator[ConsoleEnv]:
     agent, driver, task = await start_agent(controller, tmp_path / "agent")
     try:
         yield ConsoleEnv(controller, api, driver, agent)

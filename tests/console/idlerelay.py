@@ -39,8 +39,9 @@ class IdleDroppingRelay:
         loop = asyncio.get_running_loop()
         last = loop.time()
         try:
-            up_reader, up_writer = await asyncio.open_connection(self.upstream_host,
-                                                                 self.upstream_port)
+            up_reader, up_writer = await asyncio.open_connection(
+                self.upstream_host, self.upstream_port
+            )
         except OSError:
             writer.close()
             return
@@ -52,8 +53,10 @@ class IdleDroppingRelay:
                 dst.write(data)
                 await dst.drain()
 
-        pumps = [asyncio.create_task(pump(reader, up_writer)),
-                 asyncio.create_task(pump(up_reader, writer))]
+        pumps = [
+            asyncio.create_task(pump(reader, up_writer)),
+            asyncio.create_task(pump(up_reader, writer)),
+        ]
         try:
             while not any(p.done() for p in pumps):
                 await asyncio.sleep(0.5)

@@ -66,8 +66,9 @@ class RfbSession:
     name: str
 
     async def request_update(self, incremental: bool = False) -> None:
-        await self.io.write(struct.pack(">BBHHHH", 3, int(incremental), 0, 0, self.width,
-                                        self.height))
+        await self.io.write(
+            struct.pack(">BBHHHH", 3, int(incremental), 0, 0, self.width, self.height)
+        )
 
     async def read_update(self, timeout: float = 10.0) -> list[tuple[int, int, int, int, bytes]]:
         head = await self.io.readexactly(4, timeout)
@@ -104,6 +105,7 @@ async def rfb_handshake(ws: aiohttp.ClientWebSocketResponse) -> RfbSession:
     return RfbSession(io, w, h, name)
 
 
-async def connect(session: aiohttp.ClientSession, url: str, **kw: Any
-                  ) -> aiohttp.ClientWebSocketResponse:
+async def connect(
+    session: aiohttp.ClientSession, url: str, **kw: Any
+) -> aiohttp.ClientWebSocketResponse:
     return await session.ws_connect(url, protocols=("binary",), autoping=True, **kw)

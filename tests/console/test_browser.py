@@ -37,7 +37,8 @@ async def test_browser_shows_expired_and_invalid_tokens(env: ConsoleEnv) -> None
     uuid = await env.server("expiring-vm")
     url = await env.console_url(uuid)
     await env.controller.store.execute(
-        "UPDATE console_tokens SET expires_at = '2000-01-01T00:00:00.000000Z'")
+        "UPDATE console_tokens SET expires_at = '2000-01-01T00:00:00.000000Z'"
+    )
     async with console_page(url) as console:
         await console.wait_state("error")
         assert "expired" in (await console.message()).lower()

@@ -25,7 +25,7 @@ async def test_console_roundtrip(env: ConsoleEnv) -> None:
         await rfb.request_update()
         (rect,) = await rfb.read_update()
         first = rect[4]
-        assert len(set(first[i:i + 4] for i in range(0, len(first), 4))) > 3
+        assert len(set(first[i : i + 4] for i in range(0, len(first), 4))) > 3
         await rfb.key()
         await rfb.request_update(incremental=True)
         (rect2,) = await rfb.read_update()
@@ -48,13 +48,21 @@ async def assert_no_tunnel_left(env: ConsoleEnv) -> None:
     assert tunnel.active_tunnels() == 0
 
 
-async def refused_status(env: ConsoleEnv, url: str, headers: dict | None = None) -> tuple[int, dict]:
+async def refused_status(
+    env: ConsoleEnv, url: str, headers: dict | None = None
+) -> tuple[int, dict]:
     async with aiohttp.ClientSession() as session:
         with pytest.raises(aiohttp.WSServerHandshakeError) as info:
             await connect(session, url, headers=headers or {})
-        async with session.get(url.replace("ws://", "http://"), headers={
-                **(headers or {}), "Connection": "Upgrade", "Upgrade": "websocket",
-                "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}
+        async with session.get(
+            url.replace("ws://", "http://"),
+            headers={
+                **(headers or {}),
+                "Connection": "Upgrade",
+                "Upgrade": "websocket",
+                "Sec-WebSocket-Version": "13",
+                "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+            },
         ) as resp:
             body = await resp.json()
     assert info.value.status == resp.status
@@ -64,8 +72,11 @@ async def refused_status(env: ConsoleEnv, url: str, headers: dict | None = None)
 async def test_legacy_action_at_any_microversion(env: ConsoleEnv) -> None:
     uuid = await env.server("legacy")
     for version in ("2.1", "2.5", "2.100"):
-        status, body, _ = await env.api.post(f"{SERVERS}/{uuid}/action", json={
-            "os-getVNCConsole": {"type": "novnc"}}, version=version)
+        status, body, _ = await env.api.post(
+            f"{SERVERS}/{uuid}/action",
+            json={"os-getVNCConsole": {"type": "novnc"}},
+            version=version,
+        )
         assert status == 200, body
         assert body["console"]["type"] == "novnc"
         assert body["console"]["url"].startswith(env.base + "/ui/console.html?token=")
@@ -74,8 +85,9 @@ async def test_legacy_action_at_any_microversion(env: ConsoleEnv) -> None:
         ws = await connect(session, env.ws_url(token))
         assert (await rfb_handshake(ws)).name
         await ws.close()
-    status, body, _ = await env.api.post(f"{SERVERS}/{uuid}/action", json={
-        "os-getVNCConsole": {"type": "spice-html5"}})
+    status, body, _ = await env.api.post(
+        f"{SERVERS}/{uuid}/action", json={"os-getVNCConsole": {"type": "spice-html5"}}
+    )
     assert status == 400, body
 
 
@@ -85,16 +97,20 @@ async def test_remote_console_api_errors(env: ConsoleEnv, member_api) -> None:  
     ok = {"remote_console": {"protocol": "vnc", "type": "novnc"}}
     status, _, _ = await env.api.post(path, json=ok, version="2.5")
     assert status == 404
-    for bad in ({"remote_console": {"protocol": "vnc", "type": "xvpvnc"}},
-                {"remote_console": {"protocol": "spice", "type": "spice-html5"}},
-                {"remote_console": {"protocol": "gopher", "type": "novnc"}},
-                {"remote_console": {"protocol": "vnc"}}, {"nothing": 1}):
+    for bad in (
+        {"remote_console": {"protocol": "vnc", "type": "xvpvnc"}},
+        {"remote_console": {"protocol": "spice", "type": "spice-html5"}},
+        {"remote_console": {"protocol": "gopher", "type": "novnc"}},
+        {"remote_console": {"protocol": "vnc"}},
+        {"nothing": 1},
+    ):
         status, body, _ = await env.api.post(path, json=bad, version="2.99")
         assert status == 400 and "badRequest" in body, (bad, body)
     status, body, _ = await member_api.post(path, json=ok, version="2.99")
     assert status == 404 and "itemNotFound" in body  # another project's server
-    status, body, _ = await env.api.post(f"{SERVERS}/no-such/remote-consoles", json=ok,
-                                         version="2.99")
+    status, body, _ = await env.api.post(
+        f"{SERVERS}/no-such/remote-consoles", json=ok, version="2.99"
+    )
     assert status == 404
     status, _, _ = await env.api.post(f"{SERVERS}/{uuid}/action", json={"os-stop": None})
     assert status == 202
@@ -130,7 +146,8 @@ async def test_refusals(env: ConsoleEnv, case: str, caplog: pytest.LogCaptureFix
     url, headers = env.ws_url(token), {"Origin": env.base}
     if case == "expired":
         await env.controller.store.execute(
-            "UPDATE console_tokens SET expires_at = '2000-01-01T00:00:00.000000Z'")
+            "UPDATE console_tokens SET expires_at = '2000-01-01T00:00:00.000000Z'"
+        )
         want, logged = (401, "expired"), "expired"
     elif case == "other_instance":
         other = await env.server("other")
@@ -146,7 +163,8 @@ async def test_refusals(env: ConsoleEnv, case: str, caplog: pytest.LogCaptureFix
         await env.controller.bus.drain()
         want, logged = (401, "invalid"), "unknown token"  # revoked on delete
         rows = await env.controller.store.fetchall(
-            "SELECT * FROM console_tokens WHERE instance_uuid = ?", (uuid,))
+            "SELECT * FROM console_tokens WHERE instance_uuid = ?", (uuid,)
+        )
         assert rows == []
     elif case == "origin":
         headers = {"Origin": "http://evil.example:8780"}
@@ -211,8 +229,9 @@ async def test_guest_side_close_closes_browser(env: ConsoleEnv) -> None:
     await assert_no_tunnel_left(env)
 
 
-async def test_host_down_and_tunnel_timeout(env: ConsoleEnv, monkeypatch: pytest.MonkeyPatch,
-                                            caplog: pytest.LogCaptureFixture) -> None:
+async def test_host_down_and_tunnel_timeout(
+    env: ConsoleEnv, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     from mininova.agent import tunnel
 
     uuid = await env.server("slow")
@@ -232,8 +251,9 @@ async def test_host_down_and_tunnel_timeout(env: ConsoleEnv, monkeypatch: pytest
         assert "timed out" in msg.extra
         assert "timed out" in caplog.text
         # A host without an agent link: refused with a reason, nothing left open.
-        await env.controller.store.execute("UPDATE instances SET host = 'ghost' WHERE uuid = ?",
-                                           (uuid,))
+        await env.controller.store.execute(
+            "UPDATE instances SET host = 'ghost' WHERE uuid = ?", (uuid,)
+        )
         ws = await connect(session, env.ws_url(token))
         msg = await ws.receive(timeout=5)
         assert msg.type == aiohttp.WSMsgType.CLOSE and "not connected" in msg.extra
@@ -242,8 +262,9 @@ async def test_host_down_and_tunnel_timeout(env: ConsoleEnv, monkeypatch: pytest
 
 async def test_late_or_forged_dial_in_is_refused(env: ConsoleEnv) -> None:
     async with aiohttp.ClientSession() as session:
-        async with session.get(f"{env.base}/agent/tunnel/nope",
-                               headers={"Authorization": "Bearer x"}) as resp:
+        async with session.get(
+            f"{env.base}/agent/tunnel/nope", headers={"Authorization": "Bearer x"}
+        ) as resp:
             assert resp.status == 404
 
 
@@ -259,8 +280,12 @@ async def test_static_ui_and_novnc(env: ConsoleEnv) -> None:
         async with session.get(f"{env.base}/ui/console.js") as resp:
             assert resp.status == 200
             assert resp.headers["Content-Type"].startswith("text/javascript")
-        for bad in ("/ui/node_modules/@novnc/novnc/package.json", "/ui/package.json",
-                    "/ui/%2e%2e/pyproject.toml", "/ui/novnc/../../pyproject.toml"):
+        for bad in (
+            "/ui/node_modules/@novnc/novnc/package.json",
+            "/ui/package.json",
+            "/ui/%2e%2e/pyproject.toml",
+            "/ui/novnc/../../pyproject.toml",
+        ):
             async with session.get(env.base + bad) as resp:
                 assert resp.status in (401, 404), bad  # aiohttp may normalize `..` away
                 assert "[project]" not in await resp.text()

@@ -47,14 +47,22 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
         await s.close()
 
 
-async def add_instance(store: Store, uuid: str, *, vm_state: str = "active",
-                       host: str | None = "node1", deleted: int = 0, name: str = "vm") -> None:
+async def add_instance(
+    store: Store,
+    uuid: str,
+    *,
+    vm_state: str = "active",
+    host: str | None = "node1",
+    deleted: int = 0,
+    name: str = "vm",
+) -> None:
     await store.execute(
         "INSERT INTO instances (uuid, name, hostname, project_id, user_id, image_ref, flavor_id,"
         " flavor, vm_state, host, mac_address, reservation_id, created_at, updated_at, deleted)"
         " VALUES (?, ?, ?, 'p', 'u', 'img', '1', '{}', ?, ?, 'fa:16:3e:00:00:01', 'r-1',"
         " '2024-01-01T00:00:00Z', '2024-01-01T00:00:00Z', ?)",
-        (uuid, name, name, vm_state, host, deleted))
+        (uuid, name, name, vm_state, host, deleted),
+    )
 
 
 @pytest.fixture
@@ -78,8 +86,9 @@ async def test_tokens_are_random_and_stored_hashed(auth, store: Store) -> None:
     assert len(tokens) == 20
     assert all(len(t) >= 43 for t in tokens)  # 32 random bytes, urlsafe base64
     rows = await store.fetchall("SELECT * FROM console_tokens")
-    assert {r["token_hash"] for r in rows} == {hashlib.sha256(t.encode()).hexdigest()
-                                              for t in tokens}
+    assert {r["token_hash"] for r in rows} == {
+        hashlib.sha256(t.encode()).hexdigest() for t in tokens
+    }
     dump = repr(rows)
     assert not any(t in dump for t in tokens)
 
@@ -172,8 +181,7 @@ async def test_deleted_or_stopped_instance(auth, store: Store) -> None:
     token = (await ca.authorize("i-1"))["token"]
     await store.execute("UPDATE instances SET vm_state = 'stopped' WHERE uuid = 'i-1'")
     assert await refused(ca, token) == NOT_RUNNING
-    await store.execute("UPDATE instances SET vm_state = 'deleted', deleted = 1"
-                        " WHERE uuid = 'i-1'")
+    await store.execute("UPDATE instances SET vm_state = 'deleted', deleted = 1 WHERE uuid = 'i-1'")
     assert await refused(ca, token) == INSTANCE_GONE
     assert await refused(ca, token) == INVALID  # and its tokens are gone
 

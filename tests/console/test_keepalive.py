@@ -24,8 +24,12 @@ async def test_silent_console_survives_idle_dropping_relay(tmp_path: Path) -> No
     relay = IdleDroppingRelay("127.0.0.1", port, idle_timeout=IDLE_DROP)
     await relay.start()
     # Browsers and the agent both reach the controller only through the relay.
-    config = ServeConfig(data_dir=tmp_path / "data", listen=f"127.0.0.1:{port}",
-                         public_url=f"http://127.0.0.1:{relay.port}", heartbeat_interval=0.5)
+    config = ServeConfig(
+        data_dir=tmp_path / "data",
+        listen=f"127.0.0.1:{port}",
+        public_url=f"http://127.0.0.1:{relay.port}",
+        heartbeat_interval=0.5,
+    )
     assert config.console_keepalive < IDLE_DROP  # the default keepalive beats the idle timer
     ctl = Controller(config)
     await ctl.start()
@@ -34,10 +38,12 @@ async def test_silent_console_survives_idle_dropping_relay(tmp_path: Path) -> No
         agent, driver, task = await start_agent(ctl, tmp_path / "agent")
         async with aiohttp.ClientSession() as session:
             creds = ctl.credentials
-            token, body = await login(session, config.base_url, creds.username, creds.password,
-                                      creds.project)
-            api = ApiClient(config.base_url, session, token, body["project"]["id"],
-                            body["user"]["id"])
+            token, body = await login(
+                session, config.base_url, creds.username, creds.password, creds.project
+            )
+            api = ApiClient(
+                config.base_url, session, token, body["project"]["id"], body["user"]["id"]
+            )
             env = ConsoleEnv(ctl, api, driver, agent)
             uuid = await env.server("quiet")
             url = await env.console_url(uuid)

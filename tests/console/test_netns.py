@@ -54,19 +54,45 @@ def nat() -> Iterator[Topology]:
     router, agent_ns = f"mnv-r{tag}", f"mnv-a{tag}"
     probe = _run("ip", "netns", "add", router)
     if probe.returncode != 0:
-        pytest.skip("host capability missing: `ip netns add` is not permitted here "
-                    f"(needs root / CAP_SYS_ADMIN): {probe.stderr.strip()}")
+        pytest.skip(
+            "host capability missing: `ip netns add` is not permitted here "
+            f"(needs root / CAP_SYS_ADMIN): {probe.stderr.strip()}"
+        )
     try:
         steps = [
             ("ip", "netns", "add", agent_ns),
-            ("ip", "link", "add", f"mnv{tag}c", "type", "veth", "peer", "name", f"mnv{tag}r",
-             "netns", router),
+            (
+                "ip",
+                "link",
+                "add",
+                f"mnv{tag}c",
+                "type",
+                "veth",
+                "peer",
+                "name",
+                f"mnv{tag}r",
+                "netns",
+                router,
+            ),
             ("ip", "addr", "add", f"10.200.{n}.1/30", "dev", f"mnv{tag}c"),
             ("ip", "link", "set", f"mnv{tag}c", "up"),
             ("ip", "-n", router, "addr", "add", f"10.200.{n}.2/30", "dev", f"mnv{tag}r"),
             ("ip", "-n", router, "link", "set", f"mnv{tag}r", "up"),
-            ("ip", "-n", router, "link", "add", f"mnv{tag}i", "type", "veth", "peer", "name",
-             f"mnv{tag}a", "netns", agent_ns),
+            (
+                "ip",
+                "-n",
+                router,
+                "link",
+                "add",
+                f"mnv{tag}i",
+                "type",
+                "veth",
+                "peer",
+                "name",
+                f"mnv{tag}a",
+                "netns",
+                agent_ns,
+            ),
             ("ip", "-n", router, "addr", "add", f"10.200.{n}.5/30", "dev", f"mnv{tag}i"),
             ("ip", "-n", router, "link", "set", f"mnv{tag}i", "up"),
             ("ip", "-n", router, "link", "set", "lo", "up"),
@@ -82,15 +108,31 @@ def nat() -> Iterator[Topology]:
         for cmd in steps:
             result = _run(*cmd)
             if result.returncode != 0:
-                pytest.skip(f"host capability missing: `{' '.join(cmd)}` failed: "
-                            f"{result.stderr.strip()}")
+                pytest.skip(
+                    f"host capability missing: `{' '.join(cmd)}` failed: {result.stderr.strip()}"
+                )
         if shutil.which("iptables") is None:
             pytest.skip("host capability missing: iptables (for the NAT router) not installed")
-        result = _run("ip", "netns", "exec", router, "iptables", "-t", "nat", "-A",
-                      "POSTROUTING", "-o", f"mnv{tag}r", "-j", "MASQUERADE")
+        result = _run(
+            "ip",
+            "netns",
+            "exec",
+            router,
+            "iptables",
+            "-t",
+            "nat",
+            "-A",
+            "POSTROUTING",
+            "-o",
+            f"mnv{tag}r",
+            "-j",
+            "MASQUERADE",
+        )
         if result.returncode != 0:
-            pytest.skip(f"host capability missing: iptables NAT in a namespace failed: "
-                        f"{result.stderr.strip()}")
+            pytest.skip(
+                f"host capability missing: iptables NAT in a namespace failed: "
+                f"{result.stderr.strip()}"
+            )
         yield Topology(router, agent_ns, f"10.200.{n}.1", f"10.200.{n}.6")
     finally:
         _run("ip", "route", "del", "unreachable", f"10.200.{n}.4/30")
@@ -105,8 +147,9 @@ async def test_console_through_nat(nat: Topology, tmp_path: Path) -> None:
         s.connect((nat.agent_ip, 9))
 
     port = free_port()
-    config = ServeConfig(data_dir=tmp_path / "data", listen=f"{nat.controller_ip}:{port}",
-                         heartbeat_interval=1.0)
+    config = ServeConfig(
+        data_dir=tmp_path / "data", listen=f"{nat.controller_ip}:{port}", heartbeat_interval=1.0
+    )
     ctl = Controller(config)
     await ctl.start()
     proc = None
@@ -114,10 +157,30 @@ async def test_console_through_nat(nat: Topology, tmp_path: Path) -> None:
         assert ctl.credentials is not None
         log = open(tmp_path / "agent.log", "wb")  # noqa: SIM115
         proc = subprocess.Popen(
-            ["ip", "netns", "exec", nat.agent_ns, sys.executable, "-m", "mininova.cli", "agent",
-             "--controller", config.base_url, "--token", ctl.credentials.agent_token,
-             "--driver", "fake", "--host", "nat-node", "--data-dir", str(tmp_path / "agent")],
-            stdout=log, stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parents[2])
+            [
+                "ip",
+                "netns",
+                "exec",
+                nat.agent_ns,
+                sys.executable,
+                "-m",
+                "mininova.cli",
+                "agent",
+                "--controller",
+                config.base_url,
+                "--token",
+                ctl.credentials.agent_token,
+                "--driver",
+                "fake",
+                "--host",
+                "nat-node",
+                "--data-dir",
+                str(tmp_path / "agent"),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=Path(__file__).resolve().parents[2],
+        )
         hub = ctl.services.extra["hub"]
         for _ in range(200):
             if hub.is_connected("nat-node"):
@@ -127,10 +190,12 @@ async def test_console_through_nat(nat: Topology, tmp_path: Path) -> None:
         assert hub.is_connected("nat-node"), (tmp_path / "agent.log").read_text()
         async with aiohttp.ClientSession() as session:
             creds = ctl.credentials
-            token, body = await login(session, config.base_url, creds.username, creds.password,
-                                      creds.project)
-            api = ApiClient(config.base_url, session, token, body["project"]["id"],
-                            body["user"]["id"])
+            token, body = await login(
+                session, config.base_url, creds.username, creds.password, creds.project
+            )
+            api = ApiClient(
+                config.base_url, session, token, body["project"]["id"], body["user"]["id"]
+            )
             env = ConsoleEnv(ctl, api, None, None)
             uuid = await env.server("natted")
             row = await ctl.store.fetchone("SELECT host FROM instances WHERE uuid = ?", (uuid,))

@@ -9,16 +9,26 @@ from mininova.consoleproxy.origin import check_origin
 PUBLIC = "http://10.0.0.5:8780"
 
 
-@pytest.mark.parametrize("origin", [None, "", "http://10.0.0.5:8780", "HTTP://10.0.0.5:8780",
-                                    "http://10.0.0.5:8780/"])
+@pytest.mark.parametrize(
+    "origin", [None, "", "http://10.0.0.5:8780", "HTTP://10.0.0.5:8780", "http://10.0.0.5:8780/"]
+)
 def test_allowed(origin: str | None) -> None:
     assert check_origin(origin, PUBLIC)[0]
 
 
-@pytest.mark.parametrize("origin", [
-    "http://evil.example", "https://10.0.0.5:8780", "http://10.0.0.5:8781",
-    "http://10.0.0.5", "http://10.0.0.50:8780", "null", "not a url", "file://x",
-])
+@pytest.mark.parametrize(
+    "origin",
+    [
+        "http://evil.example",
+        "https://10.0.0.5:8780",
+        "http://10.0.0.5:8781",
+        "http://10.0.0.5",
+        "http://10.0.0.50:8780",
+        "null",
+        "not a url",
+        "file://x",
+    ],
+)
 def test_refused(origin: str) -> None:
     allowed, reason = check_origin(origin, PUBLIC)
     assert not allowed and reason

@@ -16,8 +16,9 @@ class MemoryEnd:
     `flowing` is set, so a test can stall the sink and see the relay stop reading.
     """
 
-    def __init__(self, name: str, source: bytes = b"", chunk: int = 4096,
-                 endless: bool = False) -> None:
+    def __init__(
+        self, name: str, source: bytes = b"", chunk: int = 4096, endless: bool = False
+    ) -> None:
         self.name = name
         self.source = bytearray(source)
         self.chunk = chunk
@@ -39,8 +40,8 @@ class MemoryEnd:
         if self.endless:
             data = bytes([self.reads % 251]) * self.chunk
         elif self.source:
-            data = bytes(self.source[:self.chunk])
-            del self.source[:self.chunk]
+            data = bytes(self.source[: self.chunk])
+            del self.source[: self.chunk]
         else:
             await self.eof.wait()
             return b""

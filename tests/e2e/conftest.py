@@ -29,9 +29,15 @@ def fake_agent(serve: Serve) -> Iterator[Agent]:
     env = serve.os_env()
     from tests.e2e.procs import wait_until
 
-    wait_until(lambda: any(h["State"] == "up" for h in osc_json(
-        env, "compute", "service", "list", "--service", "nova-compute")), 30,
-        interval=0.5, what="the fake agent to be up")
+    wait_until(
+        lambda: any(
+            h["State"] == "up"
+            for h in osc_json(env, "compute", "service", "list", "--service", "nova-compute")
+        ),
+        30,
+        interval=0.5,
+        what="the fake agent to be up",
+    )
     try:
         yield agent
     finally:
@@ -43,8 +49,19 @@ def image(serve: Serve, tmp_path_factory: pytest.TempPathFactory) -> str:
     path = Path(tmp_path_factory.mktemp("img")) / "disk.qcow2"
     path.write_bytes(b"QFI\xfb" + b"\0" * 65536)
     env = serve.os_env()
-    created = osc_json(env, "image", "create", "--file", str(path), "--disk-format", "qcow2",
-                       "--container-format", "bare", "--public", "cirros")
+    created = osc_json(
+        env,
+        "image",
+        "create",
+        "--file",
+        str(path),
+        "--disk-format",
+        "qcow2",
+        "--container-format",
+        "bare",
+        "--public",
+        "cirros",
+    )
     return created["id"]
 
 

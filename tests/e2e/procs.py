@@ -56,9 +56,19 @@ class Serve:
         self.log = self.data_dir.parent / f"serve-{self.port}.log"
         out = open(self.log, "ab")  # noqa: SIM115 - handed to the child
         self.proc = subprocess.Popen(
-            [*MININOVA, "serve", "--data-dir", str(self.data_dir), "--listen",
-             f"127.0.0.1:{self.port}", *extra], stdout=out, stderr=subprocess.STDOUT,
-            env=self.env)
+            [
+                *MININOVA,
+                "serve",
+                "--data-dir",
+                str(self.data_dir),
+                "--listen",
+                f"127.0.0.1:{self.port}",
+                *extra,
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=self.env,
+        )
         wait_until(self._healthy, 30, what="mininova serve to answer")
         text = self.log.read_text()
         wait_until(lambda: "--token" in self.log.read_text(), 10, what="serve banner")
@@ -89,16 +99,23 @@ class Serve:
         self.proc = None
         return code
 
-    def os_env(self, user: str = "admin", password: str | None = None,
-               project: str = "admin") -> dict[str, str]:
+    def os_env(
+        self, user: str = "admin", password: str | None = None, project: str = "admin"
+    ) -> dict[str, str]:
         env = dict(self.env)
-        env.update({
-            "OS_AUTH_URL": self.url + "/identity/v3", "OS_USERNAME": user,
-            "OS_PASSWORD": password if password is not None else self.password,
-            "OS_PROJECT_NAME": project, "OS_USER_DOMAIN_NAME": "Default",
-            "OS_PROJECT_DOMAIN_NAME": "Default", "OS_REGION_NAME": "RegionOne",
-            "OS_IDENTITY_API_VERSION": "3", "OS_INTERFACE": "public",
-        })
+        env.update(
+            {
+                "OS_AUTH_URL": self.url + "/identity/v3",
+                "OS_USERNAME": user,
+                "OS_PASSWORD": password if password is not None else self.password,
+                "OS_PROJECT_NAME": project,
+                "OS_USER_DOMAIN_NAME": "Default",
+                "OS_PROJECT_DOMAIN_NAME": "Default",
+                "OS_REGION_NAME": "RegionOne",
+                "OS_IDENTITY_API_VERSION": "3",
+                "OS_INTERFACE": "public",
+            }
+        )
         for key in ("OS_CLOUD", "OS_CLIENT_CONFIG_FILE"):
             env.pop(key, None)
         return env
@@ -122,9 +139,24 @@ class Agent:
         out = open(self.log, "ab")  # noqa: SIM115 - handed to the child
         env = {**self.serve.env, **self.extra_env}
         self.proc = subprocess.Popen(
-            [*MININOVA, "agent", "--controller", self.serve.url, "--token", self.serve.token,
-             "--driver", self.driver, "--host", self.host, "--data-dir", str(self.data_dir)],
-            stdout=out, stderr=subprocess.STDOUT, env=env)
+            [
+                *MININOVA,
+                "agent",
+                "--controller",
+                self.serve.url,
+                "--token",
+                self.serve.token,
+                "--driver",
+                self.driver,
+                "--host",
+                self.host,
+                "--data-dir",
+                str(self.data_dir),
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.proc is None:
@@ -138,14 +170,17 @@ class Agent:
         self.proc = None
 
 
-def run_client(env: dict[str, str], *args: str, check: bool = True, timeout: float = 180
-               ) -> subprocess.CompletedProcess:
+def run_client(
+    env: dict[str, str], *args: str, check: bool = True, timeout: float = 180
+) -> subprocess.CompletedProcess:
     """Run a real client executable from the venv (openstack, nova)."""
     cmd = [str(BIN / args[0]), *args[1:]]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
     if check and proc.returncode != 0:
-        raise AssertionError(f"{' '.join(args)} failed ({proc.returncode}):\n"
-                             f"stdout: {proc.stdout}\nstderr: {proc.stderr}")
+        raise AssertionError(
+            f"{' '.join(args)} failed ({proc.returncode}):\n"
+            f"stdout: {proc.stdout}\nstderr: {proc.stderr}"
+        )
     return proc
 
 
@@ -156,11 +191,13 @@ def osc_json(env: dict[str, str], *args: str) -> Any:
 
 def base_env(tmp: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
-    env.update({
-        "MININOVA_HEARTBEAT_INTERVAL": "1",
-        "MININOVA_AGENT_HEARTBEAT_INTERVAL": "1",
-        "MININOVA_AGENT_RECONNECT_MAX_BACKOFF": "1",
-        "MININOVA_AGENT_FAKE_BOOT_SECONDS": "0.3",
-        "HOME": str(tmp),
-    })
+    env.update(
+        {
+            "MININOVA_HEARTBEAT_INTERVAL": "1",
+            "MININOVA_AGENT_HEARTBEAT_INTERVAL": "1",
+            "MININOVA_AGENT_RECONNECT_MAX_BACKOFF": "1",
+            "MININOVA_AGENT_FAKE_BOOT_SECONDS": "0.3",
+            "HOME": str(tmp),
+        }
+    )
     return env

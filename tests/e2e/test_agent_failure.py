@@ -19,28 +19,62 @@ def _state(env: dict[str, str], host: str) -> str:
 def test_killed_agent_reads_down_and_boots_avoid_it(serve: Serve, image: str) -> None:
     env = serve.os_env()
     assert serve.log is not None
-    agents = [Agent(serve, name, data_dir=serve.log.parent / f"agent-{name}")
-              for name in ("hostA", "hostB")]
+    agents = [
+        Agent(serve, name, data_dir=serve.log.parent / f"agent-{name}")
+        for name in ("hostA", "hostB")
+    ]
     for agent in agents:
         agent.start()
     try:
         for agent in agents:
-            wait_until(lambda a=agent: _state(env, a.host) == "up", 30, interval=0.5,
-                       what=f"{agent.host} up")
+            wait_until(
+                lambda a=agent: _state(env, a.host) == "up",
+                30,
+                interval=0.5,
+                what=f"{agent.host} up",
+            )
         agents[0].stop(signal.SIGKILL)
         # Within three heartbeat intervals (plus the CLI's own start-up time).
-        wait_until(lambda: _state(env, "hostA") == "down", 3 * HEARTBEAT + 1, interval=0.2,
-                   what="hostA to read down")
+        wait_until(
+            lambda: _state(env, "hostA") == "down",
+            3 * HEARTBEAT + 1,
+            interval=0.2,
+            what="hostA to read down",
+        )
         for i in range(3):
-            server = osc_json(env, "server", "create", "--image", "cirros", "--flavor",
-                              "m1.nano", "--wait", f"after-kill-{i}")
+            server = osc_json(
+                env,
+                "server",
+                "create",
+                "--image",
+                "cirros",
+                "--flavor",
+                "m1.nano",
+                "--wait",
+                f"after-kill-{i}",
+            )
             assert server["status"] == "ACTIVE"
             assert server["OS-EXT-SRV-ATTR:host"] == "hostB"
         agents[1].stop(signal.SIGKILL)
-        wait_until(lambda: _state(env, "hostB") == "down", 3 * HEARTBEAT + 1, interval=0.2,
-                   what="hostB to read down")
-        proc = run_client(env, "openstack", "server", "create", "--image", "cirros",
-                          "--flavor", "m1.nano", "--wait", "no-host", check=False)
+        wait_until(
+            lambda: _state(env, "hostB") == "down",
+            3 * HEARTBEAT + 1,
+            interval=0.2,
+            what="hostB to read down",
+        )
+        proc = run_client(
+            env,
+            "openstack",
+            "server",
+            "create",
+            "--image",
+            "cirros",
+            "--flavor",
+            "m1.nano",
+            "--wait",
+            "no-host",
+            check=False,
+        )
         assert proc.returncode != 0, "a boot with no live host must fail, not hang"
         shown = osc_json(env, "server", "show", "no-host")
         assert shown["status"] == "ERROR"

@@ -16,14 +16,26 @@ def _status(env: dict[str, str], name: str) -> str:
 
 
 def _wait_status(env: dict[str, str], name: str, status: str, timeout: float = 30) -> None:
-    wait_until(lambda: _status(env, name) == status, timeout, interval=0.5,
-               what=f"{name} to be {status}")
+    wait_until(
+        lambda: _status(env, name) == status, timeout, interval=0.5, what=f"{name} to be {status}"
+    )
 
 
 def test_create_wait_show_list(serve: Serve, image: str, keypair: str) -> None:
     env = serve.os_env()
-    server = osc_json(env, "server", "create", "--image", "cirros", "--flavor", "m1.nano",
-                      "--key-name", keypair, "--wait", "vm1")
+    server = osc_json(
+        env,
+        "server",
+        "create",
+        "--image",
+        "cirros",
+        "--flavor",
+        "m1.nano",
+        "--key-name",
+        keypair,
+        "--wait",
+        "vm1",
+    )
     assert server["status"] == "ACTIVE"
     assert server["key_name"] == keypair
     shown = osc_json(env, "server", "show", "vm1")
@@ -36,16 +48,19 @@ def test_create_wait_show_list(serve: Serve, image: str, keypair: str) -> None:
     assert listed[0]["Status"] == "ACTIVE"
 
 
-@pytest.mark.parametrize(("command", "status"), [
-    (["server", "stop"], "SHUTOFF"),
-    (["server", "start"], "ACTIVE"),
-    (["server", "reboot"], "ACTIVE"),
-    (["server", "reboot", "--hard"], "ACTIVE"),
-    (["server", "pause"], "PAUSED"),
-    (["server", "unpause"], "ACTIVE"),
-    (["server", "suspend"], "SUSPENDED"),
-    (["server", "resume"], "ACTIVE"),
-])
+@pytest.mark.parametrize(
+    ("command", "status"),
+    [
+        (["server", "stop"], "SHUTOFF"),
+        (["server", "start"], "ACTIVE"),
+        (["server", "reboot"], "ACTIVE"),
+        (["server", "reboot", "--hard"], "ACTIVE"),
+        (["server", "pause"], "PAUSED"),
+        (["server", "unpause"], "ACTIVE"),
+        (["server", "suspend"], "SUSPENDED"),
+        (["server", "resume"], "ACTIVE"),
+    ],
+)
 def test_power_actions(serve: Serve, command: list[str], status: str) -> None:
     env = serve.os_env()
     run_client(env, "openstack", *command, "vm1")
@@ -60,8 +75,9 @@ def test_resource_commands(serve: Serve, tmp_path_factory: pytest.TempPathFactor
     assert "m1.nano" in {f["Name"] for f in osc_json(env, "flavor", "list")}
     nano = osc_json(env, "flavor", "show", "m1.nano")
     assert (nano["ram"], nano["vcpus"]) == (64, 1)
-    created = osc_json(env, "flavor", "create", "--ram", "256", "--vcpus", "2", "--disk", "2",
-                       "e2e.flavor")
+    created = osc_json(
+        env, "flavor", "create", "--ram", "256", "--vcpus", "2", "--disk", "2", "e2e.flavor"
+    )
     assert (created["ram"], created["vcpus"], created["disk"]) == (256, 2, 2)
     run_client(env, "openstack", "flavor", "delete", "e2e.flavor")
     assert "e2e.flavor" not in {f["Name"] for f in osc_json(env, "flavor", "list")}
@@ -87,8 +103,7 @@ def test_resource_commands(serve: Serve, tmp_path_factory: pytest.TempPathFactor
     assert ("nova-compute", "fake1") in services
     zones = osc_json(env, "availability", "zone", "list")
     assert ("nova", "available") in {(z["Zone Name"], z["Zone Status"]) for z in zones}
-    limits = {row["Name"]: row["Value"] for row in osc_json(env, "limits", "show",
-                                                            "--absolute")}
+    limits = {row["Name"]: row["Value"] for row in osc_json(env, "limits", "show", "--absolute")}
     assert limits["max_total_instances"] == 10 and limits["instances_used"] == 1
 
 
@@ -123,12 +138,17 @@ def test_sdk_create_and_delete_wait(serve: Serve, image: str) -> None:
     import openstack
 
     conn = openstack.connect(
-        auth_url=serve.url + "/identity/v3", username="admin", password=serve.password,
-        project_name="admin", user_domain_name="Default", project_domain_name="Default",
-        region_name="RegionOne", floating_ip_source="None")
+        auth_url=serve.url + "/identity/v3",
+        username="admin",
+        password=serve.password,
+        project_name="admin",
+        user_domain_name="Default",
+        project_domain_name="Default",
+        region_name="RegionOne",
+        floating_ip_source="None",
+    )
     try:
-        server = conn.create_server("sdk1", image="cirros", flavor="m1.nano", wait=True,
-                                    timeout=60)
+        server = conn.create_server("sdk1", image="cirros", flavor="m1.nano", wait=True, timeout=60)
         assert server.status == "ACTIVE"
         assert server.addresses
         assert conn.delete_server("sdk1", wait=True, timeout=60)
@@ -140,14 +160,33 @@ def test_sdk_create_and_delete_wait(serve: Serve, image: str) -> None:
 def test_other_project_sees_only_its_servers(serve: Serve, image: str) -> None:
     admin = serve.os_env()
     run_client(admin, "openstack", "project", "create", "class1")
-    run_client(admin, "openstack", "user", "create", "--project", "class1", "--password",
-               "pw-student", "student1")
-    run_client(admin, "openstack", "role", "add", "--project", "class1", "--user", "student1",
-               "member")
+    run_client(
+        admin,
+        "openstack",
+        "user",
+        "create",
+        "--project",
+        "class1",
+        "--password",
+        "pw-student",
+        "student1",
+    )
+    run_client(
+        admin, "openstack", "role", "add", "--project", "class1", "--user", "student1", "member"
+    )
     student = serve.os_env("student1", "pw-student", "class1")
     assert osc_json(student, "server", "list") == []
-    osc_json(student, "server", "create", "--image", "cirros", "--flavor", "m1.nano",
-             "--wait", "student-vm")
+    osc_json(
+        student,
+        "server",
+        "create",
+        "--image",
+        "cirros",
+        "--flavor",
+        "m1.nano",
+        "--wait",
+        "student-vm",
+    )
     names = [s["Name"] for s in osc_json(student, "server", "list")]
     assert names == ["student-vm"]
     # The admin's vm1 is invisible to the student, even by id.
@@ -176,9 +215,15 @@ def test_restart_serve_keeps_state_and_agent_resyncs(serve: Serve, fake_agent: A
     users = {u["Name"] for u in osc_json(env, "user", "list")}
     assert {"admin", "student1"} <= users
     # The agent reconnects by itself and the host reads up again.
-    wait_until(lambda: any(s["State"] == "up" for s in osc_json(
-        env, "compute", "service", "list", "--service", "nova-compute")), 30, interval=0.5,
-        what="agent to reconnect")
+    wait_until(
+        lambda: any(
+            s["State"] == "up"
+            for s in osc_json(env, "compute", "service", "list", "--service", "nova-compute")
+        ),
+        30,
+        interval=0.5,
+        what="agent to reconnect",
+    )
     # Restarting the agent: the guest is re-adopted, still ACTIVE, no duplicates.
     fake_agent.stop()
     fake_agent.start()
@@ -197,8 +242,9 @@ def test_snapshot_then_boot_from_it(serve: Serve) -> None:
     assert shown["properties"]["image_type"] == "snapshot"
     assert shown["properties"]["instance_uuid"] == osc_json(env, "server", "show", "vm1")["id"]
     assert shown["size"] > 0
-    server = osc_json(env, "server", "create", "--image", "snap1", "--flavor", "m1.nano",
-                      "--wait", "from-snap")
+    server = osc_json(
+        env, "server", "create", "--image", "snap1", "--flavor", "m1.nano", "--wait", "from-snap"
+    )
     assert server["status"] == "ACTIVE"
     run_client(env, "openstack", "server", "delete", "--wait", "from-snap")
     assert osc_json(env, "server", "show", "vm1")["OS-EXT-STS:task_state"] is None
@@ -208,7 +254,6 @@ def test_delete_wait(serve: Serve) -> None:
     env = serve.os_env()
     run_client(env, "openstack", "server", "delete", "--wait", "vm1")
     assert osc_json(env, "server", "list") == []
-    raw = run_client(env, "openstack", "server", "list", "--deleted", "-f", "json",
-                     check=False)
+    raw = run_client(env, "openstack", "server", "list", "--deleted", "-f", "json", check=False)
     if raw.returncode == 0:
         assert "vm1" not in json.loads(raw.stdout or "[]")

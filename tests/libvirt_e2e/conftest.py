@@ -64,11 +64,14 @@ class Cloud:
     # -- diagnostics ------------------------------------------------------------------------
 
     def logs(self, lines: int = 40) -> str:
-        serve_log = "\n".join(line for line in tail(self.serve.log, 400).splitlines()
-                              if "aiohttp.access" not in line)
+        serve_log = "\n".join(
+            line for line in tail(self.serve.log, 400).splitlines() if "aiohttp.access" not in line
+        )
         serve_log = "\n".join(serve_log.splitlines()[-lines:])
-        return (f"\n--- agent log ({self.agent.log}) ---\n{tail(self.agent.log, lines)}"
-                f"\n--- serve log ({self.serve.log}) ---\n{serve_log}\n")
+        return (
+            f"\n--- agent log ({self.agent.log}) ---\n{tail(self.agent.log, lines)}"
+            f"\n--- serve log ({self.serve.log}) ---\n{serve_log}\n"
+        )
 
     def agent_log(self) -> str:
         assert self.agent.log is not None
@@ -76,8 +79,9 @@ class Cloud:
 
     # -- clients ----------------------------------------------------------------------------
 
-    def run(self, *args: str, check: bool = True, timeout: float = 180
-            ) -> subprocess.CompletedProcess:
+    def run(
+        self, *args: str, check: bool = True, timeout: float = 180
+    ) -> subprocess.CompletedProcess:
         """`openstack ARGS` as admin; on failure the error carries the log tails."""
         try:
             return run_client(self.env, "openstack", *args, check=check, timeout=timeout)
@@ -87,8 +91,9 @@ class Cloud:
     def json(self, *args: str) -> Any:
         return json.loads(self.run(*args, "-f", "json").stdout)
 
-    def wait(self, predicate: Callable[[], Any], timeout: float, what: str,
-             interval: float = 0.5) -> Any:
+    def wait(
+        self, predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.5
+    ) -> Any:
         try:
             return wait_until(predicate, timeout, interval=interval, what=what)
         except AssertionError as exc:
@@ -105,12 +110,18 @@ class Cloud:
             nonlocal last
             last = self.show(name)
             if last["status"] == "ERROR" and status != "ERROR":
-                raise AssertionError(f"{name} went to ERROR waiting for {status}: "
-                                     f"fault={last.get('fault')}{self.logs()}")
+                raise AssertionError(
+                    f"{name} went to ERROR waiting for {status}: "
+                    f"fault={last.get('fault')}{self.logs()}"
+                )
             return last["status"] == status and last["OS-EXT-STS:task_state"] is None
 
-        self.wait(done, timeout, f"{name} to be {status} (last: {last.get('status')}/"
-                                 f"{last.get('OS-EXT-STS:task_state')})")
+        self.wait(
+            done,
+            timeout,
+            f"{name} to be {status} (last: {last.get('status')}/"
+            f"{last.get('OS-EXT-STS:task_state')})",
+        )
         return last
 
     def console(self, name: str) -> str:
@@ -121,33 +132,51 @@ class Cloud:
         db = self.serve.data_dir / "mininova.sqlite"
         if not db.exists():
             return set()
-        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True,
-                                                timeout=5)) as conn:
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)) as conn:
             return {row[0] for row in conn.execute("SELECT uuid FROM instances")}
 
     def wait_agent_connected(self, after: int = 0, timeout: float = 90) -> None:
         """Wait for an agent "connected to" line past byte offset `after` of its log."""
+
         def connected() -> bool:
             return "connected to " in self.agent_log()[after:]
 
         self.wait(connected, timeout, "the libvirt agent to connect")
-        self.wait(lambda: any(s["State"] == "up" and s["Host"] == HOST for s in self.json(
-            "compute", "service", "list", "--service", "nova-compute")), 30,
-            "nova-compute on the libvirt host to be up")
+        self.wait(
+            lambda: any(
+                s["State"] == "up" and s["Host"] == HOST
+                for s in self.json("compute", "service", "list", "--service", "nova-compute")
+            ),
+            30,
+            "nova-compute on the libvirt host to be up",
+        )
 
 
 def make_ed25519_public_key(path: Path) -> tuple[str, str]:
     """Write an ed25519 public key to `path`; (key text, Nova's md5 fingerprint)."""
     if shutil.which("ssh-keygen"):
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "e2e@mininova",
-                        "-f", str(path.with_suffix(""))], check=True, capture_output=True)
+        subprocess.run(
+            [
+                "ssh-keygen",
+                "-q",
+                "-t",
+                "ed25519",
+                "-N",
+                "",
+                "-C",
+                "e2e@mininova",
+                "-f",
+                str(path.with_suffix("")),
+            ],
+            check=True,
+            capture_output=True,
+        )
     else:  # same wire format as ssh-keygen: string "ssh-ed25519", string <32 byte key>
-        blob = b"".join(len(p).to_bytes(4, "big") + p
-                        for p in (b"ssh-ed25519", os.urandom(32)))
+        blob = b"".join(len(p).to_bytes(4, "big") + p for p in (b"ssh-ed25519", os.urandom(32)))
         path.write_text(f"ssh-ed25519 {base64.b64encode(blob).decode()} e2e@mininova\n")
     key = path.read_text().strip()
     digest = hashlib.md5(base64.b64decode(key.split()[1]), usedforsecurity=False).hexdigest()
-    return key, ":".join(digest[i:i + 2] for i in range(0, 32, 2))
+    return key, ":".join(digest[i : i + 2] for i in range(0, 32, 2))
 
 
 @pytest.fixture(scope="module")
@@ -158,17 +187,24 @@ def cloud() -> Iterator[Cloud]:
     root = Path(tempfile.mkdtemp(prefix="mininova-e2e-", dir="/var/tmp"))
     root.chmod(0o755)
     env = base_env(root)
-    env.update({
-        # Heartbeats carry the power states the conductor syncs from; 2 s keeps the sync
-        # quick, 5 missed beats (10 s) tolerate libvirt calls that stall a beat under TCG.
-        "MININOVA_HEARTBEAT_INTERVAL": "2",
-        "MININOVA_MISSED_HEARTBEATS_DOWN": "5",
-        "MININOVA_AGENT_HEARTBEAT_INTERVAL": "2",
-        "MININOVA_AGENT_RECONNECT_MAX_BACKOFF": "1",
-    })
+    env.update(
+        {
+            # Heartbeats carry the power states the conductor syncs from; 2 s keeps the sync
+            # quick, 5 missed beats (10 s) tolerate libvirt calls that stall a beat under TCG.
+            "MININOVA_HEARTBEAT_INTERVAL": "2",
+            "MININOVA_MISSED_HEARTBEATS_DOWN": "5",
+            "MININOVA_AGENT_HEARTBEAT_INTERVAL": "2",
+            "MININOVA_AGENT_RECONNECT_MAX_BACKOFF": "1",
+        }
+    )
     serve = Serve(root / "serve", free_port(), env)
-    agent = Agent(serve, HOST, driver="libvirt", data_dir=root / "agent",
-                  extra_env={"MININOVA_AGENT_VIRT_TYPE": VIRT_TYPE})
+    agent = Agent(
+        serve,
+        HOST,
+        driver="libvirt",
+        data_dir=root / "agent",
+        extra_env={"MININOVA_AGENT_VIRT_TYPE": VIRT_TYPE},
+    )
     cl = Cloud(root, serve, agent)
     try:
         serve.start()

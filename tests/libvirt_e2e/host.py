@@ -16,8 +16,7 @@ from pathlib import Path
 
 URI = "qemu:///system"
 REPO = Path(__file__).resolve().parents[2]
-TINY_IMAGE = Path(os.environ.get("MININOVA_TINY_IMAGE") or
-                  REPO / "examples/images/out/tiny.qcow2")
+TINY_IMAGE = Path(os.environ.get("MININOVA_TINY_IMAGE") or REPO / "examples/images/out/tiny.qcow2")
 BUILD_SCRIPT = "examples/images/build-tiny-image.sh"
 
 
@@ -31,25 +30,30 @@ def host_skip_reason() -> str | None:
         if not shutil.which(tool):
             return f"{tool} not installed on this host (run scripts/host-setup.sh)"
     try:
-        proc = subprocess.run(["virsh", "-c", URI, "version"], capture_output=True, text=True,
-                              timeout=30)
+        proc = subprocess.run(
+            ["virsh", "-c", URI, "version"], capture_output=True, text=True, timeout=30
+        )
     except subprocess.TimeoutExpired:
         return f"libvirtd not reachable at {URI}: virsh version timed out"
     if proc.returncode != 0:
         detail = (proc.stderr or proc.stdout).strip().splitlines()
-        return (f"libvirtd not reachable at {URI} (run scripts/host-setup.sh): "
-                f"{detail[-1] if detail else 'virsh version failed'}")
+        return (
+            f"libvirtd not reachable at {URI} (run scripts/host-setup.sh): "
+            f"{detail[-1] if detail else 'virsh version failed'}"
+        )
     if not TINY_IMAGE.is_file():
         return f"tiny image not built: run {BUILD_SCRIPT} ({TINY_IMAGE} missing)"
     return None
 
 
 def virsh(*args: str, check: bool = False, timeout: float = 60) -> subprocess.CompletedProcess:
-    proc = subprocess.run(["virsh", "-c", URI, *args], capture_output=True, text=True,
-                          timeout=timeout)
+    proc = subprocess.run(
+        ["virsh", "-c", URI, *args], capture_output=True, text=True, timeout=timeout
+    )
     if check and proc.returncode != 0:
-        raise AssertionError(f"virsh {' '.join(args)} failed ({proc.returncode}): "
-                             f"{proc.stderr.strip()}")
+        raise AssertionError(
+            f"virsh {' '.join(args)} failed ({proc.returncode}): {proc.stderr.strip()}"
+        )
     return proc
 
 
@@ -81,14 +85,19 @@ def _release_dhcp_hosts(conn: object, xml: str) -> None:
             for host in net_root.findall("./ip/dhcp/host"):
                 if (host.get("mac") or "").lower() == mac:
                     entry = ET.tostring(host, encoding="unicode")
-                    net.update(libvirt.VIR_NETWORK_UPDATE_COMMAND_DELETE,
-                               libvirt.VIR_NETWORK_SECTION_IP_DHCP_HOST, -1, entry,
-                               libvirt.VIR_NETWORK_UPDATE_AFFECT_LIVE
-                               | libvirt.VIR_NETWORK_UPDATE_AFFECT_CONFIG)
+                    net.update(
+                        libvirt.VIR_NETWORK_UPDATE_COMMAND_DELETE,
+                        libvirt.VIR_NETWORK_SECTION_IP_DHCP_HOST,
+                        -1,
+                        entry,
+                        libvirt.VIR_NETWORK_UPDATE_AFFECT_LIVE
+                        | libvirt.VIR_NETWORK_UPDATE_AFFECT_CONFIG,
+                    )
 
 
-def purge_domains(uuids: Iterable[str] = (), names: Iterable[str] = (),
-                  name_prefix: str = "instance-") -> list[str]:
+def purge_domains(
+    uuids: Iterable[str] = (), names: Iterable[str] = (), name_prefix: str = "instance-"
+) -> list[str]:
     """Destroy and undefine the domains with these uuids (and a name starting with
     `name_prefix`) or exactly these names, with their managed-save images and DHCP
     reservations. Returns the names removed. Never raises for a domain that is gone."""
@@ -103,15 +112,19 @@ def purge_domains(uuids: Iterable[str] = (), names: Iterable[str] = (),
     except libvirt.libvirtError:
         return removed
     flags = 0
-    for flag in ("VIR_DOMAIN_UNDEFINE_MANAGED_SAVE", "VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA",
-                 "VIR_DOMAIN_UNDEFINE_NVRAM"):
+    for flag in (
+        "VIR_DOMAIN_UNDEFINE_MANAGED_SAVE",
+        "VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA",
+        "VIR_DOMAIN_UNDEFINE_NVRAM",
+    ):
         flags |= getattr(libvirt, flag, 0)
     try:
         for dom in conn.listAllDomains(0):
             with contextlib.suppress(libvirt.libvirtError):
                 name = dom.name()
                 ours = name in wanted_names or (
-                    name.startswith(name_prefix) and dom.UUIDString().lower() in wanted_uuids)
+                    name.startswith(name_prefix) and dom.UUIDString().lower() in wanted_uuids
+                )
                 if not ours:
                     continue
                 xml = dom.XMLDesc(0)
@@ -133,8 +146,12 @@ def purge_domains(uuids: Iterable[str] = (), names: Iterable[str] = (),
 def qemu_img_info(path: Path) -> dict:
     import json
 
-    proc = subprocess.run(["qemu-img", "info", "--force-share", "--output=json", str(path)],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        ["qemu-img", "info", "--force-share", "--output=json", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     if proc.returncode != 0:
         raise AssertionError(f"qemu-img info {path} failed: {proc.stderr.strip()}")
     return json.loads(proc.stdout)

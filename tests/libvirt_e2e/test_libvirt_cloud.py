@@ -32,8 +32,10 @@ from tests.libvirt_e2e.host import (
 )
 
 SKIP_REASON = host_skip_reason()
-pytestmark = [pytest.mark.libvirt,
-              pytest.mark.skipif(SKIP_REASON is not None, reason=SKIP_REASON or "")]
+pytestmark = [
+    pytest.mark.libvirt,
+    pytest.mark.skipif(SKIP_REASON is not None, reason=SKIP_REASON or ""),
+]
 
 FLAVOR = "m1.micro"
 BOOT_TIMEOUT = 180  # first identity lines on the serial console, TCG on a busy host
@@ -43,8 +45,9 @@ def _count(text: str, needle: str) -> int:
     return text.count(needle)
 
 
-def _wait_console(cloud: Cloud, name: str, needle: str, count: int = 1,
-                  timeout: float = BOOT_TIMEOUT) -> str:
+def _wait_console(
+    cloud: Cloud, name: str, needle: str, count: int = 1, timeout: float = BOOT_TIMEOUT
+) -> str:
     """Poll `openstack console log show` until `needle` appears `count` times."""
     out = ""
 
@@ -56,8 +59,9 @@ def _wait_console(cloud: Cloud, name: str, needle: str, count: int = 1,
     try:
         cloud.wait(seen, timeout, f"{needle!r} x{count} on the console of {name}", interval=1)
     except AssertionError as exc:
-        raise AssertionError(f"{exc}\n--- console log of {name} (tail) ---\n"
-                             + "\n".join(out.splitlines()[-25:])) from None
+        raise AssertionError(
+            f"{exc}\n--- console log of {name} (tail) ---\n" + "\n".join(out.splitlines()[-25:])
+        ) from None
     return out
 
 
@@ -70,15 +74,27 @@ def _domain(cloud: Cloud, name: str) -> str:
 
 def _assert_domstate(cloud: Cloud, domain: str, expected: str) -> None:
     state = domstate(domain)
-    assert state == expected, f"virsh domstate {domain}: {state!r}, wanted {expected!r}" \
-                              f"{cloud.logs()}"
+    assert state == expected, (
+        f"virsh domstate {domain}: {state!r}, wanted {expected!r}{cloud.logs()}"
+    )
 
 
 # -- 1, 2: boot with a keypair, identity on the serial console --------------------------------
 
+
 def test_boot_and_console_identity(cloud: Cloud) -> None:
-    image = cloud.json("image", "create", "--file", str(TINY_IMAGE), "--disk-format", "qcow2",
-                       "--container-format", "bare", "--public", "tiny")
+    image = cloud.json(
+        "image",
+        "create",
+        "--file",
+        str(TINY_IMAGE),
+        "--disk-format",
+        "qcow2",
+        "--container-format",
+        "bare",
+        "--public",
+        "tiny",
+    )
     cloud.facts["image_id"] = image["id"]
     key_file = cloud.root / "k1.pub"
     _key, local_fp = make_ed25519_public_key(key_file)
@@ -86,8 +102,18 @@ def test_boot_and_console_identity(cloud: Cloud) -> None:
     fingerprint = cloud.json("keypair", "show", "k1")["fingerprint"]
     assert fingerprint == local_fp
 
-    server = cloud.json("server", "create", "--image", "tiny", "--flavor", FLAVOR,
-                        "--key-name", "k1", "--wait", "vm1")
+    server = cloud.json(
+        "server",
+        "create",
+        "--image",
+        "tiny",
+        "--flavor",
+        FLAVOR,
+        "--key-name",
+        "k1",
+        "--wait",
+        "vm1",
+    )
     cloud.ids.add(server["id"])
     assert server["status"] == "ACTIVE", server
     assert server["OS-EXT-SRV-ATTR:host"] == HOST
@@ -104,6 +130,7 @@ def test_boot_and_console_identity(cloud: Cloud) -> None:
 
 
 # -- 3: power actions, checked against libvirt ------------------------------------------------
+
 
 def test_power_actions_match_libvirt(cloud: Cloud) -> None:
     domain = _domain(cloud, "vm1")
@@ -153,18 +180,25 @@ def test_power_actions_match_libvirt(cloud: Cloud) -> None:
 
 # -- 4: the hypervisor is QEMU (TCG) with the host's real resources ---------------------------
 
+
 def test_hypervisor_reports_qemu_tcg(cloud: Cloud) -> None:
     nodeinfo = virsh("nodeinfo", check=True).stdout
     cpus = int(re.search(r"CPU\(s\):\s+(\d+)", nodeinfo).group(1))  # type: ignore[union-attr]
     mem_kib = int(re.search(r"Memory size:\s+(\d+) KiB", nodeinfo).group(1))  # type: ignore[union-attr]
 
     # Up to 2.87 the hypervisor carries vcpus/memory_mb (2.88 dropped them).
-    proc = cloud.run("--os-compute-api-version", "2.87", "hypervisor", "show", HOST, "-f",
-                     "json", check=False)
+    proc = cloud.run(
+        "--os-compute-api-version", "2.87", "hypervisor", "show", HOST, "-f", "json", check=False
+    )
     assert proc.returncode == 0, f"hypervisor show failed: {proc.stderr}{cloud.logs()}"
     hv = json.loads(proc.stdout)
-    values = (hv["hypervisor_type"], hv["vcpus"], hv["memory_mb"], hv["vcpus_used"],
-              hv["memory_mb_used"])
+    values = (
+        hv["hypervisor_type"],
+        hv["vcpus"],
+        hv["memory_mb"],
+        hv["vcpus_used"],
+        hv["memory_mb_used"],
+    )
     hv_type, vcpus, memory_mb, vcpus_used, memory_used = values
     assert hv_type == "QEMU", hv
     assert vcpus == cpus, (hv, nodeinfo)
@@ -176,15 +210,27 @@ def test_hypervisor_reports_qemu_tcg(cloud: Cloud) -> None:
         assert "virt_type=qemu configured" not in log
 
 
-
 # -- 6: two guests of one image share one cached base -----------------------------------------
+
 
 def test_two_servers_share_one_cached_base(cloud: Cloud) -> None:
     image_id = cloud.facts["image_id"]
     base = cloud.base_dir / image_id
     before = base.stat()
-    created = cloud.json("server", "create", "--image", "tiny", "--flavor", FLAVOR,
-                         "--min", "2", "--max", "2", "--wait", "pair")
+    created = cloud.json(
+        "server",
+        "create",
+        "--image",
+        "tiny",
+        "--flavor",
+        FLAVOR,
+        "--min",
+        "2",
+        "--max",
+        "2",
+        "--wait",
+        "pair",
+    )
     ids = {s["ID"] for s in cloud.json("server", "list") if s["Name"].startswith("pair-")}
     cloud.ids |= ids
     assert len(ids) == 2, (created, ids)
@@ -194,12 +240,16 @@ def test_two_servers_share_one_cached_base(cloud: Cloud) -> None:
     assert sorted(os.listdir(cloud.base_dir)) == [image_id], "one cached copy, no partials"
     after = base.stat()
     assert (after.st_ino, after.st_mtime_ns, after.st_size) == (
-        before.st_ino, before.st_mtime_ns, before.st_size), "the base was fetched again"
+        before.st_ino,
+        before.st_mtime_ns,
+        before.st_size,
+    ), "the base was fetched again"
     downloads = re.findall(rf"downloading image {image_id}\b", cloud.agent_log())
-    assert len(downloads) == 1, f"{len(downloads)} downloads of {image_id} for 3 boots" \
-                                f"{cloud.logs()}"
+    assert len(downloads) == 1, (
+        f"{len(downloads)} downloads of {image_id} for 3 boots{cloud.logs()}"
+    )
 
-    overlays = [cloud.instances / uuid / "disk" for uuid in sorted(ids | {cloud.facts['vm1']})]
+    overlays = [cloud.instances / uuid / "disk" for uuid in sorted(ids | {cloud.facts["vm1"]})]
     for disk in overlays:
         info = qemu_img_info(disk)
         assert info["format"] == "qcow2", info
@@ -210,11 +260,21 @@ def test_two_servers_share_one_cached_base(cloud: Cloud) -> None:
 
 # -- 7: a guest that powers itself off reads SHUTOFF ------------------------------------------
 
+
 def test_guest_poweroff_is_synced_to_shutoff(cloud: Cloud, tmp_path: Path) -> None:
     user_data = tmp_path / "user-data"
     user_data.write_text("#!/bin/sh\npoweroff-after-boot\n")
-    server = cloud.json("server", "create", "--image", "tiny", "--flavor", FLAVOR,
-                        "--user-data", str(user_data), "selfoff")
+    server = cloud.json(
+        "server",
+        "create",
+        "--image",
+        "tiny",
+        "--flavor",
+        FLAVOR,
+        "--user-data",
+        str(user_data),
+        "selfoff",
+    )
     cloud.ids.add(server["id"])
     # No --wait: the guest may already be off by the time a poll would see ACTIVE.
     shown = cloud.wait_status("selfoff", "SHUTOFF", timeout=BOOT_TIMEOUT)
@@ -227,6 +287,7 @@ def test_guest_poweroff_is_synced_to_shutoff(cloud: Cloud, tmp_path: Path) -> No
 
 # -- 8: kill -9 the agent with guests running -------------------------------------------------
 
+
 def _server_table(cloud: Cloud) -> list[tuple[str, str, str]]:
     return sorted((s["ID"], s["Name"], s["Status"]) for s in cloud.json("server", "list"))
 
@@ -234,7 +295,10 @@ def _server_table(cloud: Cloud) -> list[tuple[str, str, str]]:
 def test_agent_kill9_readopts_guests(cloud: Cloud) -> None:
     before = _server_table(cloud)
     assert {(n, st) for _, n, st in before} == {
-        ("vm1", "ACTIVE"), ("pair-1", "ACTIVE"), ("pair-2", "ACTIVE"), ("selfoff", "SHUTOFF")
+        ("vm1", "ACTIVE"),
+        ("pair-1", "ACTIVE"),
+        ("pair-2", "ACTIVE"),
+        ("selfoff", "SHUTOFF"),
     }, before
     domains = {name: _domain(cloud, name) for _, name, _ in before}
 
@@ -265,6 +329,7 @@ def test_agent_kill9_readopts_guests(cloud: Cloud) -> None:
 
 # -- 10: the noVNC console of the real guest in Chromium --------------------------------------
 
+
 @pytest.mark.browser
 async def test_browser_console_on_real_guest(cloud: Cloud) -> None:
     from tests.console.browser import browser_skip_reason, console_page
@@ -275,14 +340,15 @@ async def test_browser_console_on_real_guest(cloud: Cloud) -> None:
     url = cloud.json("console", "url", "show", "--novnc", "vm1")["url"]
     async with console_page(url) as console:
         screen = await console.wait_connected(timeout=30)
-        pixels = Counter(screen.rgba[i:i + 4] for i in range(0, len(screen.rgba), 4))
+        pixels = Counter(screen.rgba[i : i + 4] for i in range(0, len(screen.rgba), 4))
         background, bg_count = pixels.most_common(1)[0]
         text_fraction = 1 - bg_count / (screen.width * screen.height)
         print(f"console {screen.width}x{screen.height}: {text_fraction:.2%} non-background")
         # The tty1 text (kernel messages, identity lines, the shell prompt) is on screen.
         assert text_fraction > 0.005, (
             f"console looks blank: {text_fraction:.4f} non-background pixels; "
-            f"log={console.console_log}")
+            f"log={console.console_log}"
+        )
         await console.page.locator("#screen canvas").click()
         await console.page.keyboard.type("echo hello-from-novnc", delay=30)
         await console.page.keyboard.press("Enter")
@@ -295,19 +361,31 @@ async def test_browser_console_on_real_guest(cloud: Cloud) -> None:
 
 # -- 9: a corrupted image fails the build cleanly ---------------------------------------------
 
+
 def test_corrupted_image_fails_cleanly(cloud: Cloud) -> None:
     src = cloud.root / "broken.qcow2"
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(src), "64M"], check=True)
-    image = cloud.json("image", "create", "--file", str(src), "--disk-format", "qcow2",
-                       "--container-format", "bare", "--public", "broken")
+    image = cloud.json(
+        "image",
+        "create",
+        "--file",
+        str(src),
+        "--disk-format",
+        "qcow2",
+        "--container-format",
+        "bare",
+        "--public",
+        "broken",
+    )
     stored = cloud.serve.data_dir / "images" / image["id"]
     data = bytearray(stored.read_bytes())
     assert len(data) == src.stat().st_size
     data[-1] ^= 0xFF  # same size, different bytes: only the checksum can tell
     stored.write_bytes(bytes(data))
 
-    proc = cloud.run("server", "create", "--image", "broken", "--flavor", FLAVOR, "--wait",
-                     "bad1", check=False)
+    proc = cloud.run(
+        "server", "create", "--image", "broken", "--flavor", FLAVOR, "--wait", "bad1", check=False
+    )
     assert proc.returncode != 0, proc.stdout
     shown = cloud.wait_status("bad1", "ERROR")
     cloud.ids.add(shown["id"])
@@ -317,17 +395,20 @@ def test_corrupted_image_fails_cleanly(cloud: Cloud) -> None:
     assert not leftovers, f"left on the agent's disk: {leftovers}"
     fault = shown.get("fault") or {}
     assert "checksum" in (fault.get("message") or "").lower(), (
-        f"fault does not name the cause: {fault}{cloud.logs()}")
+        f"fault does not name the cause: {fault}{cloud.logs()}"
+    )
 
 
 # -- snapshot: createImage of a running guest gives a bootable image --------------------------
+
 
 def test_snapshot_boots_a_new_guest(cloud: Cloud) -> None:
     image = cloud.json("server", "image", "create", "--name", "vm1-snap", "--wait", "vm1")
     assert image["status"] == "active", image
     assert cloud.show("vm1")["status"] == "ACTIVE"  # paused for the copy, running again
-    server = cloud.json("server", "create", "--image", "vm1-snap", "--flavor", FLAVOR,
-                        "--wait", "fromsnap")
+    server = cloud.json(
+        "server", "create", "--image", "vm1-snap", "--flavor", FLAVOR, "--wait", "fromsnap"
+    )
     cloud.ids.add(server["id"])
     out = _wait_console(cloud, "fromsnap", "boot done")
     assert "hostname=fromsnap" in out.splitlines(), out
@@ -336,20 +417,27 @@ def test_snapshot_boots_a_new_guest(cloud: Cloud) -> None:
 
 # -- 5: delete removes the domain and the instance directory ---------------------------------
 
+
 def test_delete_removes_domain_and_files(cloud: Cloud) -> None:
-    targets = {name: (cloud.show(name)["id"], _domain(cloud, name))
-               for name in ("vm1", "pair-1", "pair-2", "selfoff")}
+    targets = {
+        name: (cloud.show(name)["id"], _domain(cloud, name))
+        for name in ("vm1", "pair-1", "pair-2", "selfoff")
+    }
     for name, (uuid, _dom) in targets.items():
         assert (cloud.instances / uuid / "console.log").exists(), name
     cloud.run("server", "delete", "--wait", *targets)
     for name, (uuid, domain) in targets.items():
         proc = virsh("dominfo", domain)
         assert proc.returncode != 0, f"{domain} ({name}) still defined: {proc.stdout}"
-        assert not (cloud.instances / uuid).exists(), \
+        assert not (cloud.instances / uuid).exists(), (
             f"{cloud.instances / uuid} left: {os.listdir(cloud.instances / uuid)}"
+        )
     remaining = {s["Name"] for s in cloud.json("server", "list")}
     assert remaining <= {"bad1"}, remaining
     cloud.run("server", "delete", "--wait", "bad1", check=False)
-    left = [p for p in cloud.instances.iterdir() if p.name != "_base"
-            and (not p.name.startswith("_") or any(p.iterdir()))]  # _probe: KVM probe, empty
+    left = [
+        p
+        for p in cloud.instances.iterdir()
+        if p.name != "_base" and (not p.name.startswith("_") or any(p.iterdir()))
+    ]  # _probe: KVM probe, empty
     assert not left, f"left in {cloud.instances}: {left}"

@@ -58,8 +58,11 @@ def test_no_user_data_file_without_user_data(tmp_path):
     iso = pycdlib.PyCdlib()
     iso.open(str(dest))
     try:
-        names = [c.rock_ridge.name().decode() for c in iso.list_children(rr_path="/openstack/latest")
-                 if c.rock_ridge is not None]
+        names = [
+            c.rock_ridge.name().decode()
+            for c in iso.list_children(rr_path="/openstack/latest")
+            if c.rock_ridge is not None
+        ]
         assert "user_data" not in names and "meta_data.json" in names
     finally:
         iso.close()

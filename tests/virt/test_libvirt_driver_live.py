@@ -19,8 +19,10 @@ from mininova.virt import driver as api
 
 pytestmark = pytest.mark.libvirt
 URI = "qemu:///system"
-IMAGE = Path(os.environ.get("MININOVA_TINY_IMAGE") or
-             Path(__file__).resolve().parents[2] / "examples/images/out/tiny.qcow2")
+IMAGE = Path(
+    os.environ.get("MININOVA_TINY_IMAGE")
+    or Path(__file__).resolve().parents[2] / "examples/images/out/tiny.qcow2"
+)
 
 
 def _require_host() -> None:
@@ -30,19 +32,22 @@ def _require_host() -> None:
         pytest.skip("libvirt-python is not installed (pip install libvirt-python)")
     if not shutil.which("virsh") or not shutil.which("qemu-img"):
         pytest.skip("virsh/qemu-img not installed on this host")
-    proc = subprocess.run(["virsh", "-c", URI, "version"], capture_output=True, text=True,
-                          timeout=30)
+    proc = subprocess.run(
+        ["virsh", "-c", URI, "version"], capture_output=True, text=True, timeout=30
+    )
     if proc.returncode != 0:
         pytest.skip(f"libvirtd not reachable at {URI}: {proc.stderr.strip()}")
     if not IMAGE.is_file():
-        pytest.skip(f"tiny guest image not built: {IMAGE} missing "
-                    "(run examples/images/build-tiny-image.sh)")
+        pytest.skip(
+            f"tiny guest image not built: {IMAGE} missing (run examples/images/build-tiny-image.sh)"
+        )
 
 
 @pytest.fixture
 async def image_url():
     """Serve the tiny image over HTTP as the controller would."""
     app = web.Application()
+
     async def serve(_request: web.Request) -> web.FileResponse:
         return web.FileResponse(IMAGE)
 
@@ -63,9 +68,15 @@ async def driver():
     # pytest's tmp dirs are 0700; QEMU runs unprivileged and must reach the disks.
     root = Path(tempfile.mkdtemp(prefix="mininova-virt-test-", dir="/var/tmp"))
     root.chmod(0o755)
-    drv = LibvirtDriver(uri=URI, virt_type=os.environ.get("MININOVA_VIRT_TYPE", "qemu"),
-                        instances_path=root / "instances", shutdown_timeout=5,
-                        reboot_timeout=5, lease_wait=0, sync_interval=0)
+    drv = LibvirtDriver(
+        uri=URI,
+        virt_type=os.environ.get("MININOVA_VIRT_TYPE", "qemu"),
+        instances_path=root / "instances",
+        shutdown_timeout=5,
+        reboot_timeout=5,
+        lease_wait=0,
+        sync_interval=0,
+    )
     events: list[tuple[str, int]] = []
 
     async def on_event(uuid: str, state: int) -> None:
@@ -118,6 +129,7 @@ async def test_full_lifecycle(driver, image_url):
     async def booted():
         out = await driver.console_output(spec.uuid)
         return f"uuid={spec.uuid}" in out and "hostname=tiny-test-1" in out
+
     await _until(booted, 90, "config drive values on the serial console")
     out = await driver.console_output(spec.uuid)
     if "ip=" in out:  # the guest got the address we report (lease or reservation)
@@ -148,14 +160,16 @@ async def test_full_lifecycle(driver, image_url):
 
     async def saw(state):
         return (spec.uuid, state) in driver.test_events
+
     for state in (api.SHUTDOWN, api.PAUSED, api.SUSPENDED, api.RUNNING):
         await _until(lambda s=state: saw(s), 5, f"lifecycle event {state}")
 
     # A restarted agent (new driver, same state dir) re-adopts the guest.
     from mininova.virt.libvirt.driver import LibvirtDriver
 
-    again = LibvirtDriver(uri=URI, virt_type="qemu", instances_path=driver.instances_path,
-                          sync_interval=0)
+    again = LibvirtDriver(
+        uri=URI, virt_type="qemu", instances_path=driver.instances_path, sync_interval=0
+    )
     await again.init_host()
     try:
         adopted = {g.uuid: g for g in await again.list_guests()}
@@ -189,8 +203,9 @@ async def test_virt_type_auto_probe(tmp_path):
     from mininova.virt.libvirt.driver import LibvirtDriver
 
     root = Path(tempfile.mkdtemp(prefix="mininova-virt-probe-", dir="/var/tmp"))
-    drv = LibvirtDriver(uri=URI, virt_type="auto", instances_path=root / "instances",
-                        sync_interval=0)
+    drv = LibvirtDriver(
+        uri=URI, virt_type="auto", instances_path=root / "instances", sync_interval=0
+    )
     try:
         await drv.init_host()
         res = await drv.host_resources()

@@ -11,9 +11,11 @@ from mininova.virt.libvirt import guestxml
 
 
 def _paths(tmp_path: Path, config_drive: bool = True) -> guestxml.GuestPaths:
-    return guestxml.GuestPaths(disk=tmp_path / "disk",
-                               config_drive=tmp_path / "disk.config" if config_drive else None,
-                               console_log=tmp_path / "console.log")
+    return guestxml.GuestPaths(
+        disk=tmp_path / "disk",
+        config_drive=tmp_path / "disk.config" if config_drive else None,
+        console_log=tmp_path / "console.log",
+    )
 
 
 def test_domain_xml_escapes_and_sizes(spec, tmp_path):
@@ -37,8 +39,9 @@ def test_domain_xml_escapes_and_sizes(spec, tmp_path):
 
 
 def test_devices(spec, tmp_path):
-    root = ET.fromstring(guestxml.build_domain_xml(spec, _paths(tmp_path), virt_type="kvm",
-                                                   network="default"))
+    root = ET.fromstring(
+        guestxml.build_domain_xml(spec, _paths(tmp_path), virt_type="kvm", network="default")
+    )
     assert root.get("type") == "kvm"
     disk = root.find("devices/disk[@device='disk']")
     assert disk.find("driver").get("type") == "qcow2"
@@ -61,8 +64,9 @@ def test_devices(spec, tmp_path):
 
 
 def test_user_networking_and_no_config_drive(spec, tmp_path):
-    xml = guestxml.build_domain_xml(spec, _paths(tmp_path, config_drive=False),
-                                    virt_type="qemu", network=None)
+    xml = guestxml.build_domain_xml(
+        spec, _paths(tmp_path, config_drive=False), virt_type="qemu", network=None
+    )
     root = ET.fromstring(xml)
     assert root.find("devices/interface").get("type") == "user"
     assert root.find("devices/disk[@device='cdrom']") is None
@@ -70,17 +74,24 @@ def test_user_networking_and_no_config_drive(spec, tmp_path):
 
 
 def test_vnc_endpoint_parsing():
-    live = ("<domain><devices><graphics type='vnc' port='5901' autoport='yes' "
-            "listen='127.0.0.1'><listen type='address' address='127.0.0.1'/></graphics>"
-            "</devices></domain>")
+    live = (
+        "<domain><devices><graphics type='vnc' port='5901' autoport='yes' "
+        "listen='127.0.0.1'><listen type='address' address='127.0.0.1'/></graphics>"
+        "</devices></domain>"
+    )
     ep = guestxml.vnc_endpoint(live)
     assert (ep.host, ep.port, ep.unix_path) == ("127.0.0.1", 5901, None)
-    sock = ("<domain><devices><graphics type='vnc'><listen type='socket' socket='/x/vnc.sock'/>"
-            "</graphics></devices></domain>")
+    sock = (
+        "<domain><devices><graphics type='vnc'><listen type='socket' socket='/x/vnc.sock'/>"
+        "</graphics></devices></domain>"
+    )
     assert guestxml.vnc_endpoint(sock).unix_path == Path("/x/vnc.sock")
     assert guestxml.vnc_endpoint("<domain><devices/></domain>") is None
 
 
 def test_flavor_from_metadata(spec):
     assert guestxml.flavor_from_metadata(guestxml.metadata_xml(spec)) == {
-        "vcpus": 1, "ram_mb": 128, "disk_gb": 1}
+        "vcpus": 1,
+        "ram_mb": 128,
+        "disk_gb": 1,
+    }

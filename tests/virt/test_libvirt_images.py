@@ -27,7 +27,7 @@ async def image_server():
         resp.content_length = len(PAYLOAD)
         await resp.prepare(request)
         for i in range(0, len(PAYLOAD), 65536):
-            await resp.write(PAYLOAD[i:i + 65536])
+            await resp.write(PAYLOAD[i : i + 65536])
             await asyncio.sleep(0.01)
         return resp
 
@@ -84,7 +84,8 @@ async def test_inspect_rejects_backing_file(tmp_path):
     base.write_bytes(b"\0" * 1024 * 1024)
     evil = tmp_path / "evil"
     proc = await asyncio.create_subprocess_exec(
-        "qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(base), str(evil))
+        "qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(base), str(evil)
+    )
     assert await proc.wait() == 0
     with pytest.raises(DriverError, match="backing file"):
         await inspect_image(evil)

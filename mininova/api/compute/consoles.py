@@ -20,8 +20,13 @@ from mininova.api.context import context, mv_at_least, services
 from mininova.api.errors import BadRequest, Conflict, NotFound
 from mininova.consoleauth import CONSOLE_VM_STATES
 
-PROTOCOLS = {"vnc": ("novnc", "xvpvnc"), "spice": ("spice-html5", "spice-direct"),
-             "rdp": ("rdp-html5",), "serial": ("serial",), "mks": ("webmks",)}
+PROTOCOLS = {
+    "vnc": ("novnc", "xvpvnc"),
+    "spice": ("spice-html5", "spice-direct"),
+    "rdp": ("rdp-html5",),
+    "serial": ("serial",),
+    "mks": ("webmks",),
+}
 SUPPORTED = {("vnc", "novnc")}
 BUSY_TASK_STATES = ("deleting",)
 
@@ -34,7 +39,8 @@ async def _load_server(request: web.Request, server_id: str) -> dict[str, Any]:
     ctx = context(request)
     svc = services(request)
     row = await svc.store.fetchone(
-        "SELECT * FROM instances WHERE uuid = ? AND deleted = 0", (server_id,))
+        "SELECT * FROM instances WHERE uuid = ? AND deleted = 0", (server_id,)
+    )
     if row is None or (row["project_id"] != ctx.project_id and not ctx.is_admin):
         raise NotFound(f"Instance {server_id} could not be found.")
     return row
@@ -44,15 +50,19 @@ def _ensure_ready(server_row: dict[str, Any]) -> None:
     uuid = server_row["uuid"]
     if server_row.get("deleted"):
         raise NotFound(f"Instance {uuid} could not be found.")
-    if (server_row.get("vm_state") not in CONSOLE_VM_STATES or not server_row.get("host")
-            or server_row.get("task_state") in BUSY_TASK_STATES):
+    if (
+        server_row.get("vm_state") not in CONSOLE_VM_STATES
+        or not server_row.get("host")
+        or server_row.get("task_state") in BUSY_TASK_STATES
+    ):
         raise Conflict(f"Instance {uuid} is not ready.")
 
 
 async def _issue(request: web.Request, server_row: dict[str, Any], console_type: str) -> str:
     svc = services(request)
-    result = await svc.bus.call("consoleauth", "authorize", instance_uuid=server_row["uuid"],
-                                console_type=console_type)
+    result = await svc.bus.call(
+        "consoleauth", "authorize", instance_uuid=server_row["uuid"], console_type=console_type
+    )
     return console_url(svc.base_url, result["token"])
 
 
@@ -76,12 +86,12 @@ async def create_remote_console(request: web.Request) -> web.Response:
         raise BadRequest(f"Unavailable console type {ctype}.")
     _ensure_ready(server_row)
     url = await _issue(request, server_row, ctype)
-    return web.json_response({"remote_console": {"protocol": protocol, "type": ctype,
-                                                 "url": url}})
+    return web.json_response({"remote_console": {"protocol": protocol, "type": ctype, "url": url}})
 
 
-async def get_vnc_console(request: web.Request, server_row: dict[str, Any],
-                          body: dict[str, Any]) -> web.Response:
+async def get_vnc_console(
+    request: web.Request, server_row: dict[str, Any], body: dict[str, Any]
+) -> web.Response:
     """The legacy `os-getVNCConsole` server action, at any microversion.
 
     `server_row` is the caller's (already project-checked) `instances` row; `body` is the whole

@@ -24,10 +24,20 @@ _SPEC_KEY_RE = re.compile(r"^[a-zA-Z0-9-_:. ]{1,255}$")
 
 # Nova's sort keys → our columns.
 _SORT_KEYS = {
-    "flavorid": "id", "id": "rowid", "name": "name", "memory_mb": "ram", "root_gb": "disk",
-    "ephemeral_gb": "ephemeral", "vcpus": "vcpus", "swap": "swap",
-    "rxtx_factor": "rxtx_factor", "is_public": "is_public", "disabled": "disabled",
-    "created_at": "created_at", "updated_at": "created_at", "description": "description",
+    "flavorid": "id",
+    "id": "rowid",
+    "name": "name",
+    "memory_mb": "ram",
+    "root_gb": "disk",
+    "ephemeral_gb": "ephemeral",
+    "vcpus": "vcpus",
+    "swap": "swap",
+    "rxtx_factor": "rxtx_factor",
+    "is_public": "is_public",
+    "disabled": "disabled",
+    "created_at": "created_at",
+    "updated_at": "created_at",
+    "description": "description",
     "vcpu_weight": "rowid",
 }
 
@@ -52,14 +62,17 @@ def _links(request: web.Request, flavor_id: str) -> list[dict[str, str]]:
 
 async def _extra_specs(request: web.Request, flavor_id: str) -> dict[str, str]:
     rows = await services(request).store.fetchall(
-        "SELECT key, value FROM flavor_extra_specs WHERE flavor_id = ? ORDER BY key",
-        (flavor_id,))
+        "SELECT key, value FROM flavor_extra_specs WHERE flavor_id = ? ORDER BY key", (flavor_id,)
+    )
     return {r["key"]: r["value"] for r in rows}
 
 
 def brief_view(request: web.Request, row: Row) -> dict[str, Any]:
-    view: dict[str, Any] = {"id": row["id"], "name": row["name"],
-                            "links": _links(request, row["id"])}
+    view: dict[str, Any] = {
+        "id": row["id"],
+        "name": row["name"],
+        "links": _links(request, row["id"]),
+    }
     if mv_at_least(request, "2.55"):
         view["description"] = row.get("description")
     return view
@@ -95,14 +108,16 @@ async def _visible(request: web.Request, row: Row) -> bool:
         return True
     access = await services(request).store.fetchone(
         "SELECT 1 AS x FROM flavor_access WHERE flavor_id = ? AND project_id = ?",
-        (row["id"], ctx.project_id))
+        (row["id"], ctx.project_id),
+    )
     return access is not None
 
 
 async def get_flavor(request: web.Request, flavor_id: str) -> Row:
     """The flavor row if it exists and the caller may see it, else 404."""
     row = await services(request).store.fetchone(
-        "SELECT rowid AS _rowid, * FROM flavors WHERE id = ?", (flavor_id,))
+        "SELECT rowid AS _rowid, * FROM flavors WHERE id = ?", (flavor_id,)
+    )
     if row is None or not await _visible(request, row):
         raise NotFound(f"Flavor {flavor_id} could not be found.")
     return row
@@ -133,8 +148,9 @@ async def _list_rows(request: web.Request) -> tuple[list[Row], int | None]:
         is_public = True
         where.append("disabled = 0")
     if is_public is True:
-        where.append("(is_public = 1 OR id IN (SELECT flavor_id FROM flavor_access "
-                     "WHERE project_id = ?))")
+        where.append(
+            "(is_public = 1 OR id IN (SELECT flavor_id FROM flavor_access WHERE project_id = ?))"
+        )
         params.append(ctx.project_id)
     elif is_public is False:
         where.append("is_public = 0")
@@ -159,8 +175,9 @@ async def _list_rows(request: web.Request) -> tuple[list[Row], int | None]:
     return paginate(rows, q, lambda r: r["id"], maximum=1000)
 
 
-def _next_links(request: web.Request, rows: list[Row], limit: int | None,
-                path: str) -> list[dict[str, str]]:
+def _next_links(
+    request: web.Request, rows: list[Row], limit: int | None, path: str
+) -> list[dict[str, str]]:
     if limit is None or not rows or len(rows) < limit:
         return []
     query = next_query(request.query, rows[-1]["id"])
@@ -190,36 +207,61 @@ async def show_flavor(request: web.Request) -> web.Response:
     return web.json_response({"flavor": await detail_view(request, row)})
 
 
-_POSITIVE = {"type": ["integer", "string"], "pattern": r"^[0-9]*$", "minimum": 1,
-             "maximum": 2147483647}
-_NON_NEGATIVE = {"type": ["integer", "string"], "pattern": r"^[0-9]*$", "minimum": 0,
-                 "maximum": 2147483647}
-_DESCRIPTION = {"type": ["string", "null"], "maxLength": 65535,
-                "pattern": r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"}
+_POSITIVE = {
+    "type": ["integer", "string"],
+    "pattern": r"^[0-9]*$",
+    "minimum": 1,
+    "maximum": 2147483647,
+}
+_NON_NEGATIVE = {
+    "type": ["integer", "string"],
+    "pattern": r"^[0-9]*$",
+    "minimum": 0,
+    "maximum": 2147483647,
+}
+_DESCRIPTION = {
+    "type": ["string", "null"],
+    "maxLength": 65535,
+    "pattern": r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$",
+}
 
 
 def _create_schema(with_description: bool) -> dict[str, Any]:
     props: dict[str, Any] = {
-        "name": {"type": "string", "minLength": 1, "maxLength": 255,
-                 "pattern": r"^(?!\s)[\s\S]*(?<!\s)$"},
+        "name": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 255,
+            "pattern": r"^(?!\s)[\s\S]*(?<!\s)$",
+        },
         "id": {"type": ["string", "null"], "minLength": 1, "maxLength": 255},
         "ram": _POSITIVE,
         "vcpus": _POSITIVE,
         "disk": _NON_NEGATIVE,
         "OS-FLV-EXT-DATA:ephemeral": _NON_NEGATIVE,
         "swap": {"anyOf": [_NON_NEGATIVE, {"type": "string", "enum": [""]}]},
-        "rxtx_factor": {"type": ["number", "string"], "pattern": r"^[0-9]+(\.[0-9]+)?$",
-                        "exclusiveMinimum": 0, "maximum": 3.40282e38},
+        "rxtx_factor": {
+            "type": ["number", "string"],
+            "pattern": r"^[0-9]+(\.[0-9]+)?$",
+            "exclusiveMinimum": 0,
+            "maximum": 3.40282e38,
+        },
         "os-flavor-access:is_public": {"type": ["boolean", "string"]},
     }
     if with_description:
         props["description"] = _DESCRIPTION
     return {
         "type": "object",
-        "properties": {"flavor": {
-            "type": "object", "properties": props,
-            "required": ["name", "ram", "vcpus", "disk"], "additionalProperties": False}},
-        "required": ["flavor"], "additionalProperties": False,
+        "properties": {
+            "flavor": {
+                "type": "object",
+                "properties": props,
+                "required": ["name", "ram", "vcpus", "disk"],
+                "additionalProperties": False,
+            }
+        },
+        "required": ["flavor"],
+        "additionalProperties": False,
     }
 
 
@@ -231,8 +273,10 @@ def _as_int(value: Any, field: str, minimum: int) -> int:
     except (TypeError, ValueError):
         raise BadRequest(f"Invalid input for field/attribute {field}.") from None
     if number < minimum:
-        raise BadRequest(f"Invalid input for field/attribute {field}. Value: {value}. "
-                         f"{value} is less than the minimum of {minimum}")
+        raise BadRequest(
+            f"Invalid input for field/attribute {field}. Value: {value}. "
+            f"{value} is less than the minimum of {minimum}"
+        )
     return number
 
 
@@ -256,8 +300,9 @@ async def create_flavor(request: web.Request) -> web.Response:
     if flavor_id is None:
         flavor_id = str(uuid.uuid4())
     elif not _FLAVOR_ID_RE.match(flavor_id):
-        raise BadRequest("Invalid input for field/attribute id. Value: "
-                         f"{flavor_id}. Invalid flavor id.")
+        raise BadRequest(
+            f"Invalid input for field/attribute id. Value: {flavor_id}. Invalid flavor id."
+        )
     ram = _as_int(spec["ram"], "ram", 1)
     vcpus = _as_int(spec["vcpus"], "vcpus", 1)
     disk = _as_int(spec["disk"], "disk", 0)
@@ -276,8 +321,20 @@ async def create_flavor(request: web.Request) -> web.Response:
             "INSERT INTO flavors (id, name, ram, vcpus, disk, ephemeral, swap, rxtx_factor,"
             " is_public, disabled, description, created_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)",
-            (flavor_id, name, ram, vcpus, disk, ephemeral, swap, rxtx, int(is_public),
-             description, now_iso()))
+            (
+                flavor_id,
+                name,
+                ram,
+                vcpus,
+                disk,
+                ephemeral,
+                swap,
+                rxtx,
+                int(is_public),
+                description,
+                now_iso(),
+            ),
+        )
     row = await get_flavor(request, flavor_id)
     return web.json_response({"flavor": await detail_view(request, row)})
 
@@ -286,16 +343,27 @@ async def update_flavor(request: web.Request) -> web.Response:
     if not mv_at_least(request, "2.55"):
         raise NotFound("The resource could not be found.")
     context(request).require_admin("os_compute_api:os-flavor-manage:update")
-    body = await validated_body(request, {
-        "type": "object",
-        "properties": {"flavor": {"type": "object", "properties": {"description": _DESCRIPTION},
-                                  "required": ["description"],
-                                  "additionalProperties": False}},
-        "required": ["flavor"], "additionalProperties": False})
+    body = await validated_body(
+        request,
+        {
+            "type": "object",
+            "properties": {
+                "flavor": {
+                    "type": "object",
+                    "properties": {"description": _DESCRIPTION},
+                    "required": ["description"],
+                    "additionalProperties": False,
+                }
+            },
+            "required": ["flavor"],
+            "additionalProperties": False,
+        },
+    )
     row = await get_flavor(request, request.match_info["flavor_id"])
     await services(request).store.execute(
         "UPDATE flavors SET description = ? WHERE id = ?",
-        (body["flavor"]["description"], row["id"]))
+        (body["flavor"]["description"], row["id"]),
+    )
     row = await get_flavor(request, row["id"])
     return web.json_response({"flavor": await detail_view(request, row)})
 
@@ -303,8 +371,7 @@ async def update_flavor(request: web.Request) -> web.Response:
 async def delete_flavor(request: web.Request) -> web.Response:
     context(request).require_admin("os_compute_api:os-flavor-manage:delete")
     flavor_id = request.match_info["flavor_id"]
-    count = await services(request).store.execute("DELETE FROM flavors WHERE id = ?",
-                                                  (flavor_id,))
+    count = await services(request).store.execute("DELETE FROM flavors WHERE id = ?", (flavor_id,))
     if not count:
         raise NotFound(f"Flavor {flavor_id} could not be found.")
     return web.Response(status=202)
@@ -315,8 +382,8 @@ async def delete_flavor(request: web.Request) -> web.Response:
 
 async def _access_list(request: web.Request, flavor_id: str) -> list[dict[str, str]]:
     rows = await services(request).store.fetchall(
-        "SELECT project_id FROM flavor_access WHERE flavor_id = ? ORDER BY project_id",
-        (flavor_id,))
+        "SELECT project_id FROM flavor_access WHERE flavor_id = ? ORDER BY project_id", (flavor_id,)
+    )
     return [{"flavor_id": flavor_id, "tenant_id": r["project_id"]} for r in rows]
 
 
@@ -328,16 +395,24 @@ async def list_access(request: web.Request) -> web.Response:
     return web.json_response({"flavor_access": await _access_list(request, row["id"])})
 
 
-_TENANT_ACTION = {"type": "object", "properties": {"tenant": {
-    "type": "string", "minLength": 1, "maxLength": 255}},
-    "required": ["tenant"], "additionalProperties": False}
+_TENANT_ACTION = {
+    "type": "object",
+    "properties": {"tenant": {"type": "string", "minLength": 1, "maxLength": 255}},
+    "required": ["tenant"],
+    "additionalProperties": False,
+}
 
 
 async def flavor_action(request: web.Request) -> web.Response:
-    body = await validated_body(request, {
-        "type": "object",
-        "properties": {"addTenantAccess": _TENANT_ACTION, "removeTenantAccess": _TENANT_ACTION},
-        "minProperties": 1, "maxProperties": 1})
+    body = await validated_body(
+        request,
+        {
+            "type": "object",
+            "properties": {"addTenantAccess": _TENANT_ACTION, "removeTenantAccess": _TENANT_ACTION},
+            "minProperties": 1,
+            "maxProperties": 1,
+        },
+    )
     action = next(iter(body))
     if action not in ("addTenantAccess", "removeTenantAccess"):
         raise BadRequest(f"There is no such action: {action}")
@@ -350,16 +425,20 @@ async def flavor_action(request: web.Request) -> web.Response:
             raise Conflict("Can not add access to a public flavor.")
         exists = await store.fetchone(
             "SELECT 1 AS x FROM flavor_access WHERE flavor_id = ? AND project_id = ?",
-            (row["id"], tenant))
+            (row["id"], tenant),
+        )
         if exists:
-            raise Conflict(f"Flavor access already exists for flavor {row['id']} and "
-                           f"project {tenant} combination.")
-        await store.execute("INSERT INTO flavor_access (flavor_id, project_id) VALUES (?, ?)",
-                            (row["id"], tenant))
+            raise Conflict(
+                f"Flavor access already exists for flavor {row['id']} and "
+                f"project {tenant} combination."
+            )
+        await store.execute(
+            "INSERT INTO flavor_access (flavor_id, project_id) VALUES (?, ?)", (row["id"], tenant)
+        )
     else:
         count = await store.execute(
-            "DELETE FROM flavor_access WHERE flavor_id = ? AND project_id = ?",
-            (row["id"], tenant))
+            "DELETE FROM flavor_access WHERE flavor_id = ? AND project_id = ?", (row["id"], tenant)
+        )
         if not count:
             raise NotFound(f"Flavor access not found for {row['id']} / {tenant} combination.")
     return web.json_response({"flavor_access": await _access_list(request, row["id"])})
@@ -376,8 +455,10 @@ def _spec_value(key: str, value: Any) -> str:
         if len(text) > 255:
             raise BadRequest(f"Invalid input for field/attribute {key}. Value too long.")
         return text
-    raise BadRequest(f"Invalid input for field/attribute {key}. Value: {value}. "
-                     "must be a string, number or boolean")
+    raise BadRequest(
+        f"Invalid input for field/attribute {key}. Value: {value}. "
+        "must be a string, number or boolean"
+    )
 
 
 def _check_key(key: str) -> None:
@@ -397,15 +478,21 @@ async def _store_specs(request: web.Request, flavor_id: str, specs: dict[str, st
             await store.execute(
                 "INSERT INTO flavor_extra_specs (flavor_id, key, value) VALUES (?, ?, ?) "
                 "ON CONFLICT(flavor_id, key) DO UPDATE SET value = excluded.value",
-                (flavor_id, key, value))
+                (flavor_id, key, value),
+            )
 
 
 async def create_extra_specs(request: web.Request) -> web.Response:
     context(request).require_admin("os_compute_api:os-flavor-extra-specs:create")
-    body = await validated_body(request, {
-        "type": "object",
-        "properties": {"extra_specs": {"type": "object"}},
-        "required": ["extra_specs"], "additionalProperties": False})
+    body = await validated_body(
+        request,
+        {
+            "type": "object",
+            "properties": {"extra_specs": {"type": "object"}},
+            "required": ["extra_specs"],
+            "additionalProperties": False,
+        },
+    )
     row = await get_flavor(request, request.match_info["flavor_id"])
     specs: dict[str, str] = {}
     for key, value in body["extra_specs"].items():
@@ -444,7 +531,8 @@ async def delete_extra_spec(request: web.Request) -> web.Response:
     row = await get_flavor(request, request.match_info["flavor_id"])
     key = request.match_info["key"]
     count = await services(request).store.execute(
-        "DELETE FROM flavor_extra_specs WHERE flavor_id = ? AND key = ?", (row["id"], key))
+        "DELETE FROM flavor_extra_specs WHERE flavor_id = ? AND key = ?", (row["id"], key)
+    )
     if not count:
         raise NotFound(f"Flavor {row['id']} has no extra specs with key {key}.")
     return web.Response(status=200)

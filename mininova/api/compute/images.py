@@ -18,8 +18,14 @@ from mininova.api.validation import json_body
 from mininova.store.db import dumps
 from mininova.timeutil import nova_time, now_iso
 
-_STATUS = {"active": "ACTIVE", "queued": "SAVING", "saving": "SAVING", "killed": "ERROR",
-           "deleted": "DELETED", "pending_delete": "DELETED"}
+_STATUS = {
+    "active": "ACTIVE",
+    "queued": "SAVING",
+    "saving": "SAVING",
+    "killed": "ERROR",
+    "deleted": "DELETED",
+    "pending_delete": "DELETED",
+}
 _PROGRESS = {"queued": 25, "saving": 50, "active": 100}
 MAX_IMAGE_META = 128
 
@@ -57,8 +63,11 @@ def _links(request: web.Request, image_id: str) -> list[dict[str, str]]:
     return [
         {"rel": "self", "href": svc.url(f"{_PREFIX}/images/{image_id}")},
         {"rel": "bookmark", "href": svc.url(f"{bookmark_prefix}/images/{image_id}")},
-        {"rel": "alternate", "type": "application/vnd.openstack.image",
-         "href": svc.url(f"/image/images/{image_id}")},
+        {
+            "rel": "alternate",
+            "type": "application/vnd.openstack.image",
+            "href": svc.url(f"/image/images/{image_id}"),
+        },
     ]
 
 
@@ -84,11 +93,16 @@ def detail_view(request: web.Request, row: dict[str, Any]) -> dict[str, Any]:
     server = view["metadata"].get("instance_uuid")
     if server:
         svc = services(request)
-        view["server"] = {"id": server, "links": [
-            {"rel": "self", "href": svc.url(f"{_PREFIX}/servers/{server}")},
-            {"rel": "bookmark",
-             "href": svc.url(f"{_PREFIX.rsplit('/', 1)[0]}/servers/{server}")},
-        ]}
+        view["server"] = {
+            "id": server,
+            "links": [
+                {"rel": "self", "href": svc.url(f"{_PREFIX}/servers/{server}")},
+                {
+                    "rel": "bookmark",
+                    "href": svc.url(f"{_PREFIX.rsplit('/', 1)[0]}/servers/{server}"),
+                },
+            ],
+        }
     return view
 
 
@@ -176,6 +190,7 @@ async def delete_image(request: web.Request) -> web.Response:
 
 # -- metadata (GET before 2.39; writes need the owner or admin) -----------------------------
 
+
 async def show_metadata(request: web.Request) -> web.Response:
     _gate(request, metadata=True)
     row = await _load(request)
@@ -211,7 +226,8 @@ async def _save_meta(request: web.Request, row: dict[str, Any], props: dict[str,
         raise OverLimit("Quota exceeded for metadata items.")
     await services(request).store.execute(
         "UPDATE images SET properties = ?, updated_at = ? WHERE id = ?",
-        (dumps(props), now_iso(), row["id"]))
+        (dumps(props), now_iso(), row["id"]),
+    )
 
 
 async def _writable(request: web.Request) -> dict[str, Any]:

@@ -26,8 +26,10 @@ from mininova.timeutil import nova_usec_time, now_iso, now_utc, parse_iso
 NAMESPACE = uuid.uuid5(uuid.NAMESPACE_DNS, "mininova")
 INTERNAL_ZONE = "internal"
 _CONTROLLER_BINARIES = ("nova-conductor", "nova-scheduler")
-_UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?"
-                      r"[0-9a-fA-F]{12}$")
+_UUID_RE = re.compile(
+    r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?"
+    r"[0-9a-fA-F]{12}$"
+)
 
 
 def controller_host(request: web.Request) -> str:
@@ -70,21 +72,38 @@ async def _service_rows(request: web.Request) -> list[dict[str, Any]]:
     now = now_iso()
     rows: list[dict[str, Any]] = []
     for number, binary in enumerate(_CONTROLLER_BINARIES, start=1):
-        rows.append({"id": number, "uuid": service_uuid(host, binary), "binary": binary,
-                     "host": host, "zone": INTERNAL_ZONE, "disabled": False,
-                     "disabled_reason": None, "up": True, "forced_down": False,
-                     "updated_at": now, "node": None})
+        rows.append(
+            {
+                "id": number,
+                "uuid": service_uuid(host, binary),
+                "binary": binary,
+                "host": host,
+                "zone": INTERNAL_ZONE,
+                "disabled": False,
+                "disabled_reason": None,
+                "up": True,
+                "forced_down": False,
+                "updated_at": now,
+                "node": None,
+            }
+        )
     for node in await _nodes(request):
         forced = await _forced_down(request, node["host"])
-        rows.append({
-            "id": int(node["id"]) + 2, "uuid": service_uuid(node["host"], "nova-compute"),
-            "binary": "nova-compute", "host": node["host"], "zone": node["zone"],
-            "disabled": bool(node["disabled"]), "disabled_reason": node["disabled_reason"],
-            "up": (not forced) and is_up(node, services(request).config),
-            "forced_down": forced,
-            "updated_at": node["last_heartbeat"] or node["updated_at"] or node["created_at"],
-            "node": node,
-        })
+        rows.append(
+            {
+                "id": int(node["id"]) + 2,
+                "uuid": service_uuid(node["host"], "nova-compute"),
+                "binary": "nova-compute",
+                "host": node["host"],
+                "zone": node["zone"],
+                "disabled": bool(node["disabled"]),
+                "disabled_reason": node["disabled_reason"],
+                "up": (not forced) and is_up(node, services(request).config),
+                "forced_down": forced,
+                "updated_at": node["last_heartbeat"] or node["updated_at"] or node["created_at"],
+                "node": node,
+            }
+        )
     return rows
 
 
@@ -133,11 +152,13 @@ async def _find_service(request: web.Request, service_id: str) -> dict[str, Any]
     return match[0]
 
 
-async def _set_disabled(request: web.Request, host: str, disabled: bool,
-                        reason: str | None) -> None:
+async def _set_disabled(
+    request: web.Request, host: str, disabled: bool, reason: str | None
+) -> None:
     await services(request).store.execute(
-        "UPDATE compute_nodes SET disabled = ?, disabled_reason = ?, updated_at = ? "
-        "WHERE host = ?", (int(disabled), reason if disabled else None, now_iso(), host))
+        "UPDATE compute_nodes SET disabled = ?, disabled_reason = ?, updated_at = ? WHERE host = ?",
+        (int(disabled), reason if disabled else None, now_iso(), host),
+    )
 
 
 async def _set_forced_down(request: web.Request, host: str, forced: bool) -> None:
@@ -150,23 +171,30 @@ async def update_service(request: web.Request) -> web.Response:
     service_id = request.match_info["service_id"]
     if not mv_at_least(request, "2.53"):
         return await _legacy_service_action(request, service_id)
-    body = await validated_body(request, {
-        "type": "object",
-        "properties": {
-            "status": {"type": "string", "enum": ["enabled", "disabled"]},
-            "disabled_reason": {"type": "string", "minLength": 1, "maxLength": 255},
-            "forced_down": {"type": "boolean"},
+    body = await validated_body(
+        request,
+        {
+            "type": "object",
+            "properties": {
+                "status": {"type": "string", "enum": ["enabled", "disabled"]},
+                "disabled_reason": {"type": "string", "minLength": 1, "maxLength": 255},
+                "forced_down": {"type": "boolean"},
+            },
+            "additionalProperties": False,
         },
-        "additionalProperties": False})
+    )
     svc = await _find_service(request, service_id)
     if "status" not in body and "forced_down" not in body:
-        raise BadRequest("No updates were requested. Fields 'status' or 'forced_down' "
-                         "should be specified.")
+        raise BadRequest(
+            "No updates were requested. Fields 'status' or 'forced_down' should be specified."
+        )
     if "disabled_reason" in body and body.get("status") != "disabled":
         raise BadRequest("Specifying 'disabled_reason' with status 'enabled' is invalid.")
     if svc["binary"] != "nova-compute":
-        raise BadRequest(f"Updating a {svc['binary']} service is not supported. Only "
-                         "nova-compute services can be updated.")
+        raise BadRequest(
+            f"Updating a {svc['binary']} service is not supported. Only "
+            "nova-compute services can be updated."
+        )
     if "status" in body:
         disabled = body["status"] == "disabled"
         await _set_disabled(request, svc["host"], disabled, body.get("disabled_reason"))
@@ -182,8 +210,10 @@ async def _legacy_service_action(request: web.Request, action: str) -> web.Respo
         actions.append("force-down")
     if action not in actions:
         raise NotFound(f"Unknown action {action}")
-    props: dict[str, Any] = {"host": {"type": "string", "minLength": 1, "maxLength": 255},
-                             "binary": {"type": "string", "minLength": 1, "maxLength": 255}}
+    props: dict[str, Any] = {
+        "host": {"type": "string", "minLength": 1, "maxLength": 255},
+        "binary": {"type": "string", "minLength": 1, "maxLength": 255},
+    }
     required = ["host", "binary"]
     if action == "disable-log-reason":
         props["disabled_reason"] = {"type": "string", "minLength": 1, "maxLength": 255}
@@ -191,16 +221,18 @@ async def _legacy_service_action(request: web.Request, action: str) -> web.Respo
     if action == "force-down":
         props["forced_down"] = {"type": "boolean"}
         required.append("forced_down")
-    body = await validated_body(request, {"type": "object", "properties": props,
-                                          "required": required})
+    body = await validated_body(
+        request, {"type": "object", "properties": props, "required": required}
+    )
     host, binary = body["host"], body["binary"]
-    rows = [r for r in await _service_rows(request)
-            if r["host"] == host and r["binary"] == binary]
+    rows = [r for r in await _service_rows(request) if r["host"] == host and r["binary"] == binary]
     if not rows:
         raise NotFound(f"Service {binary} on host {host} could not be found.")
     if binary != "nova-compute":
-        raise BadRequest(f"Updating a {binary} service is not supported. Only nova-compute "
-                         "services can be updated.")
+        raise BadRequest(
+            f"Updating a {binary} service is not supported. Only nova-compute "
+            "services can be updated."
+        )
     result: dict[str, Any] = {"host": host, "binary": binary}
     if action == "enable":
         await _set_disabled(request, host, False, None)
@@ -225,10 +257,13 @@ async def delete_service(request: web.Request) -> web.Response:
         raise BadRequest(f"Deleting a {svc['binary']} service is not supported.")
     store = services(request).store
     busy = await store.fetchone(
-        "SELECT COUNT(*) AS n FROM instances WHERE host = ? AND deleted = 0", (svc["host"],))
+        "SELECT COUNT(*) AS n FROM instances WHERE host = ? AND deleted = 0", (svc["host"],)
+    )
     if busy and busy["n"]:
-        raise Conflict(f"Unable to delete compute service that is hosting instances. "
-                       f"Migrate or delete the instances first. ({busy['n']} instances)")
+        raise Conflict(
+            f"Unable to delete compute service that is hosting instances. "
+            f"Migrate or delete the instances first. ({busy['n']} instances)"
+        )
     await store.execute("DELETE FROM compute_nodes WHERE host = ?", (svc["host"],))
     await store.execute("DELETE FROM settings WHERE key = ?", (_forced_key(svc["host"]),))
     return web.Response(status=204)
@@ -239,22 +274,36 @@ async def delete_service(request: web.Request) -> web.Response:
 
 async def _usage(request: web.Request, host: str) -> dict[str, int]:
     store = services(request).store
-    alloc = await store.fetchone(
-        "SELECT COUNT(*) AS n, COALESCE(SUM(vcpus), 0) AS vcpus,"
-        " COALESCE(SUM(memory_mb), 0) AS ram, COALESCE(SUM(disk_gb), 0) AS disk"
-        " FROM allocations WHERE host = ?", (host,)) or {}
-    busy = await store.fetchone(
-        "SELECT COUNT(*) AS n FROM instances WHERE host = ? AND deleted = 0"
-        " AND task_state IS NOT NULL", (host,)) or {}
-    return {"running_vms": int(alloc.get("n") or 0), "vcpus_used": int(alloc.get("vcpus") or 0),
-            "memory_mb_used": int(alloc.get("ram") or 0),
-            "local_gb_used": int(alloc.get("disk") or 0),
-            "current_workload": int(busy.get("n") or 0)}
+    alloc = (
+        await store.fetchone(
+            "SELECT COUNT(*) AS n, COALESCE(SUM(vcpus), 0) AS vcpus,"
+            " COALESCE(SUM(memory_mb), 0) AS ram, COALESCE(SUM(disk_gb), 0) AS disk"
+            " FROM allocations WHERE host = ?",
+            (host,),
+        )
+        or {}
+    )
+    busy = (
+        await store.fetchone(
+            "SELECT COUNT(*) AS n FROM instances WHERE host = ? AND deleted = 0"
+            " AND task_state IS NOT NULL",
+            (host,),
+        )
+        or {}
+    )
+    return {
+        "running_vms": int(alloc.get("n") or 0),
+        "vcpus_used": int(alloc.get("vcpus") or 0),
+        "memory_mb_used": int(alloc.get("ram") or 0),
+        "local_gb_used": int(alloc.get("disk") or 0),
+        "current_workload": int(busy.get("n") or 0),
+    }
 
 
 async def _servers_on(request: web.Request, host: str) -> list[dict[str, str]]:
     rows = await services(request).store.fetchall(
-        "SELECT id, uuid FROM instances WHERE host = ? AND deleted = 0 ORDER BY id", (host,))
+        "SELECT id, uuid FROM instances WHERE host = ? AND deleted = 0 ORDER BY id", (host,)
+    )
     return [{"name": f"instance-{int(r['id']):08x}", "uuid": r["uuid"]} for r in rows]
 
 
@@ -266,13 +315,19 @@ def _uptime(node: Row, up: bool) -> str | None:
     days, rest = divmod(seconds, 86400)
     hours, minutes = rest // 3600, (rest % 3600) // 60
     clock = now_utc().strftime("%H:%M:%S")
-    return (f" {clock} up {days} days, {hours:2d}:{minutes:02d},  0 users,  "
-            "load average: 0.00, 0.00, 0.00")
+    return (
+        f" {clock} up {days} days, {hours:2d}:{minutes:02d},  0 users,  "
+        "load average: 0.00, 0.00, 0.00"
+    )
 
 
-async def _hypervisor_view(request: web.Request, node: Row, detail: bool,
-                           with_servers: bool = False,
-                           servers: list[dict[str, str]] | None = None) -> dict[str, Any]:
+async def _hypervisor_view(
+    request: web.Request,
+    node: Row,
+    detail: bool,
+    with_servers: bool = False,
+    servers: list[dict[str, str]] | None = None,
+) -> dict[str, Any]:
     uuids = mv_at_least(request, "2.53")
     up = await _node_up(request, node)
     view: dict[str, Any] = {
@@ -293,16 +348,21 @@ async def _hypervisor_view(request: web.Request, node: Row, detail: bool,
         if not mv_at_least(request, "2.88"):
             usage = await _usage(request, node["host"])
             vcpus, ram, disk = int(node["vcpus"]), int(node["memory_mb"]), int(node["local_gb"])
-            view.update({
-                "vcpus": vcpus, "memory_mb": ram, "local_gb": disk,
-                "vcpus_used": usage["vcpus_used"], "memory_mb_used": usage["memory_mb_used"],
-                "local_gb_used": usage["local_gb_used"],
-                "free_ram_mb": ram - usage["memory_mb_used"],
-                "free_disk_gb": disk - usage["local_gb_used"],
-                "current_workload": usage["current_workload"],
-                "running_vms": usage["running_vms"],
-                "disk_available_least": disk - usage["local_gb_used"],
-            })
+            view.update(
+                {
+                    "vcpus": vcpus,
+                    "memory_mb": ram,
+                    "local_gb": disk,
+                    "vcpus_used": usage["vcpus_used"],
+                    "memory_mb_used": usage["memory_mb_used"],
+                    "local_gb_used": usage["local_gb_used"],
+                    "free_ram_mb": ram - usage["memory_mb_used"],
+                    "free_disk_gb": disk - usage["local_gb_used"],
+                    "current_workload": usage["current_workload"],
+                    "running_vms": usage["running_vms"],
+                    "disk_available_least": disk - usage["local_gb_used"],
+                }
+            )
             if mv_at_least(request, "2.28"):
                 view["cpu_info"] = loads(node["cpu_info"], {}) or {}
             else:
@@ -338,9 +398,11 @@ async def _list_hypervisors(request: web.Request, detail: bool) -> web.Response:
         pattern = q.get("hypervisor_hostname_pattern")
         if pattern is not None:
             if "limit" in q or "marker" in q:
-                raise BadRequest("Paging over hypervisors with the "
-                                 "hypervisor_hostname_pattern query parameter is not "
-                                 "supported.")
+                raise BadRequest(
+                    "Paging over hypervisors with the "
+                    "hypervisor_hostname_pattern query parameter is not "
+                    "supported."
+                )
             nodes = [n for n in nodes if pattern.lower() in n["hypervisor_hostname"].lower()]
             if not nodes:
                 raise NotFound(f"No hypervisor matching '{pattern}' could be found.")
@@ -348,14 +410,16 @@ async def _list_hypervisors(request: web.Request, detail: bool) -> web.Response:
     if mv_at_least(request, "2.33"):
         use_uuid = mv_at_least(request, "2.53")
         nodes, limit = paginate(
-            nodes, q, lambda n: hypervisor_uuid(n["host"]) if use_uuid else str(n["id"]))
+            nodes, q, lambda n: hypervisor_uuid(n["host"]) if use_uuid else str(n["id"])
+        )
     views = [await _hypervisor_view(request, n, detail, with_servers) for n in nodes]
     body: dict[str, Any] = {"hypervisors": views}
     if limit is not None and views and len(views) >= limit:
         path = "os-hypervisors/detail" if detail else "os-hypervisors"
         query = next_query(q, str(views[-1]["id"]))
-        body["hypervisors_links"] = [{"rel": "next", "href": services(request).url(
-            f"/compute/v2.1/{path}?{query}")}]
+        body["hypervisors_links"] = [
+            {"rel": "next", "href": services(request).url(f"/compute/v2.1/{path}?{query}")}
+        ]
     return web.json_response(body)
 
 
@@ -409,17 +473,35 @@ async def hypervisor_statistics(request: web.Request) -> web.Response:
     if mv_at_least(request, "2.88"):
         raise NotFound("The resource could not be found.")
     stats = dict.fromkeys(
-        ("count", "vcpus", "memory_mb", "local_gb", "vcpus_used", "memory_mb_used",
-         "local_gb_used", "free_ram_mb", "free_disk_gb", "current_workload", "running_vms",
-         "disk_available_least"), 0)
+        (
+            "count",
+            "vcpus",
+            "memory_mb",
+            "local_gb",
+            "vcpus_used",
+            "memory_mb_used",
+            "local_gb_used",
+            "free_ram_mb",
+            "free_disk_gb",
+            "current_workload",
+            "running_vms",
+            "disk_available_least",
+        ),
+        0,
+    )
     for node in await _nodes(request):
         usage = await _usage(request, node["host"])
         stats["count"] += 1
         stats["vcpus"] += int(node["vcpus"])
         stats["memory_mb"] += int(node["memory_mb"])
         stats["local_gb"] += int(node["local_gb"])
-        for key in ("vcpus_used", "memory_mb_used", "local_gb_used", "current_workload",
-                    "running_vms"):
+        for key in (
+            "vcpus_used",
+            "memory_mb_used",
+            "local_gb_used",
+            "current_workload",
+            "running_vms",
+        ):
             stats[key] += usage[key]
         stats["free_ram_mb"] += int(node["memory_mb"]) - usage["memory_mb_used"]
         stats["free_disk_gb"] += int(node["local_gb"]) - usage["local_gb_used"]
@@ -431,8 +513,9 @@ async def _matching(request: web.Request) -> list[Row]:
     if mv_at_least(request, "2.53"):
         raise NotFound("The resource could not be found.")
     pattern = request.match_info["pattern"]
-    nodes = [n for n in await _nodes(request)
-             if pattern.lower() in n["hypervisor_hostname"].lower()]
+    nodes = [
+        n for n in await _nodes(request) if pattern.lower() in n["hypervisor_hostname"].lower()
+    ]
     if not nodes:
         raise NotFound(f"No hypervisor matching '{pattern}' could be found.")
     return nodes
@@ -441,8 +524,9 @@ async def _matching(request: web.Request) -> list[Row]:
 async def search_hypervisors(request: web.Request) -> web.Response:
     context(request).require_admin("os_compute_api:os-hypervisors:search")
     nodes = await _matching(request)
-    return web.json_response({"hypervisors": [
-        await _hypervisor_view(request, n, False) for n in nodes]})
+    return web.json_response(
+        {"hypervisors": [await _hypervisor_view(request, n, False) for n in nodes]}
+    )
 
 
 async def hypervisor_servers(request: web.Request) -> web.Response:
@@ -467,10 +551,16 @@ async def _zones(request: web.Request) -> tuple[list[str], list[str], list[Row]]
 
 async def list_zones(request: web.Request) -> web.Response:
     available, unavailable, _ = await _zones(request)
-    info = [{"zoneName": z, "zoneState": {"available": True}, "hosts": None}
-            for z in available if z != INTERNAL_ZONE]
-    info += [{"zoneName": z, "zoneState": {"available": False}, "hosts": None}
-             for z in unavailable if z != INTERNAL_ZONE]
+    info = [
+        {"zoneName": z, "zoneState": {"available": True}, "hosts": None}
+        for z in available
+        if z != INTERNAL_ZONE
+    ]
+    info += [
+        {"zoneName": z, "zoneState": {"available": False}, "hosts": None}
+        for z in unavailable
+        if z != INTERNAL_ZONE
+    ]
     return web.json_response({"availabilityZoneInfo": info})
 
 
@@ -485,8 +575,10 @@ async def list_zones_detail(request: web.Request) -> web.Response:
             if svc["zone"] != zone:
                 continue
             hosts.setdefault(svc["host"], {})[svc["binary"]] = {
-                "available": svc["up"], "active": not svc["disabled"],
-                "updated_at": nova_usec_time(svc["updated_at"])}
+                "available": svc["up"],
+                "active": not svc["disabled"],
+                "updated_at": nova_usec_time(svc["updated_at"]),
+            }
         info.append({"zoneName": zone, "zoneState": {"available": True}, "hosts": hosts})
     for zone in unavailable:
         info.append({"zoneName": zone, "zoneState": {"available": False}, "hosts": None})

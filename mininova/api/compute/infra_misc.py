@@ -19,10 +19,12 @@ PRIVATE_NETWORK_ID = str(uuid.uuid5(uuid.NAMESPACE_DNS, "mininova-private"))
 
 _EXTENSIONS: list[tuple[str, str, str]] = [
     ("AdminActions", "os-admin-actions", "Enable admin-only server actions."),
-    ("AvailabilityZone", "os-availability-zone", "1. Add availability_zone to the Create "
-     "Server API. 2. Add availability zones describing."),
-    ("ConsoleOutput", "os-console-output", "Console log output support, with tailing "
-     "ability."),
+    (
+        "AvailabilityZone",
+        "os-availability-zone",
+        "1. Add availability_zone to the Create Server API. 2. Add availability zones describing.",
+    ),
+    ("ConsoleOutput", "os-console-output", "Console log output support, with tailing ability."),
     ("ExtendedServerAttributes", "OS-EXT-SRV-ATTR", "Extended Server Attributes support."),
     ("ExtendedStatus", "OS-EXT-STS", "Extended Status support."),
     ("FlavorAccess", "os-flavor-access", "Flavor access support."),
@@ -38,9 +40,14 @@ _EXTENSIONS: list[tuple[str, str, str]] = [
 
 
 def _extension(name: str, alias: str, description: str) -> dict[str, Any]:
-    return {"name": name, "alias": alias, "description": description,
-            "namespace": "http://docs.openstack.org/compute/ext/fake_xml",
-            "updated": "2014-12-03T00:00:00Z", "links": []}
+    return {
+        "name": name,
+        "alias": alias,
+        "description": description,
+        "namespace": "http://docs.openstack.org/compute/ext/fake_xml",
+        "updated": "2014-12-03T00:00:00Z",
+        "links": [],
+    }
 
 
 async def list_extensions(request: web.Request) -> web.Response:
@@ -55,13 +62,42 @@ async def show_extension(request: web.Request) -> web.Response:
     raise NotFound(f"Extension {alias} could not be found.")
 
 
-_BASIC_FIELDS = ("id", "cidr", "netmask", "gateway", "broadcast", "dns1", "dns2", "cidr_v6",
-                 "gateway_v6", "label", "netmask_v6")
-_ADMIN_FIELDS = ("created_at", "updated_at", "deleted_at", "deleted", "injected", "bridge",
-                 "vlan", "vpn_public_address", "vpn_public_port", "vpn_private_address",
-                 "dhcp_start", "project_id", "host", "bridge_interface", "multi_host",
-                 "priority", "rxtx_base", "mtu", "dhcp_server", "enable_dhcp",
-                 "share_address")
+_BASIC_FIELDS = (
+    "id",
+    "cidr",
+    "netmask",
+    "gateway",
+    "broadcast",
+    "dns1",
+    "dns2",
+    "cidr_v6",
+    "gateway_v6",
+    "label",
+    "netmask_v6",
+)
+_ADMIN_FIELDS = (
+    "created_at",
+    "updated_at",
+    "deleted_at",
+    "deleted",
+    "injected",
+    "bridge",
+    "vlan",
+    "vpn_public_address",
+    "vpn_public_port",
+    "vpn_private_address",
+    "dhcp_start",
+    "project_id",
+    "host",
+    "bridge_interface",
+    "multi_host",
+    "priority",
+    "rxtx_base",
+    "mtu",
+    "dhcp_server",
+    "enable_dhcp",
+    "share_address",
+)
 
 
 def network_view(request: web.Request) -> dict[str, Any]:

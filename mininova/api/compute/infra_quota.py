@@ -12,8 +12,7 @@ from mininova.api.errors import BadRequest, Forbidden
 from mininova.api.validation import validated_body
 
 _NETWORK_QUOTAS = ("fixed_ips", "floating_ips", "security_group_rules", "security_groups")
-_INJECTED_QUOTAS = ("injected_file_content_bytes", "injected_file_path_bytes",
-                    "injected_files")
+_INJECTED_QUOTAS = ("injected_file_content_bytes", "injected_file_path_bytes", "injected_files")
 
 # absolute limit key → quota resource
 _MAX_KEYS = {
@@ -39,8 +38,13 @@ _USED_KEYS = {
     "totalSecurityGroupsUsed": "security_groups",
     "totalServerGroupsUsed": "server_groups",
 }
-_DROPPED_2_36 = ("maxSecurityGroupRules", "maxSecurityGroups", "maxTotalFloatingIps",
-                 "totalFloatingIpsUsed", "totalSecurityGroupsUsed")
+_DROPPED_2_36 = (
+    "maxSecurityGroupRules",
+    "maxSecurityGroups",
+    "maxTotalFloatingIps",
+    "totalFloatingIpsUsed",
+    "totalSecurityGroupsUsed",
+)
 _DROPPED_2_39 = ("maxImageMeta",)
 _DROPPED_2_57 = ("maxPersonality", "maxPersonalitySize")
 
@@ -59,8 +63,7 @@ async def show_limits(request: web.Request) -> web.Response:
     ctx = context(request)
     project_id = request.query.get("tenant_id") or ctx.project_id
     if project_id != ctx.project_id and not ctx.is_admin:
-        raise Forbidden("Policy doesn't allow os_compute_api:limits:other_project to be "
-                        "performed.")
+        raise Forbidden("Policy doesn't allow os_compute_api:limits:other_project to be performed.")
     store = services(request).store
     limits = await quota.get_limits(store, project_id)
     usage = await quota.get_usage(store, project_id, ctx.user_id)
@@ -81,8 +84,7 @@ async def show_limits(request: web.Request) -> web.Response:
 def _check_project(request: web.Request, project_id: str) -> None:
     ctx = context(request)
     if project_id != ctx.project_id and not ctx.is_admin:
-        raise Forbidden("Policy doesn't allow os_compute_api:os-quota-sets:show to be "
-                        "performed.")
+        raise Forbidden("Policy doesn't allow os_compute_api:os-quota-sets:show to be performed.")
 
 
 async def show_quota_set(request: web.Request) -> web.Response:
@@ -118,29 +120,39 @@ async def update_quota_set(request: web.Request) -> web.Response:
     ctx = context(request)
     ctx.require_admin("os_compute_api:os-quota-sets:update")
     project_id = request.match_info["project_id"]
-    value = {"type": ["integer", "string"], "pattern": r"^-?[0-9]+$", "minimum": -1,
-             "maximum": 2147483647}
+    value = {
+        "type": ["integer", "string"],
+        "pattern": r"^-?[0-9]+$",
+        "minimum": -1,
+        "maximum": 2147483647,
+    }
     props: dict[str, Any] = {k: value for k in quota_resources(request)}
     props["force"] = {"type": ["boolean", "string"]}
-    body = await validated_body(request, {
-        "type": "object",
-        "properties": {"quota_set": {"type": "object", "properties": props,
-                                     "additionalProperties": False}},
-        "required": ["quota_set"], "additionalProperties": False})
+    body = await validated_body(
+        request,
+        {
+            "type": "object",
+            "properties": {
+                "quota_set": {"type": "object", "properties": props, "additionalProperties": False}
+            },
+            "required": ["quota_set"],
+            "additionalProperties": False,
+        },
+    )
     spec = dict(body["quota_set"])
-    force = str(spec.pop("force", False)).strip().lower() in ("1", "true", "t", "yes", "y",
-                                                              "on")
+    force = str(spec.pop("force", False)).strip().lower() in ("1", "true", "t", "yes", "y", "on")
     store = services(request).store
-    usage = await quota.get_usage(store, project_id, request.query.get("user_id") or
-                                  ctx.user_id)
+    usage = await quota.get_usage(store, project_id, request.query.get("user_id") or ctx.user_id)
     updates: dict[str, int] = {}
     for key, raw in spec.items():
         limit = int(raw)
         if limit < -1:
             raise BadRequest(f"Quota limit {limit} for {key} must be -1 or greater.")
         if not force and limit != -1 and limit < usage[key]:
-            raise BadRequest(f"Quota limit {limit} for {key} must be greater than or equal "
-                             f"to already used and reserved {usage[key]}.")
+            raise BadRequest(
+                f"Quota limit {limit} for {key} must be greater than or equal "
+                f"to already used and reserved {usage[key]}."
+            )
         updates[key] = limit
     await quota.set_limits(store, project_id, updates)
     limits = await quota.get_limits(store, project_id)

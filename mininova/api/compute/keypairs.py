@@ -32,7 +32,7 @@ _NAME_292 = re.compile(r"^[a-zA-Z0-9 _\-.@]+$")
 
 def md5_colon(data: bytes) -> str:
     raw = hashlib.md5(data).hexdigest()  # noqa: S324 - fingerprint format, not security
-    return ":".join(raw[i:i + 2] for i in range(0, len(raw), 2))
+    return ":".join(raw[i : i + 2] for i in range(0, len(raw), 2))
 
 
 def ssh_fingerprint(public_key: str) -> str:
@@ -42,8 +42,9 @@ def ssh_fingerprint(public_key: str) -> str:
         serialization.load_ssh_public_key(text.encode("utf-8"))
         blob = base64.b64decode(text.split()[1], validate=True)
     except (ValueError, IndexError, binascii.Error, UnicodeError) as exc:
-        raise BadRequest(f"Keypair data is invalid: failed to generate fingerprint ({exc})"
-                         ) from None
+        raise BadRequest(
+            f"Keypair data is invalid: failed to generate fingerprint ({exc})"
+        ) from None
     except Exception:  # noqa: BLE001 - UnsupportedAlgorithm and friends
         raise BadRequest("Keypair data is invalid: failed to generate fingerprint") from None
     return md5_colon(blob)
@@ -55,17 +56,22 @@ def x509_fingerprint(pem: str) -> str:
     except Exception:  # noqa: BLE001
         raise BadRequest("Keypair data is invalid: failed to generate fingerprint") from None
     raw = cert.fingerprint(hashes.SHA1()).hex()  # noqa: S303 - Nova's x509 fingerprint
-    return ":".join(raw[i:i + 2] for i in range(0, len(raw), 2))
+    return ":".join(raw[i : i + 2] for i in range(0, len(raw), 2))
 
 
 def generate_ssh_key() -> tuple[str, str]:
     """A new RSA 2048 key pair: (private key PEM, OpenSSH public key), like Nova."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(serialization.Encoding.PEM,
-                                serialization.PrivateFormat.TraditionalOpenSSL,
-                                serialization.NoEncryption()).decode()
-    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH,
-                                           serialization.PublicFormat.OpenSSH).decode()
+    private = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    ).decode()
+    public = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+        .decode()
+    )
     return private, public + " Generated-by-Nova"
 
 
@@ -73,13 +79,21 @@ def generate_x509(user_id: str) -> tuple[str, str]:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, user_id or "mininova")])
     now = datetime.now(UTC)
-    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now).not_valid_after(now + timedelta(days=3650))
-            .sign(key, hashes.SHA256()))
-    private = key.private_bytes(serialization.Encoding.PEM,
-                                serialization.PrivateFormat.TraditionalOpenSSL,
-                                serialization.NoEncryption()).decode()
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + timedelta(days=3650))
+        .sign(key, hashes.SHA256())
+    )
+    private = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    ).decode()
     return private, cert.public_bytes(serialization.Encoding.PEM).decode()
 
 
@@ -89,8 +103,9 @@ def _target_user(request: web.Request, user_id: str | None) -> str:
     if user_id is None or not mv_at_least(request, "2.10") or user_id == ctx.user_id:
         return ctx.user_id
     if not ctx.is_admin:
-        raise Forbidden("Policy doesn't allow os_compute_api:os-keypairs to be performed "
-                        "for another user.")
+        raise Forbidden(
+            "Policy doesn't allow os_compute_api:os-keypairs to be performed for another user."
+        )
     return user_id
 
 
@@ -108,22 +123,34 @@ def _create_schema(request: web.Request) -> dict[str, Any]:
         required.append("public_key")
     return {
         "type": "object",
-        "properties": {"keypair": {"type": "object", "properties": props,
-                                   "required": required, "additionalProperties": False}},
-        "required": ["keypair"], "additionalProperties": False,
+        "properties": {
+            "keypair": {
+                "type": "object",
+                "properties": props,
+                "required": required,
+                "additionalProperties": False,
+            }
+        },
+        "required": ["keypair"],
+        "additionalProperties": False,
     }
 
 
 def _check_name(request: web.Request, name: str) -> None:
     pattern = _NAME_292 if mv_at_least(request, "2.92") else _NAME_20
     if name != name.strip() or not pattern.match(name):
-        raise BadRequest("Invalid input for field/attribute name. Keypair name contains "
-                         "unsafe characters or leading/trailing whitespace.")
+        raise BadRequest(
+            "Invalid input for field/attribute name. Keypair name contains "
+            "unsafe characters or leading/trailing whitespace."
+        )
 
 
 def _summary(request: web.Request, row: Row) -> dict[str, Any]:
-    view: dict[str, Any] = {"name": row["name"], "public_key": row["public_key"],
-                            "fingerprint": row["fingerprint"]}
+    view: dict[str, Any] = {
+        "name": row["name"],
+        "public_key": row["public_key"],
+        "fingerprint": row["fingerprint"],
+    }
     if mv_at_least(request, "2.2"):
         view["type"] = row["type"]
     return view
@@ -131,10 +158,15 @@ def _summary(request: web.Request, row: Row) -> dict[str, Any]:
 
 def _full(request: web.Request, row: Row) -> dict[str, Any]:
     view: dict[str, Any] = {
-        "public_key": row["public_key"], "name": row["name"],
-        "fingerprint": row["fingerprint"], "user_id": row["user_id"], "deleted": False,
-        "created_at": nova_usec_time(row["created_at"]), "updated_at": None,
-        "deleted_at": None, "id": int(row["id"]),
+        "public_key": row["public_key"],
+        "name": row["name"],
+        "fingerprint": row["fingerprint"],
+        "user_id": row["user_id"],
+        "deleted": False,
+        "created_at": nova_usec_time(row["created_at"]),
+        "updated_at": None,
+        "deleted_at": None,
+        "id": int(row["id"]),
     }
     if mv_at_least(request, "2.2"):
         view["type"] = row["type"]
@@ -164,15 +196,21 @@ async def create_keypair(request: web.Request) -> web.Response:
         fingerprint = ssh_fingerprint(public_key)
     async with store.transaction():
         exists = await store.fetchone(
-            "SELECT 1 AS x FROM keypairs WHERE user_id = ? AND name = ?", (user_id, name))
+            "SELECT 1 AS x FROM keypairs WHERE user_id = ? AND name = ?", (user_id, name)
+        )
         if exists:
             raise Conflict(f"Key pair '{name}' already exists.")
         await store.execute(
             "INSERT INTO keypairs (user_id, name, public_key, fingerprint, type, created_at)"
             " VALUES (?, ?, ?, ?, ?, ?)",
-            (user_id, name, public_key, fingerprint, key_type, now_iso()))
-    view: dict[str, Any] = {"name": name, "public_key": public_key,
-                            "fingerprint": fingerprint, "user_id": user_id}
+            (user_id, name, public_key, fingerprint, key_type, now_iso()),
+        )
+    view: dict[str, Any] = {
+        "name": name,
+        "public_key": public_key,
+        "fingerprint": fingerprint,
+        "user_id": user_id,
+    }
     if private_key is not None:
         view["private_key"] = private_key
     if mv_at_least(request, "2.2"):
@@ -185,7 +223,8 @@ async def _get(request: web.Request) -> Row:
     user_id = _target_user(request, request.query.get("user_id"))
     name = request.match_info["name"]
     row = await services(request).store.fetchone(
-        "SELECT * FROM keypairs WHERE user_id = ? AND name = ?", (user_id, name))
+        "SELECT * FROM keypairs WHERE user_id = ? AND name = ?", (user_id, name)
+    )
     if row is None:
         raise NotFound(f"Keypair {name} not found for user {user_id}")
     return row
@@ -205,7 +244,8 @@ async def delete_keypair(request: web.Request) -> web.Response:
 async def list_keypairs(request: web.Request) -> web.Response:
     user_id = _target_user(request, request.query.get("user_id"))
     rows = await services(request).store.fetchall(
-        "SELECT * FROM keypairs WHERE user_id = ? ORDER BY name, id", (user_id,))
+        "SELECT * FROM keypairs WHERE user_id = ? ORDER BY name, id", (user_id,)
+    )
     limit: int | None = None
     if mv_at_least(request, "2.35"):
         marker = request.query.get("marker")
@@ -213,7 +253,7 @@ async def list_keypairs(request: web.Request) -> web.Response:
             names = [r["name"] for r in rows]
             if marker not in names:
                 raise BadRequest(f"marker [{marker}] not found")
-            rows = rows[names.index(marker) + 1:]
+            rows = rows[names.index(marker) + 1 :]
         if "limit" in request.query:
             try:
                 limit = int(request.query["limit"])
@@ -227,8 +267,9 @@ async def list_keypairs(request: web.Request) -> web.Response:
         params = {k: v for k, v in request.query.items() if k != "marker"}
         params["marker"] = rows[-1]["name"]
         query = "&".join(f"{k}={v}" for k, v in params.items())
-        body["keypairs_links"] = [{"rel": "next", "href": services(request).url(
-            f"/compute/v2.1/os-keypairs?{query}")}]
+        body["keypairs_links"] = [
+            {"rel": "next", "href": services(request).url(f"/compute/v2.1/os-keypairs?{query}")}
+        ]
     return web.json_response(body)
 
 

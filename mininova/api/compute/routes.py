@@ -20,6 +20,15 @@ def setup(app: web.Application) -> None:
         versions,
     )
 
-    for module in (versions, servers, server_actions, server_groups, flavors, keypairs, infra,
-                   images, consoles):
+    for module in (
+        versions,
+        servers,
+        server_actions,
+        server_groups,
+        flavors,
+        keypairs,
+        infra,
+        images,
+        consoles,
+    ):
         module.setup(app.router, PREFIX)

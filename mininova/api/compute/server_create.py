@@ -23,11 +23,18 @@ from mininova.store.db import dumps
 from mininova.store.instances import start_action
 from mininova.timeutil import now_iso
 
-_NAME = {"type": "string", "minLength": 1, "maxLength": 255,
-         "pattern": r"^(?![\s\u00a0])(?!.*[\s\u00a0]$).*$"}
-_META = {"type": "object", "maxProperties": 128,
-         "patternProperties": {"^.{1,255}$": {"type": "string", "maxLength": 255}},
-         "additionalProperties": False}
+_NAME = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 255,
+    "pattern": r"^(?![\s\u00a0])(?!.*[\s\u00a0]$).*$",
+}
+_META = {
+    "type": "object",
+    "maxProperties": 128,
+    "patternProperties": {"^.{1,255}$": {"type": "string", "maxLength": 255}},
+    "additionalProperties": False,
+}
 
 SERVER_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -45,10 +52,12 @@ SERVER_SCHEMA: dict[str, Any] = {
                 "min_count": {"type": ["integer", "string"], "pattern": "^[0-9]+$"},
                 "max_count": {"type": ["integer", "string"], "pattern": "^[0-9]+$"},
                 "return_reservation_id": {"type": ["boolean", "string"]},
-                "networks": {"oneOf": [
-                    {"type": "string", "enum": ["auto", "none"]},
-                    {"type": "array", "items": {"type": "object"}},
-                ]},
+                "networks": {
+                    "oneOf": [
+                        {"type": "string", "enum": ["auto", "none"]},
+                        {"type": "array", "items": {"type": "object"}},
+                    ]
+                },
                 "accessIPv4": {"type": ["string", "null"]},
                 "accessIPv6": {"type": ["string", "null"]},
                 "adminPass": {"type": "string"},
@@ -79,11 +88,15 @@ def _count(value: Any, field: str) -> int:
     try:
         count = int(value)
     except (TypeError, ValueError):
-        raise BadRequest(f"Invalid input for field/attribute {field}. "
-                         f"Value: {value}. {value!r} is not an integer") from None
+        raise BadRequest(
+            f"Invalid input for field/attribute {field}. "
+            f"Value: {value}. {value!r} is not an integer"
+        ) from None
     if count < 1:
-        raise BadRequest(f"Invalid input for field/attribute {field}. "
-                         f"Value: {value}. {count} is less than the minimum of 1")
+        raise BadRequest(
+            f"Invalid input for field/attribute {field}. "
+            f"Value: {value}. {count} is less than the minimum of 1"
+        )
     return count
 
 
@@ -102,8 +115,11 @@ def _image_from_request(server: dict[str, Any]) -> str:
     image_ref = server.get("imageRef")
     if not image_ref:
         for bdm in server.get("block_device_mapping_v2") or []:
-            if (bdm.get("source_type") == "image" and str(bdm.get("boot_index")) == "0"
-                    and bdm.get("destination_type", "local") == "local"):
+            if (
+                bdm.get("source_type") == "image"
+                and str(bdm.get("boot_index")) == "0"
+                and bdm.get("destination_type", "local") == "local"
+            ):
                 image_ref = bdm.get("uuid")
     if not image_ref:
         raise BadRequest("Missing imageRef attribute; booting from volume is not supported.")
@@ -114,7 +130,9 @@ def _image_from_request(server: dict[str, Any]) -> str:
         raise BadRequest("Invalid imageRef provided.") from None
     for bdm in server.get("block_device_mapping_v2") or []:
         if bdm.get("destination_type") == "volume" or bdm.get("source_type") in (
-                "volume", "snapshot"):
+            "volume",
+            "snapshot",
+        ):
             raise BadRequest("Block device mappings to volumes are not supported.")
     return image_ref
 
@@ -127,28 +145,32 @@ def _check_ip(value: Any, version: int, field: str) -> str | None:
     except ValueError:
         addr = None
     if addr is None or addr.version != version:
-        raise BadRequest(f"Invalid input for field/attribute {field}. "
-                         f"Value: {value}. {value!r} is not a 'ipv{version}'")
+        raise BadRequest(
+            f"Invalid input for field/attribute {field}. "
+            f"Value: {value}. {value!r} is not a 'ipv{version}'"
+        )
     return str(addr)
 
 
-async def _fit_quota(store: Any, project_id: str, min_count: int, max_count: int,
-                     flavor: dict[str, Any]) -> int:
+async def _fit_quota(
+    store: Any, project_id: str, min_count: int, max_count: int, flavor: dict[str, Any]
+) -> int:
     """As many instances as the quota allows between min_count and max_count."""
     try:
-        await quota.check_instance_quota(store, project_id, max_count, flavor["vcpus"],
-                                         flavor["ram"])
+        await quota.check_instance_quota(
+            store, project_id, max_count, flavor["vcpus"], flavor["ram"]
+        )
         return max_count
     except Forbidden:
         if min_count == max_count:
             raise
-    await quota.check_instance_quota(store, project_id, min_count, flavor["vcpus"],
-                                     flavor["ram"])
+    await quota.check_instance_quota(store, project_id, min_count, flavor["vcpus"], flavor["ram"])
     return min_count
 
 
-async def _group_from_hints(store: Any, hints: dict[str, Any], project_id: str,
-                            is_admin: bool) -> dict[str, Any] | None:
+async def _group_from_hints(
+    store: Any, hints: dict[str, Any], project_id: str, is_admin: bool
+) -> dict[str, Any] | None:
     """The server group a `group` scheduler hint names: it must exist and be visible."""
     if "group" not in hints:
         return None
@@ -156,8 +178,10 @@ async def _group_from_hints(store: Any, hints: dict[str, Any], project_id: str,
     if isinstance(group_id, list) and len(group_id) == 1:
         group_id = group_id[0]
     if not isinstance(group_id, str) or not group_id:
-        raise BadRequest(f"Invalid input for field/attribute group. Value: {group_id!r}. "
-                         "It is not a server group id")
+        raise BadRequest(
+            f"Invalid input for field/attribute group. Value: {group_id!r}. "
+            "It is not a server group id"
+        )
     group = await server_groups.find_visible(store, group_id, project_id, is_admin)
     if group is None:
         raise BadRequest(f"Instance group {group_id} could not be found.")
@@ -170,7 +194,8 @@ async def _check_member_quota(store: Any, group: dict[str, Any], count: int) -> 
     if limit < 0:
         return
     row = await store.fetchone(
-        "SELECT COUNT(*) AS n FROM server_group_members WHERE group_id = ?", (group["id"],))
+        "SELECT COUNT(*) AS n FROM server_group_members WHERE group_id = ?", (group["id"],)
+    )
     if int((row or {}).get("n") or 0) + count > limit:
         raise Forbidden("Quota exceeded, too many servers in group")
 
@@ -201,8 +226,10 @@ async def create_server(request: web.Request) -> web.Response:
 
     image = await store.fetchone("SELECT * FROM images WHERE id = ?", (image_ref,))
     visible = image is not None and (
-        ctx.is_admin or image["owner"] == ctx.project_id
-        or image["visibility"] in ("public", "community"))
+        ctx.is_admin
+        or image["owner"] == ctx.project_id
+        or image["visibility"] in ("public", "community")
+    )
     if not visible or image is None:
         raise BadRequest(f"Image {image_ref} could not be found.")
     if image["status"] != "active":
@@ -213,7 +240,8 @@ async def create_server(request: web.Request) -> web.Response:
     if flavor is not None and not flavor["is_public"] and not ctx.is_admin:
         access = await store.fetchone(
             "SELECT 1 AS x FROM flavor_access WHERE flavor_id = ? AND project_id = ?",
-            (flavor_ref, ctx.project_id))
+            (flavor_ref, ctx.project_id),
+        )
         flavor = flavor if access else None
     if flavor is None:
         raise BadRequest(f"Flavor {flavor_ref} could not be found.")
@@ -224,11 +252,17 @@ async def create_server(request: web.Request) -> web.Response:
     if flavor["disk"] and flavor["disk"] < (image["min_disk"] or 0):
         raise BadRequest("Flavor's disk is too small for requested image.")
     specs = await store.fetchall(
-        "SELECT key, value FROM flavor_extra_specs WHERE flavor_id = ?", (flavor_ref,))
+        "SELECT key, value FROM flavor_extra_specs WHERE flavor_id = ?", (flavor_ref,)
+    )
     flavor_snapshot = {
-        "id": flavor["id"], "name": flavor["name"], "vcpus": flavor["vcpus"],
-        "ram": flavor["ram"], "disk": flavor["disk"], "ephemeral": flavor["ephemeral"],
-        "swap": flavor["swap"], "extra_specs": {s["key"]: s["value"] for s in specs},
+        "id": flavor["id"],
+        "name": flavor["name"],
+        "vcpus": flavor["vcpus"],
+        "ram": flavor["ram"],
+        "disk": flavor["disk"],
+        "ephemeral": flavor["ephemeral"],
+        "swap": flavor["swap"],
+        "extra_specs": {s["key"]: s["value"] for s in specs},
     }
 
     key_name = server.get("key_name")
@@ -236,7 +270,8 @@ async def create_server(request: web.Request) -> web.Response:
     if key_name:
         key = await store.fetchone(
             "SELECT public_key FROM keypairs WHERE user_id = ? AND name = ?",
-            (ctx.user_id, key_name))
+            (ctx.user_id, key_name),
+        )
         if key is None:
             raise BadRequest("Invalid key_name provided.")
         key_data = key["public_key"]
@@ -246,7 +281,8 @@ async def create_server(request: web.Request) -> web.Response:
         zone = zone.split(":", 1)[0] or None
     if zone:
         known = await store.fetchone(
-            "SELECT 1 AS x FROM compute_nodes WHERE zone = ? LIMIT 1", (zone,))
+            "SELECT 1 AS x FROM compute_nodes WHERE zone = ? LIMIT 1", (zone,)
+        )
         if known is None:
             raise BadRequest(f"The requested availability zone is not available: {zone}")
 
@@ -278,17 +314,43 @@ async def create_server(request: web.Request) -> web.Response:
                 " mac_address, config_drive, reservation_id, launch_index, scheduler_hints,"
                 " description, created_at, updated_at)"
                 " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (uuid, name, sanitize_hostname(hostname), ctx.project_id, ctx.user_id,
-                 image_ref, flavor["id"], dumps(flavor_snapshot), key_name, key_data,
-                 user_data, dumps(metadata), st.BUILDING, st.SCHEDULING, st.NOSTATE, zone,
-                 access_v4, access_v6, random_mac(), config_drive, reservation_id, index,
-                 dumps(hints), server.get("description"), now, now))
+                (
+                    uuid,
+                    name,
+                    sanitize_hostname(hostname),
+                    ctx.project_id,
+                    ctx.user_id,
+                    image_ref,
+                    flavor["id"],
+                    dumps(flavor_snapshot),
+                    key_name,
+                    key_data,
+                    user_data,
+                    dumps(metadata),
+                    st.BUILDING,
+                    st.SCHEDULING,
+                    st.NOSTATE,
+                    zone,
+                    access_v4,
+                    access_v6,
+                    random_mac(),
+                    config_drive,
+                    reservation_id,
+                    index,
+                    dumps(hints),
+                    server.get("description"),
+                    now,
+                    now,
+                ),
+            )
             if group is not None:
                 await store.execute(
                     "INSERT INTO server_group_members (group_id, instance_uuid) VALUES (?, ?)",
-                    (group["id"], uuid))
-            await start_action(store, uuid, "create", request[REQUEST_ID], ctx.user_id,
-                               ctx.project_id)
+                    (group["id"], uuid),
+                )
+            await start_action(
+                store, uuid, "create", request[REQUEST_ID], ctx.user_id, ctx.project_id
+            )
             uuids.append(uuid)
     svc.bus.cast("conductor", "build_instances", uuids=uuids)
 
@@ -296,9 +358,13 @@ async def create_server(request: web.Request) -> web.Response:
     if wants_reservation:
         return web.json_response({"reservation_id": reservation_id}, status=202)
     first = uuids[0]
-    view = {"id": first, "links": links(svc.base_url, "servers", first),
-            "OS-DCF:diskConfig": server.get("OS-DCF:diskConfig", "MANUAL"),
-            "security_groups": [{"name": "default"}], "adminPass": admin_pass}
+    view = {
+        "id": first,
+        "links": links(svc.base_url, "servers", first),
+        "OS-DCF:diskConfig": server.get("OS-DCF:diskConfig", "MANUAL"),
+        "security_groups": [{"name": "default"}],
+        "adminPass": admin_pass,
+    }
     response = web.json_response({"server": view}, status=202)
     response.headers["Location"] = svc.url(f"/compute/v2.1/servers/{first}")
     return response

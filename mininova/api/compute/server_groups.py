@@ -24,10 +24,15 @@ from mininova.timeutil import now_iso
 
 POLICIES = ("affinity", "anti-affinity", "soft-affinity", "soft-anti-affinity")
 _LEGACY_POLICIES = ("affinity", "anti-affinity")
-_NAME = {"type": "string", "minLength": 1, "maxLength": 255,
-         "pattern": r"^(?![\s\u00a0])(?!.*[\s\u00a0]$).*$"}
-_POSITIVE = {"oneOf": [{"type": "integer", "minimum": 1},
-                       {"type": "string", "pattern": r"^[1-9][0-9]*$"}]}
+_NAME = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 255,
+    "pattern": r"^(?![\s\u00a0])(?!.*[\s\u00a0]$).*$",
+}
+_POSITIVE = {
+    "oneOf": [{"type": "integer", "minimum": 1}, {"type": "string", "pattern": r"^[1-9][0-9]*$"}]
+}
 
 
 def _create_schema(request: web.Request) -> dict[str, Any]:
@@ -35,25 +40,38 @@ def _create_schema(request: web.Request) -> dict[str, Any]:
         props: dict[str, Any] = {
             "name": _NAME,
             "policy": {"type": "string", "enum": list(POLICIES)},
-            "rules": {"type": "object",
-                      "properties": {"max_server_per_host": _POSITIVE},
-                      "additionalProperties": False},
+            "rules": {
+                "type": "object",
+                "properties": {"max_server_per_host": _POSITIVE},
+                "additionalProperties": False,
+            },
         }
         required = ["name", "policy"]
     else:
         allowed = POLICIES if mv_at_least(request, "2.15") else _LEGACY_POLICIES
         props = {
             "name": _NAME,
-            "policies": {"type": "array", "minItems": 1, "maxItems": 1, "uniqueItems": True,
-                         "items": {"type": "string", "enum": list(allowed)}},
+            "policies": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": 1,
+                "uniqueItems": True,
+                "items": {"type": "string", "enum": list(allowed)},
+            },
         }
         required = ["name", "policies"]
     return {
         "type": "object",
-        "properties": {"server_group": {"type": "object", "properties": props,
-                                        "required": required,
-                                        "additionalProperties": False}},
-        "required": ["server_group"], "additionalProperties": False,
+        "properties": {
+            "server_group": {
+                "type": "object",
+                "properties": props,
+                "required": required,
+                "additionalProperties": False,
+            }
+        },
+        "required": ["server_group"],
+        "additionalProperties": False,
     }
 
 
@@ -61,19 +79,21 @@ async def group_members(store: Store, group_id: str) -> list[str]:
     rows = await store.fetchall(
         "SELECT m.instance_uuid FROM server_group_members m JOIN instances i"
         " ON i.uuid = m.instance_uuid AND i.deleted = 0"
-        " WHERE m.group_id = ? ORDER BY i.id", (group_id,))
+        " WHERE m.group_id = ? ORDER BY i.id",
+        (group_id,),
+    )
     return [r["instance_uuid"] for r in rows]
 
 
 async def groups_of_instance(store: Store, instance_uuid: str) -> list[str]:
     """The ids of the groups an instance belongs to (at most one), for `server_groups`."""
     rows = await store.fetchall(
-        "SELECT group_id FROM server_group_members WHERE instance_uuid = ?", (instance_uuid,))
+        "SELECT group_id FROM server_group_members WHERE instance_uuid = ?", (instance_uuid,)
+    )
     return [r["group_id"] for r in rows]
 
 
-async def find_visible(store: Store, group_id: str, project_id: str,
-                       is_admin: bool) -> Row | None:
+async def find_visible(store: Store, group_id: str, project_id: str, is_admin: bool) -> Row | None:
     """The group if the caller may see it: its own project's, or any for an admin."""
     row = await store.fetchone("SELECT * FROM server_groups WHERE id = ?", (group_id,))
     if row is None or (not is_admin and row["project_id"] != project_id):
@@ -130,8 +150,8 @@ async def create_group(request: web.Request) -> web.Response:
         await store.execute(
             "INSERT INTO server_groups (id, name, project_id, user_id, policy, rules,"
             " metadata, created_at) VALUES (?, ?, ?, ?, ?, ?, '{}', ?)",
-            (group_id, spec["name"], ctx.project_id, ctx.user_id, policy, dumps(rules),
-             now_iso()))
+            (group_id, spec["name"], ctx.project_id, ctx.user_id, policy, dumps(rules), now_iso()),
+        )
     row = await store.fetchone("SELECT * FROM server_groups WHERE id = ?", (group_id,))
     assert row is not None
     return web.json_response({"server_group": await _view(request, row)})
@@ -158,11 +178,14 @@ def _int_param(request: web.Request, name: str, minimum: int) -> int | None:
     try:
         value = int(raw)
     except ValueError:
-        raise BadRequest(f"Invalid input for query parameters {name}. Value: {raw}. "
-                         f"'{raw}' is not an integer") from None
+        raise BadRequest(
+            f"Invalid input for query parameters {name}. Value: {raw}. '{raw}' is not an integer"
+        ) from None
     if value < minimum:
-        raise BadRequest(f"Invalid input for query parameters {name}. Value: {raw}. "
-                         f"{value} is less than the minimum of {minimum}")
+        raise BadRequest(
+            f"Invalid input for query parameters {name}. Value: {raw}. "
+            f"{value} is less than the minimum of {minimum}"
+        )
     return value
 
 
@@ -170,17 +193,24 @@ async def list_groups(request: web.Request) -> web.Response:
     ctx = context(request)
     raw_all = request.query.get("all_projects")
     all_projects = raw_all is not None and raw_all.strip().lower() in (
-        "", "1", "true", "t", "yes", "y", "on")
+        "",
+        "1",
+        "true",
+        "t",
+        "yes",
+        "y",
+        "on",
+    )
     limit = _int_param(request, "limit", 0)
     offset = _int_param(request, "offset", 0) or 0
     store = services(request).store
     if ctx.is_admin and all_projects:
-        rows = await store.fetchall(
-            "SELECT * FROM server_groups ORDER BY created_at, rowid")
+        rows = await store.fetchall("SELECT * FROM server_groups ORDER BY created_at, rowid")
     else:
         rows = await store.fetchall(
             "SELECT * FROM server_groups WHERE project_id = ? ORDER BY created_at, rowid",
-            (ctx.project_id,))
+            (ctx.project_id,),
+        )
     rows = rows[offset:]
     if limit is not None:
         rows = rows[:limit]

@@ -48,9 +48,13 @@ def _flavor(base: str, inst: dict[str, Any], mv: MV) -> dict[str, Any]:
     flavor = inst["flavor"]
     if mv >= (2, 47):
         return {
-            "vcpus": flavor["vcpus"], "ram": flavor["ram"], "disk": flavor["disk"],
-            "ephemeral": flavor.get("ephemeral", 0), "swap": flavor.get("swap", 0),
-            "original_name": flavor["name"], "extra_specs": flavor.get("extra_specs", {}),
+            "vcpus": flavor["vcpus"],
+            "ram": flavor["ram"],
+            "disk": flavor["disk"],
+            "ephemeral": flavor.get("ephemeral", 0),
+            "swap": flavor.get("swap", 0),
+            "original_name": flavor["name"],
+            "extra_specs": flavor.get("extra_specs", {}),
         }
     return {"id": flavor["id"], "links": [links(base, "flavors", flavor["id"])[1]]}
 
@@ -58,8 +62,10 @@ def _flavor(base: str, inst: dict[str, Any], mv: MV) -> dict[str, Any]:
 def _image(base: str, inst: dict[str, Any], mv: MV, image_props: dict | None) -> Any:
     if not inst["image_ref"]:
         return ""
-    view: dict[str, Any] = {"id": inst["image_ref"],
-                            "links": [links(base, "images", inst["image_ref"])[1]]}
+    view: dict[str, Any] = {
+        "id": inst["image_ref"],
+        "links": [links(base, "images", inst["image_ref"])[1]],
+    }
     if mv >= (2, 98):
         view["properties"] = image_props or {}
     return view
@@ -69,15 +75,19 @@ def _fault(inst: dict[str, Any], is_admin: bool) -> dict[str, Any] | None:
     fault = inst["fault"]
     if not fault or inst["vm_state"] not in (st.ERROR, st.DELETED):
         return None
-    view = {"code": fault.get("code", 500), "created": nova_time(fault.get("created")),
-            "message": fault.get("message", "")}
+    view = {
+        "code": fault.get("code", 500),
+        "created": nova_time(fault.get("created")),
+        "message": fault.get("message", ""),
+    }
     if is_admin and fault.get("details"):
         view["details"] = fault["details"]
     return view
 
 
-def _common(base: str, inst: dict[str, Any], mv: MV, full_addresses: bool,
-            image_props: dict | None) -> dict[str, Any]:
+def _common(
+    base: str, inst: dict[str, Any], mv: MV, full_addresses: bool, image_props: dict | None
+) -> dict[str, Any]:
     status = st.status(inst["vm_state"], inst["task_state"])
     view: dict[str, Any] = {
         "id": inst["uuid"],
@@ -112,10 +122,16 @@ def _common(base: str, inst: dict[str, Any], mv: MV, full_addresses: bool,
     return view
 
 
-def show_view(base: str, inst: dict[str, Any], mv: MV, is_admin: bool,
-              host_status: str | None = None, image_props: dict | None = None,
-              detail_list: bool = False, server_groups: list[str] | None = None
-              ) -> dict[str, Any]:
+def show_view(
+    base: str,
+    inst: dict[str, Any],
+    mv: MV,
+    is_admin: bool,
+    host_status: str | None = None,
+    image_props: dict | None = None,
+    detail_list: bool = False,
+    server_groups: list[str] | None = None,
+) -> dict[str, Any]:
     view = _common(base, inst, mv, True, image_props)
     fault = _fault(inst, is_admin)
     if fault:
@@ -154,13 +170,20 @@ def show_view(base: str, inst: dict[str, Any], mv: MV, is_admin: bool,
     return view
 
 
-def update_view(base: str, inst: dict[str, Any], mv: MV, is_admin: bool,
-                host_status: str | None = None, image_props: dict | None = None,
-                server_groups: list[str] | None = None) -> dict[str, Any]:
+def update_view(
+    base: str,
+    inst: dict[str, Any],
+    mv: MV,
+    is_admin: bool,
+    host_status: str | None = None,
+    image_props: dict | None = None,
+    server_groups: list[str] | None = None,
+) -> dict[str, Any]:
     """PUT /servers/{id} (and rebuild): narrower below 2.75, the full show view from 2.75."""
     if mv >= (2, 75):
-        return show_view(base, inst, mv, is_admin, host_status, image_props,
-                         server_groups=server_groups)
+        return show_view(
+            base, inst, mv, is_admin, host_status, image_props, server_groups=server_groups
+        )
     view = _common(base, inst, mv, False, image_props)
     fault = _fault(inst, is_admin)
     if fault:

@@ -37,7 +37,8 @@ async def _host_status(request: web.Request, inst: dict[str, Any]) -> str:
     if not inst["host"]:
         return ""
     row = await services(request).store.fetchone(
-        "SELECT * FROM compute_nodes WHERE host = ?", (inst["host"],))
+        "SELECT * FROM compute_nodes WHERE host = ?", (inst["host"],)
+    )
     if row is None:
         return "UNKNOWN"
     if row["disabled"]:
@@ -49,7 +50,8 @@ async def _image_props(request: web.Request, inst: dict[str, Any]) -> dict | Non
     if microversion(request) < (2, 98):
         return None
     row = await services(request).store.fetchone(
-        "SELECT properties FROM images WHERE id = ?", (inst["image_ref"],))
+        "SELECT properties FROM images WHERE id = ?", (inst["image_ref"],)
+    )
     return loads(row["properties"], {}) if row else {}
 
 
@@ -59,14 +61,22 @@ async def _server_groups(request: web.Request, inst: dict[str, Any]) -> list[str
     return await groups_of_instance(services(request).store, inst["uuid"])
 
 
-async def render_show(request: web.Request, inst: dict[str, Any],
-                      detail_list: bool = False) -> dict[str, Any]:
+async def render_show(
+    request: web.Request, inst: dict[str, Any], detail_list: bool = False
+) -> dict[str, Any]:
     ctx = context(request)
     host_status = await _host_status(request, inst) if ctx.is_admin else None
     groups = None if detail_list else await _server_groups(request, inst)
-    return views.show_view(services(request).base_url, inst, microversion(request),
-                           ctx.is_admin, host_status, await _image_props(request, inst),
-                           detail_list=detail_list, server_groups=groups)
+    return views.show_view(
+        services(request).base_url,
+        inst,
+        microversion(request),
+        ctx.is_admin,
+        host_status,
+        await _image_props(request, inst),
+        detail_list=detail_list,
+        server_groups=groups,
+    )
 
 
 def _bool_param(value: str | None) -> bool:
@@ -102,8 +112,10 @@ async def _query(request: web.Request) -> list[dict[str, Any]]:
         try:
             since = iso(parse_iso(changes))
         except ValueError:
-            raise BadRequest(f"Invalid input for field/attribute changes-since. "
-                             f"Value: {changes}. '{changes}' is not a 'date-time'") from None
+            raise BadRequest(
+                f"Invalid input for field/attribute changes-since. "
+                f"Value: {changes}. '{changes}' is not a 'date-time'"
+            ) from None
         sql.append("AND updated_at >= ?")
         params.append(since)
     sort_key = q.get("sort_key", "created_at")
@@ -130,14 +142,12 @@ def _paginate(items: list[dict[str, Any]], q: Any) -> list[dict[str, Any]]:
     return paginate(items, q, lambda r: r["uuid"])[0]
 
 
-def _links_for(request: web.Request, items: list[dict[str, Any]], path: str
-               ) -> dict[str, Any]:
+def _links_for(request: web.Request, items: list[dict[str, Any]], path: str) -> dict[str, Any]:
     limit = parse_limit(request.query)
     if limit is None or not items or len(items) < limit:
         return {}
     query = next_query(request.query, items[-1]["uuid"])
-    return {"servers_links": [{"rel": "next",
-                               "href": services(request).url(f"{path}?{query}")}]}
+    return {"servers_links": [{"rel": "next", "href": services(request).url(f"{path}?{query}")}]}
 
 
 async def list_servers(request: web.Request) -> web.Response:
@@ -155,18 +165,23 @@ async def list_servers_detail(request: web.Request) -> web.Response:
     host_status: dict[str, str] = {}
     if ctx.is_admin:
         for node in await svc.store.fetchall("SELECT * FROM compute_nodes"):
-            host_status[node["host"]] = ("MAINTENANCE" if node["disabled"] else
-                                         "UP" if is_up(node, svc.config) else "DOWN")
+            host_status[node["host"]] = (
+                "MAINTENANCE" if node["disabled"] else "UP" if is_up(node, svc.config) else "DOWN"
+            )
     image_props: dict[str, dict] = {}
     if mv >= (2, 98):
         for row in await svc.store.fetchall("SELECT id, properties FROM images"):
             image_props[row["id"]] = loads(row["properties"], {})
     servers = [
-        views.show_view(svc.base_url, r, mv, ctx.is_admin,
-                        (host_status.get(r["host"], "UNKNOWN") if r["host"] else "")
-                        if ctx.is_admin else None,
-                        image_props.get(r["image_ref"], {}) if mv >= (2, 98) else None,
-                        detail_list=True)
+        views.show_view(
+            svc.base_url,
+            r,
+            mv,
+            ctx.is_admin,
+            (host_status.get(r["host"], "UNKNOWN") if r["host"] else "") if ctx.is_admin else None,
+            image_props.get(r["image_ref"], {}) if mv >= (2, 98) else None,
+            detail_list=True,
+        )
         for r in items
     ]
     body: dict[str, Any] = {"servers": servers}
@@ -180,19 +195,27 @@ async def show_server(request: web.Request) -> web.Response:
 
 
 _UPDATE_SCHEMA = {
-    "type": "object", "required": ["server"],
-    "properties": {"server": {
-        "type": "object",
-        "properties": {
-            "name": {"type": "string", "minLength": 1, "maxLength": 255,
-                     "pattern": r"^(?![\s\u00a0])(?!.*[\s\u00a0]$).*$"},
-            "accessIPv4": {"type": ["string", "null"]},
-            "accessIPv6": {"type": ["string", "null"]},
-            "description": {"type": ["string", "null"], "maxLength": 255},
-            "hostname": {"type": "string", "maxLength": 255},
-            "OS-DCF:diskConfig": {"type": "string"},
-        },
-        "additionalProperties": False}},
+    "type": "object",
+    "required": ["server"],
+    "properties": {
+        "server": {
+            "type": "object",
+            "properties": {
+                "name": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": 255,
+                    "pattern": r"^(?![\s\u00a0])(?!.*[\s\u00a0]$).*$",
+                },
+                "accessIPv4": {"type": ["string", "null"]},
+                "accessIPv6": {"type": ["string", "null"]},
+                "description": {"type": ["string", "null"], "maxLength": 255},
+                "hostname": {"type": "string", "maxLength": 255},
+                "OS-DCF:diskConfig": {"type": "string"},
+            },
+            "additionalProperties": False,
+        }
+    },
     "additionalProperties": False,
 }
 
@@ -218,9 +241,15 @@ async def update_server(request: web.Request) -> web.Response:
         await db.update(svc.store, inst["uuid"], **changes)
     inst = await get_server(request, inst["uuid"])
     host_status = await _host_status(request, inst) if ctx.is_admin else None
-    view = views.update_view(svc.base_url, inst, microversion(request), ctx.is_admin,
-                             host_status, await _image_props(request, inst),
-                             await _server_groups(request, inst))
+    view = views.update_view(
+        svc.base_url,
+        inst,
+        microversion(request),
+        ctx.is_admin,
+        host_status,
+        await _image_props(request, inst),
+        await _server_groups(request, inst),
+    )
     return web.json_response({"server": view})
 
 
@@ -235,8 +264,9 @@ async def delete_server(request: web.Request) -> web.Response:
     inst = await get_server(request)
     check_locked(request, inst)
     if st.can_delete(inst["task_state"]):
-        await db.start_action(svc.store, inst["uuid"], "delete", request[REQUEST_ID],
-                              ctx.user_id, ctx.project_id)
+        await db.start_action(
+            svc.store, inst["uuid"], "delete", request[REQUEST_ID], ctx.user_id, ctx.project_id
+        )
         await db.update(svc.store, inst["uuid"], task_state=st.DELETING)
         svc.bus.cast("conductor", "delete_instance", uuid=inst["uuid"])
     return web.Response(status=204)
@@ -244,9 +274,12 @@ async def delete_server(request: web.Request) -> web.Response:
 
 # ---- metadata -------------------------------------------------------------------------------
 
-_META_ITEMS = {"type": "object", "maxProperties": 128,
-               "patternProperties": {"^.{1,255}$": {"type": "string", "maxLength": 255}},
-               "additionalProperties": False}
+_META_ITEMS = {
+    "type": "object",
+    "maxProperties": 128,
+    "patternProperties": {"^.{1,255}$": {"type": "string", "maxLength": 255}},
+    "additionalProperties": False,
+}
 
 
 async def _save_metadata(request: web.Request, inst: dict[str, Any], meta: dict) -> None:
@@ -261,16 +294,20 @@ async def get_metadata(request: web.Request) -> web.Response:
 
 async def replace_metadata(request: web.Request) -> web.Response:
     inst = await get_server(request)
-    body = await validated_body(request, {"type": "object", "required": ["metadata"],
-                                          "properties": {"metadata": _META_ITEMS}})
+    body = await validated_body(
+        request,
+        {"type": "object", "required": ["metadata"], "properties": {"metadata": _META_ITEMS}},
+    )
     await _save_metadata(request, inst, body["metadata"])
     return web.json_response({"metadata": body["metadata"]})
 
 
 async def merge_metadata(request: web.Request) -> web.Response:
     inst = await get_server(request)
-    body = await validated_body(request, {"type": "object", "required": ["metadata"],
-                                          "properties": {"metadata": _META_ITEMS}})
+    body = await validated_body(
+        request,
+        {"type": "object", "required": ["metadata"], "properties": {"metadata": _META_ITEMS}},
+    )
     meta = {**inst["metadata"], **body["metadata"]}
     if len(meta) > 128:
         raise BadRequest("Quota exceeded for metadata_items.")
@@ -289,10 +326,14 @@ async def get_metadata_item(request: web.Request) -> web.Response:
 async def put_metadata_item(request: web.Request) -> web.Response:
     inst = await get_server(request)
     key = request.match_info["key"]
-    body = await validated_body(request, {"type": "object", "required": ["meta"],
-                                          "properties": {"meta": {**_META_ITEMS,
-                                                                  "minProperties": 1,
-                                                                  "maxProperties": 1}}})
+    body = await validated_body(
+        request,
+        {
+            "type": "object",
+            "required": ["meta"],
+            "properties": {"meta": {**_META_ITEMS, "minProperties": 1, "maxProperties": 1}},
+        },
+    )
     if key not in body["meta"]:
         raise BadRequest("Request body and URI mismatch")
     meta = {**inst["metadata"], key: body["meta"][key]}
@@ -312,6 +353,7 @@ async def delete_metadata_item(request: web.Request) -> web.Response:
 
 # ---- ips ------------------------------------------------------------------------------------
 
+
 async def list_ips(request: web.Request) -> web.Response:
     inst = await get_server(request)
     return web.json_response(views.ips_view(inst))
@@ -328,11 +370,17 @@ async def show_ips(request: web.Request) -> web.Response:
 
 # ---- instance actions -----------------------------------------------------------------------
 
+
 def _action_view(row: dict[str, Any], mv: tuple[int, int]) -> dict[str, Any]:
-    view = {"action": row["action"], "instance_uuid": row["instance_uuid"],
-            "request_id": row["request_id"], "user_id": row["user_id"],
-            "project_id": row["project_id"], "start_time": nova_usec_time(row["start_time"]),
-            "message": row["message"]}
+    view = {
+        "action": row["action"],
+        "instance_uuid": row["instance_uuid"],
+        "request_id": row["request_id"],
+        "user_id": row["user_id"],
+        "project_id": row["project_id"],
+        "start_time": nova_usec_time(row["start_time"]),
+        "message": row["message"],
+    }
     if mv >= (2, 58):
         view["updated_at"] = nova_usec_time(row["finish_time"] or row["start_time"])
     return view
@@ -341,8 +389,8 @@ def _action_view(row: dict[str, Any], mv: tuple[int, int]) -> dict[str, Any]:
 async def list_actions(request: web.Request) -> web.Response:
     inst = await get_server(request)
     rows = await services(request).store.fetchall(
-        "SELECT * FROM instance_actions WHERE instance_uuid = ? ORDER BY id DESC",
-        (inst["uuid"],))
+        "SELECT * FROM instance_actions WHERE instance_uuid = ? ORDER BY id DESC", (inst["uuid"],)
+    )
     mv = microversion(request)
     return web.json_response({"instanceActions": [_action_view(r, mv) for r in rows]})
 
@@ -353,17 +401,23 @@ async def show_action(request: web.Request) -> web.Response:
     store = services(request).store
     row = await store.fetchone(
         "SELECT * FROM instance_actions WHERE instance_uuid = ? AND request_id = ?",
-        (inst["uuid"], request.match_info["request_id"]))
+        (inst["uuid"], request.match_info["request_id"]),
+    )
     if row is None:
         raise NotFound(f"Action {request.match_info['request_id']} not found")
     mv = microversion(request)
     view = _action_view(row, mv)
     events = await store.fetchall(
-        "SELECT * FROM instance_action_events WHERE action_id = ? ORDER BY id", (row["id"],))
+        "SELECT * FROM instance_action_events WHERE action_id = ? ORDER BY id", (row["id"],)
+    )
     items = []
     for ev in events:
-        item = {"event": ev["event"], "start_time": nova_usec_time(ev["start_time"]),
-                "finish_time": nova_usec_time(ev["finish_time"]), "result": ev["result"]}
+        item = {
+            "event": ev["event"],
+            "start_time": nova_usec_time(ev["start_time"]),
+            "finish_time": nova_usec_time(ev["finish_time"]),
+            "result": ev["result"],
+        }
         if ctx.is_admin:
             item["traceback"] = ev["traceback"]
         if mv >= (2, 62):
@@ -393,5 +447,4 @@ def setup(router: web.UrlDispatcher, prefix: str) -> None:
     router.add_get(prefix + "/servers/{server_id}/ips", list_ips)
     router.add_get(prefix + "/servers/{server_id}/ips/{network}", show_ips)
     router.add_get(prefix + "/servers/{server_id}/os-instance-actions", list_actions)
-    router.add_get(prefix + "/servers/{server_id}/os-instance-actions/{request_id}",
-                   show_action)
+    router.add_get(prefix + "/servers/{server_id}/os-instance-actions/{request_id}", show_action)

@@ -9,15 +9,25 @@ from mininova.api.microversion import MAX_VERSION, MIN_VERSION, fmt
 
 
 def _v20(base: str) -> dict:
-    return {"id": "v2.0", "status": "DEPRECATED", "version": "", "min_version": "",
-            "updated": "2025-07-04T12:00:00Z",
-            "links": [{"rel": "self", "href": f"{base}/compute/v2/"}]}
+    return {
+        "id": "v2.0",
+        "status": "DEPRECATED",
+        "version": "",
+        "min_version": "",
+        "updated": "2025-07-04T12:00:00Z",
+        "links": [{"rel": "self", "href": f"{base}/compute/v2/"}],
+    }
 
 
 def _v21(base: str) -> dict:
-    return {"id": "v2.1", "status": "CURRENT", "version": fmt(MAX_VERSION),
-            "min_version": fmt(MIN_VERSION), "updated": "2013-07-23T11:33:21Z",
-            "links": [{"rel": "self", "href": f"{base}/compute/v2.1/"}]}
+    return {
+        "id": "v2.1",
+        "status": "CURRENT",
+        "version": fmt(MAX_VERSION),
+        "min_version": fmt(MIN_VERSION),
+        "updated": "2013-07-23T11:33:21Z",
+        "links": [{"rel": "self", "href": f"{base}/compute/v2.1/"}],
+    }
 
 
 async def versions(request: web.Request) -> web.Response:
@@ -28,10 +38,12 @@ async def versions(request: web.Request) -> web.Response:
 async def version_v21(request: web.Request) -> web.Response:
     base = request.config_dict[SERVICES].base_url
     doc = _v21(base)
-    doc["links"].append({"rel": "describedby", "type": "text/html",
-                         "href": "https://docs.openstack.org/"})
-    doc["media-types"] = [{"base": "application/json",
-                           "type": "application/vnd.openstack.compute+json;version=2.1"}]
+    doc["links"].append(
+        {"rel": "describedby", "type": "text/html", "href": "https://docs.openstack.org/"}
+    )
+    doc["media-types"] = [
+        {"base": "application/json", "type": "application/vnd.openstack.compute+json;version=2.1"}
+    ]
     return web.json_response({"version": doc})
 
 

@@ -32,8 +32,9 @@ def _version_doc(svc: Services) -> dict:
         "status": "stable",
         "updated": "2020-04-07T00:00:00Z",
         "links": [{"rel": "self", "href": svc.url(PREFIX + "/v3/")}],
-        "media-types": [{"base": "application/json",
-                         "type": "application/vnd.openstack.identity-v3+json"}],
+        "media-types": [
+            {"base": "application/json", "type": "application/vnd.openstack.identity-v3+json"}
+        ],
     }
 
 
@@ -47,16 +48,24 @@ async def version_v3(request: web.Request) -> web.Response:
 
 def catalog(svc: Services) -> list[dict]:
     entries = []
-    for kind, name, path in (("identity", "keystone", "/identity"),
-                             ("compute", "nova", "/compute/v2.1"),
-                             ("image", "glance", "/image")):
+    for kind, name, path in (
+        ("identity", "keystone", "/identity"),
+        ("compute", "nova", "/compute/v2.1"),
+        ("image", "glance", "/image"),
+    ):
         endpoints = [
-            {"id": f"{name}-{iface}", "interface": iface, "region": svc.config.region,
-             "region_id": svc.config.region, "url": svc.url(path)}
+            {
+                "id": f"{name}-{iface}",
+                "interface": iface,
+                "region": svc.config.region,
+                "region_id": svc.config.region,
+                "url": svc.url(path),
+            }
             for iface in ("public", "internal", "admin")
         ]
-        entries.append({"type": kind, "name": name, "id": f"{name}-service",
-                        "endpoints": endpoints})
+        entries.append(
+            {"type": kind, "name": name, "id": f"{name}-service", "endpoints": endpoints}
+        )
     return entries
 
 
@@ -66,8 +75,12 @@ def _token_body(svc: Services, info: TokenInfo, with_catalog: bool = True) -> di
         "expires_at": iso(info.expires_at),
         "issued_at": iso(info.issued_at),
         "audit_ids": [info.audit_id],
-        "user": {"id": info.user_id, "name": info.user_name, "domain": DEFAULT_DOMAIN,
-                 "password_expires_at": None},
+        "user": {
+            "id": info.user_id,
+            "name": info.user_name,
+            "domain": DEFAULT_DOMAIN,
+            "password_expires_at": None,
+        },
         "project": {"id": info.project_id, "name": info.project_name, "domain": DEFAULT_DOMAIN},
         "roles": [{"id": r["id"], "name": r["name"]} for r in info.roles],
         "is_domain": False,
@@ -146,11 +159,18 @@ async def revoke_token(request: web.Request) -> web.Response:
 
 # ---- projects -------------------------------------------------------------------------------
 
+
 def _project_view(svc: Services, row: dict) -> dict:
     return {
-        "id": row["id"], "name": row["name"], "domain_id": row["domain_id"],
-        "description": row["description"], "enabled": bool(row["enabled"]),
-        "parent_id": row["domain_id"], "is_domain": False, "tags": [], "options": {},
+        "id": row["id"],
+        "name": row["name"],
+        "domain_id": row["domain_id"],
+        "description": row["description"],
+        "enabled": bool(row["enabled"]),
+        "parent_id": row["domain_id"],
+        "is_domain": False,
+        "tags": [],
+        "options": {},
         "links": {"self": svc.url(f"{PREFIX}/v3/projects/{row['id']}")},
     }
 
@@ -165,20 +185,27 @@ async def list_projects(request: web.Request) -> web.Response:
     if ctx.is_admin:
         sql, params = "SELECT * FROM projects", []
     else:
-        sql = ("SELECT p.* FROM projects p WHERE p.id IN "
-               "(SELECT project_id FROM role_assignments WHERE user_id = ?)")
+        sql = (
+            "SELECT p.* FROM projects p WHERE p.id IN "
+            "(SELECT project_id FROM role_assignments WHERE user_id = ?)"
+        )
         params = [ctx.user_id]
     rows = await svc.store.fetchall(sql + " ORDER BY name", params)
     if name is not None:
         rows = [r for r in rows if r["name"] == name]
-    return web.json_response({"projects": [_project_view(svc, r) for r in rows],
-                              "links": _collection_links(svc, "projects")})
+    return web.json_response(
+        {
+            "projects": [_project_view(svc, r) for r in rows],
+            "links": _collection_links(svc, "projects"),
+        }
+    )
 
 
 async def _project_or_404(request: web.Request) -> dict:
     svc = _svc(request)
-    row = await svc.store.fetchone("SELECT * FROM projects WHERE id = ?",
-                                   (request.match_info["project_id"],))
+    row = await svc.store.fetchone(
+        "SELECT * FROM projects WHERE id = ?", (request.match_info["project_id"],)
+    )
     if row is None:
         raise NotFound(f"Could not find project: {request.match_info['project_id']}.")
     return row
@@ -193,13 +220,20 @@ async def show_project(request: web.Request) -> web.Response:
 
 
 _PROJECT_SCHEMA = {
-    "type": "object", "required": ["project"],
-    "properties": {"project": {
-        "type": "object", "required": ["name"],
-        "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 64},
-                       "description": {"type": ["string", "null"]},
-                       "enabled": {"type": "boolean"},
-                       "domain_id": {"type": ["string", "null"]}}}},
+    "type": "object",
+    "required": ["project"],
+    "properties": {
+        "project": {
+            "type": "object",
+            "required": ["name"],
+            "properties": {
+                "name": {"type": "string", "minLength": 1, "maxLength": 64},
+                "description": {"type": ["string", "null"]},
+                "enabled": {"type": "boolean"},
+                "domain_id": {"type": ["string", "null"]},
+            },
+        }
+    },
 }
 
 
@@ -212,13 +246,20 @@ async def create_project(request: web.Request) -> web.Response:
         await svc.store.execute(
             "INSERT INTO projects (id, name, description, enabled, created_at)"
             " VALUES (?, ?, ?, ?, ?)",
-            (project_id, body["name"], body.get("description") or "",
-             int(body.get("enabled", True)), now_iso()),
+            (
+                project_id,
+                body["name"],
+                body.get("description") or "",
+                int(body.get("enabled", True)),
+                now_iso(),
+            ),
         )
     except sqlite3.IntegrityError:
-        raise Conflict(f"Conflict occurred attempting to store project - "
-                       f"it is not permitted to have two projects with the same name "
-                       f"in the same domain : {body['name']}.") from None
+        raise Conflict(
+            f"Conflict occurred attempting to store project - "
+            f"it is not permitted to have two projects with the same name "
+            f"in the same domain : {body['name']}."
+        ) from None
     row = await svc.store.fetchone("SELECT * FROM projects WHERE id = ?", (project_id,))
     return web.json_response({"project": _project_view(svc, row or {})}, status=201)
 
@@ -227,8 +268,10 @@ async def update_project(request: web.Request) -> web.Response:
     svc, ctx = _svc(request), context(request)
     ctx.require_admin("identity:update_project")
     row = await _project_or_404(request)
-    body = (await validated_body(request, {"type": "object", "required": ["project"],
-                                           "properties": {"project": {"type": "object"}}}))
+    body = await validated_body(
+        request,
+        {"type": "object", "required": ["project"], "properties": {"project": {"type": "object"}}},
+    )
     changes = body["project"]
     for key in ("name", "description"):
         if key in changes:
@@ -237,8 +280,10 @@ async def update_project(request: web.Request) -> web.Response:
             row[key] = changes[key]
     if "enabled" in changes:
         row["enabled"] = int(bool(changes["enabled"]))
-    await svc.store.execute("UPDATE projects SET name=?, description=?, enabled=? WHERE id=?",
-                            (row["name"], row["description"], row["enabled"], row["id"]))
+    await svc.store.execute(
+        "UPDATE projects SET name=?, description=?, enabled=? WHERE id=?",
+        (row["name"], row["description"], row["enabled"], row["id"]),
+    )
     return web.json_response({"project": _project_view(svc, row)})
 
 
@@ -249,7 +294,8 @@ async def delete_project(request: web.Request) -> web.Response:
     if row["name"] in ("admin", "service"):
         raise Conflict(f"Project {row['name']} is needed by mininova itself.")
     live = await svc.store.fetchone(
-        "SELECT COUNT(*) AS n FROM instances WHERE project_id = ? AND deleted = 0", (row["id"],))
+        "SELECT COUNT(*) AS n FROM instances WHERE project_id = ? AND deleted = 0", (row["id"],)
+    )
     if live and live["n"]:
         raise Conflict(f"Project {row['id']} still has {live['n']} server(s).")
     await svc.store.execute("DELETE FROM projects WHERE id = ?", (row["id"],))
@@ -260,10 +306,15 @@ async def delete_project(request: web.Request) -> web.Response:
 
 # ---- users ----------------------------------------------------------------------------------
 
+
 def _user_view(svc: Services, row: dict) -> dict:
     view = {
-        "id": row["id"], "name": row["name"], "domain_id": row["domain_id"],
-        "enabled": bool(row["enabled"]), "password_expires_at": None, "options": {},
+        "id": row["id"],
+        "name": row["name"],
+        "domain_id": row["domain_id"],
+        "enabled": bool(row["enabled"]),
+        "password_expires_at": None,
+        "options": {},
         "links": {"self": svc.url(f"{PREFIX}/v3/users/{row['id']}")},
     }
     if row.get("default_project_id"):
@@ -277,17 +328,20 @@ async def list_users(request: web.Request) -> web.Response:
     svc, ctx = _svc(request), context(request)
     ctx.require_admin("identity:list_users")
     rows = await svc.store.fetchall(
-        "SELECT * FROM users WHERE name != 'mininova-service' ORDER BY name")
+        "SELECT * FROM users WHERE name != 'mininova-service' ORDER BY name"
+    )
     name = request.query.get("name")
     if name is not None:
         rows = [r for r in rows if r["name"] == name]
-    return web.json_response({"users": [_user_view(svc, r) for r in rows],
-                              "links": _collection_links(svc, "users")})
+    return web.json_response(
+        {"users": [_user_view(svc, r) for r in rows], "links": _collection_links(svc, "users")}
+    )
 
 
 async def _user_or_404(request: web.Request) -> dict:
     row = await _svc(request).store.fetchone(
-        "SELECT * FROM users WHERE id = ?", (request.match_info["user_id"],))
+        "SELECT * FROM users WHERE id = ?", (request.match_info["user_id"],)
+    )
     if row is None:
         raise NotFound(f"Could not find user: {request.match_info['user_id']}.")
     return row
@@ -302,15 +356,22 @@ async def show_user(request: web.Request) -> web.Response:
 
 
 _USER_SCHEMA = {
-    "type": "object", "required": ["user"],
-    "properties": {"user": {
-        "type": "object", "required": ["name"],
-        "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 255},
-                       "password": {"type": ["string", "null"]},
-                       "default_project_id": {"type": ["string", "null"]},
-                       "email": {"type": ["string", "null"]},
-                       "enabled": {"type": "boolean"},
-                       "domain_id": {"type": ["string", "null"]}}}},
+    "type": "object",
+    "required": ["user"],
+    "properties": {
+        "user": {
+            "type": "object",
+            "required": ["name"],
+            "properties": {
+                "name": {"type": "string", "minLength": 1, "maxLength": 255},
+                "password": {"type": ["string", "null"]},
+                "default_project_id": {"type": ["string", "null"]},
+                "email": {"type": ["string", "null"]},
+                "enabled": {"type": "boolean"},
+                "domain_id": {"type": ["string", "null"]},
+            },
+        }
+    },
 }
 
 
@@ -320,7 +381,8 @@ async def create_user(request: web.Request) -> web.Response:
     body = (await validated_body(request, _USER_SCHEMA))["user"]
     project_id = body.get("default_project_id")
     if project_id and not await svc.store.fetchone(
-            "SELECT id FROM projects WHERE id = ?", (project_id,)):
+        "SELECT id FROM projects WHERE id = ?", (project_id,)
+    ):
         raise BadRequest(f"Could not find project: {project_id}.")
     user_id = new_id()
     password = body.get("password") or new_id()
@@ -328,12 +390,21 @@ async def create_user(request: web.Request) -> web.Response:
         await svc.store.execute(
             "INSERT INTO users (id, name, password_hash, default_project_id, email, enabled,"
             " created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (user_id, body["name"], hash_password(password), project_id, body.get("email"),
-             int(body.get("enabled", True)), now_iso()),
+            (
+                user_id,
+                body["name"],
+                hash_password(password),
+                project_id,
+                body.get("email"),
+                int(body.get("enabled", True)),
+                now_iso(),
+            ),
         )
     except sqlite3.IntegrityError:
-        raise Conflict(f"Conflict occurred attempting to store user - Duplicate entry "
-                       f"found with name {body['name']}.") from None
+        raise Conflict(
+            f"Conflict occurred attempting to store user - Duplicate entry "
+            f"found with name {body['name']}."
+        ) from None
     row = await svc.store.fetchone("SELECT * FROM users WHERE id = ?", (user_id,))
     return web.json_response({"user": _user_view(svc, row or {})}, status=201)
 
@@ -342,8 +413,10 @@ async def update_user(request: web.Request) -> web.Response:
     svc, ctx = _svc(request), context(request)
     ctx.require_admin("identity:update_user")
     row = await _user_or_404(request)
-    body = await validated_body(request, {"type": "object", "required": ["user"],
-                                          "properties": {"user": {"type": "object"}}})
+    body = await validated_body(
+        request,
+        {"type": "object", "required": ["user"], "properties": {"user": {"type": "object"}}},
+    )
     changes = body["user"]
     if isinstance(changes.get("password"), str):
         row["password_hash"] = hash_password(changes["password"])
@@ -358,8 +431,15 @@ async def update_user(request: web.Request) -> web.Response:
     await svc.store.execute(
         "UPDATE users SET name=?, email=?, default_project_id=?, enabled=?, password_hash=?"
         " WHERE id=?",
-        (row["name"], row["email"], row["default_project_id"], row["enabled"],
-         row["password_hash"], row["id"]))
+        (
+            row["name"],
+            row["email"],
+            row["default_project_id"],
+            row["enabled"],
+            row["password_hash"],
+            row["id"],
+        ),
+    )
     return web.json_response({"user": _user_view(svc, row)})
 
 
@@ -376,9 +456,16 @@ async def delete_user(request: web.Request) -> web.Response:
 
 # ---- roles ----------------------------------------------------------------------------------
 
+
 def _role_view(svc: Services, row: dict) -> dict:
-    return {"id": row["id"], "name": row["name"], "domain_id": None, "description": None,
-            "options": {}, "links": {"self": svc.url(f"{PREFIX}/v3/roles/{row['id']}")}}
+    return {
+        "id": row["id"],
+        "name": row["name"],
+        "domain_id": None,
+        "description": None,
+        "options": {},
+        "links": {"self": svc.url(f"{PREFIX}/v3/roles/{row['id']}")},
+    }
 
 
 async def list_roles(request: web.Request) -> web.Response:
@@ -387,14 +474,16 @@ async def list_roles(request: web.Request) -> web.Response:
     name = request.query.get("name")
     if name is not None:
         rows = [r for r in rows if r["name"] == name]
-    return web.json_response({"roles": [_role_view(svc, r) for r in rows],
-                              "links": _collection_links(svc, "roles")})
+    return web.json_response(
+        {"roles": [_role_view(svc, r) for r in rows], "links": _collection_links(svc, "roles")}
+    )
 
 
 async def show_role(request: web.Request) -> web.Response:
     svc = _svc(request)
-    row = await svc.store.fetchone("SELECT * FROM roles WHERE id = ?",
-                                   (request.match_info["role_id"],))
+    row = await svc.store.fetchone(
+        "SELECT * FROM roles WHERE id = ?", (request.match_info["role_id"],)
+    )
     if row is None:
         raise NotFound(f"Could not find role: {request.match_info['role_id']}.")
     return web.json_response({"role": _role_view(svc, row)})
@@ -405,8 +494,9 @@ async def _assignment_targets(request: web.Request) -> tuple[dict, dict, dict]:
     context(request).require_admin("identity:create_grant")
     project = await _project_or_404(request)
     user = await _user_or_404(request)
-    role = await svc.store.fetchone("SELECT * FROM roles WHERE id = ?",
-                                    (request.match_info["role_id"],))
+    role = await svc.store.fetchone(
+        "SELECT * FROM roles WHERE id = ?", (request.match_info["role_id"],)
+    )
     if role is None:
         raise NotFound(f"Could not find role: {request.match_info['role_id']}.")
     return project, user, role
@@ -417,7 +507,8 @@ async def grant_role(request: web.Request) -> web.Response:
     project, user, role = await _assignment_targets(request)
     await svc.store.execute(
         "INSERT OR IGNORE INTO role_assignments (user_id, project_id, role_id) VALUES (?, ?, ?)",
-        (user["id"], project["id"], role["id"]))
+        (user["id"], project["id"], role["id"]),
+    )
     svc.identity.forget_cached_roles()
     return web.Response(status=204)
 
@@ -427,7 +518,8 @@ async def check_grant(request: web.Request) -> web.Response:
     project, user, role = await _assignment_targets(request)
     row = await svc.store.fetchone(
         "SELECT 1 AS x FROM role_assignments WHERE user_id=? AND project_id=? AND role_id=?",
-        (user["id"], project["id"], role["id"]))
+        (user["id"], project["id"], role["id"]),
+    )
     if row is None:
         raise NotFound("Could not find role assignment.")
     return web.Response(status=204)
@@ -438,7 +530,8 @@ async def revoke_role(request: web.Request) -> web.Response:
     project, user, role = await _assignment_targets(request)
     removed = await svc.store.execute(
         "DELETE FROM role_assignments WHERE user_id=? AND project_id=? AND role_id=?",
-        (user["id"], project["id"], role["id"]))
+        (user["id"], project["id"], role["id"]),
+    )
     if not removed:
         raise NotFound("Could not find role assignment.")
     svc.identity.forget_cached_roles()
@@ -453,7 +546,8 @@ async def list_role_assignments(request: web.Request) -> web.Response:
         "SELECT a.user_id, a.project_id, a.role_id, u.name AS user_name, p.name AS project_name,"
         " r.name AS role_name FROM role_assignments a JOIN users u ON u.id = a.user_id"
         " JOIN projects p ON p.id = a.project_id JOIN roles r ON r.id = a.role_id"
-        " WHERE u.name != 'mininova-service' ORDER BY u.name, p.name, r.name")
+        " WHERE u.name != 'mininova-service' ORDER BY u.name, p.name, r.name"
+    )
     filters = {"user.id": "user_id", "scope.project.id": "project_id", "role.id": "role_id"}
     for param, column in filters.items():
         if param in q:
@@ -468,20 +562,37 @@ async def list_role_assignments(request: web.Request) -> web.Response:
             user.update(name=r["user_name"], domain=DEFAULT_DOMAIN)
             project.update(name=r["project_name"], domain=DEFAULT_DOMAIN)
             role["name"] = r["role_name"]
-        items.append({"user": user, "scope": {"project": project}, "role": role,
-                      "links": {"assignment": svc.url(
-                          f"{PREFIX}/v3/projects/{r['project_id']}/users/{r['user_id']}"
-                          f"/roles/{r['role_id']}")}})
-    return web.json_response({"role_assignments": items,
-                              "links": _collection_links(svc, "role_assignments")})
+        items.append(
+            {
+                "user": user,
+                "scope": {"project": project},
+                "role": role,
+                "links": {
+                    "assignment": svc.url(
+                        f"{PREFIX}/v3/projects/{r['project_id']}/users/{r['user_id']}"
+                        f"/roles/{r['role_id']}"
+                    )
+                },
+            }
+        )
+    return web.json_response(
+        {"role_assignments": items, "links": _collection_links(svc, "role_assignments")}
+    )
 
 
 # ---- domains (the single Default domain) ---------------------------------------------------
 
+
 def _domain_view(svc: Services) -> dict:
-    return {"id": "default", "name": "Default", "description": "The default domain",
-            "enabled": True, "tags": [], "options": {},
-            "links": {"self": svc.url(f"{PREFIX}/v3/domains/default")}}
+    return {
+        "id": "default",
+        "name": "Default",
+        "description": "The default domain",
+        "enabled": True,
+        "tags": [],
+        "options": {},
+        "links": {"self": svc.url(f"{PREFIX}/v3/domains/default")},
+    }
 
 
 async def list_domains(request: web.Request) -> web.Response:

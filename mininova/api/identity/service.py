@@ -70,10 +70,12 @@ class IdentityService:
     async def find_project(self, project: dict) -> dict | None:
         if "id" in project:
             return await self.store.fetchone(
-                "SELECT * FROM projects WHERE id = ?", (project["id"],))
+                "SELECT * FROM projects WHERE id = ?", (project["id"],)
+            )
         if "name" in project:
             return await self.store.fetchone(
-                "SELECT * FROM projects WHERE name = ?", (project["name"],))
+                "SELECT * FROM projects WHERE name = ?", (project["name"],)
+            )
         return None
 
     async def roles_for(self, user_id: str, project_id: str) -> list[dict[str, str]]:
@@ -83,10 +85,15 @@ class IdentityService:
             (user_id, project_id),
         )
 
-    async def authenticate(self, user_ref: dict, password: str, project_ref: dict | None
-                           ) -> tuple[str, TokenInfo]:
+    async def authenticate(
+        self, user_ref: dict, password: str, project_ref: dict | None
+    ) -> tuple[str, TokenInfo]:
         user = await self.find_user(user_ref)
-        if user is None or not user["enabled"] or not check_password(password, user["password_hash"]):
+        if (
+            user is None
+            or not user["enabled"]
+            or not check_password(password, user["password_hash"])
+        ):
             raise AuthFailed("The request you have made requires authentication.")
         if project_ref is None:
             if not user["default_project_id"]:
@@ -100,21 +107,32 @@ class IdentityService:
             raise AuthFailed(f"User {user['id']} has no access to project {project['id']}")
         return await self._issue(user, project, roles)
 
-    async def _issue(self, user: dict, project: dict, roles: list[dict[str, str]]
-                     ) -> tuple[str, TokenInfo]:
+    async def _issue(
+        self, user: dict, project: dict, roles: list[dict[str, str]]
+    ) -> tuple[str, TokenInfo]:
         token = "mn-" + secrets.token_urlsafe(32)
         issued = now_utc()
         info = TokenInfo(
-            user_id=user["id"], user_name=user["name"], project_id=project["id"],
-            project_name=project["name"], roles=roles, issued_at=issued,
+            user_id=user["id"],
+            user_name=user["name"],
+            project_id=project["id"],
+            project_name=project["name"],
+            roles=roles,
+            issued_at=issued,
             expires_at=issued + timedelta(seconds=self.token_ttl),
             audit_id=base64.urlsafe_b64encode(secrets.token_bytes(16)).decode().rstrip("="),
         )
         await self.store.execute(
             "INSERT INTO tokens (token_hash, user_id, project_id, issued_at, expires_at, audit_id)"
             " VALUES (?, ?, ?, ?, ?, ?)",
-            (token_hash(token), info.user_id, info.project_id, iso(info.issued_at),
-             iso(info.expires_at), info.audit_id),
+            (
+                token_hash(token),
+                info.user_id,
+                info.project_id,
+                iso(info.issued_at),
+                iso(info.expires_at),
+                info.audit_id,
+            ),
         )
         self._cache[token_hash(token)] = info
         return token, info
@@ -123,7 +141,8 @@ class IdentityService:
         """A token for the internal service user (used by agents to fetch images)."""
         user = await self.store.fetchone("SELECT * FROM users WHERE name = 'mininova-service'")
         project = await self.store.fetchone(
-            "SELECT * FROM projects WHERE id = ?", ((user or {}).get("default_project_id"),))
+            "SELECT * FROM projects WHERE id = ?", ((user or {}).get("default_project_id"),)
+        )
         if user is None or project is None:
             raise AuthFailed("service user or project missing")
         token, _ = await self._issue(user, project, [{"id": "", "name": "admin"}])
@@ -144,10 +163,13 @@ class IdentityService:
             roles = await self.roles_for(row["user_id"], row["project_id"])
             service = row["user_name"] == "mininova-service"
             info = TokenInfo(
-                user_id=row["user_id"], user_name=row["user_name"],
-                project_id=row["project_id"], project_name=row["project_name"],
+                user_id=row["user_id"],
+                user_name=row["user_name"],
+                project_id=row["project_id"],
+                project_name=row["project_name"],
                 roles=[{"id": "", "name": "admin"}] if service else roles,
-                issued_at=parse_iso(row["issued_at"]), expires_at=parse_iso(row["expires_at"]),
+                issued_at=parse_iso(row["issued_at"]),
+                expires_at=parse_iso(row["expires_at"]),
                 audit_id=row["audit_id"],
             )
             self._cache[key] = info

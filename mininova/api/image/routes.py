@@ -29,10 +29,30 @@ PREFIX = "/image"
 V2 = PREFIX + "/v2"
 CHUNK = 1024 * 1024
 MAX_LIMIT = 1000
-PATCH_TYPES = ("application/openstack-images-v2.1-json-patch",
-               "application/openstack-images-v2.0-json-patch")
-_VERSIONS = ("2.17", "2.16", "2.15", "2.14", "2.13", "2.12", "2.11", "2.10", "2.9", "2.8",
-             "2.7", "2.6", "2.5", "2.4", "2.3", "2.2", "2.1", "2.0")
+PATCH_TYPES = (
+    "application/openstack-images-v2.1-json-patch",
+    "application/openstack-images-v2.0-json-patch",
+)
+_VERSIONS = (
+    "2.17",
+    "2.16",
+    "2.15",
+    "2.14",
+    "2.13",
+    "2.12",
+    "2.11",
+    "2.10",
+    "2.9",
+    "2.8",
+    "2.7",
+    "2.6",
+    "2.5",
+    "2.4",
+    "2.3",
+    "2.2",
+    "2.1",
+    "2.0",
+)
 
 
 class UnsupportedMediaType(ApiError):
@@ -57,17 +77,24 @@ def setup(app: web.Application) -> None:
 
 # -- discovery ------------------------------------------------------------------------------
 
+
 async def versions(request: web.Request) -> web.Response:
     href = services(request).url(V2 + "/")
-    body = {"versions": [
-        {"id": f"v{v}", "status": "CURRENT" if i == 0 else "SUPPORTED",
-         "links": [{"rel": "self", "href": href}]}
-        for i, v in enumerate(_VERSIONS)
-    ]}
+    body = {
+        "versions": [
+            {
+                "id": f"v{v}",
+                "status": "CURRENT" if i == 0 else "SUPPORTED",
+                "links": [{"rel": "self", "href": href}],
+            }
+            for i, v in enumerate(_VERSIONS)
+        ]
+    }
     return web.json_response(body, status=300)
 
 
 # -- validation -----------------------------------------------------------------------------
+
 
 def _check_name(value: Any) -> str | None:
     if value is not None and (not isinstance(value, str) or len(value) > 255):
@@ -91,14 +118,16 @@ def _check_enum(key: str, value: Any, allowed: tuple[str, ...], nullable: bool =
     if value is None and nullable:
         return None
     if value not in allowed:
-        raise BadRequest(f"Invalid value '{value}' for '{key}': expected one of "
-                         f"{', '.join(allowed)}.")
+        raise BadRequest(
+            f"Invalid value '{value}' for '{key}': expected one of {', '.join(allowed)}."
+        )
     return value
 
 
 def _check_tags(value: Any) -> list[str]:
-    if not isinstance(value, list) or not all(isinstance(t, str) and 0 < len(t) <= 255
-                                              for t in value):
+    if not isinstance(value, list) or not all(
+        isinstance(t, str) and 0 < len(t) <= 255 for t in value
+    ):
         raise BadRequest("Invalid value for 'tags': a list of non-empty strings is required.")
     if len(value) > 128:
         raise OverLimit("Maximum number of tags exceeded.")
@@ -124,14 +153,18 @@ def _check_property(key: str, value: Any) -> str:
 
 # -- create / show / list / delete ----------------------------------------------------------
 
+
 async def create_image(request: web.Request) -> web.Response:
     ctx = context(request)
     svc = services(request)
     body = await json_body(request)
     if not isinstance(body, dict):
         raise BadRequest("The request body must be a JSON object.")
-    fields: dict[str, Any] = {"owner": ctx.project_id, "visibility": "shared",
-                              "container_format": "bare"}
+    fields: dict[str, Any] = {
+        "owner": ctx.project_id,
+        "visibility": "shared",
+        "container_format": "bare",
+    }
     properties: dict[str, str] = {}
     for key, value in body.items():
         if key == "name":
@@ -154,8 +187,7 @@ async def create_image(request: web.Request) -> web.Response:
         elif key == "owner":
             if value != ctx.project_id:
                 if not ctx.is_admin:
-                    raise Forbidden("You are not permitted to create images owned by "
-                                    f"'{value}'.")
+                    raise Forbidden(f"You are not permitted to create images owned by '{value}'.")
                 if not isinstance(value, str) or not value:
                     raise BadRequest("Invalid value for 'owner'.")
             fields["owner"] = value
@@ -174,8 +206,9 @@ async def create_image(request: web.Request) -> web.Response:
         raise Conflict(f"Image with identifier {image_id} already exists!")
     row = await ops.create_image_record(svc.store, properties=properties, **fields)
     view = ops.glance_view(row)
-    return web.json_response(view, status=201,
-                             headers={"Location": svc.url(f"{V2}/images/{row['id']}")})
+    return web.json_response(
+        view, status=201, headers={"Location": svc.url(f"{V2}/images/{row['id']}")}
+    )
 
 
 async def show_image(request: web.Request) -> web.Response:
@@ -190,10 +223,22 @@ def _in_values(text: str) -> set[str]:
     return {text}
 
 
-_SORT_KEYS = ("created_at", "updated_at", "name", "id", "status", "size", "disk_format",
-              "container_format", "visibility", "min_disk", "min_ram")
-_IGNORED_PARAMS = frozenset({"limit", "marker", "sort_key", "sort_dir", "sort",
-                             "member_status", "os_hidden"})
+_SORT_KEYS = (
+    "created_at",
+    "updated_at",
+    "name",
+    "id",
+    "status",
+    "size",
+    "disk_format",
+    "container_format",
+    "visibility",
+    "min_disk",
+    "min_ram",
+)
+_IGNORED_PARAMS = frozenset(
+    {"limit", "marker", "sort_key", "sort_dir", "sort", "member_status", "os_hidden"}
+)
 
 
 def _sort_spec(query: Any) -> list[tuple[str, bool]]:
@@ -225,9 +270,14 @@ def _sort_spec(query: Any) -> list[tuple[str, bool]]:
 def _sort(rows: list[dict[str, Any]], spec: list[tuple[str, bool]]) -> list[dict[str, Any]]:
     for key, desc in reversed(spec):
         # None sorts first ascending, like SQL NULLs in SQLite.
-        rows.sort(key=lambda r, k=key: (r.get(k) is not None, r.get(k) or 0)
-                  if k in ("size", "min_disk", "min_ram")
-                  else (r.get(k) is not None, str(r.get(k) or "")), reverse=desc)
+        rows.sort(
+            key=lambda r, k=key: (
+                (r.get(k) is not None, r.get(k) or 0)
+                if k in ("size", "min_disk", "min_ram")
+                else (r.get(k) is not None, str(r.get(k) or ""))
+            ),
+            reverse=desc,
+        )
     return rows
 
 
@@ -255,8 +305,19 @@ def _matches(row: dict[str, Any], query: Any) -> bool:
             return False
     if query.get("os_hidden", "false").lower() == "true":
         return False
-    known = {"name", "status", "id", "owner", "disk_format", "container_format", "tag",
-             "size_min", "size_max", "protected", "visibility"} | _IGNORED_PARAMS
+    known = {
+        "name",
+        "status",
+        "id",
+        "owner",
+        "disk_format",
+        "container_format",
+        "tag",
+        "size_min",
+        "size_max",
+        "protected",
+        "visibility",
+    } | _IGNORED_PARAMS
     for key in query:
         if key not in known and row["properties"].get(key) not in _in_values(query[key]):
             return False  # Glance treats any other parameter as a property filter
@@ -274,8 +335,7 @@ async def visible_images(store: Any, ctx: Any, query: Any) -> list[dict[str, Any
         if visibility is None:
             if not ops.listed_by_default(ctx, row):
                 continue
-        elif not ops.can_see(ctx, row) or (visibility != "all"
-                                           and row["visibility"] != visibility):
+        elif not ops.can_see(ctx, row) or (visibility != "all" and row["visibility"] != visibility):
             continue
         if _matches(row, query):
             out.append(row)
@@ -286,15 +346,16 @@ def parse_limit(query: Any) -> int | None:
     return pagination.parse_limit(query, MAX_LIMIT)
 
 
-def paginate(rows: list[dict[str, Any]], query: Any,
-             default_limit: int | None = None) -> tuple[list[dict[str, Any]], bool]:
+def paginate(
+    rows: list[dict[str, Any]], query: Any, default_limit: int | None = None
+) -> tuple[list[dict[str, Any]], bool]:
     """Apply marker and limit to sorted rows; returns (page, more_remain)."""
     marker = query.get("marker")
     if marker is not None:
         index = next((i for i, r in enumerate(rows) if r["id"] == marker), None)
         if index is None:
             raise BadRequest(f"marker [{marker}] not found")
-        rows = rows[index + 1:]
+        rows = rows[index + 1 :]
     limit = parse_limit(query)
     if limit is None:
         limit = default_limit
@@ -311,8 +372,11 @@ async def list_images(request: web.Request) -> web.Response:
     parse_limit(query)
     rows = _sort(await visible_images(store, ctx, query), spec)
     page, more = paginate(rows, query)
-    body: dict[str, Any] = {"images": [ops.glance_view(r) for r in page],
-                            "first": "/v2/images", "schema": "/v2/schemas/images"}
+    body: dict[str, Any] = {
+        "images": [ops.glance_view(r) for r in page],
+        "first": "/v2/images",
+        "schema": "/v2/schemas/images",
+    }
     params = [(k, v) for k, v in query.items() if k != "marker"]
     if params:
         body["first"] = "/v2/images?" + urlencode(params)
@@ -332,6 +396,7 @@ async def delete_image(request: web.Request) -> web.Response:
 
 # -- PATCH (JSON patch) ---------------------------------------------------------------------
 
+
 def _pointer(path: Any) -> str:
     if not isinstance(path, str) or not path.startswith("/") or path.count("/") != 1:
         raise BadRequest(f"Invalid JSON pointer for this resource: '{path}'")
@@ -346,13 +411,26 @@ async def update_image(request: web.Request) -> web.Response:
     svc = services(request)
     if request.content_type not in PATCH_TYPES:
         raise UnsupportedMediaType(
-            f"Unsupported Content-Type {request.content_type!r}; use {PATCH_TYPES[0]}.")
+            f"Unsupported Content-Type {request.content_type!r}; use {PATCH_TYPES[0]}."
+        )
     row = await ops.load_modifiable(svc.store, ctx, request.match_info["image_id"])
     body = await json_body(request)
     if not isinstance(body, list):
         raise BadRequest("The request body must be a JSON array of patch operations.")
-    image = {k: row[k] for k in ("name", "disk_format", "container_format", "visibility",
-                                 "min_disk", "min_ram", "protected", "tags", "owner")}
+    image = {
+        k: row[k]
+        for k in (
+            "name",
+            "disk_format",
+            "container_format",
+            "visibility",
+            "min_disk",
+            "min_ram",
+            "protected",
+            "tags",
+            "owner",
+        )
+    }
     props = dict(row["properties"])
     for change in body:
         if not isinstance(change, dict):
@@ -391,9 +469,20 @@ async def update_image(request: web.Request) -> web.Response:
         "UPDATE images SET name = ?, disk_format = ?, container_format = ?, visibility = ?,"
         " min_disk = ?, min_ram = ?, protected = ?, tags = ?, owner = ?, properties = ?,"
         " updated_at = ? WHERE id = ?",
-        (image["name"], image["disk_format"], image["container_format"], image["visibility"],
-         image["min_disk"], image["min_ram"], int(image["protected"]), json.dumps(image["tags"]),
-         image["owner"], dumps(props), now_iso(), row["id"]),
+        (
+            image["name"],
+            image["disk_format"],
+            image["container_format"],
+            image["visibility"],
+            image["min_disk"],
+            image["min_ram"],
+            int(image["protected"]),
+            json.dumps(image["tags"]),
+            image["owner"],
+            dumps(props),
+            now_iso(),
+            row["id"],
+        ),
     )
     fresh = await ops.get_image_row(svc.store, row["id"])
     if fresh is None:
@@ -430,8 +519,10 @@ async def add_tag(request: web.Request) -> web.Response:
     row = await ops.load_modifiable(svc.store, context(request), request.match_info["image_id"])
     tag = request.match_info["tag"]
     tags = _check_tags([*row["tags"], tag])
-    await svc.store.execute("UPDATE images SET tags = ?, updated_at = ? WHERE id = ?",
-                            (json.dumps(tags), now_iso(), row["id"]))
+    await svc.store.execute(
+        "UPDATE images SET tags = ?, updated_at = ? WHERE id = ?",
+        (json.dumps(tags), now_iso(), row["id"]),
+    )
     return web.Response(status=204)
 
 
@@ -442,12 +533,15 @@ async def remove_tag(request: web.Request) -> web.Response:
     if tag not in row["tags"]:
         raise NotFound(f"Tag {tag} not found.")
     tags = [t for t in row["tags"] if t != tag]
-    await svc.store.execute("UPDATE images SET tags = ?, updated_at = ? WHERE id = ?",
-                            (json.dumps(tags), now_iso(), row["id"]))
+    await svc.store.execute(
+        "UPDATE images SET tags = ?, updated_at = ? WHERE id = ?",
+        (json.dumps(tags), now_iso(), row["id"]),
+    )
     return web.Response(status=204)
 
 
 # -- data -----------------------------------------------------------------------------------
+
 
 def _write_chunk(fh: Any, md5: Any, sha: Any, data: bytearray) -> None:
     md5.update(data)
@@ -501,14 +595,15 @@ async def upload_data(request: web.Request) -> web.Response:
     row = await ops.load_modifiable(store, ctx, request.match_info["image_id"])
     image_id = row["id"]
     if request.content_type != "application/octet-stream":
-        raise UnsupportedMediaType(f"Unsupported Content-Type {request.content_type!r}; "
-                                   "use application/octet-stream.")
+        raise UnsupportedMediaType(
+            f"Unsupported Content-Type {request.content_type!r}; use application/octet-stream."
+        )
     if row["status"] != "queued":
-        raise Conflict(f"Image status transition from {row['status']} to saving is not "
-                       "allowed")
+        raise Conflict(f"Image status transition from {row['status']} to saving is not allowed")
     if not row["disk_format"] or not row["container_format"]:
-        raise BadRequest("Properties disk_format, container_format must be set prior to "
-                         "saving data.")
+        raise BadRequest(
+            "Properties disk_format, container_format must be set prior to saving data."
+        )
     cap = ops.size_cap(config)
     declared = request.content_length
     if declared is not None and declared > cap:
@@ -545,8 +640,9 @@ async def download_data(request: web.Request) -> web.StreamResponse:
     svc = services(request)
     row = await ops.load_visible(svc.store, context(request), request.match_info["image_id"])
     if row["status"] == "deactivated":
-        raise Forbidden("The requested image has been deactivated. Image data download is "
-                        "forbidden.")
+        raise Forbidden(
+            "The requested image has been deactivated. Image data download is forbidden."
+        )
     path = ops.image_path(svc.config, row["id"])
     if row["status"] != "active" or not await asyncio.to_thread(path.is_file):
         return web.Response(status=204)

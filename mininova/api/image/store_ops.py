@@ -28,28 +28,84 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DISK_FORMATS = ("raw", "qcow2", "iso", "ami", "ari", "aki", "vhd", "vhdx", "vmdk", "vdi",
-                "ploop")
+DISK_FORMATS = ("raw", "qcow2", "iso", "ami", "ari", "aki", "vhd", "vhdx", "vmdk", "vdi", "ploop")
 CONTAINER_FORMATS = ("bare", "ovf", "ova", "ami", "ari", "aki", "docker", "compressed")
 VISIBILITIES = ("public", "private", "shared", "community")
-STATUSES = ("queued", "saving", "active", "killed", "deleted", "pending_delete",
-            "deactivated", "uploading", "importing")
+STATUSES = (
+    "queued",
+    "saving",
+    "active",
+    "killed",
+    "deleted",
+    "pending_delete",
+    "deactivated",
+    "uploading",
+    "importing",
+)
 
 # Columns of the images table that are exposed as-is in the Glance view.
-CORE_COLUMNS = ("id", "name", "status", "disk_format", "container_format", "visibility", "size",
-                "virtual_size", "checksum", "os_hash_algo", "os_hash_value", "owner", "min_disk",
-                "min_ram", "protected", "tags", "created_at", "updated_at")
+CORE_COLUMNS = (
+    "id",
+    "name",
+    "status",
+    "disk_format",
+    "container_format",
+    "visibility",
+    "size",
+    "virtual_size",
+    "checksum",
+    "os_hash_algo",
+    "os_hash_value",
+    "owner",
+    "min_disk",
+    "min_ram",
+    "protected",
+    "tags",
+    "created_at",
+    "updated_at",
+)
 # Keys the server computes: never settable by a client (create → 400, PATCH → 403).
-READ_ONLY = frozenset({
-    "id", "status", "size", "virtual_size", "checksum", "os_hash_algo", "os_hash_value",
-    "created_at", "updated_at", "self", "file", "schema", "direct_url", "locations",
-    "deleted", "deleted_at", "stores", "os_glance_import_task",
-})
+READ_ONLY = frozenset(
+    {
+        "id",
+        "status",
+        "size",
+        "virtual_size",
+        "checksum",
+        "os_hash_algo",
+        "os_hash_value",
+        "created_at",
+        "updated_at",
+        "self",
+        "file",
+        "schema",
+        "direct_url",
+        "locations",
+        "deleted",
+        "deleted_at",
+        "stores",
+        "os_glance_import_task",
+    }
+)
 # Names that cannot be used as extra (free-form) properties.
-RESERVED = READ_ONLY | frozenset({
-    "name", "disk_format", "container_format", "visibility", "owner", "min_disk", "min_ram",
-    "protected", "tags", "os_hidden", "members", "member_status", "image_id", "location",
-})
+RESERVED = READ_ONLY | frozenset(
+    {
+        "name",
+        "disk_format",
+        "container_format",
+        "visibility",
+        "owner",
+        "min_disk",
+        "min_ram",
+        "protected",
+        "tags",
+        "os_hidden",
+        "members",
+        "member_status",
+        "image_id",
+        "location",
+    }
+)
 
 DEFAULT_SIZE_CAP = 20 * 1024**3  # 20 GiB; override with `image_size_cap` in the config file
 
@@ -101,10 +157,19 @@ async def get_image_row(store: Store, image_id: str) -> dict[str, Any] | None:
 
 
 async def create_image_record(
-    store: Store, *, owner: str, name: str | None = None, disk_format: str | None = None,
-    container_format: str | None = "bare", visibility: str = "shared", min_disk: int = 0,
-    min_ram: int = 0, protected: bool = False, tags: list[str] | None = None,
-    properties: dict[str, str] | None = None, image_id: str | None = None,
+    store: Store,
+    *,
+    owner: str,
+    name: str | None = None,
+    disk_format: str | None = None,
+    container_format: str | None = "bare",
+    visibility: str = "shared",
+    min_disk: int = 0,
+    min_ram: int = 0,
+    protected: bool = False,
+    tags: list[str] | None = None,
+    properties: dict[str, str] | None = None,
+    image_id: str | None = None,
     status: str = "queued",
 ) -> dict[str, Any]:
     """Insert a new (queued) image record and return it decoded. Used by `POST /v2/images`
@@ -116,17 +181,31 @@ async def create_image_record(
         " virtual_size, checksum, os_hash_algo, os_hash_value, owner, visibility, min_disk,"
         " min_ram, protected, properties, tags, created_at, updated_at)"
         " VALUES (?, ?, ?, ?, ?, NULL, NULL, NULL, NULL, NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (image_id, name, status, disk_format, container_format, owner, visibility, min_disk,
-         min_ram, int(bool(protected)), dumps(properties or {}), json.dumps(tags or []), now,
-         now),
+        (
+            image_id,
+            name,
+            status,
+            disk_format,
+            container_format,
+            owner,
+            visibility,
+            min_disk,
+            min_ram,
+            int(bool(protected)),
+            dumps(properties or {}),
+            json.dumps(tags or []),
+            now,
+            now,
+        ),
     )
     row = await get_image_row(store, image_id)
     assert row is not None
     return row
 
 
-async def set_image_status(store: Store, image_id: str, status: str,
-                           expect: str | None = None) -> bool:
+async def set_image_status(
+    store: Store, image_id: str, status: str, expect: str | None = None
+) -> bool:
     """Move an image to `status` (only from `expect` when given). True if a row changed."""
     sql = "UPDATE images SET status = ?, updated_at = ? WHERE id = ?"
     params: list[Any] = [status, now_iso(), image_id]
@@ -149,6 +228,7 @@ def _unlink(path: Path) -> None:
 
 
 # -- access rules ---------------------------------------------------------------------------
+
 
 def can_see(ctx: RequestContext, row: dict[str, Any]) -> bool:
     """Admin sees all; otherwise own images plus public and community ones."""
@@ -185,6 +265,7 @@ async def load_modifiable(store: Store, ctx: RequestContext, image_id: str) -> d
 
 # -- views ----------------------------------------------------------------------------------
 
+
 def glance_time(text: str | None) -> str | None:
     return nova_time(text)
 
@@ -196,42 +277,51 @@ def glance_view(row: dict[str, Any]) -> dict[str, Any]:
     for key, value in (row.get("properties") or {}).items():
         if key not in RESERVED:
             view[key] = value
-    view.update({
-        "id": image_id,
-        "name": row.get("name"),
-        "status": row.get("status"),
-        "disk_format": row.get("disk_format"),
-        "container_format": row.get("container_format"),
-        "visibility": row.get("visibility"),
-        "size": row.get("size"),
-        "virtual_size": row.get("virtual_size"),
-        "checksum": row.get("checksum"),
-        "os_hash_algo": row.get("os_hash_algo"),
-        "os_hash_value": row.get("os_hash_value"),
-        "owner": row.get("owner"),
-        "min_disk": row.get("min_disk") or 0,
-        "min_ram": row.get("min_ram") or 0,
-        "protected": bool(row.get("protected")),
-        "os_hidden": False,
-        "tags": list(row.get("tags") or []),
-        "created_at": glance_time(row.get("created_at")),
-        "updated_at": glance_time(row.get("updated_at")),
-        "self": f"/v2/images/{image_id}",
-        "file": f"/v2/images/{image_id}/file",
-        "schema": "/v2/schemas/image",
-    })
+    view.update(
+        {
+            "id": image_id,
+            "name": row.get("name"),
+            "status": row.get("status"),
+            "disk_format": row.get("disk_format"),
+            "container_format": row.get("container_format"),
+            "visibility": row.get("visibility"),
+            "size": row.get("size"),
+            "virtual_size": row.get("virtual_size"),
+            "checksum": row.get("checksum"),
+            "os_hash_algo": row.get("os_hash_algo"),
+            "os_hash_value": row.get("os_hash_value"),
+            "owner": row.get("owner"),
+            "min_disk": row.get("min_disk") or 0,
+            "min_ram": row.get("min_ram") or 0,
+            "protected": bool(row.get("protected")),
+            "os_hidden": False,
+            "tags": list(row.get("tags") or []),
+            "created_at": glance_time(row.get("created_at")),
+            "updated_at": glance_time(row.get("updated_at")),
+            "self": f"/v2/images/{image_id}",
+            "file": f"/v2/images/{image_id}/file",
+            "schema": "/v2/schemas/image",
+        }
+    )
     return view
 
 
 # -- qemu-img -------------------------------------------------------------------------------
 
-_QEMU_FORMATS = {"qcow2": "qcow2", "vmdk": "vmdk", "vdi": "vdi", "vhdx": "vhdx", "vhd": "vpc",
-                 "ploop": "parallels"}
+_QEMU_FORMATS = {
+    "qcow2": "qcow2",
+    "vmdk": "vmdk",
+    "vdi": "vdi",
+    "vhdx": "vhdx",
+    "vhd": "vpc",
+    "ploop": "parallels",
+}
 _RAW_FORMATS = ("raw", "iso", "ami", "ari", "aki")
 
 
-async def qemu_virtual_size(path: Path, disk_format: str | None, size: int | None = None,
-                            timeout: float = 60.0) -> int | None:
+async def qemu_virtual_size(
+    path: Path, disk_format: str | None, size: int | None = None, timeout: float = 60.0
+) -> int | None:
     """Virtual size: `size` for raw-like formats, else `qemu-img info --output=json` in a
     subprocess; None when qemu-img is unavailable or fails.
 
@@ -246,8 +336,14 @@ async def qemu_virtual_size(path: Path, disk_format: str | None, size: int | Non
         return None
     try:
         proc = await asyncio.create_subprocess_exec(
-            exe, "info", "--output=json", "-f", fmt, str(path),
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+            exe,
+            "info",
+            "--output=json",
+            "-f",
+            fmt,
+            str(path),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )
     except OSError:
@@ -272,8 +368,9 @@ async def qemu_virtual_size(path: Path, disk_format: str | None, size: int | Non
 
 async def recover_uploads(store: Store, config: ServeConfig) -> None:
     """At controller start: uploads cut by a crash go back to `queued`; temp files go away."""
-    await store.execute("UPDATE images SET status = 'queued', updated_at = ?"
-                        " WHERE status = 'saving'", (now_iso(),))
+    await store.execute(
+        "UPDATE images SET status = 'queued', updated_at = ? WHERE status = 'saving'", (now_iso(),)
+    )
     directory = images_dir(config)
     if directory.is_dir():
         for entry in directory.glob(".*.part"):

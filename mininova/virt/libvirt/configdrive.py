@@ -34,10 +34,18 @@ def meta_data(spec: InstanceSpec) -> dict:
 
 def network_data(spec: InstanceSpec) -> dict:
     return {
-        "links": [{"id": "tap0", "type": "phy", "ethernet_mac_address": spec.mac_address,
-                   "mtu": 1500, "vif_id": spec.uuid}],
-        "networks": [{"id": "network0", "type": "ipv4_dhcp", "link": "tap0",
-                      "network_id": "default"}],
+        "links": [
+            {
+                "id": "tap0",
+                "type": "phy",
+                "ethernet_mac_address": spec.mac_address,
+                "mtu": 1500,
+                "vif_id": spec.uuid,
+            }
+        ],
+        "networks": [
+            {"id": "network0", "type": "ipv4_dhcp", "link": "tap0", "network_id": "default"}
+        ],
         "services": [],
     }
 
@@ -93,8 +101,9 @@ def write_iso(files: dict[str, bytes], dest: Path) -> None:
                 joliet = "/" + "/".join(parts[: i + 1])
                 if last:
                     data = files[rel]
-                    iso.add_fp(io.BytesIO(data), len(data), iso_path, rr_name=part,
-                               joliet_path=joliet)
+                    iso.add_fp(
+                        io.BytesIO(data), len(data), iso_path, rr_name=part, joliet_path=joliet
+                    )
                 elif iso_path not in made:
                     iso.add_directory(iso_path, rr_name=part, joliet_path=joliet)
                     made.add(iso_path)

@@ -71,11 +71,14 @@ _STATE_MAP = {
     libvirt.VIR_DOMAIN_PMSUSPENDED: SUSPENDED,
 }
 _UNDEFINE_FLAGS = 0
-for _flag in ("VIR_DOMAIN_UNDEFINE_MANAGED_SAVE", "VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA",
-              "VIR_DOMAIN_UNDEFINE_NVRAM", "VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA"):
+for _flag in (
+    "VIR_DOMAIN_UNDEFINE_MANAGED_SAVE",
+    "VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA",
+    "VIR_DOMAIN_UNDEFINE_NVRAM",
+    "VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA",
+):
     _UNDEFINE_FLAGS |= getattr(libvirt, _flag, 0)
-_NET_LIVE_CONFIG = (libvirt.VIR_NETWORK_UPDATE_AFFECT_LIVE
-                    | libvirt.VIR_NETWORK_UPDATE_AFFECT_CONFIG)
+_NET_LIVE_CONFIG = libvirt.VIR_NETWORK_UPDATE_AFFECT_LIVE | libvirt.VIR_NETWORK_UPDATE_AFFECT_CONFIG
 
 
 def event_power_state(event: int, detail: int) -> int | None:
@@ -109,11 +112,19 @@ class LibvirtDriver(ComputeDriver):
 
     name = "libvirt"
 
-    def __init__(self, uri: str = "qemu:///system", virt_type: str = "auto",
-                 instances_path: Path = Path("/var/lib/mininova/instances"),
-                 network: str = "default", *, sync_interval: float = 60.0,
-                 shutdown_timeout: float = 10.0, reboot_timeout: float = 30.0,
-                 lease_wait: float = 20.0, probe_timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        uri: str = "qemu:///system",
+        virt_type: str = "auto",
+        instances_path: Path = Path("/var/lib/mininova/instances"),
+        network: str = "default",
+        *,
+        sync_interval: float = 60.0,
+        shutdown_timeout: float = 10.0,
+        reboot_timeout: float = 30.0,
+        lease_wait: float = 20.0,
+        probe_timeout: float = 10.0,
+    ) -> None:
         super().__init__()
         if virt_type not in ("auto", "kvm", "qemu"):
             raise ValueError(f"virt_type must be auto, kvm or qemu, not {virt_type!r}")
@@ -154,10 +165,12 @@ class LibvirtDriver(ComputeDriver):
                 self._conn = None
             conn = libvirt.open(self.uri)
             self._callback_ids = [
-                conn.domainEventRegisterAny(None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE,
-                                            self._on_lifecycle, None),
-                conn.domainEventRegisterAny(None, libvirt.VIR_DOMAIN_EVENT_ID_REBOOT,
-                                            self._on_reboot, None),
+                conn.domainEventRegisterAny(
+                    None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._on_lifecycle, None
+                ),
+                conn.domainEventRegisterAny(
+                    None, libvirt.VIR_DOMAIN_EVENT_ID_REBOOT, self._on_reboot, None
+                ),
             ]
             conn.setKeepAlive(5, 3)
             self._conn = conn
@@ -165,6 +178,7 @@ class LibvirtDriver(ComputeDriver):
 
     async def _run(self, func: Callable[[], T]) -> T:
         """Run a blocking libvirt function in a thread, mapping libvirt errors."""
+
         def call() -> T:
             try:
                 return func()
@@ -256,15 +270,19 @@ class LibvirtDriver(ComputeDriver):
             raise DriverError(f"cannot connect to libvirt at {self.uri}: {exc}") from exc
         if self.requested_virt_type == "auto":
             result = await asyncio.to_thread(
-                probe_kvm, self._connection(), self.instances_path / "_probe", self.probe_timeout)
+                probe_kvm, self._connection(), self.instances_path / "_probe", self.probe_timeout
+            )
             self.virt_type = "kvm" if result.use_kvm else "qemu"
             self.virt_type_reason = result.reason
         else:
             self.virt_type_reason = f"virt_type={self.requested_virt_type} configured"
             if self.virt_type == "kvm" and (problem := kvm_device_problem()):
                 LOG.warning("virt_type=kvm but %s", problem)
-        LOG.info("libvirt driver using %s (%s)",
-                 "KVM" if self.virt_type == "kvm" else "QEMU/TCG", self.virt_type_reason)
+        LOG.info(
+            "libvirt driver using %s (%s)",
+            "KVM" if self.virt_type == "kvm" else "QEMU/TCG",
+            self.virt_type_reason,
+        )
         for guest in await self.list_guests():
             self._last_state[guest.uuid] = guest.power_state
         if self.sync_interval > 0:
@@ -276,9 +294,12 @@ class LibvirtDriver(ComputeDriver):
         self.instances_path.chmod(0o755)
         for parent in self.instances_path.resolve().parents:
             if not os.stat(parent).st_mode & 0o001:
-                LOG.warning("%s is not traversable by other users; QEMU (running as an "
-                            "unprivileged user) will not be able to open guest disks under %s",
-                            parent, self.instances_path)
+                LOG.warning(
+                    "%s is not traversable by other users; QEMU (running as an "
+                    "unprivileged user) will not be able to open guest disks under %s",
+                    parent,
+                    self.instances_path,
+                )
                 break
 
     async def cleanup_host(self) -> None:
@@ -315,14 +336,24 @@ class LibvirtDriver(ComputeDriver):
                     info = dom.info()
                     mem_used += info[1] // 1024
                     vcpus_used += info[3]
-            cpu_info = {"arch": "x86_64", "model": model, "vendor": "unknown",
-                        "topology": {"sockets": sockets, "cores": cores, "threads": threads},
-                        "features": []}
+            cpu_info = {
+                "arch": "x86_64",
+                "model": model,
+                "vendor": "unknown",
+                "topology": {"sockets": sockets, "cores": cores, "threads": threads},
+                "features": [],
+            }
             return HostResources(
-                vcpus=cpus, memory_mb=mem_mb, local_gb=disk.total // GiB,
-                vcpus_used=vcpus_used, memory_mb_used=mem_used, local_gb_used=disk_used,
+                vcpus=cpus,
+                memory_mb=mem_mb,
+                local_gb=disk.total // GiB,
+                vcpus_used=vcpus_used,
+                memory_mb_used=mem_used,
+                local_gb_used=disk_used,
                 hypervisor_type="KVM" if self.virt_type == "kvm" else "QEMU",
-                hypervisor_version=conn.getVersion(), cpu_info=json.dumps(cpu_info))
+                hypervisor_version=conn.getVersion(),
+                cpu_info=json.dumps(cpu_info),
+            )
 
         return await self._run(collect)
 
@@ -345,8 +376,11 @@ class LibvirtDriver(ComputeDriver):
         for ip_el in root.findall("ip"):
             dhcp = ip_el.find("dhcp")
             if dhcp is not None and ip_el.get("family", "ipv4") == "ipv4":
-                hosts = {h.get("mac", "").lower(): h.get("ip", "")
-                         for h in dhcp.findall("host") if h.get("mac")}
+                hosts = {
+                    h.get("mac", "").lower(): h.get("ip", "")
+                    for h in dhcp.findall("host")
+                    if h.get("mac")
+                }
                 return dhcp, hosts
         return None, {}
 
@@ -365,8 +399,11 @@ class LibvirtDriver(ComputeDriver):
             with contextlib.suppress(libvirt.libvirtError):
                 leases = net.DHCPLeases()
             # dnsmasq keeps handing a MAC the address it leased before; reserve that one.
-            ours = [lease.get("ipaddr") for lease in leases
-                    if (lease.get("mac") or "").lower() == mac and lease.get("ipaddr") not in taken]
+            ours = [
+                lease.get("ipaddr")
+                for lease in leases
+                if (lease.get("mac") or "").lower() == mac and lease.get("ipaddr") not in taken
+            ]
             taken |= {lease.get("ipaddr") for lease in leases}
             ip = ipaddress.IPv4Address(ours[0] if ours else rng.get("start"))
             end = ipaddress.IPv4Address(rng.get("end"))
@@ -375,8 +412,13 @@ class LibvirtDriver(ComputeDriver):
             if ip > end:
                 raise DriverError(f"No free address left on libvirt network {self.network}")
             entry = ET.tostring(ET.Element("host", mac=mac, ip=str(ip)), encoding="unicode")
-            net.update(libvirt.VIR_NETWORK_UPDATE_COMMAND_ADD_LAST,
-                       libvirt.VIR_NETWORK_SECTION_IP_DHCP_HOST, -1, entry, _NET_LIVE_CONFIG)
+            net.update(
+                libvirt.VIR_NETWORK_UPDATE_COMMAND_ADD_LAST,
+                libvirt.VIR_NETWORK_SECTION_IP_DHCP_HOST,
+                -1,
+                entry,
+                _NET_LIVE_CONFIG,
+            )
             return str(ip)
 
     def _release_ip(self, net: Any, mac: str) -> None:
@@ -387,8 +429,13 @@ class LibvirtDriver(ComputeDriver):
                 return
             entry = ET.tostring(ET.Element("host", mac=mac, ip=hosts[mac]), encoding="unicode")
             with contextlib.suppress(libvirt.libvirtError):
-                net.update(libvirt.VIR_NETWORK_UPDATE_COMMAND_DELETE,
-                           libvirt.VIR_NETWORK_SECTION_IP_DHCP_HOST, -1, entry, _NET_LIVE_CONFIG)
+                net.update(
+                    libvirt.VIR_NETWORK_UPDATE_COMMAND_DELETE,
+                    libvirt.VIR_NETWORK_SECTION_IP_DHCP_HOST,
+                    -1,
+                    entry,
+                    _NET_LIVE_CONFIG,
+                )
 
     def _addresses(self, dom: Any, xml: str) -> list[dict]:
         """Blocking: IPv4 addresses of the guest's NICs (lease, else reservation)."""
@@ -421,8 +468,12 @@ class LibvirtDriver(ComputeDriver):
         power = _STATE_MAP.get(state, NOSTATE)
         if state == libvirt.VIR_DOMAIN_SHUTOFF and dom.hasManagedSaveImage(0):
             power = SUSPENDED
-        return GuestInfo(uuid=dom.UUIDString(), power_state=power, domain_name=dom.name(),
-                         addresses=self._addresses(dom, dom.XMLDesc(0)))
+        return GuestInfo(
+            uuid=dom.UUIDString(),
+            power_state=power,
+            domain_name=dom.name(),
+            addresses=self._addresses(dom, dom.XMLDesc(0)),
+        )
 
     async def list_guests(self) -> list[GuestInfo]:
         def collect() -> list[GuestInfo]:
@@ -451,10 +502,11 @@ class LibvirtDriver(ComputeDriver):
             await asyncio.to_thread(inst_dir.mkdir, mode=0o755, parents=True, exist_ok=True)
             base = await self.images.fetch(spec.image)
             fmt, vsize = await inspect_image(base)
-            paths = guestxml.GuestPaths(disk=inst_dir / "disk",
-                                        config_drive=inst_dir / "disk.config"
-                                        if spec.config_drive else None,
-                                        console_log=inst_dir / "console.log")
+            paths = guestxml.GuestPaths(
+                disk=inst_dir / "disk",
+                config_drive=inst_dir / "disk.config" if spec.config_drive else None,
+                console_log=inst_dir / "console.log",
+            )
             paths.disk.unlink(missing_ok=True)
             await create_overlay(base, fmt, vsize, paths.disk, spec.flavor.disk_gb)
             if paths.config_drive is not None:
@@ -467,10 +519,14 @@ class LibvirtDriver(ComputeDriver):
                     self._reserve_ip(net, spec.mac_address)
                     reserved_net = net
                 else:
-                    LOG.info("libvirt network %r missing or inactive; %s uses user-mode "
-                             "networking", self.network, spec.uuid)
-                xml = guestxml.build_domain_xml(spec, paths, virt_type=self.virt_type,
-                                                network=self.network if net else None)
+                    LOG.info(
+                        "libvirt network %r missing or inactive; %s uses user-mode networking",
+                        self.network,
+                        spec.uuid,
+                    )
+                xml = guestxml.build_domain_xml(
+                    spec, paths, virt_type=self.virt_type, network=self.network if net else None
+                )
                 dom = self._connection().defineXML(xml)
                 try:
                     dom.create()
@@ -481,6 +537,7 @@ class LibvirtDriver(ComputeDriver):
 
             await self._run(define_and_start)
         except BaseException:
+
             def cleanup() -> None:
                 if reserved_net is not None:
                     self._release_ip(reserved_net, spec.mac_address)
@@ -520,8 +577,7 @@ class LibvirtDriver(ComputeDriver):
                 for mac, net_name in macs:
                     if net_name:
                         with contextlib.suppress(libvirt.libvirtError):
-                            self._release_ip(
-                                self._connection().networkLookupByName(net_name), mac)
+                            self._release_ip(self._connection().networkLookupByName(net_name), mac)
             shutil.rmtree(inst_dir, ignore_errors=True)
 
         await self._run(remove)
@@ -551,8 +607,7 @@ class LibvirtDriver(ComputeDriver):
                 await self._run(dom.shutdown)
             if await self._wait(lambda: not dom.isActive(), self.shutdown_timeout):
                 return
-            LOG.info("%s ignored ACPI shutdown for %.0f s; destroying", uuid,
-                     self.shutdown_timeout)
+            LOG.info("%s ignored ACPI shutdown for %.0f s; destroying", uuid, self.shutdown_timeout)
         await self._run(lambda: self._force_off(dom))
 
     @staticmethod
@@ -628,8 +683,18 @@ class LibvirtDriver(ComputeDriver):
 
         paused = await self._run(pause_if_running)
         try:
-            await run("qemu-img", "convert", "-U", "-f", "qcow2", "-O", "qcow2", str(disk),
-                      str(dest), timeout=1800)
+            await run(
+                "qemu-img",
+                "convert",
+                "-U",
+                "-f",
+                "qcow2",
+                "-O",
+                "qcow2",
+                str(disk),
+                str(dest),
+                timeout=1800,
+            )
         finally:
             if paused:
                 await self._run(lambda: self._lookup(uuid).resume())

@@ -42,8 +42,15 @@ def metadata_element(spec: InstanceSpec) -> ET.Element:
     _sub(owner, _q("project"), spec.project_id)
     _sub(owner, _q("user"), spec.user_id)
     f = spec.flavor
-    _sub(root, _q("flavor"), f.name, id=f.id, vcpus=str(f.vcpus), ram_mb=str(f.ram_mb),
-         disk_gb=str(f.disk_gb))
+    _sub(
+        root,
+        _q("flavor"),
+        f.name,
+        id=f.id,
+        vcpus=str(f.vcpus),
+        ram_mb=str(f.ram_mb),
+        disk_gb=str(f.disk_gb),
+    )
     _sub(root, _q("image"), spec.image.id)
     return root
 
@@ -52,8 +59,9 @@ def metadata_xml(spec: InstanceSpec) -> str:
     return ET.tostring(metadata_element(spec), encoding="unicode")
 
 
-def build_domain_xml(spec: InstanceSpec, paths: GuestPaths, *, virt_type: str,
-                     network: str | None) -> str:
+def build_domain_xml(
+    spec: InstanceSpec, paths: GuestPaths, *, virt_type: str, network: str | None
+) -> str:
     """Domain XML for `spec`; `network` is a libvirt network name or None for user-mode NAT."""
     dom = ET.Element("domain", type="kvm" if virt_type == "kvm" else "qemu")
     _sub(dom, "name", spec.domain_name)
@@ -120,8 +128,8 @@ def vnc_endpoint(domain_xml: str) -> ConsoleEndpoint | None:
     if gfx is None:
         return None
     sock = gfx.get("socket") or next(
-        (el.get("socket") for el in gfx.findall("listen[@type='socket']") if el.get("socket")),
-        None)
+        (el.get("socket") for el in gfx.findall("listen[@type='socket']") if el.get("socket")), None
+    )
     if sock:
         return ConsoleEndpoint(unix_path=Path(sock))
     port = int(gfx.get("port", "-1"))

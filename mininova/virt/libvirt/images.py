@@ -26,7 +26,8 @@ ALLOWED_FORMATS = ("raw", "qcow2")
 async def run(*argv: str, timeout: float = 120) -> str:
     """Run a command without blocking the loop; DriverError with its stderr on failure."""
     proc = await asyncio.create_subprocess_exec(
-        *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
     try:
         out, err = await asyncio.wait_for(proc.communicate(), timeout)
     except TimeoutError:
@@ -61,11 +62,22 @@ async def inspect_image(path: Path) -> tuple[str, int]:
     return fmt, int(info.get("virtual-size", 0))
 
 
-async def create_overlay(base: Path, base_format: str, virtual_size: int, dest: Path,
-                         disk_gb: int) -> None:
+async def create_overlay(
+    base: Path, base_format: str, virtual_size: int, dest: Path, disk_gb: int
+) -> None:
     """qcow2 overlay on `base`, grown to disk_gb when that exceeds the image's size."""
-    argv = ["qemu-img", "create", "-q", "-f", "qcow2", "-F", base_format, "-b", str(base.resolve()),
-            str(dest)]
+    argv = [
+        "qemu-img",
+        "create",
+        "-q",
+        "-f",
+        "qcow2",
+        "-F",
+        base_format,
+        "-b",
+        str(base.resolve()),
+        str(dest),
+    ]
     if disk_gb * GiB > virtual_size:
         argv.append(f"{disk_gb}G")
     await run(*argv)
@@ -101,8 +113,10 @@ class ImageCache:
         LOG.info("downloading image %s from %s", image.id, image.url)
         try:
             timeout = aiohttp.ClientTimeout(total=self.timeout, sock_read=120)
-            async with aiohttp.ClientSession(timeout=timeout) as session, session.get(
-                    image.url, headers={"X-Auth-Token": image.token}) as resp:
+            async with (
+                aiohttp.ClientSession(timeout=timeout) as session,
+                session.get(image.url, headers={"X-Auth-Token": image.token}) as resp,
+            ):
                 if resp.status != 200:
                     raise DriverError(f"Image {image.id} download failed: HTTP {resp.status}")
                 with open(tmp, "wb") as fh:  # noqa: ASYNC230 - writes run in a thread below

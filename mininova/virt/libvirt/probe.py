@@ -35,9 +35,11 @@ def kvm_device_problem(path: str = "/dev/kvm") -> str | None:
     except FileNotFoundError:
         return f"{path} does not exist"
     if not st.st_mode & (stat.S_IRGRP | stat.S_IWGRP | stat.S_IROTH | stat.S_IWOTH):
-        return (f"{path} is mode {stat.S_IMODE(st.st_mode):o} (root only): QEMU running as an "
-                "unprivileged user cannot use it, and libvirt re-probes QEMU on every call; fix "
-                "with `chgrp kvm /dev/kvm && chmod 660 /dev/kvm` (scripts/host-setup.sh)")
+        return (
+            f"{path} is mode {stat.S_IMODE(st.st_mode):o} (root only): QEMU running as an "
+            "unprivileged user cannot use it, and libvirt re-probes QEMU on every call; fix "
+            "with `chgrp kvm /dev/kvm && chmod 660 /dev/kvm` (scripts/host-setup.sh)"
+        )
     return None
 
 
@@ -97,8 +99,11 @@ def probe_kvm(conn: Any, workdir: Path, timeout: float = 10.0) -> ProbeResult:
     except Exception as exc:  # noqa: BLE001
         return ProbeResult(False, f"KVM probe guest failed: {exc}")
     if tcg is not None and kvm > tcg * 1.5 + 0.5:
-        return ProbeResult(False, f"KVM works but is slower than TCG here (firmware boot "
-                                  f"{kvm:.1f} s under KVM vs {tcg:.1f} s under TCG; nested "
-                                  "virtualisation?)")
+        return ProbeResult(
+            False,
+            f"KVM works but is slower than TCG here (firmware boot "
+            f"{kvm:.1f} s under KVM vs {tcg:.1f} s under TCG; nested "
+            "virtualisation?)",
+        )
     tcg_s = f"{tcg:.1f} s" if tcg is not None else "failed"
     return ProbeResult(True, f"KVM probe guest booted firmware in {kvm:.1f} s (TCG {tcg_s})")
