@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -73,6 +74,31 @@ class ApiClient:
 
     async def patch(self, path: str, **kw: Any) -> tuple[int, Any, aiohttp.ClientResponse]:
         return await self.request("PATCH", path, **kw)
+
+    async def upload_image(self, name: str = "img", data: bytes = b"x" * 1024) -> str:
+        """Create and upload a small qcow2-labelled image; returns its id."""
+        status, image, _ = await self.post(
+            "/image/v2/images",
+            json={"name": name, "disk_format": "qcow2", "container_format": "bare"},
+        )
+        assert status == 201, image
+        status, _, _ = await self.put(
+            f"/image/v2/images/{image['id']}/file",
+            data=data,
+            headers={"Content-Type": "application/octet-stream"},
+        )
+        assert status == 204
+        return image["id"]
+
+    async def wait_server(self, uuid: str, *statuses: str, tries: int = 150) -> dict:
+        """Poll GET /servers/{uuid} (at 2.100) until its status is one of `statuses`."""
+        body: Any = {}
+        for _ in range(tries):
+            _, body, _ = await self.get(f"/compute/v2.1/servers/{uuid}", version="2.100")
+            if body["server"]["status"] in statuses:
+                return body["server"]
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"{uuid} never reached {statuses}: {body}")
 
 
 async def login(

@@ -50,21 +50,14 @@ async def booted(
 ) -> AsyncIterator[tuple[str, FakeDriver, asyncio.Task[None]]]:
     driver = FakeDriver(boot_seconds=0.01, op_seconds=0)
     task = await _start_agent(controller, tmp_path, driver)
-    _, image, _ = await api.post(
-        "/image/v2/images", json={"name": "img", "disk_format": "qcow2", "container_format": "bare"}
-    )
-    await api.put(
-        f"/image/v2/images/{image['id']}/file",
-        data=b"x" * 512,
-        headers={"Content-Type": "application/octet-stream"},
-    )
+    image_id = await api.upload_image()
     status, body, _ = await api.post(
         "/compute/v2.1/servers",
-        json={"server": {"name": "vm", "imageRef": image["id"], "flavorRef": "1"}},
+        json={"server": {"name": "vm", "imageRef": image_id, "flavorRef": "1"}},
     )
     assert status == 202, body
     uuid = body["server"]["id"]
-    await _wait(api, uuid, "ACTIVE")
+    await api.wait_server(uuid, "ACTIVE")
     try:
         yield uuid, driver, task
     finally:
@@ -72,27 +65,17 @@ async def booted(
         await driver.cleanup_host()
 
 
-async def _wait(api: ApiClient, uuid: str, status: str) -> dict:
-    body: dict = {}
-    for _ in range(100):
-        _, body, _ = await api.get(f"/compute/v2.1/servers/{uuid}")
-        if body["server"]["status"] == status:
-            return body["server"]
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{uuid} never reached {status}: {body}")
-
-
 async def test_guest_powering_itself_off_reads_shutoff(api: ApiClient, booted) -> None:
     uuid, driver, _ = booted
     await driver.fake_guest_poweroff(uuid)
-    server = await _wait(api, uuid, "SHUTOFF")
+    server = await api.wait_server(uuid, "SHUTOFF")
     assert server["OS-EXT-STS:power_state"] == 4
 
 
 async def test_vanished_guest_becomes_error_with_fault(api: ApiClient, booted) -> None:
     uuid, driver, _ = booted
     driver._guests.pop(uuid)  # gone behind the controller's back (e.g. virsh undefine)
-    server = await _wait(api, uuid, "ERROR")
+    server = await api.wait_server(uuid, "ERROR")
     assert "vanished" in server["fault"]["message"]
 
 

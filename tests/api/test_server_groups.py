@@ -39,20 +39,6 @@ async def _group(
     return body["server_group"]
 
 
-async def _image(api: ApiClient) -> str:
-    status, image, _ = await api.post(
-        "/image/v2/images", json={"name": "img", "disk_format": "qcow2", "container_format": "bare"}
-    )
-    assert status == 201, image
-    status, _, _ = await api.put(
-        f"/image/v2/images/{image['id']}/file",
-        data=b"x" * 512,
-        headers={"Content-Type": "application/octet-stream"},
-    )
-    assert status == 204
-    return image["id"]
-
-
 async def _boot(
     api: ApiClient,
     image: str,
@@ -68,16 +54,6 @@ async def _boot(
         body[hint_key] = {"group": group}
     status, resp, _ = await api.post(SERVERS, json=body, version="2.100")
     return status, resp
-
-
-async def _wait(api: ApiClient, uuid: str, *statuses: str) -> dict:
-    body: dict = {}
-    for _ in range(150):
-        _, body, _ = await api.get(f"{SERVERS}/{uuid}", version="2.100")
-        if body["server"]["status"] in statuses:
-            return body["server"]
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{uuid} never reached {statuses}: {body}")
 
 
 async def _wait_gone(api: ApiClient, uuid: str) -> None:
@@ -201,14 +177,14 @@ async def test_projects_do_not_see_each_others_groups(
 async def test_group_hint_membership_and_server_groups_field(
     api: ApiClient, member_api: ApiClient
 ) -> None:
-    image = await _image(api)
+    image = await api.upload_image()
     group = await _group(api)
     status, err = await _boot(api, image, "vm", "4b0e0f0a-0000-4000-8000-000000000000")
     assert status == 400 and "could not be found" in err["badRequest"]["message"]
     status, err = await _boot(api, image, "vm", "not-a-group", hint_key="os:scheduler_hints")
     assert status == 400
     # Another project's group is not visible to a member: 400, nothing created.
-    member_image = await _image(member_api)
+    member_image = await member_api.upload_image()
     status, err = await _boot(member_api, member_image, "vm", group["id"])
     assert status == 400, err
     _, servers, _ = await member_api.get(SERVERS)
@@ -219,7 +195,7 @@ async def test_group_hint_membership_and_server_groups_field(
     uuid = body["server"]["id"]
     _, shown, _ = await api.get(f"{GROUPS}/{group['id']}", version="2.64")
     assert shown["server_group"]["members"] == [uuid]
-    server = await _wait(api, uuid, "ERROR")  # no compute hosts in this test
+    server = await api.wait_server(uuid, "ERROR")  # no compute hosts in this test
     assert server["server_groups"] == [group["id"]]
     assert server["scheduler_hints"] == {"group": group["id"]}
     status, updated, _ = await api.put(
@@ -250,7 +226,7 @@ async def test_server_group_quotas(api: ApiClient) -> None:
         json={"quota_set": {"server_groups": 2, "server_group_members": 2}},
     )
     assert status == 200
-    image = await _image(api)
+    image = await api.upload_image()
     first = await _group(api, "g1")
     await _group(api, "g2")
     status, err, _ = await api.post(
@@ -315,19 +291,19 @@ async def two_hosts(
 
 
 async def test_anti_affinity_spreads_then_fails(api: ApiClient, two_hosts) -> None:
-    image = await _image(api)
+    image = await api.upload_image()
     group = await _group(api, "anti")
     hosts = []
     for name in ("a1", "a2"):
         status, body = await _boot(api, image, name, group["id"])
         assert status == 202, body
-        server = await _wait(api, body["server"]["id"], "ACTIVE", "ERROR")
+        server = await api.wait_server(body["server"]["id"], "ACTIVE", "ERROR")
         assert server["status"] == "ACTIVE", server.get("fault")
         hosts.append(server["OS-EXT-SRV-ATTR:host"])
     assert sorted(hosts) == ["node1", "node2"]
     status, body = await _boot(api, image, "a3", group["id"])
     assert status == 202
-    server = await _wait(api, body["server"]["id"], "ACTIVE", "ERROR")
+    server = await api.wait_server(body["server"]["id"], "ACTIVE", "ERROR")
     assert server["status"] == "ERROR"
     assert "No valid host" in server["fault"]["message"]
     assert "anti-affinity" in server["fault"]["message"]
@@ -340,25 +316,25 @@ async def test_anti_affinity_spreads_then_fails(api: ApiClient, two_hosts) -> No
     assert status == 204
     await _wait_gone(api, first)
     status, body = await _boot(api, image, "a4", group["id"])
-    server = await _wait(api, body["server"]["id"], "ACTIVE", "ERROR")
+    server = await api.wait_server(body["server"]["id"], "ACTIVE", "ERROR")
     assert server["status"] == "ACTIVE", server.get("fault")
     assert server["OS-EXT-SRV-ATTR:host"] == hosts[0]
 
 
 async def test_anti_affinity_max_server_per_host(api: ApiClient, two_hosts) -> None:
-    image = await _image(api)
+    image = await api.upload_image()
     group = await _group(api, "anti2", rules={"max_server_per_host": 2})
     status, body = await _boot(api, image, "m", group["id"], min_count=4)
     assert status == 202, body
     _, shown, _ = await api.get(f"{GROUPS}/{group['id']}", version="2.64")
     hosts = []
     for uuid in shown["server_group"]["members"]:
-        server = await _wait(api, uuid, "ACTIVE", "ERROR")
+        server = await api.wait_server(uuid, "ACTIVE", "ERROR")
         assert server["status"] == "ACTIVE", server.get("fault")
         hosts.append(server["OS-EXT-SRV-ATTR:host"])
     assert sorted(hosts) == ["node1", "node1", "node2", "node2"]
     status, body = await _boot(api, image, "m5", group["id"])
-    server = await _wait(api, body["server"]["id"], "ACTIVE", "ERROR")
+    server = await api.wait_server(body["server"]["id"], "ACTIVE", "ERROR")
     assert server["status"] == "ERROR" and "anti-affinity" in server["fault"]["message"]
 
 
@@ -368,7 +344,7 @@ async def test_anti_affinity_max_server_per_host(api: ApiClient, two_hosts) -> N
 async def test_affinity_and_soft_policies(
     api: ApiClient, two_hosts, policy: str, distinct: int
 ) -> None:
-    image = await _image(api)
+    image = await api.upload_image()
     group = await _group(api, policy, policy=policy)
     status, body = await _boot(api, image, "x", group["id"], min_count=3)
     assert status == 202, body
@@ -376,7 +352,7 @@ async def test_affinity_and_soft_policies(
     assert len(shown["server_group"]["members"]) == 3
     hosts = set()
     for uuid in shown["server_group"]["members"]:
-        server = await _wait(api, uuid, "ACTIVE", "ERROR")
+        server = await api.wait_server(uuid, "ACTIVE", "ERROR")
         assert server["status"] == "ACTIVE", server.get("fault")  # soft never fails
         hosts.add(server["OS-EXT-SRV-ATTR:host"])
     assert len(hosts) == distinct
@@ -401,7 +377,7 @@ async def test_openstack_cli_server_groups(controller: Controller, api: ApiClien
     assert rc == 0, err
     assert json.loads(out)["id"] == created["id"]
 
-    image = await _image(api)
+    image = await api.upload_image()
     rc, out, err = await run_openstack(
         controller,
         "server",

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from tests.conftest import ApiClient
@@ -11,34 +9,10 @@ from tests.conftest import ApiClient
 SERVERS = "/compute/v2.1/servers"
 
 
-async def _image(api: ApiClient) -> str:
-    status, image, _ = await api.post(
-        "/image/v2/images", json={"name": "img", "disk_format": "qcow2", "container_format": "bare"}
-    )
-    assert status == 201, image
-    status, _, _ = await api.put(
-        f"/image/v2/images/{image['id']}/file",
-        data=b"x" * 1024,
-        headers={"Content-Type": "application/octet-stream"},
-    )
-    assert status == 204
-    return image["id"]
-
-
 async def _count_instances(api: ApiClient) -> int:
     status, body, _ = await api.get(SERVERS + "?all_tenants=1")
     assert status == 200
     return len(body["servers"])
-
-
-async def _wait_status(api: ApiClient, uuid: str, status: str) -> dict:
-    for _ in range(100):
-        code, body, _ = await api.get(f"{SERVERS}/{uuid}")
-        assert code == 200
-        if body["server"]["status"] == status:
-            return body["server"]
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"server never reached {status}: {body}")
 
 
 def _body(image: str, **server: object) -> dict:
@@ -69,7 +43,7 @@ def _body(image: str, **server: object) -> dict:
     ],
 )
 async def test_bad_create_is_400_and_leaves_nothing(api: ApiClient, change: dict) -> None:
-    image = await _image(api)
+    image = await api.upload_image()
     before = await _count_instances(api)
     status, body, resp = await api.post(SERVERS, json=_body(image, **change), version="2.100")
     assert status == 400, body
@@ -95,16 +69,16 @@ async def test_unknown_server_is_404_and_bad_version_406(api: ApiClient) -> None
 
 
 async def test_no_compute_host_ends_in_error_with_fault(api: ApiClient) -> None:
-    image = await _image(api)
+    image = await api.upload_image()
     status, body, resp = await api.post(SERVERS, json=_body(image), version="2.100")
     assert status == 202
     assert resp.headers["x-compute-request-id"].startswith("req-")
-    server = await _wait_status(api, body["server"]["id"], "ERROR")
+    server = await api.wait_server(body["server"]["id"], "ERROR")
     assert "No valid host" in server["fault"]["message"]
 
 
 async def test_other_projects_server_is_404(api: ApiClient, member_api: ApiClient) -> None:
-    image = await _image(api)
+    image = await api.upload_image()
     _, body, _ = await api.post(SERVERS, json=_body(image))
     uuid = body["server"]["id"]
     status, err, _ = await member_api.get(f"{SERVERS}/{uuid}")
@@ -116,10 +90,10 @@ async def test_other_projects_server_is_404(api: ApiClient, member_api: ApiClien
 
 
 async def test_view_keys_follow_microversion(api: ApiClient) -> None:
-    image = await _image(api)
+    image = await api.upload_image()
     _, body, _ = await api.post(SERVERS, json=_body(image))
     uuid = body["server"]["id"]
-    await _wait_status(api, uuid, "ERROR")
+    await api.wait_server(uuid, "ERROR")
     _, v21, _ = await api.get(f"{SERVERS}/{uuid}")
     keys = set(v21["server"])
     assert {
@@ -165,7 +139,7 @@ async def test_view_keys_follow_microversion(api: ApiClient) -> None:
 
 
 async def test_list_filters(api: ApiClient) -> None:
-    image = await _image(api)
+    image = await api.upload_image()
     for name in ("web-1", "web-2", "db-1"):
         status, _, _ = await api.post(SERVERS, json=_body(image, name=name))
         assert status == 202
@@ -184,7 +158,7 @@ async def test_list_filters(api: ApiClient) -> None:
 
 
 async def test_metadata_routes(api: ApiClient) -> None:
-    image = await _image(api)
+    image = await api.upload_image()
     _, body, _ = await api.post(SERVERS, json=_body(image, metadata={"a": "1"}))
     uuid = body["server"]["id"]
     meta = f"{SERVERS}/{uuid}/metadata"
