@@ -33,7 +33,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import aiohttp
 
@@ -57,8 +57,29 @@ def percentile(values: list[float], pct: float) -> float:
 # -- a cloud of real processes ----------------------------------------------------------------
 
 
+class Managed:
+    """`with` support for anything with start()/stop(): stop also when start fails."""
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
 @dataclass
-class Cloud:
+class Cloud(Managed):
     """`mininova serve` + M fake agents in a temporary directory; stop() undoes everything."""
 
     agents: int = 1
@@ -97,17 +118,6 @@ class Cloud:
             print(f"kept {self.tmp}")
         else:
             shutil.rmtree(self.tmp, ignore_errors=True)
-
-    def __enter__(self) -> Cloud:
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 class Api:

@@ -46,7 +46,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.boot_bench import SERVERS, Api, interruptible  # noqa: E402
+from bench.boot_bench import SERVERS, Api, Managed, interruptible  # noqa: E402
 from tests.e2e.procs import Agent, Serve, base_env, free_port  # noqa: E402
 from tests.libvirt_e2e.host import (  # noqa: E402
     TINY_IMAGE,
@@ -62,7 +62,7 @@ HOST = "bench-lv"
 
 
 @dataclass
-class LibvirtCloud:
+class LibvirtCloud(Managed):
     """`mininova serve` + one libvirt agent under /var/tmp (QEMU must reach the files)."""
 
     keep: bool = False
@@ -123,17 +123,6 @@ class LibvirtCloud:
             print(f"kept {self.tmp}")
         else:
             shutil.rmtree(self.tmp, ignore_errors=True)
-
-    def __enter__(self) -> LibvirtCloud:
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 # -- full stack ---------------------------------------------------------------------------------

@@ -41,9 +41,14 @@ async def _host_status(request: web.Request, inst: dict[str, Any]) -> str:
     )
     if row is None:
         return "UNKNOWN"
-    if row["disabled"]:
+    return node_status(row, services(request).config)
+
+
+def node_status(node: dict[str, Any], config: Any) -> str:
+    """Nova's host_status of a compute node: MAINTENANCE, UP or DOWN."""
+    if node["disabled"]:
         return "MAINTENANCE"
-    return "UP" if is_up(row, services(request).config) else "DOWN"
+    return "UP" if is_up(node, config) else "DOWN"
 
 
 async def _image_props(request: web.Request, inst: dict[str, Any]) -> dict | None:
@@ -165,9 +170,7 @@ async def list_servers_detail(request: web.Request) -> web.Response:
     host_status: dict[str, str] = {}
     if ctx.is_admin:
         for node in await svc.store.fetchall("SELECT * FROM compute_nodes"):
-            host_status[node["host"]] = (
-                "MAINTENANCE" if node["disabled"] else "UP" if is_up(node, svc.config) else "DOWN"
-            )
+            host_status[node["host"]] = node_status(node, svc.config)
     image_props: dict[str, dict] = {}
     if mv >= (2, 98):
         for row in await svc.store.fetchall("SELECT id, properties FROM images"):
