@@ -1,14 +1,19 @@
-"""First start: admin project/user with a random password, roles, flavors, join token."""
+"""First start: admin project/user with a random password, roles and flavors.
+
+The database keeps only the password's hash; the clear password is in the 0600
+`admin-credentials` file (and the 0600 `clouds.yaml`/`openrc` made from it).
+"""
 
 from __future__ import annotations
 
-import hashlib
 import logging
+import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
 from mininova.api.identity.service import hash_password, new_id
+from mininova.paths import write_private
 from mininova.store import Store
 from mininova.timeutil import now_iso
 
@@ -32,23 +37,30 @@ class Credentials:
     username: str
     password: str
     project: str
-    agent_token: str
     created: bool
 
 
-def agent_token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+def read_admin_password(secrets_file: Path) -> str:
+    """The password saved in `admin-credentials` ("" if the file is gone)."""
+    try:
+        match = re.search(r"^password=(.*)$", secrets_file.read_text(), re.MULTILINE)
+    except FileNotFoundError:
+        return ""
+    return match.group(1).strip() if match else ""
 
 
 async def bootstrap(store: Store, data_dir: Path) -> Credentials:
-    """Create the first records once; later starts read the saved credentials."""
+    """Create the first records once; later starts read the saved credentials file."""
     secrets_file = data_dir / "admin-credentials"
     if await store.get_setting("bootstrapped") == "1":
-        password = await store.get_setting("admin_password") or ""
-        token = await store.get_setting("agent_join_token") or ""
-        return Credentials("admin", password, "admin", token, created=False)
+        password = read_admin_password(secrets_file)
+        if not password:
+            log.warning(
+                "%s is missing: the admin password cannot be shown (only its hash is stored)",
+                secrets_file,
+            )
+        return Credentials("admin", password, "admin", created=False)
     password = secrets.token_urlsafe(12)
-    join_token = secrets.token_urlsafe(24)
     now = now_iso()
     async with store.transaction():
         role_ids = {}
@@ -98,18 +110,19 @@ async def bootstrap(store: Store, data_dir: Path) -> Credentials:
                 " VALUES (?, ?, ?, ?, ?, ?)",
                 (flavor_id, name, ram, vcpus, disk, now),
             )
-        await store.set_setting("admin_password", password)
-        await store.set_setting("agent_join_token", join_token)
-        await store.set_setting("agent_join_token_hash", agent_token_hash(join_token))
         await store.set_setting("bootstrapped", "1")
-    secrets_file.write_text(f"username=admin\npassword={password}\nproject=admin\n")
-    secrets_file.chmod(0o600)
+    write_private(secrets_file, f"username=admin\npassword={password}\nproject=admin\n")
     log.info("bootstrapped a new cloud in %s", data_dir)
-    return Credentials("admin", password, "admin", join_token, created=True)
+    return Credentials("admin", password, "admin", created=True)
 
 
-def write_clouds_yaml(path: Path, auth_url: str, creds: Credentials, region: str) -> None:
+def write_clouds_yaml(
+    path: Path, auth_url: str, creds: Credentials, region: str, cacert: Path | None = None
+) -> None:
     """clouds.yaml with cloud `mininova` (and `mininova-nofip` for the SDK cloud layer)."""
+    if not creds.password and path.exists():
+        return  # keep the one written when the password was still known
+    tls = f"    cacert: {cacert}\n" if cacert else ""
     body = []
     body.append("clouds:")
     for name, extra in (("mininova", ""), ("mininova-nofip", "    floating_ip_source: None\n")):
@@ -124,14 +137,18 @@ def write_clouds_yaml(path: Path, auth_url: str, creds: Credentials, region: str
             f"      project_domain_name: Default\n"
             f"    region_name: {region}\n"
             f"    identity_api_version: 3\n"
-            f"    interface: public\n" + extra
+            f"    interface: public\n" + tls + extra
         )
-    path.write_text("\n".join(body))
-    path.chmod(0o600)
+    write_private(path, "\n".join(body))
 
 
-def write_openrc(path: Path, auth_url: str, creds: Credentials, region: str) -> None:
-    path.write_text(
+def write_openrc(
+    path: Path, auth_url: str, creds: Credentials, region: str, cacert: Path | None = None
+) -> None:
+    if not creds.password and path.exists():
+        return
+    write_private(
+        path,
         f"export OS_AUTH_URL={auth_url}\n"
         f"export OS_USERNAME={creds.username}\n"
         f"export OS_PASSWORD={creds.password}\n"
@@ -139,6 +156,5 @@ def write_openrc(path: Path, auth_url: str, creds: Credentials, region: str) -> 
         "export OS_USER_DOMAIN_NAME=Default\n"
         "export OS_PROJECT_DOMAIN_NAME=Default\n"
         f"export OS_REGION_NAME={region}\n"
-        "export OS_IDENTITY_API_VERSION=3\n"
+        "export OS_IDENTITY_API_VERSION=3\n" + (f"export OS_CACERT={cacert}\n" if cacert else ""),
     )
-    path.chmod(0o600)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import socket
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -60,6 +62,14 @@ def main() -> None:
     default=None,
     help="Also run one agent in this process (joins over the same websocket).",
 )
+@click.option("--tls-cert", default=None, help="Certificate chain PEM (default: the cloud CA's).")
+@click.option("--tls-key", default=None, help="Private key PEM for --tls-cert.")
+@click.option(
+    "--insecure-http",
+    is_flag=True,
+    default=None,
+    help="Serve plain HTTP even when listening beyond loopback (not recommended).",
+)
 @click.option("--log-level", default=None)
 def serve(
     data_dir: Path | None,
@@ -67,6 +77,9 @@ def serve(
     public_url: str | None,
     config_file: Path | None,
     local_agent: str | None,
+    tls_cert: str | None,
+    tls_key: str | None,
+    insecure_http: bool | None,
     log_level: str | None,
 ) -> None:
     """Run the controller: api, conductor, scheduler, consoleauth and the console proxy."""
@@ -74,10 +87,30 @@ def serve(
         cfgmod.ServeConfig,
         config_file,
         "MININOVA_",
-        {"data_dir": data_dir, "listen": listen, "public_url": public_url, "log_level": log_level},
+        {
+            "data_dir": data_dir,
+            "listen": listen,
+            "public_url": public_url,
+            "tls_cert": tls_cert,
+            "tls_key": tls_key,
+            "insecure_http": insecure_http,
+            "log_level": log_level,
+        },
     )
+    if bool(config.tls_cert) != bool(config.tls_key):
+        raise click.UsageError("--tls-cert and --tls-key go together")
     _setup_logging(config.log_level)
+    os.umask(0o077)
     asyncio.run(_serve(config, local_agent, config_file))
+
+
+def join_command(controller_url: str, token: str, ca_fingerprint: str | None) -> str:
+    """The command that joins a compute host, as serve and `token create` print it."""
+    pin = f" --ca-cert-hash {ca_fingerprint}" if ca_fingerprint else ""
+    return (
+        f"mininova agent --controller {controller_url} --token {token}{pin}"
+        " --driver libvirt --host $(hostname)"
+    )
 
 
 async def _serve(
@@ -87,18 +120,20 @@ async def _serve(
 
     controller = Controller(config)
     await controller.start()
-    creds = controller.credentials
-    assert creds is not None
     click.echo(f"mininova is running at {config.base_url}")
     click.echo(f"  identity (OS_AUTH_URL): {controller.auth_url}")
     click.echo(f"  credentials: user admin, password in {config.data_dir / 'admin-credentials'}")
     click.echo(f"  clouds.yaml: {config.data_dir / 'clouds.yaml'}  (cloud: mininova)")
     click.echo(f"  openrc:      {config.data_dir / 'openrc'}")
-    click.echo("  join a compute host with:")
+    if controller.tls is not None:
+        click.echo(f"  CA certificate: {controller.tls.ca_file}  ({controller.tls.ca_fingerprint})")
+    ttl = config.join_token_ttl
     click.echo(
-        f"    mininova agent --controller {config.base_url} --token {creds.agent_token}"
-        " --driver libvirt --host $(hostname)"
+        "  join a compute host with"
+        + (f" (token valid {ttl // 3600} h; `mininova token create` makes more):" if ttl else ":")
     )
+    fingerprint = controller.tls.ca_fingerprint if controller.tls else None
+    click.echo(f"    {join_command(config.base_url, controller.join_token, fingerprint)}")
     sys.stdout.flush()
     agent_task = None
     if local_agent:
@@ -110,13 +145,15 @@ async def _serve(
             "MININOVA_AGENT_",
             {
                 "controller": config.base_url,
-                "token": creds.agent_token,
+                "token": controller.join_token,
+                "ca_cert_hash": fingerprint or "",
                 "driver": local_agent,
                 "host": socket.gethostname(),
                 "data_dir": config.data_dir / "agent",
             },
         )
         agent_task = asyncio.create_task(run_agent(agent_config), name="local-agent")
+        agent_task.add_done_callback(_report_local_agent)
         click.echo(f"  local agent: {agent_config.host} ({local_agent} driver)")
     try:
         await _wait_for_signal()
@@ -128,20 +165,33 @@ async def _serve(
         click.echo("mininova stopped")
 
 
+def _report_local_agent(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logging.getLogger("mininova.cli").error("local agent stopped: %s", task.exception())
+
+
 @main.command()
-@click.option("--controller", default=None, help="Controller URL, e.g. http://10.0.0.1:8780")
-@click.option("--token", default=None, help="Agent join token printed by `mininova serve`.")
+@click.option("--controller", default=None, help="Controller URL, e.g. https://10.0.0.1:8780")
+@click.option("--token", default=None, help="Join token printed by `mininova serve`.")
+@click.option(
+    "--ca-cert-hash", default=None, help="sha256:<hex> of the controller's CA (printed by serve)."
+)
 @click.option("--driver", type=click.Choice(["fake", "libvirt"]), default=None)
 @click.option("--host", default=None, help="Name of this compute host (default: hostname).")
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None)
+@click.option("--instances-dir", default=None, help="Guest disks (must be reachable by QEMU).")
+@click.option("--insecure-http", is_flag=True, default=None, help="Allow plain ws:// off loopback.")
 @click.option("--config", "config_file", type=click.Path(path_type=Path, exists=True), default=None)
 @click.option("--log-level", default=None)
 def agent(
     controller: str | None,
     token: str | None,
+    ca_cert_hash: str | None,
     driver: str | None,
     host: str | None,
     data_dir: Path | None,
+    instances_dir: str | None,
+    insecure_http: bool | None,
     config_file: Path | None,
     log_level: str | None,
 ) -> None:
@@ -153,18 +203,27 @@ def agent(
         {
             "controller": controller,
             "token": token,
+            "ca_cert_hash": ca_cert_hash,
             "driver": driver,
             "host": host,
             "data_dir": data_dir,
+            "instances_dir": instances_dir,
+            "insecure_http": insecure_http,
             "log_level": log_level,
         },
     )
     if not config.host:
         config.host = socket.gethostname()
-    if not config.token:
-        raise click.UsageError("--token is required (printed by `mininova serve`)")
     _setup_logging(config.log_level)
-    asyncio.run(_agent(config))
+    os.umask(0o077)
+    from mininova.agent.identity import AgentRefused
+    from mininova.virt.driver import DriverError
+
+    try:
+        asyncio.run(_agent(config))
+    except (AgentRefused, DriverError) as exc:
+        click.echo(f"mininova agent: {exc}", err=True)
+        sys.exit(1)
 
 
 async def _agent(config: cfgmod.AgentConfig) -> None:
@@ -178,6 +237,96 @@ async def _agent(config: cfgmod.AgentConfig) -> None:
     await asyncio.gather(task, waiter, return_exceptions=True)
     if task in done and task.exception() is not None:
         raise task.exception()  # type: ignore[misc]
+
+
+@main.group()
+def token() -> None:
+    """Join tokens for new compute hosts (run on the controller, next to its data dir)."""
+
+
+def _serve_config(data_dir: Path | None, config_file: Path | None) -> cfgmod.ServeConfig:
+    return cfgmod.load(cfgmod.ServeConfig, config_file, "MININOVA_", {"data_dir": data_dir})
+
+
+async def _with_store(config: cfgmod.ServeConfig, work: Any) -> Any:
+    from mininova.store import Store
+
+    db = config.data_dir / "mininova.sqlite"
+    if not db.exists():
+        raise click.ClickException(f"no cloud in {config.data_dir} (run `mininova serve` first)")
+    store = Store(db)
+    await store.open()
+    try:
+        return await work(store)
+    finally:
+        await store.close()
+
+
+_data_dir_option = click.option("--data-dir", type=click.Path(path_type=Path), default=None)
+_config_option = click.option(
+    "--config", "config_file", type=click.Path(path_type=Path, exists=True), default=None
+)
+
+
+@token.command("create")
+@click.option("--ttl", type=int, default=86400, show_default=True, help="Lifetime (s); 0: none.")
+@click.option("--uses", type=int, default=None, help="How many hosts may join with it.")
+@click.option("--description", default="", help="A note shown by `token list`.")
+@_data_dir_option
+@_config_option
+def token_create(
+    ttl: int, uses: int | None, description: str, data_dir: Path | None, config_file: Path | None
+) -> None:
+    """Create a join token and print the join command."""
+    from mininova.tls import fingerprint_of_pem
+    from mininova.trust import enrolment
+
+    os.umask(0o077)
+    config = _serve_config(data_dir, config_file)
+    secret, info = asyncio.run(
+        _with_store(
+            config, lambda st: enrolment.create_join_token(st, ttl or None, uses, description)
+        )
+    )
+    ca = config.data_dir / "tls" / "ca.pem"
+    fingerprint = (
+        fingerprint_of_pem(ca.read_bytes()) if config.tls_enabled and ca.exists() else None
+    )
+    click.echo(secret)
+    click.echo(f"# id {info.id}, expires {info.expires_at or 'never'}, uses {uses or 'unlimited'}")
+    click.echo(f"# join with: {join_command(config.base_url, secret, fingerprint)}")
+
+
+@token.command("list")
+@_data_dir_option
+@_config_option
+def token_list(data_dir: Path | None, config_file: Path | None) -> None:
+    """List join tokens (ids only: the secrets are not stored)."""
+    from mininova.trust import enrolment
+
+    config = _serve_config(data_dir, config_file)
+    tokens = asyncio.run(_with_store(config, enrolment.list_join_tokens))
+    click.echo(f"{'ID':10} {'STATE':9} {'USED':>4} {'LEFT':>9} {'EXPIRES':27} DESCRIPTION")
+    for t in tokens:
+        left = "unlimited" if t.uses_left is None else str(t.uses_left)
+        click.echo(
+            f"{t.id:10} {t.state:9} {t.used:>4} {left:>9} {t.expires_at or 'never':27}"
+            f" {t.description}"
+        )
+
+
+@token.command("revoke")
+@click.argument("token_id")
+@_data_dir_option
+@_config_option
+def token_revoke(token_id: str, data_dir: Path | None, config_file: Path | None) -> None:
+    """Revoke a join token by id (hosts that already joined keep their credentials)."""
+    from mininova.trust import enrolment
+
+    config = _serve_config(data_dir, config_file)
+    if not asyncio.run(_with_store(config, lambda st: enrolment.revoke_join_token(st, token_id))):
+        raise click.ClickException(f"no valid join token with id {token_id}")
+    click.echo(f"join token {token_id} revoked")
 
 
 if __name__ == "__main__":

@@ -8,12 +8,18 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from mininova import paths
+
 
 @dataclass
 class ServeConfig:
-    data_dir: Path = Path("~/.local/share/mininova").expanduser()
+    data_dir: Path = field(default_factory=lambda: paths.default_data_dir("mininova"))
     listen: str = "127.0.0.1:8780"
-    public_url: str = ""  # default: http://<listen>
+    public_url: str = ""  # default: http(s)://<listen>
+    tls_cert: str = ""  # bring your own certificate chain (PEM); default: the cloud CA's
+    tls_key: str = ""
+    insecure_http: bool = False  # allow plain HTTP on a non-loopback listen address
+    join_token_ttl: int = 86400  # lifetime of the join token printed at start (s)
     region: str = "RegionOne"
     token_ttl: int = 3600
     console_token_ttl: int = 600
@@ -41,22 +47,37 @@ class ServeConfig:
         return int(self.listen.rsplit(":", 1)[1])
 
     @property
+    def tls_enabled(self) -> bool:
+        """HTTPS unless we listen on loopback only (or plain HTTP was asked for)."""
+        if self.tls_cert:
+            return True
+        if self.public_url.lower().startswith("https://"):
+            return True
+        return not (paths.is_loopback(self.listen_host) or self.insecure_http)
+
+    @property
     def base_url(self) -> str:
         if self.public_url:
             return self.public_url.rstrip("/")
         host = self.listen_host
         if host in ("0.0.0.0", "::", ""):
             host = "127.0.0.1"
-        return f"http://{host}:{self.listen_port}"
+        if ":" in host:
+            host = f"[{host}]"
+        scheme = "https" if self.tls_enabled else "http"
+        return f"{scheme}://{host}:{self.listen_port}"
 
 
 @dataclass
 class AgentConfig:
     controller: str = "http://127.0.0.1:8780"
     token: str = ""
+    ca_cert_hash: str = ""  # sha256:<hex> of the controller's CA, printed by serve
+    insecure_http: bool = False  # allow plain ws:// to a non-loopback controller
     host: str = ""
     driver: str = "fake"
-    data_dir: Path = Path("~/.local/share/mininova-agent").expanduser()
+    data_dir: Path = field(default_factory=lambda: paths.default_data_dir("mininova-agent"))
+    instances_dir: str = ""  # guest files; default paths.default_instances_dir(host)
     libvirt_uri: str = "qemu:///system"
     virt_type: str = "auto"
     libvirt_network: str = "default"

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
+import ssl
 from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -14,7 +18,10 @@ from mininova.api.services import Services
 from mininova.bootstrap import Credentials, bootstrap, write_clouds_yaml, write_openrc
 from mininova.bus import Bus
 from mininova.config import ServeConfig
+from mininova.paths import private_dir
 from mininova.store import Store
+from mininova.tls import ServerTls, ensure_server_tls, server_ssl_context
+from mininova.trust import enrolment
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +37,8 @@ class Controller:
         self.app: web.Application | None = None
         self.runner: web.AppRunner | None = None
         self.credentials: Credentials | None = None
+        self.tls: ServerTls | None = None
+        self.join_token = ""  # minted at start, printed in the join command
         self._tasks: list[asyncio.Task[None]] = []
 
     @property
@@ -44,8 +53,12 @@ class Controller:
         from mininova.scheduler import Scheduler
 
         cfg = self.config
-        cfg.data_dir.mkdir(parents=True, exist_ok=True)
-        (cfg.data_dir / "images").mkdir(exist_ok=True)
+        private_dir(cfg.data_dir)
+        private_dir(cfg.data_dir / "images")
+        ssl_context: ssl.SSLContext | None = None
+        if cfg.tls_enabled:
+            self.tls = await asyncio.to_thread(self._ensure_tls)
+            ssl_context = server_ssl_context(self.tls)
         self.store = Store(cfg.data_dir / "mininova.sqlite")
         await self.store.open()
         self.credentials = await bootstrap(self.store, cfg.data_dir)
@@ -54,13 +67,22 @@ class Controller:
         await recover_uploads(self.store, cfg)
         # No agent is connected to a controller that just started.
         await self.store.execute("UPDATE compute_nodes SET connected = 0")
-        write_clouds_yaml(cfg.data_dir / "clouds.yaml", self.auth_url, self.credentials, cfg.region)
-        write_openrc(cfg.data_dir / "openrc", self.auth_url, self.credentials, cfg.region)
+        await enrolment.purge_join_tokens(self.store)
+        self.join_token, _ = await enrolment.create_join_token(
+            self.store, cfg.join_token_ttl or None, description="printed by mininova serve"
+        )
+        cacert = self.tls.ca_file if self.tls else None
+        write_clouds_yaml(
+            cfg.data_dir / "clouds.yaml", self.auth_url, self.credentials, cfg.region, cacert
+        )
+        write_openrc(cfg.data_dir / "openrc", self.auth_url, self.credentials, cfg.region, cacert)
         self.bus = Bus()
         identity = IdentityService(self.store, cfg.token_ttl)
         self.services = Services(cfg, self.store, self.bus, identity)
         hub = AgentHub(self.services)
         self.services.extra["hub"] = hub
+        if self.tls is not None:
+            hub.ca_pem = self.tls.ca_file.read_bytes()
         scheduler = Scheduler(self.services)
         conductor = Conductor(self.services, hub)
         consoleauth = ConsoleAuth(self.services)
@@ -74,11 +96,29 @@ class Controller:
             self.app, access_log=None, handle_signals=False, shutdown_timeout=2.0
         )
         await self.runner.setup()
-        site = web.TCPSite(self.runner, cfg.listen_host, cfg.listen_port, reuse_address=True)
+        site = web.TCPSite(
+            self.runner,
+            cfg.listen_host,
+            cfg.listen_port,
+            reuse_address=True,
+            ssl_context=ssl_context,
+        )
         await site.start()
         self._tasks.append(asyncio.create_task(hub.monitor(), name="hub-monitor"))
         self._tasks.append(asyncio.create_task(conductor.recover(), name="conductor-recover"))
         log.info("mininova controller listening on %s", cfg.base_url)
+
+    def _ensure_tls(self) -> ServerTls:
+        """The cloud CA and a server certificate for every name clients may use."""
+        cfg = self.config
+        names = [urlsplit(cfg.base_url).hostname or "127.0.0.1"]
+        if cfg.listen_host not in ("0.0.0.0", "::", ""):
+            names.append(cfg.listen_host)
+        names += ["127.0.0.1", "localhost", socket.gethostname()]
+        unique = list(dict.fromkeys(n.strip("[]") for n in names))
+        cert = Path(cfg.tls_cert).expanduser() if cfg.tls_cert else None
+        key = Path(cfg.tls_key).expanduser() if cfg.tls_key else None
+        return ensure_server_tls(cfg.data_dir / "tls", unique, cert, key)
 
     async def stop(self) -> None:
         for task in self._tasks:

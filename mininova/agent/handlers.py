@@ -22,7 +22,7 @@ import aiohttp
 from mininova.agent import tunnel
 from mininova.agent.specs import guest_to_dict, resources_to_dict, spec_from_dict
 from mininova.protocol.core import FAILED, NOT_FOUND, ProtocolError
-from mininova.virt.driver import ComputeDriver, DriverError, GuestNotFound
+from mininova.virt.driver import ComputeDriver, ControllerAccess, DriverError, GuestNotFound
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +186,7 @@ class OrderHandlers:
         async with self._driver_errors():
             endpoint = await self.driver.console_endpoint(uuid)
         try:
-            await tunnel.open_tunnel(url, token, endpoint)
+            await tunnel.open_tunnel(url, token, endpoint, self.driver.controller)
         except ProtocolError:
             raise
         except Exception as exc:
@@ -198,23 +198,23 @@ class OrderHandlers:
             return resources_to_dict(await self.driver.host_resources())
 
     async def snapshot(self, params: dict[str, Any]) -> dict[str, Any]:
-        """Snapshot the root disk and upload it to the image API (`upload_url`, `token`)."""
+        """Snapshot the root disk and upload it to the image API (`upload_url`, `capability`)."""
         uuid = _uuid(params)
-        url, token = params.get("upload_url"), params.get("token")
+        url, capability = params.get("upload_url"), params.get("capability")
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             raise ValueError("upload_url must be an http(s) URL")
-        if not isinstance(token, str) or not token:
-            raise ValueError("token must be a non-empty string")
+        if not isinstance(capability, str) or not capability:
+            raise ValueError("capability must be a non-empty string")
         with tempfile.TemporaryDirectory(prefix="mininova-snap-") as tmp:
             dest = Path(tmp) / "snapshot.qcow2"
             async with self.guest_lock(uuid), self._driver_errors():
                 await self.driver.snapshot(uuid, dest)
             size = dest.stat().st_size
-            await upload_file(dest, url, token)
+            await upload_file(dest, url, self.driver.controller, capability)
         return {"size": size}
 
 
-async def upload_file(path: Path, url: str, token: str) -> None:
+async def upload_file(path: Path, url: str, access: ControllerAccess, capability: str) -> None:
     """Stream a file to `PUT url` (Glance's image upload); ProtocolError on refusal."""
 
     async def chunks() -> AsyncIterator[bytes]:
@@ -223,13 +223,15 @@ async def upload_file(path: Path, url: str, token: str) -> None:
                 yield block
 
     headers = {
-        "X-Auth-Token": token,
+        **access.headers(capability),
         "Content-Type": "application/octet-stream",
         "Content-Length": str(path.stat().st_size),
     }
     async with (
         aiohttp.ClientSession() as session,
-        session.put(url, data=chunks(), headers=headers) as resp,
+        session.put(
+            url, data=chunks(), headers=headers, ssl=access.ssl if access.ssl is not None else True
+        ) as resp,
     ):
         if resp.status >= 300:
             raise ProtocolError(

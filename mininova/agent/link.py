@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import random
+from ssl import SSLContext
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -52,11 +53,12 @@ class Backoff:
         self._current = self.initial
 
 
-def dial(url: str, token: str, ping_interval: float) -> Any:
-    """An `async with` context yielding a connected ClientConnection."""
+def dial(url: str, secret: str, ping_interval: float, ssl: SSLContext | None = None) -> Any:
+    """An `async with` context yielding a connected ClientConnection (`ssl` for wss://)."""
     return connect(
         url,
-        additional_headers={"Authorization": f"Bearer {token}"},
+        additional_headers={"Authorization": f"Bearer {secret}"},
+        ssl=ssl if url.startswith("wss:") else None,
         ping_interval=ping_interval,
         ping_timeout=ping_interval,
         open_timeout=10,

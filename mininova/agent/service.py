@@ -13,7 +13,10 @@ import logging
 import socket
 from typing import Any
 
+from websockets.exceptions import InvalidStatus
+
 from mininova.agent.handlers import OrderHandlers
+from mininova.agent.identity import AgentRefused, HostIdentity
 from mininova.agent.link import Backoff, agent_ws_url, describe_failure, dial, read_loop
 from mininova.agent.specs import guest_to_dict, resources_to_dict
 from mininova.config import AgentConfig
@@ -49,6 +52,8 @@ class Agent:
         self.host = config.host or socket.gethostname()
         self.url = agent_ws_url(config.controller)
         self.handlers = OrderHandlers(driver)
+        self.identity = HostIdentity(config, self.host)
+        self.access = driver.controller  # credential + TLS trust, shared with the driver
         self.heartbeat_interval = config.heartbeat_interval
         self.peer: Peer | None = None
         self.connected = asyncio.Event()  # set while a link is up and hello was accepted
@@ -101,7 +106,16 @@ class Agent:
             "destroy_orphans": self.config.destroy_orphans,
             **await self._report(),
         }
-        reply = await _call(peer, "hello", params, HELLO_TIMEOUT)
+        try:
+            reply = await _call(peer, "hello", params, HELLO_TIMEOUT)
+        except ProtocolError as exc:
+            if exc.code in ("enrolment_refused", "host_mismatch"):
+                raise AgentRefused(f"controller refused this host: {exc.message}") from exc
+            raise
+        credential = reply.get("credential") if isinstance(reply, dict) else None
+        if isinstance(credential, str) and credential:
+            self.identity.save_credential(credential)
+            self.access.credential = credential
         interval = reply.get("heartbeat_interval") if isinstance(reply, dict) else None
         if isinstance(interval, int | float) and not isinstance(interval, bool) and interval > 0:
             self.heartbeat_interval = max(0.05, float(interval))
@@ -136,7 +150,25 @@ class Agent:
     async def run_once(self) -> bool:
         """One connection: dial, hello, serve until the link drops. True if hello succeeded."""
         ping = max(5.0, 2 * self.config.heartbeat_interval)
-        async with dial(self.url, self.config.token, ping) as ws:
+        secret = self.access.credential or self.config.token
+        try:
+            ws = await dial(self.url, secret, ping, self.access.ssl)
+        except InvalidStatus as exc:
+            if exc.response.status_code in (401, 403):
+                what = "this host's credential" if self.access.credential else "the join token"
+                detail = (
+                    exc.response.body.decode(errors="replace")[:200] if exc.response.body else ""
+                )
+                hint = (
+                    f" (revoked?): remove {self.identity.credential_file} and join again with"
+                    " a new token"
+                    if self.access.credential
+                    else " (unknown, expired, revoked or used up): create a new one with"
+                    " `mininova token create`"
+                )
+                raise AgentRefused(f"controller refused {what}{hint}. {detail}".strip()) from exc
+            raise
+        async with ws:
             peer = Peer(ws.send, self.handlers.table(), name="controller")
             reader = asyncio.create_task(read_loop(ws, peer))
             queue: asyncio.Queue[tuple[str, int]] = asyncio.Queue()
@@ -167,14 +199,30 @@ class Agent:
     async def run(self) -> None:
         """Stay connected forever, reconnecting with exponential backoff; cancel to stop."""
         backoff = Backoff(self.config.reconnect_max_backoff)
-        if not self.config.token:
-            log.warning("no join token configured; the controller will refuse this agent")
+        try:
+            self.identity.check_plain_http()
+            self.access.credential = self.identity.load_credential()
+            if not self.access.credential and not self.config.token:
+                raise AgentRefused(
+                    f"no join token and no stored credential in {self.identity.credential_file}:"
+                    " pass the --token that `mininova serve` printed"
+                )
+        except AgentRefused as exc:
+            log.error("agent %s stops: %s", self.host, exc)
+            raise
+        trusted = False
         while True:
             try:
+                if not trusted:
+                    self.access.ssl = await self.identity.ssl_context()
+                    trusted = True
                 if await self.run_once():
                     backoff.reset()
                 reason = "link closed"
             except asyncio.CancelledError:
+                raise
+            except AgentRefused as exc:
+                log.error("agent %s stops: %s", self.host, exc)
                 raise
             except Exception as exc:
                 reason = describe_failure(exc)

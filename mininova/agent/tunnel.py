@@ -14,7 +14,7 @@ import logging
 
 from mininova.consoleproxy.ends import StreamEnd, WebsocketsEnd
 from mininova.consoleproxy.relay import relay
-from mininova.virt.driver import ConsoleEndpoint
+from mininova.virt.driver import ConsoleEndpoint, ControllerAccess
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +39,16 @@ async def _connect_endpoint(
 
 
 async def open_tunnel(
-    tunnel_url: str, tunnel_token: str, endpoint: ConsoleEndpoint, *, keepalive: float = KEEPALIVE
+    tunnel_url: str,
+    tunnel_token: str,
+    endpoint: ConsoleEndpoint,
+    access: ControllerAccess,
+    *,
+    keepalive: float = KEEPALIVE,
 ) -> None:
     """Connect to the guest's VNC endpoint, dial the controller's data websocket at
-    `tunnel_url` (header `Authorization: Bearer <tunnel_token>`) and start relaying bytes in a
-    background task. Returns once both legs are connected; raises on failure."""
+    `tunnel_url` (the host credential plus the one-time tunnel token as the capability) and
+    start relaying bytes in a background task. Returns once both legs are connected."""
     from websockets.asyncio.client import connect
 
     async with asyncio.timeout(CONNECT_TIMEOUT):
@@ -52,7 +57,8 @@ async def open_tunnel(
         async with asyncio.timeout(CONNECT_TIMEOUT):
             conn = await connect(
                 tunnel_url,
-                additional_headers={"Authorization": f"Bearer {tunnel_token}"},
+                additional_headers=access.headers(tunnel_token),
+                ssl=access.ssl if tunnel_url.startswith("wss:") else None,
                 compression=None,
                 max_size=MAX_MESSAGE,
                 ping_interval=keepalive if keepalive > 0 else None,

@@ -1,6 +1,9 @@
 """The controller's end of the agent links: one websocket per agent at `/agent`.
 
-Agents dial out and authenticate with the join token. The hub records each host's inventory
+Agents dial out and authenticate with their host credential, or with a join token that the
+first hello trades for one (`mininova.trust.enrolment`). A host name is bound to its credential:
+a link that claims an enrolled name without it is refused and the live link keeps its orders
+and consoles. The hub records each host's inventory
 and heartbeats in `compute_nodes`, relays the agent's reports to the conductor over the bus and
 lets the conductor send orders to a host with `call(host, method, params)`.
 """
@@ -8,18 +11,18 @@ lets the conductor send orders to a host with `call(host, method, params)`.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 from typing import Any
 
 from aiohttp import WSMsgType, web
 
 from mininova.api.services import Services
-from mininova.bootstrap import agent_token_hash
 from mininova.hosts import is_up
 from mininova.protocol import PROTOCOL_VERSION, ProtocolError
 from mininova.protocol.peer import Peer
 from mininova.timeutil import now_iso
+from mininova.trust import enrolment
+from mininova.trust.enrolment import EnrolmentRefused
 
 log = logging.getLogger(__name__)
 
@@ -43,27 +46,40 @@ class AgentHub:
         self.services = services
         self.links: dict[str, Peer] = {}
         self._sockets: dict[str, web.WebSocketResponse] = {}
+        self.ca_pem: bytes | None = None  # the cloud CA agents pin (None without TLS)
 
     def setup(self, app: web.Application) -> None:
         app.router.add_get("/agent", self.handle)
+        app.router.add_get("/agent/ca.pem", self.ca_certificate)
+
+    async def ca_certificate(self, request: web.Request) -> web.Response:
+        """The public CA certificate; agents check it against the pinned fingerprint."""
+        if self.ca_pem is None:
+            raise web.HTTPNotFound(text="this controller does not use TLS")
+        return web.Response(body=self.ca_pem, content_type="application/x-pem-file")
 
     @property
     def store(self):  # noqa: ANN201 - Store
         return self.services.store
 
-    async def _authorized(self, request: web.Request) -> bool:
+    async def _authenticate(self, request: web.Request) -> dict[str, str]:
+        """{"kind": "host", "host": name} or {"kind": "join", "secret": token}; else refused."""
         header = request.headers.get("Authorization", "")
-        if not header.startswith("Bearer "):
-            return False
-        expected = await self.store.get_setting("agent_join_token_hash") or ""
-        return hmac.compare_digest(agent_token_hash(header[7:].strip()), expected)
+        secret = header[7:].strip() if header.startswith("Bearer ") else ""
+        kind = enrolment.kind_of(secret)
+        if kind == "host":
+            return {"kind": kind, "host": await enrolment.host_for_credential(self.store, secret)}
+        if kind == "join":
+            await enrolment.check_join_token(self.store, secret)
+            return {"kind": kind, "secret": secret}
+        raise EnrolmentRefused("no join token or host credential")
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        if not await self._authorized(request):
-            return web.json_response(
-                {"error": {"code": 401, "message": "invalid or missing agent join token"}},
-                status=401,
-            )
+        try:
+            auth = await self._authenticate(request)
+        except EnrolmentRefused as exc:
+            log.warning("refused agent link from %s: %s", request.remote, exc)
+            return web.json_response({"error": {"code": 401, "message": str(exc)}}, status=401)
         ws = web.WebSocketResponse(
             heartbeat=self.services.config.heartbeat_interval * 2, max_msg_size=8 * 1024 * 1024
         )
@@ -75,7 +91,7 @@ class AgentHub:
 
         peer = Peer(send, {}, name="agent")
         peer.handlers = {
-            "hello": lambda p: self._hello(p, peer, ws, state),
+            "hello": lambda p: self._hello(p, peer, ws, state, auth, request.remote or "?"),
             "heartbeat": lambda p: self._heartbeat(p, state),
             "instance_event": lambda p: self._instance_event(p, state),
         }
@@ -98,8 +114,24 @@ class AgentHub:
                 log.warning("agent %s disconnected", host)
         return ws
 
+    async def _refuse(self, ws: web.WebSocketResponse, code: str, reason: str) -> None:
+        """Refuse a hello: the agent gets the reason, then the link closes."""
+
+        async def close_soon() -> None:
+            await asyncio.sleep(0.2)  # let the error reply go out first
+            await ws.close(code=4003, message=reason.encode()[:120])
+
+        asyncio.get_running_loop().create_task(close_soon())
+        raise ProtocolError(code, reason)
+
     async def _hello(
-        self, params: dict[str, Any], peer: Peer, ws: web.WebSocketResponse, state: dict[str, str]
+        self,
+        params: dict[str, Any],
+        peer: Peer,
+        ws: web.WebSocketResponse,
+        state: dict[str, str],
+        auth: dict[str, str],
+        remote: str,
     ) -> dict[str, Any]:
         version = params.get("protocol")
         if version != PROTOCOL_VERSION:
@@ -112,6 +144,18 @@ class AgentHub:
         res = params.get("resources") or {}
         if not isinstance(res, dict):
             raise ValueError("resources must be an object")
+        reply: dict[str, Any] = {}
+        if auth["kind"] == "host" and auth["host"] != host:
+            reason = f"this credential belongs to host {auth['host']!r}, not {host!r}"
+            log.warning("refused hello from %s: %s", remote, reason)
+            await self._refuse(ws, "host_mismatch", reason)
+        if auth["kind"] == "join":
+            try:
+                reply["credential"] = await enrolment.enrol_host(self.store, auth["secret"], host)
+            except EnrolmentRefused as exc:
+                log.warning("refused enrolment of host %r from %s: %s", host, remote, exc)
+                await self._refuse(ws, "enrolment_refused", str(exc))
+            log.info("host %s enrolled from %s", host, remote)
         now = now_iso()
         await self.store.execute(
             "INSERT INTO compute_nodes (host, hypervisor_hostname, hypervisor_type,"
@@ -154,7 +198,7 @@ class AgentHub:
             guests=guests,
             destroy_orphans=params.get("destroy_orphans") is True,
         )
-        return {"heartbeat_interval": self.services.config.heartbeat_interval}
+        return {**reply, "heartbeat_interval": self.services.config.heartbeat_interval}
 
     def _host(self, state: dict[str, str]) -> str:
         host = state.get("host")
@@ -183,6 +227,16 @@ class AgentHub:
             "conductor", "instance_event", host=host, uuid=uuid, power_state=power_state
         )
         return {}
+
+    async def revoke_host(self, host: str) -> bool:
+        """Revoke a host's credential and drop its live link (compute service delete)."""
+        revoked = await enrolment.revoke_host(self.store, host)
+        ws = self._sockets.get(host)
+        if ws is not None:
+            await ws.close(code=4003, message=b"host credential revoked")
+        if revoked:
+            log.warning("credential of host %s revoked", host)
+        return revoked
 
     def is_connected(self, host: str) -> bool:
         return host in self.links

@@ -8,7 +8,8 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from mininova.api import microversion
+from mininova.api import microversion, policy
+from mininova.api.capability import CAPABILITY, capability_middleware
 from mininova.api.context import CONTEXT, MICROVERSION, REQUEST_ID, SERVICES, RequestContext
 from mininova.api.errors import (
     ApiError,
@@ -44,6 +45,8 @@ _PUBLIC_PREFIXES = ("/agent", "/console", "/ui", "/static")
 
 def _is_public(request: web.Request) -> bool:
     path = request.path
+    if policy.is_write(request.method, path):
+        return False  # a write always needs a token (and a writing role)
     if path in _PUBLIC_EXACT or path.startswith(_PUBLIC_PREFIXES):
         return True
     return path.rstrip("/") == "/identity/v3/auth/tokens" and request.method == "POST"
@@ -89,7 +92,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if not _is_public(request):
+    if not _is_public(request) and CAPABILITY not in request:
         token = request.headers.get("X-Auth-Token")
         if not token:
             return _render_error(request, 401, "The request you have made requires authentication.")
@@ -107,6 +110,10 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
             request_id=request[REQUEST_ID],
             token=token,
         )
+        # Before the handler: a reader gets 403 even where the object does not exist.
+        denied = policy.denial(request.method, request.path, request[CONTEXT].roles)
+        if denied is not None:
+            return _render_error(request, 403, denied)
     return await handler(request)
 
 
@@ -134,6 +141,7 @@ def build_app(services: Services) -> web.Application:
         middlewares=[
             request_id_middleware,
             error_middleware,
+            capability_middleware,
             auth_middleware,
             microversion_middleware,
         ],

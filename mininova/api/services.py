@@ -9,6 +9,7 @@ from mininova.api.identity.service import IdentityService
 from mininova.bus import Bus
 from mininova.config import ServeConfig
 from mininova.store import Store
+from mininova.trust.capabilities import Capabilities
 
 
 @dataclass
@@ -18,6 +19,7 @@ class Services:
     bus: Bus
     identity: IdentityService
     extra: dict[str, Any] = field(default_factory=dict)
+    capabilities: Capabilities = field(default_factory=Capabilities)
 
     @property
     def base_url(self) -> str:

@@ -15,7 +15,7 @@ from typing import Any
 from mininova import instance_states as st
 from mininova.agenthub import AgentHub
 from mininova.api.services import Services
-from mininova.conductor.specs import instance_spec
+from mininova.conductor.specs import image_file_path, instance_spec
 from mininova.protocol import ProtocolError
 from mininova.scheduler import NoValidHost, Request
 from mininova.store import instances as db
@@ -93,8 +93,11 @@ class Conductor:
                     await db.finish_event(self.store, event, False, "deleted while scheduling")
                     await self.services.bus.call("scheduler", "release", instance_uuid=uuid)
                     return
+                capability = self.services.capabilities.grant(
+                    host, "GET", image_file_path(inst["image_ref"]), cfg.spawn_timeout
+                )
                 try:
-                    spec = await instance_spec(self.services, inst)
+                    spec = await instance_spec(self.services, inst, capability)
                     info = await self.hub.call(
                         host, "spawn", {"instance": spec}, timeout=cfg.spawn_timeout
                     )
@@ -107,6 +110,8 @@ class Conductor:
                     await self.services.bus.call("scheduler", "release", instance_uuid=uuid)
                     await self._cleanup_failed_spawn(host, uuid)
                     continue
+                finally:
+                    self.services.capabilities.revoke(capability)
                 await db.finish_event(self.store, event, True)
                 landed = await db.update(
                     self.store,
@@ -226,24 +231,25 @@ class Conductor:
             event = await db.start_event(
                 self.store, uuid, "compute_snapshot_instance", inst["host"]
             )
+            host = inst["host"] or ""
+            timeout = self.services.config.spawn_timeout
+            capability = self.services.capabilities.grant(
+                host, "PUT", image_file_path(image_id), timeout
+            )
             params = {
                 "uuid": uuid,
-                "token": await self.services.identity.issue_service_token(),
-                "upload_url": self.services.url(f"/image/v2/images/{image_id}/file"),
+                "capability": capability,
+                "upload_url": self.services.url(image_file_path(image_id)),
             }
             try:
-                await self.hub.call(
-                    inst["host"] or "",
-                    "snapshot",
-                    params,
-                    timeout=self.services.config.spawn_timeout,
-                )
+                await self.hub.call(host, "snapshot", params, timeout=timeout)
                 await db.finish_event(self.store, event, True)
             except ProtocolError as exc:
                 log.warning("snapshot of %s failed: %s", uuid, exc.message)
                 await db.finish_event(self.store, event, False, exc.message)
                 await set_image_status(self.store, image_id, "killed")
             finally:
+                self.services.capabilities.revoke(capability)
                 await db.update(
                     self.store, uuid, expect_task_state=st.IMAGE_SNAPSHOT, task_state=None
                 )

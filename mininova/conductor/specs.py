@@ -7,14 +7,22 @@ from typing import Any
 from mininova.api.services import Services
 
 
-async def instance_spec(services: Services, inst: dict[str, Any]) -> dict[str, Any]:
-    """The `spawn` params for one instance: flavor, image download, keys, user data."""
+def image_file_path(image_id: str) -> str:
+    return f"/image/v2/images/{image_id}/file"
+
+
+async def instance_spec(
+    services: Services, inst: dict[str, Any], capability: str
+) -> dict[str, Any]:
+    """The `spawn` params for one instance: flavor, image download, keys, user data.
+
+    `capability` lets the chosen host download exactly this image while the order runs.
+    """
     store = services.store
     image = await store.fetchone("SELECT * FROM images WHERE id = ?", (inst["image_ref"],))
     if image is None or image["status"] != "active":
         raise ValueError(f"Image {inst['image_ref']} is not available.")
     flavor = inst["flavor"]
-    token = await services.identity.issue_service_token()
     public_keys = {inst["key_name"]: inst["key_data"]} if inst["key_name"] else {}
     return {
         "uuid": inst["uuid"],
@@ -39,8 +47,8 @@ async def instance_spec(services: Services, inst: dict[str, Any]) -> dict[str, A
             "disk_format": image["disk_format"],
             "size": image["size"] or 0,
             "checksum": image["checksum"] or "",
-            "url": services.url(f"/image/v2/images/{image['id']}/file"),
-            "token": token,
+            "url": services.url(image_file_path(image["id"])),
+            "capability": capability,
         },
         "mac_address": inst["mac_address"],
         "key_name": inst["key_name"],

@@ -41,6 +41,8 @@ from mininova.consoleauth import (
 from mininova.consoleproxy.ends import AiohttpWsEnd
 from mininova.consoleproxy.origin import check_origin
 from mininova.consoleproxy.relay import relay
+from mininova.protocol.core import CAPABILITY_HEADER
+from mininova.trust import enrolment
 
 log = logging.getLogger(__name__)
 
@@ -297,8 +299,14 @@ class ConsoleProxy:
     async def handle_tunnel(self, request: web.Request) -> web.StreamResponse:
         session = self.sessions.get(request.match_info["id"])
         header = request.headers.get("Authorization", "")
-        token = header[7:].strip() if header.startswith("Bearer ") else ""
+        credential = header[7:].strip() if header.startswith("Bearer ") else ""
+        token = request.headers.get(CAPABILITY_HEADER, "")
         digest = hashlib.sha256(token.encode()).hexdigest()
+        try:
+            dialer = await enrolment.host_for_credential(self.services.store, credential)
+        except enrolment.EnrolmentRefused as exc:
+            log.warning("console tunnel dial-in from %s refused: %s", _peer(request), exc)
+            return _refusal(401, "bad_host_credential", "Invalid host credential.")
         if session is None or session.state != "pending" or session.agent_ws.done():
             log.warning(
                 "console tunnel dial-in from %s refused: unknown or finished tunnel", _peer(request)
@@ -307,6 +315,14 @@ class ConsoleProxy:
         if not token or not hmac.compare_digest(digest, session.tunnel_token_hash):
             log.warning("console tunnel dial-in from %s refused: bad tunnel token", _peer(request))
             return _refusal(401, "bad_tunnel_token", "Invalid console tunnel token.")
+        if dialer != session.host:
+            log.warning(
+                "console tunnel dial-in from %s refused: host %s is not %s",
+                _peer(request),
+                dialer,
+                session.host,
+            )
+            return _refusal(403, "wrong_host", "This console tunnel belongs to another host.")
         ws = web.WebSocketResponse(
             heartbeat=self.keepalive, compress=False, max_msg_size=MAX_MESSAGE
         )

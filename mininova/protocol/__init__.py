@@ -1,6 +1,7 @@
 """The agent protocol: a sans-I/O core (`core`) and a thin asyncio shell (`peer`)."""
 
 from mininova.protocol.core import (
+    CAPABILITY_HEADER,
     PROTOCOL_VERSION,
     Endpoint,
     ErrorReply,
@@ -11,6 +12,7 @@ from mininova.protocol.core import (
 )
 
 __all__ = [
+    "CAPABILITY_HEADER",
     "PROTOCOL_VERSION",
     "Endpoint",
     "ErrorReply",

@@ -16,6 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 
 PROTOCOL_VERSION = 1
+# Agents call the controller's HTTP API with `Authorization: Bearer <host credential>` plus
+# this header holding the capability the order carried (never a Keystone token).
+CAPABILITY_HEADER = "X-Mininova-Capability"
 MAX_FRAME_BYTES = 4 * 1024 * 1024
 
 # Error codes.

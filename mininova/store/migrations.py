@@ -115,4 +115,17 @@ CREATE TABLE server_group_members (
     instance_uuid TEXT NOT NULL UNIQUE, PRIMARY KEY (group_id, instance_uuid));
 """,
     ),
+    (
+        3,
+        """
+CREATE TABLE join_tokens (
+    id TEXT PRIMARY KEY, token_hash TEXT NOT NULL UNIQUE, description TEXT NOT NULL DEFAULT '',
+    created_at TEXT NOT NULL, expires_at TEXT, uses_left INTEGER, used INTEGER NOT NULL DEFAULT 0,
+    revoked_at TEXT);
+CREATE TABLE host_credentials (
+    host TEXT PRIMARY KEY, credential_hash TEXT NOT NULL UNIQUE, join_token_id TEXT,
+    created_at TEXT NOT NULL, last_seen_at TEXT, revoked_at TEXT);
+DELETE FROM settings WHERE key IN ('admin_password', 'agent_join_token', 'agent_join_token_hash');
+""",
+    ),
 ]

@@ -7,9 +7,12 @@ run those calls in a thread or subprocess so the agent's event loop never blocks
 from __future__ import annotations
 
 import abc
+import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from mininova.protocol.core import CAPABILITY_HEADER
 
 # Nova power_state integers (as seen in OS-EXT-STS:power_state).
 NOSTATE = 0
@@ -48,7 +51,18 @@ class ImageSpec:
     size: int
     checksum: str  # md5 hex, as Glance records it
     url: str  # controller URL of GET /image/v2/images/{id}/file
-    token: str  # X-Auth-Token valid for that download
+    capability: str  # allows this host exactly that download, for this order
+
+
+@dataclass
+class ControllerAccess:
+    """How the agent reaches the controller's HTTP API: its host credential and TLS trust."""
+
+    credential: str = ""
+    ssl: ssl.SSLContext | None = None  # None: plain http on loopback, or the system CAs
+
+    def headers(self, capability: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.credential}", CAPABILITY_HEADER: capability}
 
 
 @dataclass
@@ -116,6 +130,7 @@ class ComputeDriver(abc.ABC):
 
     def __init__(self) -> None:
         self._event_callback: EventCallback | None = None
+        self.controller = ControllerAccess()  # filled in (in place) by the agent
 
     def set_event_callback(self, callback: EventCallback | None) -> None:
         self._event_callback = callback

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import socket
+from pathlib import Path
+
 from mininova.config import AgentConfig
+from mininova.paths import default_instances_dir
 from mininova.virt.driver import ComputeDriver, DriverError
 
 DRIVERS = ("fake", "libvirt")
@@ -31,10 +35,17 @@ def create_driver(config: AgentConfig) -> ComputeDriver:
         return LibvirtDriver(
             uri=config.libvirt_uri,
             virt_type=config.virt_type,
-            instances_path=config.data_dir / "instances",
+            instances_path=instances_dir(config),
             network=config.libvirt_network,
             sync_interval=config.sync_interval,
         )
     raise ValueError(
         f"unknown compute driver {config.driver!r} (expected one of: {', '.join(DRIVERS)})"
     )
+
+
+def instances_dir(config: AgentConfig) -> Path:
+    """Where this agent's guest files live (`instances_dir`, else the per-host default)."""
+    if config.instances_dir:
+        return Path(config.instances_dir).expanduser()
+    return default_instances_dir(config.host or socket.gethostname())

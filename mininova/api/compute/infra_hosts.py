@@ -22,6 +22,7 @@ from mininova.api.validation import validated_body
 from mininova.hosts import is_up
 from mininova.store.db import Row, loads
 from mininova.timeutil import nova_usec_time, now_iso, now_utc, parse_iso
+from mininova.trust import enrolment
 
 NAMESPACE = uuid.uuid5(uuid.NAMESPACE_DNS, "mininova")
 INTERNAL_ZONE = "internal"
@@ -264,6 +265,11 @@ async def delete_service(request: web.Request) -> web.Response:
             f"Unable to delete compute service that is hosting instances. "
             f"Migrate or delete the instances first. ({busy['n']} instances)"
         )
+    hub = services(request).extra.get("hub")
+    if hub is not None:  # the host must enrol again with a new join token
+        await hub.revoke_host(svc["host"])
+    else:
+        await enrolment.revoke_host(store, svc["host"])
     await store.execute("DELETE FROM compute_nodes WHERE host = ?", (svc["host"],))
     await store.execute("DELETE FROM settings WHERE key = ?", (_forced_key(svc["host"]),))
     return web.Response(status=204)

@@ -284,6 +284,11 @@ async def update_project(request: web.Request) -> web.Response:
         "UPDATE projects SET name=?, description=?, enabled=? WHERE id=?",
         (row["name"], row["description"], row["enabled"], row["id"]),
     )
+    if not row["enabled"]:
+        # Keystone revokes the tokens of a disabled project; re-enabling does not revive them.
+        await svc.identity.revoke_project(row["id"])
+    else:
+        svc.identity.forget_cached(project_id=row["id"])  # tokens carry the project's name
     return web.json_response({"project": _project_view(svc, row)})
 
 
@@ -299,8 +304,7 @@ async def delete_project(request: web.Request) -> web.Response:
     if live and live["n"]:
         raise Conflict(f"Project {row['id']} still has {live['n']} server(s).")
     await svc.store.execute("DELETE FROM projects WHERE id = ?", (row["id"],))
-    await svc.store.execute("DELETE FROM tokens WHERE project_id = ?", (row["id"],))
-    svc.identity.forget_cached_roles()
+    await svc.identity.revoke_project(row["id"])
     return web.Response(status=204)
 
 
@@ -440,6 +444,7 @@ async def update_user(request: web.Request) -> web.Response:
             row["id"],
         ),
     )
+    svc.identity.forget_cached(user_id=row["id"])  # tokens carry the user's name
     return web.json_response({"user": _user_view(svc, row)})
 
 
@@ -509,7 +514,7 @@ async def grant_role(request: web.Request) -> web.Response:
         "INSERT OR IGNORE INTO role_assignments (user_id, project_id, role_id) VALUES (?, ?, ?)",
         (user["id"], project["id"], role["id"]),
     )
-    svc.identity.forget_cached_roles()
+    svc.identity.forget_cached(user_id=user["id"], project_id=project["id"])
     return web.Response(status=204)
 
 
@@ -534,7 +539,8 @@ async def revoke_role(request: web.Request) -> web.Response:
     )
     if not removed:
         raise NotFound("Could not find role assignment.")
-    svc.identity.forget_cached_roles()
+    # The user's tokens for the project now carry fewer roles, or none (then they are invalid).
+    svc.identity.forget_cached(user_id=user["id"], project_id=project["id"])
     return web.Response(status=204)
 
 

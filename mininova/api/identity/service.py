@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import secrets
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -14,6 +15,8 @@ from mininova.store import Store
 from mininova.timeutil import iso, now_utc, parse_iso
 
 DEFAULT_DOMAIN = {"id": "default", "name": "Default"}
+# How long a token validation is reused before roles and enabled flags are read again (s).
+TOKEN_CACHE_TTL = 2.0
 
 
 def hash_password(password: str) -> str:
@@ -58,7 +61,10 @@ class IdentityService:
     def __init__(self, store: Store, token_ttl: int = 3600) -> None:
         self.store = store
         self.token_ttl = token_ttl
-        self._cache: dict[str, TokenInfo] = {}
+        self.cache_ttl = TOKEN_CACHE_TTL
+        # token hash -> (validation, time.monotonic() when it was read)
+        self._cache: dict[str, tuple[TokenInfo, float]] = {}
+        self._generation = 0  # bumped whenever entries are dropped (see validate)
 
     async def find_user(self, user: dict) -> dict | None:
         if "id" in user:
@@ -134,7 +140,7 @@ class IdentityService:
                 info.audit_id,
             ),
         )
-        self._cache[token_hash(token)] = info
+        self._cache[token_hash(token)] = (info, time.monotonic())
         return token, info
 
     async def issue_service_token(self) -> str:
@@ -149,47 +155,84 @@ class IdentityService:
         return token
 
     async def validate(self, token: str) -> TokenInfo:
+        """The token's current identity; AuthFailed if it is invalid.
+
+        A validation is cached for `cache_ttl` seconds only: after that the token, the user's
+        and the project's enabled flags and the roles are read again, so a role removal or a
+        disable done behind our back (another process, a direct SQL edit) takes effect within
+        that delay. The identity routes also drop the affected entries at once."""
         key = token_hash(token)
-        info = self._cache.get(key)
-        if info is None:
-            row = await self.store.fetchone(
-                "SELECT t.*, u.name AS user_name, u.enabled AS user_enabled, p.name AS project_name"
-                " FROM tokens t JOIN users u ON u.id = t.user_id"
-                " JOIN projects p ON p.id = t.project_id WHERE t.token_hash = ?",
-                (key,),
-            )
-            if row is None or not row["user_enabled"]:
-                raise AuthFailed("The request you have made requires authentication.")
-            roles = await self.roles_for(row["user_id"], row["project_id"])
-            service = row["user_name"] == "mininova-service"
-            info = TokenInfo(
-                user_id=row["user_id"],
-                user_name=row["user_name"],
-                project_id=row["project_id"],
-                project_name=row["project_name"],
-                roles=[{"id": "", "name": "admin"}] if service else roles,
-                issued_at=parse_iso(row["issued_at"]),
-                expires_at=parse_iso(row["expires_at"]),
-                audit_id=row["audit_id"],
-            )
-            self._cache[key] = info
+        entry = self._cache.get(key)
+        if entry is None or time.monotonic() - entry[1] >= self.cache_ttl:
+            self._cache.pop(key, None)
+            generation = self._generation
+            info = await self._load(key)
+            if generation == self._generation:  # else what we read may predate the change
+                self._cache[key] = (info, time.monotonic())
+        else:
+            info = entry[0]
         if info.expires_at <= now_utc():
             self._cache.pop(key, None)
             raise AuthFailed("The request you have made requires authentication.")
         return info
 
+    async def _load(self, key: str) -> TokenInfo:
+        row = await self.store.fetchone(
+            "SELECT t.*, u.name AS user_name, u.enabled AS user_enabled,"
+            " p.name AS project_name, p.enabled AS project_enabled"
+            " FROM tokens t JOIN users u ON u.id = t.user_id"
+            " JOIN projects p ON p.id = t.project_id WHERE t.token_hash = ?",
+            (key,),
+        )
+        if row is None or not row["user_enabled"] or not row["project_enabled"]:
+            raise AuthFailed("The request you have made requires authentication.")
+        roles = await self.roles_for(row["user_id"], row["project_id"])
+        service = row["user_name"] == "mininova-service"
+        info = TokenInfo(
+            user_id=row["user_id"],
+            user_name=row["user_name"],
+            project_id=row["project_id"],
+            project_name=row["project_name"],
+            roles=[{"id": "", "name": "admin"}] if service else roles,
+            issued_at=parse_iso(row["issued_at"]),
+            expires_at=parse_iso(row["expires_at"]),
+            audit_id=row["audit_id"],
+        )
+        if not info.roles:
+            raise AuthFailed("The request you have made requires authentication.")
+        return info
+
     async def revoke(self, token: str) -> None:
         key = token_hash(token)
-        self._cache.pop(key, None)
         await self.store.execute("DELETE FROM tokens WHERE token_hash = ?", (key,))
+        self._generation += 1
+        self._cache.pop(key, None)
 
     async def revoke_user(self, user_id: str) -> None:
-        self._cache = {k: v for k, v in self._cache.items() if v.user_id != user_id}
         await self.store.execute("DELETE FROM tokens WHERE user_id = ?", (user_id,))
+        self.forget_cached(user_id=user_id)
+
+    async def revoke_project(self, project_id: str) -> None:
+        """Invalidate every token scoped to the project (disabled or deleted)."""
+        await self.store.execute("DELETE FROM tokens WHERE project_id = ?", (project_id,))
+        self.forget_cached(project_id=project_id)
+
+    def forget_cached(self, user_id: str | None = None, project_id: str | None = None) -> None:
+        """Drop the cached validations of a user's and/or a project's tokens (all if neither):
+        their next validation re-reads roles and enabled flags."""
+        self._generation += 1
+        self._cache = {
+            k: (info, at)
+            for k, (info, at) in self._cache.items()
+            if not (
+                (user_id is None or info.user_id == user_id)
+                and (project_id is None or info.project_id == project_id)
+            )
+        }
 
     def forget_cached_roles(self) -> None:
         """Role assignments changed: re-read them on the next validation."""
-        self._cache.clear()
+        self.forget_cached()
 
     async def purge_expired(self) -> None:
         await self.store.execute("DELETE FROM tokens WHERE expires_at < ?", (iso(now_utc()),))

@@ -18,6 +18,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from mininova.api import pagination
+from mininova.api.capability import CAPABILITY
 from mininova.api.context import context, services
 from mininova.api.errors import ApiError, BadRequest, Conflict, Forbidden, NotFound, OverLimit
 from mininova.api.image import store_ops as ops
@@ -588,11 +589,23 @@ async def _abort_upload(store: Any, image_id: str, tmp: Path) -> None:
     await ops.set_image_status(store, image_id, "queued", expect="saving")
 
 
+async def _target(request: web.Request, modify: bool) -> dict[str, Any]:
+    """The image of a data request: visible/modifiable to the user, or named by a capability."""
+    store, image_id = services(request).store, request.match_info["image_id"]
+    if CAPABILITY in request:  # an agent's order: the grant names exactly this path
+        row = await ops.get_image_row(store, image_id)
+        if row is None:
+            raise NotFound(f"No image found with ID {image_id}")
+        return row
+    if modify:
+        return await ops.load_modifiable(store, context(request), image_id)
+    return await ops.load_visible(store, context(request), image_id)
+
+
 async def upload_data(request: web.Request) -> web.Response:
-    ctx = context(request)
     svc = services(request)
     store, config = svc.store, svc.config
-    row = await ops.load_modifiable(store, ctx, request.match_info["image_id"])
+    row = await _target(request, modify=True)
     image_id = row["id"]
     if request.content_type != "application/octet-stream":
         raise UnsupportedMediaType(
@@ -638,7 +651,7 @@ async def upload_data(request: web.Request) -> web.Response:
 
 async def download_data(request: web.Request) -> web.StreamResponse:
     svc = services(request)
-    row = await ops.load_visible(svc.store, context(request), request.match_info["image_id"])
+    row = await _target(request, modify=False)
     if row["status"] == "deactivated":
         raise Forbidden(
             "The requested image has been deactivated. Image data download is forbidden."

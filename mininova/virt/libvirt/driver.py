@@ -5,11 +5,12 @@ persistent libvirt domains (defineXML + create), so they outlive the agent proce
 re-adopted through `list_guests`, which recognises them by their mininova metadata element.
 
 Files of one guest live in `<instances_path>/<uuid>/`: `disk` (qcow2 overlay on
-`_base/<image id>`), `disk.config` (config drive) and `console.log` (serial console). Instance
-directories are 0755 and images 0644 so QEMU, which libvirt runs as an unprivileged user
-(libvirt-qemu on Debian), can reach them; libvirt's DAC driver relabels the disks it opens and
-hands QEMU an already-open descriptor for the console log. `instances_path` and its parents
-must therefore be traversable by that user (a warning is logged otherwise).
+`_base/<image id>`), `disk.config` (config drive) and `console.log` (serial console). QEMU runs
+as an unprivileged user (libvirt-qemu on Debian): as root the agent makes the instances
+directories 0750 with the QEMU user's group, base images and config drives 0640 with that
+group and the overlay 0600 owned by the QEMU user; nothing is readable by other users. libvirt
+hands QEMU an already-open descriptor for the console log (0600, root). At start the agent
+checks that the QEMU user can traverse `instances_path` and refuses to run otherwise.
 
 Addresses: on a libvirt network each guest gets a static DHCP host entry (MAC -> IP) reserved
 at spawn and removed at destroy, so its address is known at once, before the guest has asked
@@ -34,6 +35,7 @@ from typing import Any, TypeVar
 
 import libvirt
 
+from mininova.paths import QemuIdentity, qemu_access_problem, qemu_identity
 from mininova.virt.driver import (
     CRASHED,
     NOSTATE,
@@ -139,7 +141,8 @@ class LibvirtDriver(ComputeDriver):
         self.reboot_timeout = reboot_timeout
         self.lease_wait = lease_wait
         self.probe_timeout = probe_timeout
-        self.images = ImageCache(self.instances_path / "_base")
+        self.images = ImageCache(self.instances_path / "_base", self.controller)
+        self.qemu: QemuIdentity | None = None
         self._conn: Any = None
         self._conn_lock = threading.Lock()
         self._net_lock = threading.Lock()
@@ -290,17 +293,38 @@ class LibvirtDriver(ComputeDriver):
             self._tasks.add(task)
 
     def _prepare_dirs(self) -> None:
-        (self.instances_path / "_base").mkdir(parents=True, exist_ok=True)
-        self.instances_path.chmod(0o755)
-        for parent in self.instances_path.resolve().parents:
-            if not os.stat(parent).st_mode & 0o001:
-                LOG.warning(
-                    "%s is not traversable by other users; QEMU (running as an "
-                    "unprivileged user) will not be able to open guest disks under %s",
-                    parent,
-                    self.instances_path,
-                )
-                break
+        self.qemu = qemu_identity() if "/system" in self.uri else None
+        for sub in (self.instances_path, self.instances_path / "_base"):
+            self._guest_dir(sub)
+        self._guest_dir(self.instances_path / "_probe", 0o770)
+        if self.qemu is None:
+            return
+        problem = qemu_access_problem(self.instances_path, self.qemu)
+        if problem:
+            raise DriverError(
+                f"QEMU cannot open guest files in {self.instances_path}: {problem}. Set"
+                " instances_dir (--instances-dir, MININOVA_AGENT_INSTANCES_DIR) to a directory"
+                f" every parent of which the user {self.qemu.user} can search (as root the"
+                " default, /var/lib/libvirt/mininova/<host>, is prepared for it)"
+            )
+
+    def _guest_dir(self, path: Path, mode: int = 0o750) -> None:
+        """A directory for guest files: root-owned, group of the QEMU user, no access for others."""
+        if not path.exists():
+            for parent in reversed(path.parents):
+                if not parent.exists():
+                    parent.mkdir(mode=0o711)  # traversable, not listable
+        path.mkdir(parents=True, exist_ok=True)
+        self._share_with_qemu(path, mode)
+
+    def _share_with_qemu(self, path: Path, mode: int, owner: bool = False) -> None:
+        """Give a guest file to the QEMU user (owner) or group (read only), else keep it 0600."""
+        qemu = self.qemu
+        if qemu is not None and os.geteuid() == 0:
+            os.chown(path, qemu.uid if owner else 0, qemu.gid)
+            os.chmod(path, mode)
+        else:
+            os.chmod(path, mode if path.is_dir() else mode & 0o700)
 
     async def cleanup_host(self) -> None:
         for task in list(self._tasks):
@@ -499,8 +523,9 @@ class LibvirtDriver(ComputeDriver):
             pass
         reserved_net: Any = None
         try:
-            await asyncio.to_thread(inst_dir.mkdir, mode=0o755, parents=True, exist_ok=True)
+            await asyncio.to_thread(self._guest_dir, inst_dir)
             base = await self.images.fetch(spec.image)
+            await asyncio.to_thread(self._share_with_qemu, base, 0o640)
             fmt, vsize = await inspect_image(base)
             paths = guestxml.GuestPaths(
                 disk=inst_dir / "disk",
@@ -509,8 +534,10 @@ class LibvirtDriver(ComputeDriver):
             )
             paths.disk.unlink(missing_ok=True)
             await create_overlay(base, fmt, vsize, paths.disk, spec.flavor.disk_gb)
+            await asyncio.to_thread(self._share_with_qemu, paths.disk, 0o600, True)
             if paths.config_drive is not None:
                 await asyncio.to_thread(build_config_drive, spec, paths.config_drive)
+                await asyncio.to_thread(self._share_with_qemu, paths.config_drive, 0o640)
 
             def define_and_start() -> None:
                 nonlocal reserved_net

@@ -14,7 +14,7 @@ from typing import Any
 
 import aiohttp
 
-from mininova.virt.driver import DriverError, ImageSpec
+from mininova.virt.driver import ControllerAccess, DriverError, ImageSpec
 
 LOG = logging.getLogger(__name__)
 CHUNK = 1 << 20
@@ -86,8 +86,11 @@ async def create_overlay(
 class ImageCache:
     """Downloads each image once (per-image lock), verifies its md5, renames it into place."""
 
-    def __init__(self, base_dir: Path, *, timeout: float = 3600) -> None:
+    def __init__(
+        self, base_dir: Path, controller: ControllerAccess, *, timeout: float = 3600
+    ) -> None:
         self.base_dir = base_dir
+        self.controller = controller
         self.timeout = timeout
         self._locks: dict[str, asyncio.Lock] = {}
 
@@ -115,7 +118,11 @@ class ImageCache:
             timeout = aiohttp.ClientTimeout(total=self.timeout, sock_read=120)
             async with (
                 aiohttp.ClientSession(timeout=timeout) as session,
-                session.get(image.url, headers={"X-Auth-Token": image.token}) as resp,
+                session.get(
+                    image.url,
+                    headers=self.controller.headers(image.capability),
+                    ssl=self.controller.ssl if self.controller.ssl is not None else True,
+                ) as resp,
             ):
                 if resp.status != 200:
                     raise DriverError(f"Image {image.id} download failed: HTTP {resp.status}")
@@ -128,7 +135,7 @@ class ImageCache:
             want = (image.checksum or "").lower()
             if want and got != want:
                 raise DriverError(f"Image {image.id} checksum mismatch: expected {want}, got {got}")
-            os.chmod(tmp, 0o644)  # QEMU runs as an unprivileged user and reads the backing file
+            os.chmod(tmp, 0o600)  # the driver shares it with the QEMU group (0640) before use
             os.replace(tmp, dest)
         except aiohttp.ClientError as exc:
             raise DriverError(f"Image {image.id} download failed: {exc}") from exc

@@ -1,0 +1,54 @@
+"""Agent requests: a host credential plus a capability instead of a Keystone token.
+
+A request carrying the capability header never gets a Keystone context; the handler it
+reaches (image download or upload) sees the grant under `CAPABILITY` and acts on exactly the
+object the grant names.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from mininova.api.context import SERVICES
+from mininova.api.errors import keystone_error_response, nova_error_response
+from mininova.protocol.core import CAPABILITY_HEADER
+from mininova.trust import enrolment
+from mininova.trust.capabilities import CapabilityDenied, Grant
+
+log = logging.getLogger(__name__)
+
+CAPABILITY: web.RequestKey[Grant] = web.RequestKey("capability", Grant)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _refuse(request: web.Request, status: int, message: str) -> web.Response:
+    if request.path.startswith("/identity"):
+        return keystone_error_response(status, message)
+    return nova_error_response(status, message)
+
+
+@web.middleware
+async def capability_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    capability = request.headers.get(CAPABILITY_HEADER)
+    if capability is None or request.path.startswith("/agent"):
+        return await handler(request)
+    svc = request.config_dict[SERVICES]
+    header = request.headers.get("Authorization", "")
+    credential = header[7:].strip() if header.startswith("Bearer ") else ""
+    try:
+        host = await enrolment.host_for_credential(svc.store, credential)
+        grant = svc.capabilities.check(capability, host, request.method, request.path)
+    except enrolment.EnrolmentRefused as exc:
+        log.warning("capability request %s %s refused: %s", request.method, request.path, exc)
+        return _refuse(request, 401, f"Host credential refused: {exc}.")
+    except CapabilityDenied as exc:
+        log.warning(
+            "capability request %s %s refused: %s", request.method, request.path, exc.reason
+        )
+        return _refuse(request, exc.status, f"Capability refused: {exc.reason}.")
+    request[CAPABILITY] = grant
+    return await handler(request)
