@@ -78,32 +78,17 @@ async def bootstrap(store: Store, data_dir: Path) -> Credentials:
             "INSERT INTO projects (id, name, description, created_at) VALUES (?, ?, ?, ?)",
             (service_project, "service", "mininova internal services", now),
         )
-        admin_user, service_user = new_id(), new_id()
+        admin_user = new_id()
         await store.execute(
             "INSERT INTO users (id, name, password_hash, default_project_id, created_at)"
             " VALUES (?, ?, ?, ?, ?)",
             (admin_user, "admin", hash_password(password), admin_project, now),
-        )
-        await store.execute(
-            "INSERT INTO users (id, name, password_hash, default_project_id, created_at)"
-            " VALUES (?, ?, ?, ?, ?)",
-            (
-                service_user,
-                "mininova-service",
-                hash_password(secrets.token_urlsafe(24)),
-                service_project,
-                now,
-            ),
         )
         for role in ("admin", "member", "reader"):
             await store.execute(
                 "INSERT INTO role_assignments (user_id, project_id, role_id) VALUES (?, ?, ?)",
                 (admin_user, admin_project, role_ids[role]),
             )
-        await store.execute(
-            "INSERT INTO role_assignments (user_id, project_id, role_id) VALUES (?, ?, ?)",
-            (service_user, service_project, role_ids["admin"]),
-        )
         for flavor_id, name, ram, vcpus, disk in DEFAULT_FLAVORS:
             await store.execute(
                 "INSERT INTO flavors (id, name, ram, vcpus, disk, created_at)"

@@ -55,10 +55,11 @@ class Backoff:
 
 def dial(url: str, secret: str, ping_interval: float, ssl: SSLContext | None = None) -> Any:
     """An `async with` context yielding a connected ClientConnection (`ssl` for wss://)."""
+    tls = {"ssl": ssl} if url.startswith("wss:") and ssl is not None else {}
     return connect(
         url,
+        **tls,
         additional_headers={"Authorization": f"Bearer {secret}"},
-        ssl=ssl if url.startswith("wss:") else None,
         ping_interval=ping_interval,
         ping_timeout=ping_interval,
         open_timeout=10,

@@ -126,6 +126,8 @@ CREATE TABLE host_credentials (
     host TEXT PRIMARY KEY, credential_hash TEXT NOT NULL UNIQUE, join_token_id TEXT,
     created_at TEXT NOT NULL, last_seen_at TEXT, revoked_at TEXT);
 DELETE FROM settings WHERE key IN ('admin_password', 'agent_join_token', 'agent_join_token_hash');
+DELETE FROM tokens WHERE user_id IN (SELECT id FROM users WHERE name = 'mininova-service');
+DELETE FROM users WHERE name = 'mininova-service';
 """,
     ),
 ]

@@ -45,7 +45,7 @@ def instance_dict(uuid: str | None = None, **overrides: Any) -> dict[str, Any]:
             "size": 100,
             "checksum": "0" * 32,
             "url": "http://ctl/image/v2/images/img1/file",
-            "token": "t",
+            "capability": "t",
         },
         "mac_address": "fa:16:3e:00:00:01",
         "metadata": {},

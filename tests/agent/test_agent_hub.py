@@ -20,7 +20,7 @@ async def test_agent_registers_with_real_hub(controller: Controller, tmp_path: P
     hub = controller.services.extra["hub"]
     config = AgentConfig(
         controller=controller.config.base_url,
-        token=creds.agent_token,
+        token=controller.join_token,
         host="hub-node",
         driver="fake",
         data_dir=tmp_path,

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from mininova.agent import Agent, run_agent, tunnel
+from mininova.agent.identity import AgentRefused
 from mininova.agent.link import Backoff, agent_ws_url
 from mininova.protocol import PROTOCOL_VERSION, ProtocolError
 from mininova.virt.driver import RUNNING, SHUTDOWN, ConsoleEndpoint
@@ -223,7 +224,9 @@ async def test_guest_events_and_console_tunnel(
 
     seen: list[tuple[str, str, ConsoleEndpoint]] = []
 
-    async def fake_open_tunnel(url: str, token: str, endpoint: ConsoleEndpoint) -> None:
+    async def fake_open_tunnel(
+        url: str, token: str, endpoint: ConsoleEndpoint, access: object
+    ) -> None:
         seen.append((url, token, endpoint))
         reader, writer = await asyncio.open_connection(endpoint.host, endpoint.port)
         assert await reader.readexactly(12) == b"RFB 003.008\n"
@@ -238,7 +241,7 @@ async def test_guest_events_and_console_tunnel(
     assert await conn.call("open_console_tunnel", params) == {}
     assert seen[0][:2] == ("ws://127.0.0.1:1/console/tunnel/abc", "tt")
 
-    async def broken(url: str, token: str, endpoint: ConsoleEndpoint) -> None:
+    async def broken(url: str, token: str, endpoint: ConsoleEndpoint, access: object) -> None:
         raise ConnectionRefusedError("nobody home")
 
     monkeypatch.setattr(tunnel, "open_tunnel", broken)
@@ -250,23 +253,16 @@ async def test_guest_events_and_console_tunnel(
     assert err.value.code == "not_found"
 
 
-async def test_bad_token_retries_with_backoff(ctl: FakeController, tmp_path: Path) -> None:
+async def test_refused_join_token_stops_the_agent(
+    ctl: FakeController, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A 401 cannot be fixed by retrying: the agent stops once, with the reason."""
     driver = FakeDriver(boot_seconds=0.01)
     agent = Agent(agent_config(ctl, tmp_path, token="wrong", reconnect_max_backoff=0.2), driver)
-    task = asyncio.create_task(agent.run())
-    try:
-        await asyncio.sleep(1.0)
-        assert not task.done()
-        assert len(ctl.rejected) >= 4
-        gaps = [b - a for a, b in zip(ctl.rejected, ctl.rejected[1:], strict=False)]
-        assert all(0.08 <= gap <= 0.5 for gap in gaps), gaps
-        assert ctl.hellos.empty()
-        # once the controller accepts that token, the next attempt gets in
-        ctl.token = "wrong"
-        await asyncio.wait_for(ctl.hellos.get(), 2)
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+    with pytest.raises(AgentRefused, match="controller refused the join token"):
+        await asyncio.wait_for(agent.run(), 5)
+    assert len(ctl.rejected) == 1 and ctl.hellos.empty()
+    assert "stops: controller refused the join token" in caplog.text
 
 
 async def test_unreachable_controller_keeps_retrying(tmp_path: Path) -> None:

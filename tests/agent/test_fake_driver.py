@@ -182,7 +182,7 @@ def test_spec_from_dict_validation() -> None:
                 "disk_format": "raw",
                 "size": 1,
                 "url": "u",
-                "token": "t",
+                "capability": "t",
             }
         ),
         "instance.metadata['a']: expected a string": instance_dict(metadata={"a": 1}),

@@ -25,7 +25,7 @@ async def _start_agent(
     assert creds is not None
     config = AgentConfig(
         controller=controller.config.base_url,
-        token=creds.agent_token,
+        token=controller.join_token,
         host="node1",
         driver="fake",
         data_dir=tmp_path,
@@ -86,9 +86,8 @@ async def test_unknown_guest_is_left_alone_unless_configured(
     for destroy, survives in ((False, True), (True, False)):
         driver = FakeDriver(boot_seconds=0.01, op_seconds=0)
         await driver.spawn(spec_from_dict(orphan))
-        task = await _start_agent(
-            controller, tmp_path / str(destroy), driver, destroy_orphans=destroy
-        )
+        # the same host restarted (same data dir: it keeps its host credential)
+        task = await _start_agent(controller, tmp_path, driver, destroy_orphans=destroy)
         try:
             present = True
             for _ in range(10 if survives else 50):  # survivors get a few heartbeats' time
@@ -116,7 +115,7 @@ async def test_deleted_instance_guest_is_reaped_on_reconnect(
         await asyncio.sleep(0.1)
     assert status == 404
     assert uuid in {g.uuid for g in await driver.list_guests()}
-    task = await _start_agent(controller, tmp_path / "again", driver)  # ... and comes back
+    task = await _start_agent(controller, tmp_path, driver)  # ... and comes back
     try:
         for _ in range(50):
             if uuid not in {g.uuid for g in await driver.list_guests()}:

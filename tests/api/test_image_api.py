@@ -255,18 +255,6 @@ async def test_broken_upload_returns_to_queued(api: ApiClient, controller: Contr
     assert await _upload(api, image["id"], b"ok") == 204
 
 
-async def test_service_token_downloads_any_image(
-    api: ApiClient, member_api: ApiClient, controller: Controller
-) -> None:
-    status, image, _ = await member_api.post(IMAGES, json={"name": "mine", "disk_format": "qcow2"})
-    assert status == 201 and image["visibility"] == "shared"
-    assert await _upload(member_api, image["id"], b"member-data") == 204
-    assert controller.services is not None
-    token = await controller.services.identity.issue_service_token()
-    status, body, _ = await api.get(f"{IMAGES}/{image['id']}/file", token=token)
-    assert status == 200 and body == "member-data"
-
-
 async def _openstack(controller: Controller, *args: str) -> tuple[int, str, str]:
     creds = controller.credentials
     assert creds is not None

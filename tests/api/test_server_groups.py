@@ -263,7 +263,7 @@ async def two_hosts(
             driver = FakeDriver(boot_seconds=0.01, op_seconds=0)
             config = AgentConfig(
                 controller=controller.config.base_url,
-                token=creds.agent_token,
+                token=controller.join_token,
                 host=host,
                 driver="fake",
                 data_dir=tmp_path / host,

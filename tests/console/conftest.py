@@ -100,7 +100,7 @@ async def start_agent(
     assert controller.credentials is not None
     config = AgentConfig(
         controller=controller.config.base_url,
-        token=controller.credentials.agent_token,
+        token=controller.join_token,
         host=host,
         driver="fake",
         data_dir=data_dir,

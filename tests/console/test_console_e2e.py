@@ -265,7 +265,7 @@ async def test_late_or_forged_dial_in_is_refused(env: ConsoleEnv) -> None:
         async with session.get(
             f"{env.base}/agent/tunnel/nope", headers={"Authorization": "Bearer x"}
         ) as resp:
-            assert resp.status == 404
+            assert resp.status == 401  # no valid host credential: refused before any lookup
 
 
 async def test_static_ui_and_novnc(env: ConsoleEnv) -> None:

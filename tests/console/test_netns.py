@@ -26,6 +26,7 @@ import pytest
 
 from mininova.config import ServeConfig
 from mininova.controller import Controller
+from mininova.tls import client_ssl_context
 from tests.conftest import ApiClient, free_port, login
 from tests.console.conftest import ConsoleEnv, token_of
 from tests.console.rfbclient import connect, rfb_handshake
@@ -169,7 +170,9 @@ async def test_console_through_nat(nat: Topology, tmp_path: Path) -> None:
                 "--controller",
                 config.base_url,
                 "--token",
-                ctl.credentials.agent_token,
+                ctl.join_token,
+                "--ca-cert-hash",
+                ctl.tls.ca_fingerprint,
                 "--driver",
                 "fake",
                 "--host",
@@ -188,7 +191,8 @@ async def test_console_through_nat(nat: Topology, tmp_path: Path) -> None:
             assert proc.poll() is None, (tmp_path / "agent.log").read_text()
             await asyncio.sleep(0.1)
         assert hub.is_connected("nat-node"), (tmp_path / "agent.log").read_text()
-        async with aiohttp.ClientSession() as session:
+        trust = client_ssl_context(ctl.tls.ca_file.read_bytes())
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=trust)) as session:
             creds = ctl.credentials
             token, body = await login(
                 session, config.base_url, creds.username, creds.password, creds.project

@@ -203,6 +203,7 @@ async def test_virt_type_auto_probe(tmp_path):
     from mininova.virt.libvirt.driver import LibvirtDriver
 
     root = Path(tempfile.mkdtemp(prefix="mininova-virt-probe-", dir="/var/tmp"))
+    root.chmod(0o711)
     drv = LibvirtDriver(
         uri=URI, virt_type="auto", instances_path=root / "instances", sync_interval=0
     )
@@ -213,6 +214,22 @@ async def test_virt_type_auto_probe(tmp_path):
         assert drv.virt_type in ("kvm", "qemu") and drv.virt_type_reason
         assert res.hypervisor_type == ("KVM" if drv.virt_type == "kvm" else "QEMU")
         assert res.vcpus >= 1 and res.memory_mb > 0 and res.local_gb > 0
+    finally:
+        await drv.cleanup_host()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+async def test_refuses_instances_dir_qemu_cannot_reach():
+    """A guest dir under a 0700 parent is refused at start, naming the parent and the user."""
+    _require_host()
+    from mininova.virt.driver import DriverError
+    from mininova.virt.libvirt.driver import LibvirtDriver
+
+    root = Path(tempfile.mkdtemp(prefix="mininova-virt-private-", dir="/var/tmp"))  # 0700
+    drv = LibvirtDriver(uri=URI, virt_type="qemu", instances_path=root / "i", sync_interval=0)
+    try:
+        with pytest.raises(DriverError, match=rf"{root} \(mode 0700.*not searchable by the QEMU"):
+            await drv.init_host()
     finally:
         await drv.cleanup_host()
         shutil.rmtree(root, ignore_errors=True)

@@ -10,10 +10,11 @@ import pytest
 from aiohttp import web
 from virtspec import make_spec
 
-from mininova.virt.driver import DriverError
+from mininova.virt.driver import ControllerAccess, DriverError
 from mininova.virt.libvirt.images import ImageCache, inspect_image
 
 PAYLOAD = b"\x00mininova-image" * 50_000
+ACCESS = ControllerAccess(credential="mnh_host")
 
 
 @pytest.fixture
@@ -22,7 +23,9 @@ async def image_server():
     hits: list[str | None] = []
 
     async def handler(request: web.Request) -> web.StreamResponse:
-        hits.append(request.headers.get("X-Auth-Token"))
+        hits.append(
+            f"{request.headers.get('Authorization')} {request.headers.get('X-Mininova-Capability')}"
+        )
         resp = web.StreamResponse()
         resp.content_length = len(PAYLOAD)
         await resp.prepare(request)
@@ -43,17 +46,17 @@ async def image_server():
 
 
 def _image(url: str, checksum: str):
-    return replace(make_spec().image, id="img-42", url=url, checksum=checksum, token="secret")
+    return replace(make_spec().image, id="img-42", url=url, checksum=checksum, capability="cap-1")
 
 
 async def test_concurrent_fetches_download_once(image_server, tmp_path):
     url, hits = image_server
-    cache = ImageCache(tmp_path / "_base")
+    cache = ImageCache(tmp_path / "_base", ACCESS)
     image = _image(url, hashlib.md5(PAYLOAD).hexdigest())
     paths = await asyncio.gather(cache.fetch(image), cache.fetch(image), cache.fetch(image))
     assert len(set(paths)) == 1
     assert paths[0].read_bytes() == PAYLOAD
-    assert hits == ["secret"]
+    assert hits == ["Bearer mnh_host cap-1"]  # host credential + capability, no Keystone token
     assert sorted(p.name for p in (tmp_path / "_base").iterdir()) == ["img-42"]
     await cache.fetch(image)
     assert len(hits) == 1
@@ -61,7 +64,7 @@ async def test_concurrent_fetches_download_once(image_server, tmp_path):
 
 async def test_checksum_mismatch_leaves_nothing(image_server, tmp_path):
     url, _hits = image_server
-    cache = ImageCache(tmp_path / "_base")
+    cache = ImageCache(tmp_path / "_base", ACCESS)
     with pytest.raises(DriverError, match=r"Image img-42 checksum mismatch: expected 0+, got "):
         await cache.fetch(_image(url, "0" * 32))
     assert list((tmp_path / "_base").iterdir()) == []
@@ -69,7 +72,7 @@ async def test_checksum_mismatch_leaves_nothing(image_server, tmp_path):
 
 async def test_http_error_and_bad_id(image_server, tmp_path):
     url, _hits = image_server
-    cache = ImageCache(tmp_path / "_base")
+    cache = ImageCache(tmp_path / "_base", ACCESS)
     with pytest.raises(DriverError, match="HTTP 404"):
         await cache.fetch(_image(url + "/missing", ""))
     assert list((tmp_path / "_base").iterdir()) == []

@@ -27,7 +27,7 @@ def make_spec(**overrides) -> InstanceSpec:
             size=0,
             checksum="",
             url="http://127.0.0.1:1/none",
-            token="tok",
+            capability="tok",
         ),
         mac_address="fa:16:3e:" + ":".join(f"{b:02x}" for b in os.urandom(3)),
         key_name="k1",

@@ -143,17 +143,6 @@ class IdentityService:
         self._cache[token_hash(token)] = (info, time.monotonic())
         return token, info
 
-    async def issue_service_token(self) -> str:
-        """A token for the internal service user (used by agents to fetch images)."""
-        user = await self.store.fetchone("SELECT * FROM users WHERE name = 'mininova-service'")
-        project = await self.store.fetchone(
-            "SELECT * FROM projects WHERE id = ?", ((user or {}).get("default_project_id"),)
-        )
-        if user is None or project is None:
-            raise AuthFailed("service user or project missing")
-        token, _ = await self._issue(user, project, [{"id": "", "name": "admin"}])
-        return token
-
     async def validate(self, token: str) -> TokenInfo:
         """The token's current identity; AuthFailed if it is invalid.
 
@@ -187,13 +176,12 @@ class IdentityService:
         if row is None or not row["user_enabled"] or not row["project_enabled"]:
             raise AuthFailed("The request you have made requires authentication.")
         roles = await self.roles_for(row["user_id"], row["project_id"])
-        service = row["user_name"] == "mininova-service"
         info = TokenInfo(
             user_id=row["user_id"],
             user_name=row["user_name"],
             project_id=row["project_id"],
             project_name=row["project_name"],
-            roles=[{"id": "", "name": "admin"}] if service else roles,
+            roles=roles,
             issued_at=parse_iso(row["issued_at"]),
             expires_at=parse_iso(row["expires_at"]),
             audit_id=row["audit_id"],
