@@ -19,6 +19,7 @@ from collections import deque
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from mininova.paths import write_private
 from mininova.virt.driver import (
     CRASHED,
     NOSTATE,
@@ -113,10 +114,8 @@ class FakeDriver(ComputeDriver):
             uuid: {"spec": asdict(g.spec), "power_state": g.power_state, "log": list(g.log)}
             for uuid, g in self._guests.items()
         }
-        self.state_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.state_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data))
-        tmp.replace(self.state_file)
+        self.state_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        write_private(self.state_file, json.dumps(data))  # holds user data and keys: 0600
 
     # -- helpers ---------------------------------------------------------------------------
 

@@ -40,6 +40,21 @@ CHROMIUM_ARGS = [
 NOVNC = Path(__file__).resolve().parents[2] / "webui/node_modules/@novnc/novnc/core/rfb.js"
 
 
+def spki_pin(cert_pem: Path) -> str:
+    """base64(sha256(SubjectPublicKeyInfo)) of the first certificate in a PEM file."""
+    import base64
+    import hashlib
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    cert = x509.load_pem_x509_certificate(cert_pem.read_bytes())
+    spki = cert.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return base64.b64encode(hashlib.sha256(spki).digest()).decode()
+
+
 def browser_skip_reason() -> str | None:
     """Why a browser test cannot run here (None when it can)."""
     if not CHROMIUM.exists():
@@ -194,9 +209,13 @@ class ConsolePage:
 
 @asynccontextmanager
 async def console_page(
-    url: str, *, viewport: tuple[int, int] = (1024, 768)
+    url: str, *, viewport: tuple[int, int] = (1024, 768), server_cert: Path | None = None
 ) -> AsyncIterator[ConsolePage]:
-    """Open `url` (a console URL from the API) in headless Chromium."""
+    """Open `url` (a console URL from the API) in headless Chromium.
+
+    `server_cert`: the controller's certificate (PEM); Chromium accepts exactly that key
+    (an SPKI pin), as a browser that imported the cloud CA would.
+    """
     from playwright.async_api import async_playwright
 
     user_data = tempfile.mkdtemp(prefix="mininova-chromium-")
@@ -206,7 +225,12 @@ async def console_page(
                 user_data,
                 executable_path=str(CHROMIUM),
                 headless=True,
-                args=CHROMIUM_ARGS,
+                args=CHROMIUM_ARGS
+                + (
+                    [f"--ignore-certificate-errors-spki-list={spki_pin(server_cert)}"]
+                    if server_cert
+                    else []
+                ),
                 viewport={"width": viewport[0], "height": viewport[1]},
             )
             try:

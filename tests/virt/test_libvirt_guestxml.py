@@ -57,6 +57,15 @@ def test_devices(spec, tmp_path):
     gfx = root.find("devices/graphics")
     assert gfx.get("type") == "vnc" and gfx.get("listen") == "127.0.0.1"
     assert gfx.find("listen").get("address") == "127.0.0.1"
+    with_socket = guestxml.GuestPaths(**{**vars(_paths(tmp_path)), "vnc_socket": tmp_path / "v"})
+    sock_root = ET.fromstring(
+        guestxml.build_domain_xml(spec, with_socket, virt_type="kvm", network=None)
+    )
+    sock_gfx = sock_root.find("devices/graphics")
+    assert sock_gfx.get("socket") == str(tmp_path / "v") and sock_gfx.get("port") is None
+    assert guestxml.vnc_endpoint(ET.tostring(sock_root, encoding="unicode")).unix_path == (
+        tmp_path / "v"
+    )
     nic = root.find("devices/interface")
     assert nic.get("type") == "network" and nic.find("source").get("network") == "default"
     assert nic.find("mac").get("address") == spec.mac_address

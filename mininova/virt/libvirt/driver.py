@@ -7,7 +7,8 @@ re-adopted through `list_guests`, which recognises them by their mininova metada
 Files of one guest live in `<instances_path>/<uuid>/`: `disk` (qcow2 overlay on
 `_base/<image id>`), `disk.config` (config drive) and `console.log` (serial console). QEMU runs
 as an unprivileged user (libvirt-qemu on Debian): as root the agent makes the instances
-directories 0750 with the QEMU user's group, base images and config drives 0640 with that
+directories 0750 (0770 for a guest's own, where QEMU creates its VNC socket) with the QEMU
+user's group, base images and config drives 0640 with that
 group and the overlay 0600 owned by the QEMU user; nothing is readable by other users. libvirt
 hands QEMU an already-open descriptor for the console log (0600, root). At start the agent
 checks that the QEMU user can traverse `instances_path` and refuses to run otherwise.
@@ -523,7 +524,7 @@ class LibvirtDriver(ComputeDriver):
             pass
         reserved_net: Any = None
         try:
-            await asyncio.to_thread(self._guest_dir, inst_dir)
+            await asyncio.to_thread(self._guest_dir, inst_dir, 0o770)  # QEMU makes vnc.sock
             base = await self.images.fetch(spec.image)
             await asyncio.to_thread(self._share_with_qemu, base, 0o640)
             fmt, vsize = await inspect_image(base)
@@ -531,6 +532,7 @@ class LibvirtDriver(ComputeDriver):
                 disk=inst_dir / "disk",
                 config_drive=inst_dir / "disk.config" if spec.config_drive else None,
                 console_log=inst_dir / "console.log",
+                vnc_socket=inst_dir / "vnc.sock",
             )
             paths.disk.unlink(missing_ok=True)
             await create_overlay(base, fmt, vsize, paths.disk, spec.flavor.disk_gb)

@@ -24,6 +24,7 @@ class GuestPaths:
     disk: Path
     config_drive: Path | None
     console_log: Path
+    vnc_socket: Path | None = None  # VNC on a unix socket (else TCP on 127.0.0.1)
 
 
 def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
@@ -111,8 +112,14 @@ def build_domain_xml(
     _sub(console, "source", path=log, append="on")
     _sub(console, "target", type="serial", port="0")
 
-    gfx = _sub(dev, "graphics", type="vnc", autoport="yes", listen="127.0.0.1")
-    _sub(gfx, "listen", type="address", address="127.0.0.1")
+    if paths.vnc_socket is not None:
+        # Only root and the QEMU user reach it (no TCP port other local users could open),
+        # and an agent in another network namespace reaches it through the filesystem.
+        gfx = _sub(dev, "graphics", type="vnc", socket=str(paths.vnc_socket))
+        _sub(gfx, "listen", type="socket", socket=str(paths.vnc_socket))
+    else:
+        gfx = _sub(dev, "graphics", type="vnc", autoport="yes", listen="127.0.0.1")
+        _sub(gfx, "listen", type="address", address="127.0.0.1")
     video = _sub(dev, "video")
     _sub(video, "model", type="vga")
     _sub(dev, "input", type="tablet", bus="usb")
