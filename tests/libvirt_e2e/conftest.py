@@ -1,8 +1,7 @@
 """One real cloud per module on the real libvirtd: `mininova serve` + one libvirt agent.
 
-The agent's data dir lives under /var/tmp/mininova-e2e-<random> (0755): QEMU runs as the
-unprivileged libvirt-qemu user and must traverse every parent of the instance files, which a
-pytest tmp dir (0700) does not allow. Whatever the tests leave behind -- domains of this
+The cloud lives under /var/tmp/mininova-e2e-<random>; the agent keeps guest files in its
+default instances dir, /var/lib/libvirt/mininova/lv1, which it prepares for the QEMU user. Whatever the tests leave behind -- domains of this
 cloud's instances (matched by uuid), their DHCP reservations, the directory -- is removed in
 the finalizer, also when a test failed.
 
@@ -31,6 +30,7 @@ from typing import Any
 
 import pytest
 
+from mininova.paths import INSTANCES_ROOT
 from tests.e2e.procs import Agent, Serve, base_env, free_port, run_client, wait_until
 from tests.libvirt_e2e.host import host_skip_reason, purge_domains, tail
 
@@ -54,8 +54,8 @@ class Cloud:
 
     @property
     def instances(self) -> Path:
-        assert self.agent.data_dir is not None
-        return self.agent.data_dir / "instances"
+        """The agent's default instances dir (outside its 0700 data dir)."""
+        return INSTANCES_ROOT / HOST
 
     @property
     def base_dir(self) -> Path:
@@ -206,6 +206,7 @@ def cloud() -> Iterator[Cloud]:
         extra_env={"MININOVA_AGENT_VIRT_TYPE": VIRT_TYPE},
     )
     cl = Cloud(root, serve, agent)
+    shutil.rmtree(cl.instances, ignore_errors=True)  # left over from an interrupted run
     try:
         serve.start()
         agent.start()
@@ -222,3 +223,4 @@ def cloud() -> Iterator[Cloud]:
         purge_domains(uuids=ids)
         if os.environ.get("MININOVA_E2E_KEEP") != "1":
             shutil.rmtree(root, ignore_errors=True)
+            shutil.rmtree(cl.instances, ignore_errors=True)
