@@ -36,7 +36,7 @@ from typing import Any, TypeVar
 
 import libvirt
 
-from mininova.paths import QemuIdentity, qemu_access_problem, qemu_identity
+from mininova.paths import INSTANCES_ROOT, QemuIdentity, qemu_access_problem, qemu_identity
 from mininova.virt.driver import (
     CRASHED,
     NOSTATE,
@@ -311,10 +311,12 @@ class LibvirtDriver(ComputeDriver):
 
     def _guest_dir(self, path: Path, mode: int = 0o750) -> None:
         """A directory for guest files: root-owned, group of the QEMU user, no access for others."""
-        if not path.exists():
-            for parent in reversed(path.parents):
-                if not parent.exists():
-                    parent.mkdir(mode=0o711)  # traversable, not listable
+        for parent in reversed(path.parents):
+            if not parent.exists():
+                parent.mkdir()
+                parent.chmod(0o711)  # traversable, not listable (mkdir's mode obeys the umask)
+            elif parent == INSTANCES_ROOT and os.geteuid() == 0:
+                parent.chmod(0o711)  # ours: keep it traversable for QEMU
         path.mkdir(parents=True, exist_ok=True)
         self._share_with_qemu(path, mode)
 
