@@ -300,3 +300,20 @@ async def test_spawn_capability_dies_with_the_order(
     finally:
         await stop_agent(task)
         await driver.cleanup_host()
+
+
+async def test_encoded_slash_cannot_reach_another_route(cloud: Cloud) -> None:
+    """The grant is checked against the decoded path, but aiohttp routes the raw one.
+
+    `GET /image/v2/images/<A>%2Ffile` decodes to the granted path, passes
+    mininova/api/capability.py's check, and is then routed to show_image
+    (`/image/v2/images/{image_id}`) -- a handler the capability does not name, reached with no
+    Keystone context (today it fails with a 500 in mininova/api/context.py `context()`).
+    """
+    cap = cloud.caps.grant("h1", "GET", file_path(cloud.image_a), TTL)
+    status, raw, _ = await cloud.http.get(f"{IMAGES}/{cloud.image_a}%2Ffile", cloud.h1, cap)
+    assert status in (403, 404), (
+        f"PRODUCT BUG (mininova/api/capability.py capability_middleware): a capability for"
+        f" GET {file_path(cloud.image_a)} let GET {IMAGES}/<A>%2Ffile through to another"
+        f" route (show_image, no Keystone context): {status} {raw[:200]!r}"
+    )
