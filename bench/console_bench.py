@@ -191,7 +191,7 @@ async def start_mininova(source_port: int, workdir: Path) -> tuple[Any, Any]:
     agent = Agent(
         AgentConfig(
             controller=config.base_url,
-            token=creds.agent_token,
+            token=ctl.join_token,
             host="bench-node",
             driver="fake",
             data_dir=workdir / "agent",

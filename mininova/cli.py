@@ -99,6 +99,11 @@ def serve(
     )
     if bool(config.tls_cert) != bool(config.tls_key):
         raise click.UsageError("--tls-cert and --tls-key go together")
+    if config.tls_enabled and not config.base_url.startswith("https://"):
+        raise click.UsageError(
+            f"serve speaks HTTPS when listening on {config.listen_host}, but the public URL is"
+            f" {config.base_url}: use an https:// --public-url (or --insecure-http)"
+        )
     _setup_logging(config.log_level)
     os.umask(0o077)
     asyncio.run(_serve(config, local_agent, config_file))
@@ -147,6 +152,7 @@ async def _serve(
                 "controller": config.base_url,
                 "token": controller.join_token,
                 "ca_cert_hash": fingerprint or "",
+                "insecure_http": config.insecure_http,
                 "driver": local_agent,
                 "host": socket.gethostname(),
                 "data_dir": config.data_dir / "agent",
