@@ -8,6 +8,7 @@ object the grant names.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -19,6 +20,9 @@ from mininova.trust import enrolment
 from mininova.trust.capabilities import CapabilityDenied, Grant
 
 log = logging.getLogger(__name__)
+
+# The only routes an agent's order ever needs: image data download (spawn) and upload (snapshot).
+CAPABILITY_ROUTES = re.compile(r"^/image/v2/images/[0-9A-Za-z-]+/file$")
 
 CAPABILITY: web.RequestKey[Grant] = web.RequestKey("capability", Grant)
 
@@ -39,9 +43,16 @@ async def capability_middleware(request: web.Request, handler: Handler) -> web.S
     svc = request.config_dict[SERVICES]
     header = request.headers.get("Authorization", "")
     credential = header[7:].strip() if header.startswith("Bearer ") else ""
+    raw_path = request.raw_path.split("?", 1)[0]
+    if raw_path != request.path or not CAPABILITY_ROUTES.match(raw_path):
+        # Routing uses the raw path: `%2F` or a route no grant can name must not get through.
+        log.warning(
+            "capability request %s %r refused: not an agent route", request.method, raw_path
+        )
+        return _refuse(request, 403, "Capability refused: not allowed on this path.")
     try:
         host = await enrolment.host_for_credential(svc.store, credential)
-        grant = svc.capabilities.check(capability, host, request.method, request.path)
+        grant = svc.capabilities.check(capability, host, request.method, raw_path)
     except enrolment.EnrolmentRefused as exc:
         log.warning("capability request %s %s refused: %s", request.method, request.path, exc)
         return _refuse(request, 401, f"Host credential refused: {exc}.")

@@ -195,7 +195,9 @@ class Lab:
         env["OS_CLOUD"] = "mininova"
         return env
 
-    def osc(self, *args: str, check: bool = True, timeout: float = 240) -> subprocess.CompletedProcess:
+    def osc(
+        self, *args: str, check: bool = True, timeout: float = 240
+    ) -> subprocess.CompletedProcess:
         try:
             return run_client(self.os_env, "openstack", *args, check=check, timeout=timeout)
         except AssertionError as exc:
@@ -242,9 +244,7 @@ class Lab:
         """Everything the controller keeps about one host name."""
         return {
             "compute_nodes": self.rows("SELECT * FROM compute_nodes WHERE host = ?", (host,)),
-            "host_credentials": self.rows(
-                "SELECT * FROM host_credentials WHERE host = ?", (host,)
-            ),
+            "host_credentials": self.rows("SELECT * FROM host_credentials WHERE host = ?", (host,)),
         }
 
     # -- agents -----------------------------------------------------------------------------
