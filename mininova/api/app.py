@@ -11,11 +11,7 @@ from aiohttp import web
 from mininova.api import microversion, policy
 from mininova.api.capability import CAPABILITY, capability_middleware
 from mininova.api.context import CONTEXT, MICROVERSION, REQUEST_ID, SERVICES, RequestContext
-from mininova.api.errors import (
-    ApiError,
-    keystone_error_response,
-    nova_error_response,
-)
+from mininova.api.errors import ApiError, error_response_for
 from mininova.api.identity.service import AuthFailed
 from mininova.api.services import Services
 
@@ -53,9 +49,7 @@ def _is_public(request: web.Request) -> bool:
 
 
 def _render_error(request: web.Request, status: int, message: str) -> web.Response:
-    if request.path.startswith("/identity"):
-        return keystone_error_response(status, message)
-    return nova_error_response(status, message)
+    return error_response_for(request.path, status, message)
 
 
 @web.middleware

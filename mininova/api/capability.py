@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from mininova.api.context import SERVICES
-from mininova.api.errors import keystone_error_response, nova_error_response
+from mininova.api.errors import error_response_for
 from mininova.protocol.core import CAPABILITY_HEADER
 from mininova.trust import enrolment
 from mininova.trust.capabilities import CapabilityDenied, Grant
@@ -30,9 +30,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def _refuse(request: web.Request, status: int, message: str) -> web.Response:
-    if request.path.startswith("/identity"):
-        return keystone_error_response(status, message)
-    return nova_error_response(status, message)
+    return error_response_for(request.path, status, message)
 
 
 @web.middleware

@@ -82,3 +82,10 @@ def keystone_error_response(status: int, message: str) -> web.Response:
     return web.Response(
         status=status, text=json.dumps(body), content_type="application/json", headers=headers
     )
+
+
+def error_response_for(path: str, status: int, message: str) -> web.Response:
+    """The error body of the service that owns `path` (Keystone's for /identity, else Nova's)."""
+    if path.startswith("/identity"):
+        return keystone_error_response(status, message)
+    return nova_error_response(status, message)
