@@ -135,8 +135,11 @@ async def test_full_lifecycle(driver, image_url):
     if "ip=" in out:  # the guest got the address we report (lease or reservation)
         await _until(lambda: _has_ip(driver, spec.uuid), 20, "guest address on the console")
 
-    ep = await driver.console_endpoint(spec.uuid)
-    assert ep.host == "127.0.0.1" and ep.port and ep.port >= 5900
+    ep = await driver.console_endpoint(spec.uuid)  # VNC on a unix socket, no TCP port
+    assert ep.port is None and ep.unix_path == inst_dir / "vnc.sock"
+    reader, writer = await asyncio.open_unix_connection(str(ep.unix_path))
+    assert (await reader.readexactly(12)).startswith(b"RFB 003.")
+    writer.close()
     res = await driver.host_resources()
     assert res.vcpus_used >= 1 and res.memory_mb_used >= 128
     assert res.hypervisor_type in ("QEMU", "KVM") and res.hypervisor_version > 0
