@@ -95,6 +95,13 @@ async def bootstrap(store: Store, data_dir: Path) -> Credentials:
                 " VALUES (?, ?, ?, ?, ?, ?)",
                 (flavor_id, name, ram, vcpus, disk, now),
             )
+        # Guests are named instance-<id in hex> on the hypervisor (as in Nova). Start each cloud's
+        # ids at a random offset, so two clouds that share a libvirtd (a controller rebuilt
+        # from scratch, a test next to a lab) do not hand out the same domain names.
+        await store.execute(
+            "INSERT INTO sqlite_sequence (name, seq) VALUES ('instances', ?)",
+            ((1 + secrets.randbelow(0x7FFF)) << 16,),
+        )
         await store.set_setting("bootstrapped", "1")
     write_private(secrets_file, f"username=admin\npassword={password}\nproject=admin\n")
     log.info("bootstrapped a new cloud in %s", data_dir)

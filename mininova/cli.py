@@ -160,7 +160,14 @@ async def _serve(
         )
         agent_task = asyncio.create_task(run_agent(agent_config), name="local-agent")
         agent_task.add_done_callback(_report_local_agent)
-        click.echo(f"  local agent: {agent_config.host} ({local_agent} driver)")
+        # The README tour starts right after the banner: have the host up before saying so.
+        hub = controller.services.extra["hub"]
+        for _ in range(1200):
+            if hub.is_connected(agent_config.host) or agent_task.done():
+                break
+            await asyncio.sleep(0.1)
+        state = "connected" if hub.is_connected(agent_config.host) else "NOT connected (see log)"
+        click.echo(f"  local agent: {agent_config.host} ({local_agent} driver), {state}")
     try:
         await _wait_for_signal()
     finally:
