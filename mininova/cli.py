@@ -296,18 +296,18 @@ def token_create(
 
     os.umask(0o077)
     config = _serve_config(data_dir, config_file)
-    secret, info = asyncio.run(
-        _with_store(
-            config, lambda st: enrolment.create_join_token(st, ttl or None, uses, description)
-        )
-    )
+
+    async def create(store: Any) -> tuple[str, Any, str]:
+        secret, info = await enrolment.create_join_token(store, ttl or None, uses, description)
+        return secret, info, await store.get_setting("public_url") or config.base_url
+
+    secret, info, url = asyncio.run(_with_store(config, create))
     ca = config.data_dir / "tls" / "ca.pem"
-    fingerprint = (
-        fingerprint_of_pem(ca.read_bytes()) if config.tls_enabled and ca.exists() else None
-    )
+    https = url.startswith("https://")
+    fingerprint = fingerprint_of_pem(ca.read_bytes()) if https and ca.exists() else None
     click.echo(secret)
     click.echo(f"# id {info.id}, expires {info.expires_at or 'never'}, uses {uses or 'unlimited'}")
-    click.echo(f"# join with: {join_command(config.base_url, secret, fingerprint)}")
+    click.echo(f"# join with: {join_command(url, secret, fingerprint)}")
 
 
 @token.command("list")

@@ -67,6 +67,8 @@ class Controller:
         await recover_uploads(self.store, cfg)
         # No agent is connected to a controller that just started.
         await self.store.execute("UPDATE compute_nodes SET connected = 0")
+        # `mininova token create` prints join commands for this URL (and the CA's pin).
+        await self.store.set_setting("public_url", cfg.base_url)
         await enrolment.purge_join_tokens(self.store)
         self.join_token, _ = await enrolment.create_join_token(
             self.store, cfg.join_token_ttl or None, description="printed by mininova serve"

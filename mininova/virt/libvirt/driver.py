@@ -206,14 +206,22 @@ class LibvirtDriver(ComputeDriver):
             raise GuestNotFound(f"Domain {uuid} exists but is not managed by mininova")
         return dom
 
-    @staticmethod
-    def _metadata(dom: Any) -> str | None:
+    def _metadata(self, dom: Any) -> str | None:
+        """Our metadata element, for domains of this agent only (its disk is in our dir).
+
+        Several agents (or clouds) may share one libvirtd; each sees only its own guests.
+        """
         if not dom.name().startswith("instance-"):
             return None
         try:
-            return dom.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, guestxml.NS_URI, 0)
-        except libvirt.libvirtError:
+            meta = dom.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, guestxml.NS_URI, 0)
+            disk = ET.fromstring(dom.XMLDesc(0)).find("./devices/disk[@device='disk']/source")
+        except (libvirt.libvirtError, ET.ParseError):
             return None
+        path = Path(disk.get("file") or "") if disk is not None else None
+        if path is None or path.parent.parent != self.instances_path:
+            return None
+        return meta
 
     def _instance_dir(self, uuid: str) -> Path:
         return self.instances_path / _check_uuid(uuid)
