@@ -283,7 +283,13 @@ async def fake_spawn_floor(boot_seconds: float, samples: int = 5) -> float:
             user_id="u",
             flavor=FlavorSpec(id=FLAVOR, name="m1.nano", vcpus=1, ram_mb=64, disk_gb=1),
             image=ImageSpec(
-                id="i", name="bench", disk_format="qcow2", size=0, checksum="", url="", capability=""
+                id="i",
+                name="bench",
+                disk_format="qcow2",
+                size=0,
+                checksum="",
+                url="",
+                capability="",
             ),
             mac_address=f"fa:16:3e:00:00:{i:02x}",
         )
