@@ -183,6 +183,9 @@ class AgentHub:
                 now,
             ),
         )
+        await self.store.execute(
+            "UPDATE host_credentials SET last_seen_at = ? WHERE host = ?", (now, host)
+        )
         old = self._sockets.get(host)
         state["host"] = host
         self.links[host] = peer
