@@ -116,11 +116,10 @@ class Controller:
         names = [urlsplit(cfg.base_url).hostname or "127.0.0.1"]
         if cfg.listen_host not in ("0.0.0.0", "::", ""):
             names.append(cfg.listen_host)
-        names += ["127.0.0.1", "localhost", socket.gethostname()]
-        unique = list(dict.fromkeys(n.strip("[]") for n in names))
+        names += ["127.0.0.1", "localhost", socket.gethostname()]  # duplicates are dropped
         cert = Path(cfg.tls_cert).expanduser() if cfg.tls_cert else None
         key = Path(cfg.tls_key).expanduser() if cfg.tls_key else None
-        return ensure_server_tls(cfg.data_dir / "tls", unique, cert, key)
+        return ensure_server_tls(cfg.data_dir / "tls", names, cert, key)
 
     async def stop(self) -> None:
         for task in self._tasks:

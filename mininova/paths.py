@@ -107,10 +107,8 @@ def qemu_identity(conf: Path = QEMU_CONF) -> QemuIdentity | None:
         text = conf.read_text()
     names = [n for n in (_conf_value(text, "user"), "libvirt-qemu", "qemu") if n]
     for name in names:
-        try:
-            entry = pwd.getpwnam(name.lstrip("+")) if not name.startswith("+") else None
-            if entry is None:
-                entry = pwd.getpwuid(int(name[1:]))
+        try:  # qemu.conf allows "+<uid>" for a numeric id
+            entry = pwd.getpwuid(int(name[1:])) if name.startswith("+") else pwd.getpwnam(name)
         except (KeyError, ValueError):
             continue
         gid = entry.pw_gid
@@ -124,16 +122,15 @@ def qemu_identity(conf: Path = QEMU_CONF) -> QemuIdentity | None:
     return None
 
 
-def _allows(st: os.stat_result, who: QemuIdentity, bits: str) -> bool:
-    masks = {
-        "owner": {"r": stat.S_IRUSR, "w": stat.S_IWUSR, "x": stat.S_IXUSR},
-        "group": {"r": stat.S_IRGRP, "w": stat.S_IWGRP, "x": stat.S_IXGRP},
-        "other": {"r": stat.S_IROTH, "w": stat.S_IWOTH, "x": stat.S_IXOTH},
-    }
+def _can_search(st: os.stat_result, who: QemuIdentity) -> bool:
+    """May `who` traverse this directory (the owner, group or other x bit that applies)?"""
     if who.uid == 0:
         return True
-    klass = "owner" if st.st_uid == who.uid else "group" if st.st_gid in who.groups else "other"
-    return all(st.st_mode & masks[klass][b] for b in bits)
+    if st.st_uid == who.uid:
+        return bool(st.st_mode & stat.S_IXUSR)
+    if st.st_gid in who.groups:
+        return bool(st.st_mode & stat.S_IXGRP)
+    return bool(st.st_mode & stat.S_IXOTH)
 
 
 def qemu_access_problem(path: Path, who: QemuIdentity) -> str | None:
@@ -144,7 +141,7 @@ def qemu_access_problem(path: Path, who: QemuIdentity) -> str | None:
             st = os.stat(directory)
         except OSError as exc:
             return f"cannot stat {directory}: {exc.strerror}"
-        if not _allows(st, who, "x"):
+        if not _can_search(st, who):
             return (
                 f"{directory} (mode {stat.S_IMODE(st.st_mode):04o}, owner uid {st.st_uid},"
                 f" group gid {st.st_gid}) is not searchable by the QEMU user {who.user}"

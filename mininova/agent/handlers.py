@@ -229,9 +229,7 @@ async def upload_file(path: Path, url: str, access: ControllerAccess, capability
     }
     async with (
         aiohttp.ClientSession() as session,
-        session.put(
-            url, data=chunks(), headers=headers, ssl=access.ssl if access.ssl is not None else True
-        ) as resp,
+        session.put(url, data=chunks(), headers=headers, ssl=access.http_ssl) as resp,
     ):
         if resp.status >= 300:
             raise ProtocolError(

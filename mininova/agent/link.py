@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import random
-from ssl import SSLContext
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -17,6 +16,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from mininova.protocol.core import MAX_FRAME_BYTES
 from mininova.protocol.peer import Peer
+from mininova.virt.driver import ControllerAccess
 
 log = logging.getLogger(__name__)
 
@@ -53,12 +53,11 @@ class Backoff:
         self._current = self.initial
 
 
-def dial(url: str, secret: str, ping_interval: float, ssl: SSLContext | None = None) -> Any:
-    """An `async with` context yielding a connected ClientConnection (`ssl` for wss://)."""
-    tls = {"ssl": ssl} if url.startswith("wss:") and ssl is not None else {}
+def dial(url: str, secret: str, ping_interval: float, access: ControllerAccess) -> Any:
+    """Connect (await it, or `async with`) with `secret` as bearer and `access`'s TLS trust."""
     return connect(
         url,
-        **tls,
+        **access.ws_ssl(url),
         additional_headers={"Authorization": f"Bearer {secret}"},
         ping_interval=ping_interval,
         ping_timeout=ping_interval,

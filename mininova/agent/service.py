@@ -152,7 +152,7 @@ class Agent:
         ping = max(5.0, 2 * self.config.heartbeat_interval)
         secret = self.access.credential or self.config.token
         try:
-            ws = await dial(self.url, secret, ping, self.access.ssl)
+            ws = await dial(self.url, secret, ping, self.access)
         except InvalidStatus as exc:
             if exc.response.status_code in (401, 403):
                 what = "this host's credential" if self.access.credential else "the join token"
@@ -198,18 +198,21 @@ class Agent:
 
     async def run(self) -> None:
         """Stay connected forever, reconnecting with exponential backoff; cancel to stop."""
-        backoff = Backoff(self.config.reconnect_max_backoff)
         try:
-            self.identity.check_plain_http()
-            self.access.credential = self.identity.load_credential()
-            if not self.access.credential and not self.config.token:
-                raise AgentRefused(
-                    f"no join token and no stored credential in {self.identity.credential_file}:"
-                    " pass the --token that `mininova serve` printed"
-                )
+            await self._run()
         except AgentRefused as exc:
             log.error("agent %s stops: %s", self.host, exc)
             raise
+
+    async def _run(self) -> None:
+        backoff = Backoff(self.config.reconnect_max_backoff)
+        self.identity.check_plain_http()
+        self.access.credential = self.identity.load_credential()
+        if not self.access.credential and not self.config.token:
+            raise AgentRefused(
+                f"no join token and no stored credential in {self.identity.credential_file}:"
+                " pass the --token that `mininova serve` printed"
+            )
         trusted = False
         while True:
             try:
@@ -219,10 +222,7 @@ class Agent:
                 if await self.run_once():
                     backoff.reset()
                 reason = "link closed"
-            except asyncio.CancelledError:
-                raise
-            except AgentRefused as exc:
-                log.error("agent %s stops: %s", self.host, exc)
+            except (asyncio.CancelledError, AgentRefused):
                 raise
             except Exception as exc:
                 reason = describe_failure(exc)

@@ -51,14 +51,13 @@ async def open_tunnel(
     start relaying bytes in a background task. Returns once both legs are connected."""
     from websockets.asyncio.client import connect
 
-    tls = {"ssl": access.ssl} if tunnel_url.startswith("wss:") and access.ssl else {}
     async with asyncio.timeout(CONNECT_TIMEOUT):
         reader, writer, where = await _connect_endpoint(endpoint)
     try:
         async with asyncio.timeout(CONNECT_TIMEOUT):
             conn = await connect(
                 tunnel_url,
-                **tls,
+                **access.ws_ssl(tunnel_url),
                 additional_headers=access.headers(tunnel_token),
                 compression=None,
                 max_size=MAX_MESSAGE,

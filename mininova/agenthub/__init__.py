@@ -65,7 +65,7 @@ class AgentHub:
     async def _authenticate(self, request: web.Request) -> dict[str, str]:
         """{"kind": "host", "host": name} or {"kind": "join", "secret": token}; else refused."""
         header = request.headers.get("Authorization", "")
-        secret = header[7:].strip() if header.startswith("Bearer ") else ""
+        secret = enrolment.bearer_secret(header)
         kind = enrolment.kind_of(secret)
         if kind == "host":
             return {"kind": kind, "host": await enrolment.host_for_credential(self.store, secret)}

@@ -29,35 +29,32 @@ CAPABILITY: web.RequestKey[Grant] = web.RequestKey("capability", Grant)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def _refuse(request: web.Request, status: int, message: str) -> web.Response:
-    return error_response_for(request.path, status, message)
-
-
 @web.middleware
 async def capability_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     capability = request.headers.get(CAPABILITY_HEADER)
     if capability is None or request.path.startswith("/agent"):
         return await handler(request)
     svc = request.config_dict[SERVICES]
-    header = request.headers.get("Authorization", "")
-    credential = header[7:].strip() if header.startswith("Bearer ") else ""
+    credential = enrolment.bearer_secret(request.headers.get("Authorization", ""))
     raw_path = request.raw_path.split("?", 1)[0]
     if raw_path != request.path or not CAPABILITY_ROUTES.match(raw_path):
         # Routing uses the raw path: `%2F` or a route no grant can name must not get through.
         log.warning(
             "capability request %s %r refused: not an agent route", request.method, raw_path
         )
-        return _refuse(request, 403, "Capability refused: not allowed on this path.")
+        return error_response_for(
+            request.path, 403, "Capability refused: not allowed on this path."
+        )
     try:
         host = await enrolment.host_for_credential(svc.store, credential)
         grant = svc.capabilities.check(capability, host, request.method, raw_path)
     except enrolment.EnrolmentRefused as exc:
         log.warning("capability request %s %s refused: %s", request.method, request.path, exc)
-        return _refuse(request, 401, f"Host credential refused: {exc}.")
+        return error_response_for(request.path, 401, f"Host credential refused: {exc}.")
     except CapabilityDenied as exc:
         log.warning(
             "capability request %s %s refused: %s", request.method, request.path, exc.reason
         )
-        return _refuse(request, exc.status, f"Capability refused: {exc.reason}.")
+        return error_response_for(request.path, exc.status, f"Capability refused: {exc.reason}.")
     request[CAPABILITY] = grant
     return await handler(request)

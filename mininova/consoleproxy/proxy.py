@@ -299,7 +299,7 @@ class ConsoleProxy:
     async def handle_tunnel(self, request: web.Request) -> web.StreamResponse:
         session = self.sessions.get(request.match_info["id"])
         header = request.headers.get("Authorization", "")
-        credential = header[7:].strip() if header.startswith("Bearer ") else ""
+        credential = enrolment.bearer_secret(header)
         token = request.headers.get(CAPABILITY_HEADER, "")
         digest = hashlib.sha256(token.encode()).hexdigest()
         try:

@@ -170,6 +170,11 @@ async def revoke_host(store: Store, host: str) -> bool:
     return changed > 0
 
 
+def bearer_secret(authorization: str) -> str:
+    """The secret of an `Authorization: Bearer <secret>` header ("" for anything else)."""
+    return authorization[7:].strip() if authorization.startswith("Bearer ") else ""
+
+
 def kind_of(secret: str) -> str:
     """ "join", "host" or "" for an agent's bearer secret."""
     if secret.startswith(JOIN_PREFIX):

@@ -64,6 +64,15 @@ class ControllerAccess:
     def headers(self, capability: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.credential}", CAPABILITY_HEADER: capability}
 
+    @property
+    def http_ssl(self) -> ssl.SSLContext | bool:
+        """aiohttp's `ssl=`: the pinned CA's context, else default verification."""
+        return self.ssl if self.ssl is not None else True
+
+    def ws_ssl(self, url: str) -> dict[str, ssl.SSLContext]:
+        """websockets' `ssl=` keyword for `url` (only for wss:// with a pinned CA)."""
+        return {"ssl": self.ssl} if url.startswith("wss:") and self.ssl is not None else {}
+
 
 @dataclass
 class InstanceSpec:

@@ -121,7 +121,7 @@ class ImageCache:
                 session.get(
                     image.url,
                     headers=self.controller.headers(image.capability),
-                    ssl=self.controller.ssl if self.controller.ssl is not None else True,
+                    ssl=self.controller.http_ssl,
                 ) as resp,
             ):
                 if resp.status != 200:
