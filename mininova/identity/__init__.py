@@ -1,0 +1,1 @@
+"""Identity domain: users, projects, roles, tokens (no HTTP)."""

@@ -1,0 +1,1 @@
+"""Image domain: Glance records, files, snapshots (no HTTP)."""

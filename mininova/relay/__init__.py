@@ -1,0 +1,30 @@
+"""The shared byte relay (L0, pure asyncio): bounded pipes with backpressure and stream ends.
+
+Used by the console proxy (browser websocket <-> agent tunnel) and by the agent's tunnel
+(controller websocket <-> the guest's VNC socket).
+"""
+
+from mininova.relay.core import (
+    DEFAULT_CAPACITY,
+    DEFAULT_CHUNK,
+    AsyncPipe,
+    End,
+    Pipe,
+    PipeClosed,
+    RelayStats,
+    relay,
+)
+from mininova.relay.ends import StreamEnd, WebsocketsEnd
+
+__all__ = [
+    "DEFAULT_CAPACITY",
+    "DEFAULT_CHUNK",
+    "AsyncPipe",
+    "End",
+    "Pipe",
+    "PipeClosed",
+    "RelayStats",
+    "StreamEnd",
+    "WebsocketsEnd",
+    "relay",
+]

@@ -1,0 +1,471 @@
+"""The Store: SQLAlchemy Core statements run on SQLite (embedded default) or PostgreSQL.
+
+How statements run is a measured decision (docs/architecture.md, "The store"):
+
+* **SQLite** runs each statement with the stdlib `sqlite3` module on the event-loop thread.
+  A statement on a small WAL database takes microseconds, far less than the thread hop that
+  aiosqlite paid per statement. Writes go through one writer connection (SQLite has one writer
+  anyway); reads use a second connection, so a read never waits behind an open write
+  transaction and sees only committed rows.
+* **PostgreSQL** runs on an asyncpg pool; each transaction holds one pooled connection.
+
+Statements are SQLAlchemy Core objects. They are compiled once per dialect and cached when the
+repository marks them with `prepared()`, so a hot query costs one dict lookup, not a compile;
+the SQL text never leaves `mininova.store`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import logging
+import os
+import re
+import sqlite3
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Table, delete, func, insert, select
+from sqlalchemy.dialects import sqlite as sqlite_dialects
+from sqlalchemy.engine import Dialect
+from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.compiler import Compiled
+
+log = logging.getLogger(__name__)
+
+Row = dict[str, Any]
+Params = Mapping[str, Any] | None
+
+_current_tx: contextvars.ContextVar[Transaction | None] = contextvars.ContextVar(
+    "mininova_store_tx", default=None
+)
+_ROWCOUNT = re.compile(r"(\d+)$")
+
+
+class Prepared:
+    """A statement built once at import time and compiled once per dialect."""
+
+    __slots__ = ("statement", "_compiled")
+
+    def __init__(self, statement: ClauseElement) -> None:
+        self.statement = statement
+        self._compiled: dict[str, Compiled] = {}
+
+    def compiled(self, dialect: Dialect) -> Compiled:
+        found = self._compiled.get(dialect.name)
+        if found is None:
+            found = self._compiled[dialect.name] = self.statement.compile(dialect=dialect)
+        return found
+
+
+def prepared(statement: ClauseElement) -> Prepared:
+    """Mark a module-level statement for the compiled-statement cache."""
+    return Prepared(statement)
+
+
+Statement = ClauseElement | Prepared
+
+_insert_cache: dict[tuple[str, str, tuple[str, ...], tuple[str, ...]], Compiled] = {}
+
+
+def _compile(statement: Statement, dialect: Dialect, params: Params) -> tuple[str, list[Any]]:
+    """SQL text and positional parameters for one execution."""
+    if isinstance(statement, str):  # transition: raw SQLite text with `?` parameters
+        return statement, list(params or ())
+    if isinstance(statement, Prepared):
+        compiled = statement.compiled(dialect)
+    else:
+        compiled = statement.compile(dialect=dialect)
+    if compiled.post_compile_params or compiled.literal_execute_params:
+        # Expanding IN (…) lists: render this execution's values into the text.
+        element = statement.statement if isinstance(statement, Prepared) else statement
+        bound = element.params(**dict(params or {})) if params else element
+        compiled = bound.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
+        values = compiled.construct_params()
+    else:
+        values = compiled.construct_params(dict(params) if params else None)
+    return compiled.string, [values[name] for name in compiled.positiontup or ()]
+
+
+def _compile_insert(
+    dialect: Dialect, table: Table, keys: tuple[str, ...], returning: tuple[str, ...]
+) -> Compiled:
+    cache_key = (dialect.name, table.name, keys, returning)
+    compiled = _insert_cache.get(cache_key)
+    if compiled is None:
+        statement = insert(table)
+        if returning:
+            statement = statement.returning(*(table.c[name] for name in returning))
+        compiled = statement.compile(dialect=dialect, column_keys=list(keys))
+        _insert_cache[cache_key] = compiled
+    return compiled
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    return value
+
+
+class Result:
+    """Rows (as dicts) and the changed-row count of one statement."""
+
+    __slots__ = ("rows", "rowcount", "lastrowid")
+
+    def __init__(self, rows: list[Row], rowcount: int, lastrowid: int | None = None) -> None:
+        self.rows = rows
+        self.rowcount = rowcount
+        self.lastrowid = lastrowid
+
+
+class Executor:
+    """What a transaction and the store both offer: run statements, get dicts back."""
+
+    dialect: Dialect
+
+    async def _run(self, sql: str, args: Sequence[Any], *, want_rows: bool) -> Result:
+        raise NotImplementedError
+
+    async def execute(self, statement: Statement, params: Params = None) -> int:
+        """Run a statement; the number of rows it changed."""
+        sql, args = _compile(statement, self.dialect, params)
+        return (await self._run(sql, args, want_rows=False)).rowcount
+
+    async def all(self, statement: Statement, params: Params = None) -> list[Row]:
+        sql, args = _compile(statement, self.dialect, params)
+        return (await self._run(sql, args, want_rows=True)).rows
+
+    async def one(self, statement: Statement, params: Params = None) -> Row | None:
+        rows = await self.all(statement, params)
+        return rows[0] if rows else None
+
+    async def scalar(self, statement: Statement, params: Params = None) -> Any:
+        row = await self.one(statement, params)
+        return next(iter(row.values())) if row else None
+
+    # Transition: the raw-SQL methods of the aiosqlite store, until every caller has a
+    # repository function. SQLite only.
+    async def fetchone(self, sql: str, params: Any = ()) -> Row | None:
+        return await self.one(sql, params)
+
+    async def fetchall(self, sql: str, params: Any = ()) -> list[Row]:
+        return await self.all(sql, params)
+
+    async def insert(self, table: Any, values: Any = (), *, returning: Sequence[str] = ()) -> Any:
+        """INSERT one row given as a dict; with `returning`, those columns of the new row."""
+        if isinstance(table, str):
+            result = await self._run(table, list(values), want_rows=False)
+            return int(result.lastrowid or 0)
+        keys = tuple(sorted(values))
+        compiled = _compile_insert(self.dialect, table, keys, tuple(returning))
+        args = [values[name] for name in compiled.positiontup or ()]
+        result = await self._run(compiled.string, args, want_rows=bool(returning))
+        return result.rows[0] if returning and result.rows else None
+
+    async def upsert(
+        self, table: Table, values: Mapping[str, Any], *, conflict: Sequence[str]
+    ) -> None:
+        """INSERT, or UPDATE the other columns when a row with the same `conflict` key exists."""
+        keys = tuple(sorted(values))
+        cache_key = (self.dialect.name, table.name, keys, ("upsert",) + tuple(conflict))
+        compiled = _insert_cache.get(cache_key)
+        if compiled is None:
+            if self.dialect.name == "postgresql":
+                from sqlalchemy.dialects.postgresql import insert as dialect_insert
+            else:
+                from sqlalchemy.dialects.sqlite import insert as dialect_insert
+            statement = dialect_insert(table)
+            changed = {k: statement.excluded[k] for k in keys if k not in conflict}
+            statement = statement.on_conflict_do_update(index_elements=list(conflict), set_=changed)
+            compiled = statement.compile(dialect=self.dialect, column_keys=list(keys))
+            _insert_cache[cache_key] = compiled
+        args = [values[name] for name in compiled.positiontup or ()]
+        await self._run(compiled.string, args, want_rows=False)
+
+    async def insert_many(self, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+        for values in rows:
+            await self.insert(table, values)
+
+
+class Transaction(Executor):
+    """Statements inside one BEGIN … COMMIT. Obtain it from `Store.transaction()`."""
+
+    def __init__(self, store: Store, connection: Any) -> None:
+        self.store = store
+        self.dialect = store.dialect
+        self._connection = connection
+
+    async def _run(self, sql: str, args: Sequence[Any], *, want_rows: bool) -> Result:
+        return await self.store._backend.run(self._connection, sql, args, want_rows=want_rows)
+
+    async def lock(self, key: str) -> None:
+        """Serialise transactions that share `key` (e.g. a project's quota) until commit.
+
+        SQLite needs nothing: BEGIN IMMEDIATE already makes writers take turns. PostgreSQL
+        takes a transaction-scoped advisory lock.
+        """
+        await self.store._backend.lock(self._connection, key)
+
+
+class Store(Executor):
+    """The database: `transaction()` for atomic groups, direct methods for single statements.
+
+    Inside `async with store.transaction()`, the store's own methods join that transaction
+    (a context variable carries it), so repository functions work in and out of one.
+    """
+
+    def __init__(self, url: Path | str) -> None:
+        text = str(url)
+        if text.startswith(("postgresql://", "postgresql+asyncpg://", "postgres://")):
+            self._backend: _Backend = _PostgresBackend(text)
+        else:
+            if text.startswith("sqlite:///"):
+                text = text[len("sqlite:///") :]
+            self._backend = _SqliteBackend(text)
+        self.url = text
+        self.dialect = self._backend.dialect
+
+    @property
+    def backend(self) -> str:
+        """`sqlite` or `postgresql`."""
+        return self.dialect.name
+
+    async def open(self, *, migrate: bool = True) -> None:
+        await self._backend.open()
+        if migrate:
+            from mininova.store import migrate as migrations
+
+            await migrations.upgrade(self)
+
+    async def close(self) -> None:
+        await self._backend.close()
+
+    async def _run(self, sql: str, args: Sequence[Any], *, want_rows: bool) -> Result:
+        tx = _current_tx.get()
+        if tx is not None and tx.store is self:
+            return await tx._run(sql, args, want_rows=want_rows)
+        return await self._backend.run_alone(sql, args, want_rows=want_rows)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        """BEGIN … COMMIT, rolled back on any exception; nested calls join the outer one."""
+        outer = _current_tx.get()
+        if outer is not None and outer.store is self:
+            yield outer
+            return
+        async with self._backend.transaction() as connection:
+            tx = Transaction(self, connection)
+            token = _current_tx.set(tx)
+            try:
+                yield tx
+            finally:
+                _current_tx.reset(token)
+
+    async def get_setting(self, key: str) -> str | None:
+        from mininova.store import settings
+
+        return await settings.get(self, key)
+
+    async def set_setting(self, key: str, value: str) -> None:
+        from mininova.store import settings
+
+        await settings.put(self, key, value)
+
+    async def schema_version(self) -> str | None:
+        """The Alembic revision the database is at."""
+        from mininova.store import migrate
+
+        return await migrate.current_revision(self)
+
+    async def seed_sequence(self, table: Table, start: int) -> None:
+        """Make the next id of `table`'s serial primary key `start` + 1 (empty tables only)."""
+        await self._backend.seed_sequence(self, table, start)
+
+    async def run_sync(self, fn: Any) -> Any:
+        """Run `fn(sqlalchemy_connection)` (Alembic) on a SQLAlchemy connection of this DB."""
+        return await self._backend.run_sync(fn)
+
+
+class _Backend:
+    dialect: Dialect
+
+    async def open(self) -> None: ...
+    async def close(self) -> None: ...
+
+    async def run(self, connection: Any, sql: str, args: Sequence[Any], *, want_rows: bool):
+        raise NotImplementedError
+
+    async def run_alone(self, sql: str, args: Sequence[Any], *, want_rows: bool) -> Result:
+        raise NotImplementedError
+
+    def transaction(self) -> Any:
+        raise NotImplementedError
+
+    async def lock(self, connection: Any, key: str) -> None: ...
+
+    async def seed_sequence(self, store: Store, table: Table, start: int) -> None:
+        raise NotImplementedError
+
+    async def run_sync(self, fn: Any) -> Any:
+        raise NotImplementedError
+
+
+class _SqliteBackend(_Backend):
+    """sqlite3 on the loop thread: one writer connection, one reader connection."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.dialect = sqlite_dialects.pysqlite.dialect()
+        self._writer: sqlite3.Connection | None = None
+        self._reader: sqlite3.Connection | None = None
+        self._write_lock = asyncio.Lock()
+
+    def _connect(self) -> sqlite3.Connection:
+        connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        connection.execute("PRAGMA foreign_keys=ON")
+        connection.execute("PRAGMA busy_timeout=2000")
+        connection.execute("PRAGMA synchronous=NORMAL")
+        return connection
+
+    async def open(self) -> None:
+        if self.path != ":memory:":
+            # SQLite gives -wal and -shm the database file's mode: make that 0600 first.
+            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+            for suffix in ("", "-wal", "-shm"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.chmod(self.path + suffix, 0o600)
+        self._writer = self._connect()
+        self._writer.execute("PRAGMA journal_mode=WAL")
+        # An in-memory database exists once per connection: read through the writer there.
+        self._reader = self._writer if self.path == ":memory:" else self._connect()
+
+    async def close(self) -> None:
+        for connection in {id(c): c for c in (self._reader, self._writer) if c}.values():
+            connection.close()
+        self._writer = self._reader = None
+
+    @property
+    def writer(self) -> sqlite3.Connection:
+        if self._writer is None:
+            raise RuntimeError("store is not open")
+        return self._writer
+
+    @staticmethod
+    def _cursor_result(cursor: sqlite3.Cursor, want_rows: bool) -> Result:
+        rows: list[Row] = []
+        if want_rows and cursor.description is not None:
+            names = [column[0] for column in cursor.description]
+            rows = [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
+        count = cursor.rowcount
+        lastrowid = cursor.lastrowid
+        cursor.close()
+        return Result(rows, count, lastrowid)
+
+    async def run(self, connection: Any, sql: str, args: Sequence[Any], *, want_rows: bool):
+        return self._cursor_result(connection.execute(sql, args), want_rows)
+
+    async def run_alone(self, sql: str, args: Sequence[Any], *, want_rows: bool) -> Result:
+        if self._reader is None:
+            raise RuntimeError("store is not open")
+        if sql.lstrip()[:6].upper() == "SELECT":
+            return self._cursor_result(self._reader.execute(sql, args), want_rows)
+        async with self._write_lock:
+            return self._cursor_result(self.writer.execute(sql, args), want_rows)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[sqlite3.Connection]:
+        async with self._write_lock:
+            writer = self.writer
+            writer.execute("BEGIN IMMEDIATE")
+            try:
+                yield writer
+            except BaseException:
+                writer.execute("ROLLBACK")
+                raise
+            writer.execute("COMMIT")
+
+    async def seed_sequence(self, store: Store, table: Table, start: int) -> None:
+        from mininova.store.schema import sqlite_sequence
+
+        async with store.transaction() as tx:
+            await tx.execute(delete(sqlite_sequence).where(sqlite_sequence.c.name == table.name))
+            await tx.insert(sqlite_sequence, {"name": table.name, "seq": start})
+
+    async def run_sync(self, fn: Any) -> Any:
+        from sqlalchemy import create_engine
+        from sqlalchemy.pool import StaticPool
+
+        async with self._write_lock:
+            writer = self.writer
+            engine = create_engine("sqlite://", creator=lambda: writer, poolclass=StaticPool)
+            try:
+                with engine.begin() as connection:
+                    return fn(connection)
+            finally:
+                engine.dispose(close=False)
+
+
+class _PostgresBackend(_Backend):
+    """asyncpg pool; a transaction holds one connection until it commits."""
+
+    def __init__(self, url: str) -> None:
+        from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialects
+
+        self.url = url
+        self.dialect = asyncpg_dialects.dialect()
+        self._pool: Any = None
+
+    def _dsn(self) -> str:
+        return re.sub(r"^postgres(ql)?(\+asyncpg)?://", "postgresql://", self.url)
+
+    async def open(self) -> None:
+        import asyncpg
+
+        self._pool = await asyncpg.create_pool(self._dsn(), min_size=1, max_size=8)
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    async def run(self, connection: Any, sql: str, args: Sequence[Any], *, want_rows: bool):
+        if want_rows:
+            records = await connection.fetch(sql, *args)
+            rows = [{key: _plain(value) for key, value in record.items()} for record in records]
+            return Result(rows, len(rows))
+        status = await connection.execute(sql, *args)
+        match = _ROWCOUNT.search(status or "")
+        return Result([], int(match.group(1)) if match else 0)
+
+    async def run_alone(self, sql: str, args: Sequence[Any], *, want_rows: bool) -> Result:
+        async with self._pool.acquire() as connection:
+            return await self.run(connection, sql, args, want_rows=want_rows)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Any]:
+        async with self._pool.acquire() as connection, connection.transaction():
+            yield connection
+
+    async def lock(self, connection: Any, key: str) -> None:
+        await connection.execute("SELECT pg_advisory_xact_lock(hashtext($1))", key)
+
+    async def seed_sequence(self, store: Store, table: Table, start: int) -> None:
+        await store.scalar(
+            select(func.setval(func.pg_get_serial_sequence(table.name, "id"), start, True))
+        )
+
+    async def run_sync(self, fn: Any) -> Any:
+        from sqlalchemy.ext.asyncio import create_async_engine
+
+        engine = create_async_engine(
+            re.sub(r"^postgres(ql)?://", "postgresql+asyncpg://", self.url)
+        )
+        try:
+            async with engine.begin() as connection:
+                return await connection.run_sync(fn)
+        finally:
+            await engine.dispose()

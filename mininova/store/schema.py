@@ -1,0 +1,354 @@
+"""The database schema as SQLAlchemy metadata: the one description both backends share.
+
+Column types stay deliberately plain (TEXT, INTEGER, REAL): JSON documents and timestamps are
+TEXT, flags are 0/1 INTEGERs. Integers are BIGINT on PostgreSQL (image sizes pass 2**31) and
+INTEGER on SQLite, where only `INTEGER PRIMARY KEY` is an alias for the rowid. Changing this
+file needs an Alembic revision in `mininova/store/alembic/versions/`; a test compares the two.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+
+Int = BigInteger().with_variant(Integer(), "sqlite")
+
+metadata = MetaData()
+
+
+def _flag(name: str, default: int = 0) -> Column:
+    return Column(name, Int, nullable=False, server_default=text(str(default)))
+
+
+def _serial() -> Column:
+    return Column("id", Int, primary_key=True, autoincrement=True)
+
+
+projects = Table(
+    "projects",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("name", Text, nullable=False, unique=True),
+    Column("domain_id", Text, nullable=False, server_default=text("'default'")),
+    Column("description", Text, nullable=False, server_default=text("''")),
+    _flag("enabled", 1),
+    Column("created_at", Text, nullable=False),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("name", Text, nullable=False, unique=True),
+    Column("domain_id", Text, nullable=False, server_default=text("'default'")),
+    Column("password_hash", Text, nullable=False),
+    Column("default_project_id", Text),
+    Column("email", Text),
+    _flag("enabled", 1),
+    Column("created_at", Text, nullable=False),
+)
+
+roles = Table(
+    "roles",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("name", Text, nullable=False, unique=True),
+)
+
+role_assignments = Table(
+    "role_assignments",
+    metadata,
+    Column("user_id", Text, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("project_id", Text, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("role_id", Text, ForeignKey("roles.id", ondelete="CASCADE"), nullable=False),
+    PrimaryKeyConstraint("user_id", "project_id", "role_id"),
+)
+
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("token_hash", Text, primary_key=True),
+    Column("user_id", Text, nullable=False),
+    Column("project_id", Text),
+    Column("issued_at", Text, nullable=False),
+    Column("expires_at", Text, nullable=False),
+    Column("audit_id", Text, nullable=False),
+)
+
+settings = Table(
+    "settings",
+    metadata,
+    Column("key", Text, primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+flavors = Table(
+    "flavors",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("name", Text, nullable=False, unique=True),
+    Column("ram", Int, nullable=False),
+    Column("vcpus", Int, nullable=False),
+    Column("disk", Int, nullable=False),
+    Column("ephemeral", Int, nullable=False, server_default=text("0")),
+    Column("swap", Int, nullable=False, server_default=text("0")),
+    Column("rxtx_factor", Float, nullable=False, server_default=text("1.0")),
+    _flag("is_public", 1),
+    _flag("disabled", 0),
+    Column("description", Text),
+    Column("created_at", Text, nullable=False),
+)
+
+flavor_access = Table(
+    "flavor_access",
+    metadata,
+    Column("flavor_id", Text, ForeignKey("flavors.id", ondelete="CASCADE"), nullable=False),
+    Column("project_id", Text, nullable=False),
+    PrimaryKeyConstraint("flavor_id", "project_id"),
+)
+
+flavor_extra_specs = Table(
+    "flavor_extra_specs",
+    metadata,
+    Column("flavor_id", Text, ForeignKey("flavors.id", ondelete="CASCADE"), nullable=False),
+    Column("key", Text, nullable=False),
+    Column("value", Text, nullable=False),
+    PrimaryKeyConstraint("flavor_id", "key"),
+)
+
+images = Table(
+    "images",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("name", Text),
+    Column("status", Text, nullable=False),
+    Column("disk_format", Text),
+    Column("container_format", Text),
+    Column("size", Int),
+    Column("virtual_size", Int),
+    Column("checksum", Text),
+    Column("os_hash_algo", Text),
+    Column("os_hash_value", Text),
+    Column("owner", Text),
+    Column("visibility", Text, nullable=False),
+    Column("min_disk", Int, nullable=False, server_default=text("0")),
+    Column("min_ram", Int, nullable=False, server_default=text("0")),
+    _flag("protected", 0),
+    Column("properties", Text, nullable=False, server_default=text("'{}'")),
+    Column("tags", Text, nullable=False, server_default=text("'[]'")),
+    Column("created_at", Text, nullable=False),
+    Column("updated_at", Text, nullable=False),
+)
+
+keypairs = Table(
+    "keypairs",
+    metadata,
+    _serial(),
+    Column("user_id", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("public_key", Text, nullable=False),
+    Column("fingerprint", Text, nullable=False),
+    Column("type", Text, nullable=False, server_default=text("'ssh'")),
+    Column("created_at", Text, nullable=False),
+    UniqueConstraint("user_id", "name"),
+    sqlite_autoincrement=True,
+)
+
+compute_nodes = Table(
+    "compute_nodes",
+    metadata,
+    _serial(),
+    Column("host", Text, nullable=False, unique=True),
+    Column("hypervisor_hostname", Text, nullable=False),
+    Column("hypervisor_type", Text, nullable=False, server_default=text("'fake'")),
+    Column("hypervisor_version", Int, nullable=False, server_default=text("0")),
+    Column("cpu_info", Text, nullable=False, server_default=text("'{}'")),
+    Column("host_ip", Text, nullable=False, server_default=text("'127.0.0.1'")),
+    Column("vcpus", Int, nullable=False, server_default=text("0")),
+    Column("memory_mb", Int, nullable=False, server_default=text("0")),
+    Column("local_gb", Int, nullable=False, server_default=text("0")),
+    Column("cpu_allocation_ratio", Float, nullable=False, server_default=text("4.0")),
+    Column("ram_allocation_ratio", Float, nullable=False, server_default=text("1.5")),
+    Column("disk_allocation_ratio", Float, nullable=False, server_default=text("1.0")),
+    _flag("disabled", 0),
+    Column("disabled_reason", Text),
+    Column("zone", Text, nullable=False, server_default=text("'nova'")),
+    Column("driver", Text, nullable=False, server_default=text("''")),
+    _flag("connected", 0),
+    Column("last_heartbeat", Text),
+    Column("created_at", Text, nullable=False),
+    Column("updated_at", Text),
+    sqlite_autoincrement=True,
+)
+
+instances = Table(
+    "instances",
+    metadata,
+    _serial(),
+    Column("uuid", Text, nullable=False, unique=True),
+    Column("name", Text, nullable=False),
+    Column("hostname", Text, nullable=False),
+    Column("project_id", Text, nullable=False),
+    Column("user_id", Text, nullable=False),
+    Column("image_ref", Text, nullable=False),
+    Column("flavor_id", Text, nullable=False),
+    Column("flavor", Text, nullable=False),
+    Column("key_name", Text),
+    Column("key_data", Text),
+    Column("user_data", Text),
+    Column("metadata", Text, nullable=False, server_default=text("'{}'")),
+    Column("vm_state", Text, nullable=False),
+    Column("task_state", Text),
+    Column("power_state", Int, nullable=False, server_default=text("0")),
+    Column("host", Text),
+    Column("availability_zone", Text),
+    Column("access_ip_v4", Text),
+    Column("access_ip_v6", Text),
+    Column("addresses", Text, nullable=False, server_default=text("'[]'")),
+    Column("mac_address", Text, nullable=False),
+    Column("config_drive", Text, nullable=False, server_default=text("''")),
+    Column("reservation_id", Text, nullable=False),
+    Column("launch_index", Int, nullable=False, server_default=text("0")),
+    _flag("locked", 0),
+    Column("locked_by", Text),
+    Column("locked_reason", Text),
+    Column("fault", Text),
+    Column("scheduler_hints", Text, nullable=False, server_default=text("'{}'")),
+    Column("description", Text),
+    Column("launched_at", Text),
+    Column("terminated_at", Text),
+    Column("created_at", Text, nullable=False),
+    Column("updated_at", Text, nullable=False),
+    _flag("deleted", 0),
+    Index("instances_project", "project_id", "deleted"),
+    Index("instances_host", "host", "deleted"),
+    sqlite_autoincrement=True,
+)
+
+instance_actions = Table(
+    "instance_actions",
+    metadata,
+    _serial(),
+    Column("instance_uuid", Text, nullable=False),
+    Column("action", Text, nullable=False),
+    Column("request_id", Text, nullable=False),
+    Column("user_id", Text, nullable=False),
+    Column("project_id", Text, nullable=False),
+    Column("start_time", Text, nullable=False),
+    Column("finish_time", Text),
+    Column("message", Text),
+    Index("instance_actions_uuid", "instance_uuid"),
+    sqlite_autoincrement=True,
+)
+
+instance_action_events = Table(
+    "instance_action_events",
+    metadata,
+    _serial(),
+    Column("action_id", Int, ForeignKey("instance_actions.id", ondelete="CASCADE"), nullable=False),
+    Column("event", Text, nullable=False),
+    Column("start_time", Text, nullable=False),
+    Column("finish_time", Text),
+    Column("result", Text),
+    Column("host", Text),
+    Column("traceback", Text),
+    sqlite_autoincrement=True,
+)
+
+allocations = Table(
+    "allocations",
+    metadata,
+    Column("instance_uuid", Text, primary_key=True),
+    Column("host", Text, nullable=False),
+    Column("vcpus", Int, nullable=False),
+    Column("memory_mb", Int, nullable=False),
+    Column("disk_gb", Int, nullable=False),
+)
+
+console_tokens = Table(
+    "console_tokens",
+    metadata,
+    Column("token_hash", Text, primary_key=True),
+    Column("instance_uuid", Text, nullable=False),
+    Column("console_type", Text, nullable=False),
+    Column("expires_at", Text, nullable=False),
+    _flag("single_use", 0),
+    _flag("used", 0),
+    Column("created_at", Text, nullable=False),
+    Index("console_tokens_instance", "instance_uuid"),
+)
+
+quotas = Table(
+    "quotas",
+    metadata,
+    Column("project_id", Text, nullable=False),
+    Column("resource", Text, nullable=False),
+    Column("hard_limit", Int, nullable=False),
+    PrimaryKeyConstraint("project_id", "resource"),
+)
+
+server_groups = Table(
+    "server_groups",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("project_id", Text, nullable=False),
+    Column("user_id", Text, nullable=False),
+    Column("policy", Text, nullable=False),
+    Column("rules", Text, nullable=False, server_default=text("'{}'")),
+    Column("metadata", Text, nullable=False, server_default=text("'{}'")),
+    Column("created_at", Text, nullable=False),
+    Index("server_groups_project", "project_id"),
+)
+
+server_group_members = Table(
+    "server_group_members",
+    metadata,
+    Column("group_id", Text, ForeignKey("server_groups.id", ondelete="CASCADE"), nullable=False),
+    Column("instance_uuid", Text, nullable=False, unique=True),
+    PrimaryKeyConstraint("group_id", "instance_uuid"),
+)
+
+join_tokens = Table(
+    "join_tokens",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("token_hash", Text, nullable=False, unique=True),
+    Column("description", Text, nullable=False, server_default=text("''")),
+    Column("created_at", Text, nullable=False),
+    Column("expires_at", Text),
+    Column("uses_left", Int),
+    Column("used", Int, nullable=False, server_default=text("0")),
+    Column("revoked_at", Text),
+)
+
+host_credentials = Table(
+    "host_credentials",
+    metadata,
+    Column("host", Text, primary_key=True),
+    Column("credential_hash", Text, nullable=False, unique=True),
+    Column("join_token_id", Text),
+    Column("created_at", Text, nullable=False),
+    Column("last_seen_at", Text),
+    Column("revoked_at", Text),
+)
+
+# SQLite's own bookkeeping of AUTOINCREMENT counters; not part of the migrated schema.
+sqlite_sequence = Table(
+    "sqlite_sequence",
+    MetaData(),
+    Column("name", Text, primary_key=True),
+    Column("seq", Int),
+)
