@@ -12,9 +12,9 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from mininova.api.identity.service import hash_password, new_id
+from mininova.identity.service import hash_password, new_id
 from mininova.paths import write_private
-from mininova.store import Store
+from mininova.store import Store, schema
 from mininova.timeutil import now_iso
 
 log = logging.getLogger(__name__)
@@ -98,10 +98,7 @@ async def bootstrap(store: Store, data_dir: Path) -> Credentials:
         # Guests are named instance-<id in hex> on the hypervisor (as in Nova). Start each cloud's
         # ids at a random offset, so two clouds that share a libvirtd (a controller rebuilt
         # from scratch, a test next to a lab) do not hand out the same domain names.
-        await store.execute(
-            "INSERT INTO sqlite_sequence (name, seq) VALUES ('instances', ?)",
-            ((1 + secrets.randbelow(0x7FFF)) << 16,),
-        )
+        await store.seed_sequence(schema.instances, (1 + secrets.randbelow(0x7FFF)) << 16)
         await store.set_setting("bootstrapped", "1")
     write_private(secrets_file, f"username=admin\npassword={password}\nproject=admin\n")
     log.info("bootstrapped a new cloud in %s", data_dir)

@@ -161,7 +161,8 @@ async def _serve(
         agent_task = asyncio.create_task(run_agent(agent_config), name="local-agent")
         agent_task.add_done_callback(_report_local_agent)
         # The README tour starts right after the banner: have the host up before saying so.
-        hub = controller.services.extra["hub"]
+        hub = controller.hub
+        assert hub is not None
         for _ in range(1200):
             if hub.is_connected(agent_config.host) or agent_task.done():
                 break

@@ -1,4 +1,8 @@
-"""The controller process: store + bus + api, conductor, scheduler, consoleauth + agent hub."""
+"""The controller process: store + bus + api, conductor, scheduler, consoleauth + agent hub.
+
+The composition root: it builds every service with explicit dependencies (store, config,
+bus clients, the hub) and wires them onto the bus and the aiohttp app.
+"""
 
 from __future__ import annotations
 
@@ -8,20 +12,34 @@ import socket
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from mininova.agenthub import AgentHub
 from mininova.api.app import build_app
-from mininova.api.identity.service import IdentityService
 from mininova.api.services import Services
 from mininova.bootstrap import Credentials, bootstrap, write_clouds_yaml, write_openrc
 from mininova.bus import Bus
+from mininova.conductor.rpcapi import SERVICE as conductor_service
+from mininova.conductor.rpcapi import ConductorAPI
 from mininova.config import ServeConfig
+from mininova.consoleauth.client import SERVICE as consoleauth_service
+from mininova.consoleauth.client import ConsoleAuthClient
+from mininova.identity.service import IdentityService
+from mininova.image.client import ImageClient
+from mininova.image.service import SERVICE as image_service
 from mininova.paths import private_dir
+from mininova.scheduler.client import SERVICE as scheduler_service
+from mininova.scheduler.client import SchedulerClient
 from mininova.store import Store
 from mininova.tls import ServerTls, ensure_server_tls, server_ssl_context
 from mininova.trust import enrolment
+from mininova.trust.capabilities import Capabilities
+
+if TYPE_CHECKING:
+    from mininova.consoleproxy.proxy import ConsoleProxy
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +52,8 @@ class Controller:
         self.store: Store | None = None
         self.bus: Bus | None = None
         self.services: Services | None = None
+        self.hub: AgentHub | None = None
+        self.consoleproxy: ConsoleProxy | None = None
         self.app: web.Application | None = None
         self.runner: web.AppRunner | None = None
         self.credentials: Credentials | None = None
@@ -46,10 +66,10 @@ class Controller:
         return self.config.base_url + "/identity/v3"
 
     async def start(self) -> None:
-        from mininova.agenthub import AgentHub
         from mininova.conductor import Conductor
         from mininova.consoleauth import ConsoleAuth
         from mininova.consoleproxy import setup as setup_consoleproxy
+        from mininova.image.service import ImageService
         from mininova.scheduler import Scheduler
 
         cfg = self.config
@@ -57,17 +77,22 @@ class Controller:
         private_dir(cfg.data_dir / "images")
         ssl_context: ssl.SSLContext | None = None
         if cfg.tls_enabled:
+            # scale-out seam: all controllers must share ONE cloud CA (agents pin one)
             self.tls = await asyncio.to_thread(self._ensure_tls)
             ssl_context = server_ssl_context(self.tls)
+        # scale-out seam: all controllers open one PostgreSQL URL; register a controllers row
         self.store = Store(cfg.data_dir / "mininova.sqlite")
         await self.store.open()
         self.credentials = await bootstrap(self.store, cfg.data_dir)
-        from mininova.api.image.store_ops import recover_uploads
+        from mininova.image.store_ops import recover_uploads
 
+        # scale-out seam: uploads of every controller are reset here; limit to this one's
         await recover_uploads(self.store, cfg)
         # No agent is connected to a controller that just started.
+        # scale-out seam: only hosts whose controller_id is this controller (others are live)
         await self.store.execute("UPDATE compute_nodes SET connected = 0")
         # `mininova token create` prints join commands for this URL (and the CA's pin).
+        # scale-out seam: last starter wins; a shared public URL is a cluster setting
         await self.store.set_setting("public_url", cfg.base_url)
         await enrolment.purge_join_tokens(self.store)
         self.join_token, _ = await enrolment.create_join_token(
@@ -78,22 +103,48 @@ class Controller:
             cfg.data_dir / "clouds.yaml", self.auth_url, self.credentials, cfg.region, cacert
         )
         write_openrc(cfg.data_dir / "openrc", self.auth_url, self.credentials, cfg.region, cacert)
-        self.bus = Bus()
-        identity = IdentityService(self.store, cfg.token_ttl)
-        self.services = Services(cfg, self.store, self.bus, identity)
-        hub = AgentHub(self.services)
-        self.services.extra["hub"] = hub
+        # scale-out seam: the bus stays in-process; cross-controller traffic only via hub.call
+        self.bus = bus = Bus()
+        store = self.store
+        # scale-out seam: in-memory grants; the agent's HTTP request may hit another controller
+        capabilities = Capabilities()
+        conductor_api = ConductorAPI(bus)
+        consoleauth_client = ConsoleAuthClient(bus)
+        self.hub = hub = AgentHub(store, cfg, reports=conductor_api)
         if self.tls is not None:
             hub.ca_pem = self.tls.ca_file.read_bytes()
-        scheduler = Scheduler(self.services)
-        conductor = Conductor(self.services, hub)
-        consoleauth = ConsoleAuth(self.services)
-        self.bus.register("scheduler", scheduler.handle)
-        self.bus.register("conductor", conductor.handle)
-        self.bus.register("consoleauth", consoleauth.handle)
+        scheduler = Scheduler(store, cfg)
+        images = ImageService(store)
+        consoleauth = ConsoleAuth(store, cfg)
+        conductor = Conductor(
+            config=cfg,
+            store=store,
+            hub=hub,
+            capabilities=capabilities,
+            scheduler=SchedulerClient(bus),
+            images=ImageClient(bus),
+            consoleauth=consoleauth_client,
+            conductor=conductor_api,
+        )
+        bus.register(scheduler_service, scheduler.handle)
+        bus.register(conductor_service, conductor.handle)
+        bus.register(consoleauth_service, consoleauth.handle)
+        bus.register(image_service, images.handle)
+        self.services = Services(
+            config=cfg,
+            store=store,
+            bus=bus,
+            identity=IdentityService(store, cfg.token_ttl),
+            hub=hub,
+            conductor=conductor_api,
+            consoleauth=consoleauth_client,
+            capabilities=capabilities,
+        )
         self.app = build_app(self.services)
         hub.setup(self.app)
-        setup_consoleproxy(self.app, self.services)
+        self.consoleproxy = setup_consoleproxy(
+            self.app, config=cfg, store=store, consoleauth=consoleauth_client, hub=hub
+        )
         self.runner = web.AppRunner(
             self.app, access_log=None, handle_signals=False, shutdown_timeout=2.0
         )
@@ -106,7 +157,9 @@ class Controller:
             ssl_context=ssl_context,
         )
         await site.start()
+        # scale-out seam: plus a leader-only sweep (advisory lock) for dead controllers
         self._tasks.append(asyncio.create_task(hub.monitor(), name="hub-monitor"))
+        # scale-out seam: recover() must only fail work this controller owned
         self._tasks.append(asyncio.create_task(conductor.recover(), name="conductor-recover"))
         log.info("mininova controller listening on %s", cfg.base_url)
 
@@ -125,10 +178,8 @@ class Controller:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self.services is not None:
-            hub = self.services.extra.get("hub")
-            if hub is not None:
-                await hub.close()
+        if self.hub is not None:
+            await self.hub.close()
         if self.runner is not None:
             await self.runner.cleanup()
         if self.bus is not None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mininova.api.errors import Forbidden
+from mininova.errors import QuotaExceeded
 from mininova.store import Store
 from mininova.store.db import loads
 
@@ -118,7 +118,7 @@ async def allowed_instances(store: Store, project_id: str, count: int, vcpus: in
 async def check_instance_quota(
     store: Store, project_id: str, count: int, vcpus: int, ram: int
 ) -> None:
-    """Raise Forbidden (Nova answers 403 on server create) if `count` more instances with
+    """Raise QuotaExceeded (Nova answers 403 on server create) if `count` more instances with
     `vcpus` cores and `ram` MiB each would exceed the project's instances/cores/ram quota.
 
     Message as Nova: "Quota exceeded for instances: Requested 3, but already used 9 of 10
@@ -133,14 +133,14 @@ async def check_instance_quota(
     req = ", ".join(str(requested[r]) for r in overs)
     used = ", ".join(str(usage[r]) for r in overs)
     allowed = ", ".join(str(limits[r]) for r in overs)
-    raise Forbidden(
+    raise QuotaExceeded(
         f"Quota exceeded for {names}: Requested {req}, but already used {used} of {allowed} {names}"
     )
 
 
 async def check_keypair_quota(store: Store, project_id: str, user_id: str) -> None:
-    """Raise Forbidden when the user already holds as many keypairs as allowed."""
+    """Raise QuotaExceeded when the user already holds as many keypairs as allowed."""
     limits = await get_limits(store, project_id)
     usage = await get_usage(store, project_id, user_id)
     if _over(limits["key_pairs"], usage["key_pairs"], 1):
-        raise Forbidden("Quota exceeded, too many key pairs.")
+        raise QuotaExceeded("Quota exceeded, too many key pairs.")

@@ -1,12 +1,70 @@
-"""UTC timestamps in the formats the OpenStack APIs use."""
+"""UTC timestamps in the formats the OpenStack APIs use, and the process clock.
+
+Code that reads the time for expiry or liveness asks this module (`now_utc()`, `monotonic()`),
+never `datetime.now()`/`time.monotonic()` directly, so a test can swap the clock for a fake
+one with `use_clock(clock)`. Asyncio timeouts and sleeps stay on the event loop's own clock.
+"""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """Wall time, timezone-aware UTC."""
+        ...
+
+    def monotonic(self) -> float:
+        """Seconds from an arbitrary start that never go backwards."""
+        ...
+
+
+class SystemClock:
+    """The real clock."""
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+
+SYSTEM_CLOCK = SystemClock()
+_clock: Clock = SYSTEM_CLOCK
+
+
+def get_clock() -> Clock:
+    return _clock
+
+
+def set_clock(clock: Clock | None) -> Clock:
+    """Make `clock` the process clock (None: the real one); returns the previous clock."""
+    global _clock
+    previous, _clock = _clock, clock or SYSTEM_CLOCK
+    return previous
+
+
+@contextmanager
+def use_clock(clock: Clock) -> Iterator[Clock]:
+    """Read the time from `clock` inside the block (tests)."""
+    previous = set_clock(clock)
+    try:
+        yield clock
+    finally:
+        set_clock(previous)
 
 
 def now_utc() -> datetime:
-    return datetime.now(UTC)
+    return _clock.now()
+
+
+def monotonic() -> float:
+    return _clock.monotonic()
 
 
 def iso(dt: datetime) -> str:

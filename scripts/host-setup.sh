@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Prepare a host for mininova: install the virtualization packages and make
 # sure libvirtd/virtlogd are running, even where no init system starts them.
+# Also installs Debian's PostgreSQL server binaries (/usr/lib/postgresql/<ver>/bin)
+# for the PostgreSQL store tests, which start their own throwaway server: a system
+# cluster that the package install starts is stopped again (nothing depends on it).
 #
 # Idempotent and safe to re-run.
 #
@@ -17,7 +20,7 @@ WANT_BROWSER=0
 for arg in "$@"; do
     case "$arg" in
         --browser) WANT_BROWSER=1 ;;
-        -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
         *) echo "host-setup: unknown argument: $arg" >&2; exit 2 ;;
     esac
 done
@@ -34,6 +37,7 @@ PACKAGES=(
     libvirt-daemon-system libvirt-clients libvirt-daemon-driver-qemu
     qemu-system-x86 qemu-utils libvirt-dev pkg-config
     dnsmasq-base iproute2 iptables busybox-static cpio genisoimage
+    postgresql
 )
 if [ "$WANT_BROWSER" = 1 ]; then
     PACKAGES+=(chromium)
@@ -74,6 +78,13 @@ apt_retry() {
     return 1
 }
 
+online_pg_clusters() {
+    # "<version> <name>" of each running Debian cluster (pg_lsclusters from postgresql-common)
+    command -v pg_lsclusters >/dev/null 2>&1 || return 0
+    pg_lsclusters --no-header 2>/dev/null | awk '$4 == "online" { print $1, $2 }' || true
+}
+
+PG_ONLINE_BEFORE="$(online_pg_clusters)"
 if [ "${HOST_SETUP_NO_APT:-0}" != 1 ]; then
     mapfile -t MISSING < <(missing_packages)
     if [ "${#MISSING[@]}" -gt 0 ]; then
@@ -88,6 +99,24 @@ if [ "${HOST_SETUP_NO_APT:-0}" != 1 ]; then
     else
         log "packages already installed"
     fi
+fi
+
+# --- PostgreSQL: binaries only ------------------------------------------------
+# The package's postinst creates and starts a "main" cluster where an init script runs.
+# Tests start their own server as the postgres user, so stop any cluster that was not
+# running before this script ran (a cluster the admin runs on purpose is left alone).
+while read -r pg_ver pg_name; do
+    [ -n "${pg_ver:-}" ] || continue
+    if ! grep -qxF "$pg_ver $pg_name" <<<"$PG_ONLINE_BEFORE"; then
+        log "stopping PostgreSQL cluster $pg_ver/$pg_name started by the package install"
+        pg_ctlcluster "$pg_ver" "$pg_name" stop >/dev/null 2>&1 \
+            || warn "could not stop PostgreSQL cluster $pg_ver/$pg_name"
+    fi
+done < <(online_pg_clusters)
+PG_BIN="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1 || true)"
+if [ -z "$PG_BIN" ] || [ ! -x "$PG_BIN/initdb" ]; then
+    warn "PostgreSQL server binaries not found under /usr/lib/postgresql/*/bin (PostgreSQL tests will skip)"
+    PG_BIN=""
 fi
 
 # --- /dev/kvm -------------------------------------------------------------------
@@ -158,4 +187,4 @@ fi
 # --- summary -----------------------------------------------------------------
 
 LV_VER="$(virsh -c "$URI" version 2>/dev/null | sed -n 's/^Running hypervisor: //p; s/^Using library: //p' | paste -sd ';' -)"
-echo "host-setup: OK: libvirt ($URI) ${LV_VER:-version unknown}; default network: $NET_STATE$([ "$WANT_BROWSER" = 1 ] && echo "; browser: $(command -v chromium >/dev/null && echo chromium) node $(node --version 2>/dev/null || echo missing)")"
+echo "host-setup: OK: libvirt ($URI) ${LV_VER:-version unknown}; default network: $NET_STATE; postgresql: ${PG_BIN:-missing}$([ "$WANT_BROWSER" = 1 ] && echo "; browser: $(command -v chromium >/dev/null && echo chromium) node $(node --version 2>/dev/null || echo missing)")"

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,14 +10,37 @@ from typing import Any
 import aiohttp
 import pytest
 
+from mininova import timeutil
 from mininova.config import ServeConfig
 from mininova.controller import Controller
+from mininova.store import Store
+from tests.kit.clock import FakeClock
+from tests.kit.net import free_port
+from tests.kit.wait import wait_for
+
+__all__ = ["ApiClient", "free_port", "login"]
+
+# postgres_server, postgres_database, database_backend, database_url (MININOVA_TEST_DATABASE)
+pytest_plugins = ["tests.kit.pg_fixtures"]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    """A migrated, empty store in tmp_path (test modules may define their own)."""
+    s = Store(tmp_path / "store.sqlite")
+    await s.open()
+    try:
+        yield s
+    finally:
+        await s.close()
+
+
+@pytest.fixture
+def fake_clock() -> Iterator[FakeClock]:
+    """A FakeClock installed as mininova's process clock (timeutil) for the test."""
+    clock = FakeClock()
+    with timeutil.use_clock(clock):
+        yield clock
 
 
 @dataclass
@@ -90,15 +111,18 @@ class ApiClient:
         assert status == 204
         return image["id"]
 
-    async def wait_server(self, uuid: str, *statuses: str, tries: int = 150) -> dict:
+    async def wait_server(self, uuid: str, *statuses: str, timeout: float = 15.0) -> dict:
         """Poll GET /servers/{uuid} (at 2.100) until its status is one of `statuses`."""
-        body: Any = {}
-        for _ in range(tries):
+        last: dict[str, Any] = {}
+
+        async def reached() -> dict | None:
             _, body, _ = await self.get(f"/compute/v2.1/servers/{uuid}", version="2.100")
-            if body["server"]["status"] in statuses:
-                return body["server"]
-            await asyncio.sleep(0.1)
-        raise AssertionError(f"{uuid} never reached {statuses}: {body}")
+            last["body"] = body
+            return body["server"] if body["server"]["status"] in statuses else None
+
+        return await wait_for(
+            reached, timeout, 0.05, lambda: f"{uuid} to reach {statuses}: {last.get('body')}"
+        )
 
 
 async def login(

@@ -14,6 +14,7 @@ from mininova.paths import QemuIdentity, qemu_access_problem
 from mininova.store import Store
 from mininova.trust import enrolment
 from mininova.trust.enrolment import EnrolmentRefused
+from tests.kit.clock import FakeClock
 
 
 @pytest.fixture
@@ -59,12 +60,12 @@ async def test_concurrent_enrolments_of_one_name(store: Store) -> None:
     assert all(isinstance(r, EnrolmentRefused) for r in results if not isinstance(r, str))
 
 
-async def test_expired_revoked_unknown(store: Store) -> None:
+async def test_expired_revoked_unknown(store: Store, fake_clock: FakeClock) -> None:
     expired, _ = await enrolment.create_join_token(store, ttl=1)
     revoked, token = await enrolment.create_join_token(store, ttl=60)
     assert await enrolment.revoke_join_token(store, token.id)
     assert not await enrolment.revoke_join_token(store, token.id)
-    await asyncio.sleep(1.1)
+    fake_clock.advance(1.1)
     with pytest.raises(EnrolmentRefused, match="is expired"):
         await enrolment.check_join_token(store, expired)
     with pytest.raises(EnrolmentRefused, match="is revoked"):

@@ -12,8 +12,7 @@ import asyncio
 import contextlib
 import logging
 
-from mininova.consoleproxy.ends import StreamEnd, WebsocketsEnd
-from mininova.consoleproxy.relay import relay
+from mininova.relay import StreamEnd, WebsocketsEnd, relay
 from mininova.virt.driver import ConsoleEndpoint, ControllerAccess
 
 log = logging.getLogger(__name__)

@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import WSMsgType, web
 
-from mininova.api.services import Services
+from mininova.config import ServeConfig
 from mininova.hosts import is_up
 from mininova.protocol import PROTOCOL_VERSION, ProtocolError
 from mininova.protocol.peer import Peer
+from mininova.store import Store
 from mininova.timeutil import now_iso
 from mininova.trust import enrolment
 from mininova.trust.enrolment import EnrolmentRefused
@@ -41,9 +42,22 @@ def _int(value: Any, default: int = 0) -> int:
         return default
 
 
+class ConductorReports(Protocol):
+    """Where the hub sends what agents report (the conductor's bus client in production)."""
+
+    def host_connected(self, host: str, guests: list[Any], destroy_orphans: bool) -> None: ...
+
+    def sync_power_states(self, host: str, guests: list[Any]) -> None: ...
+
+    def instance_event(self, host: str, uuid: str, power_state: int) -> None: ...
+
+
 class AgentHub:
-    def __init__(self, services: Services) -> None:
-        self.services = services
+    def __init__(self, store: Store, config: ServeConfig, reports: ConductorReports) -> None:
+        self.store = store
+        self.config = config
+        self.reports = reports
+        # scale-out seam: links are in-process; compute_nodes.controller_id says who holds one
         self.links: dict[str, Peer] = {}
         self._sockets: dict[str, web.WebSocketResponse] = {}
         self.ca_pem: bytes | None = None  # the cloud CA agents pin (None without TLS)
@@ -57,10 +71,6 @@ class AgentHub:
         if self.ca_pem is None:
             raise web.HTTPNotFound(text="this controller does not use TLS")
         return web.Response(body=self.ca_pem, content_type="application/x-pem-file")
-
-    @property
-    def store(self):  # noqa: ANN201 - Store
-        return self.services.store
 
     async def _authenticate(self, request: web.Request) -> dict[str, str]:
         """{"kind": "host", "host": name} or {"kind": "join", "secret": token}; else refused."""
@@ -81,7 +91,7 @@ class AgentHub:
             log.warning("refused agent link from %s: %s", request.remote, exc)
             return web.json_response({"error": {"code": 401, "message": str(exc)}}, status=401)
         ws = web.WebSocketResponse(
-            heartbeat=self.services.config.heartbeat_interval * 2, max_msg_size=8 * 1024 * 1024
+            heartbeat=self.config.heartbeat_interval * 2, max_msg_size=8 * 1024 * 1024
         )
         await ws.prepare(request)
         state: dict[str, str] = {}
@@ -108,6 +118,7 @@ class AgentHub:
                 del self.links[host]
                 self._sockets.pop(host, None)
                 await self.store.execute(
+                    # scale-out seam: add AND controller_id = me: the host may have moved on
                     "UPDATE compute_nodes SET connected = 0, updated_at = ? WHERE host = ?",
                     (now_iso(), host),
                 )
@@ -158,6 +169,7 @@ class AgentHub:
             log.info("host %s enrolled from %s", host, remote)
         now = now_iso()
         await self.store.execute(
+            # scale-out seam: also take the host's lease: controller_id = me, lease_expires_at
             "INSERT INTO compute_nodes (host, hypervisor_hostname, hypervisor_type,"
             " hypervisor_version, cpu_info, host_ip, vcpus, memory_mb, local_gb, driver,"
             " connected, last_heartbeat, created_at, updated_at)"
@@ -186,6 +198,7 @@ class AgentHub:
         await self.store.execute(
             "UPDATE host_credentials SET last_seen_at = ? WHERE host = ?", (now, host)
         )
+        # scale-out seam: the old link may be on another controller: NOTIFY it to drop it
         old = self._sockets.get(host)
         state["host"] = host
         self.links[host] = peer
@@ -194,14 +207,12 @@ class AgentHub:
             await old.close(message=b"replaced by a newer connection")
         log.info("agent %s connected (%s driver)", host, params.get("driver"))
         guests = params.get("guests") or []
-        self.services.bus.cast(
-            "conductor",
-            "host_connected",
+        self.reports.host_connected(
             host=host,
             guests=guests,
             destroy_orphans=params.get("destroy_orphans") is True,
         )
-        return {**reply, "heartbeat_interval": self.services.config.heartbeat_interval}
+        return {**reply, "heartbeat_interval": self.config.heartbeat_interval}
 
     def _host(self, state: dict[str, str]) -> str:
         host = state.get("host")
@@ -217,7 +228,7 @@ class AgentHub:
         )
         guests = params.get("guests")
         if isinstance(guests, list):
-            self.services.bus.cast("conductor", "sync_power_states", host=host, guests=guests)
+            self.reports.sync_power_states(host=host, guests=guests)
         return {}
 
     async def _instance_event(self, params: dict[str, Any], state: dict[str, str]) -> dict:
@@ -226,14 +237,13 @@ class AgentHub:
         power_state = params.get("power_state")
         if not isinstance(uuid, str) or not isinstance(power_state, int):
             raise ValueError("instance_event needs uuid (string) and power_state (int)")
-        self.services.bus.cast(
-            "conductor", "instance_event", host=host, uuid=uuid, power_state=power_state
-        )
+        self.reports.instance_event(host=host, uuid=uuid, power_state=power_state)
         return {}
 
     async def revoke_host(self, host: str) -> bool:
         """Revoke a host's credential and drop its live link (compute service delete)."""
         revoked = await enrolment.revoke_host(self.store, host)
+        # scale-out seam: a revoked host's link may be on another controller: NOTIFY it
         ws = self._sockets.get(host)
         if ws is not None:
             await ws.close(code=4003, message=b"host credential revoked")
@@ -242,11 +252,13 @@ class AgentHub:
         return revoked
 
     def is_connected(self, host: str) -> bool:
+        # scale-out seam: local only; cluster-wide = a live lease in compute_nodes
         return host in self.links
 
     async def call(
         self, host: str, method: str, params: dict[str, Any] | None = None, timeout: float = 60.0
     ) -> Any:
+        # scale-out seam: no local link: forward to the lease holder's channel
         peer = self.links.get(host)
         if peer is None or peer.closed:
             raise HostUnavailable(host)
@@ -254,11 +266,12 @@ class AgentHub:
 
     async def monitor(self) -> None:
         """Close links whose agent stopped heartbeating (a half-open TCP connection)."""
-        config = self.services.config
+        config = self.config
         limit = config.heartbeat_interval * config.missed_heartbeats_down
         while True:
             await asyncio.sleep(config.heartbeat_interval)
             rows = await self.store.fetchall(
+                # scale-out seam: filter on controller_id = me once hosts are spread
                 "SELECT host, last_heartbeat FROM compute_nodes WHERE connected = 1"
             )
             for row in rows:

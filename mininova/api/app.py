@@ -11,9 +11,10 @@ from aiohttp import web
 from mininova.api import microversion, policy
 from mininova.api.capability import CAPABILITY, capability_middleware
 from mininova.api.context import CONTEXT, MICROVERSION, REQUEST_ID, SERVICES, RequestContext
-from mininova.api.errors import ApiError, error_response_for
-from mininova.api.identity.service import AuthFailed
+from mininova.api.errors import ApiError, error_response_for, status_for
 from mininova.api.services import Services
+from mininova.errors import DomainError
+from mininova.identity.service import AuthFailed
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,12 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except ApiError as exc:
         return _render_error(request, exc.status, exc.message)
+    except DomainError as exc:
+        status = status_for(exc)
+        if status is None:
+            log.exception("unexpected error on %s %s", request.method, request.path)
+            return _render_error(request, 500, "Unexpected API Error. Please report this.")
+        return _render_error(request, status, exc.message)
     except web.HTTPException as exc:
         if exc.status < 400 or request.path.startswith(_PUBLIC_PREFIXES):
             raise

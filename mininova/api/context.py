@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from mininova.api import microversions as mvs
 from mininova.api.errors import Forbidden
 
 if TYPE_CHECKING:
@@ -49,12 +50,12 @@ def services(request: web.Request) -> Services:
 
 
 def microversion(request: web.Request) -> tuple[int, int]:
-    return request.get(MICROVERSION, (2, 1))
+    return request.get(MICROVERSION, mvs.MIN)
 
 
-def mv_at_least(request: web.Request, version: str) -> bool:
-    major, minor = version.split(".")
-    return microversion(request) >= (int(major), int(minor))
+def mv_at_least(request: web.Request, since: mvs.Microversion) -> bool:
+    """Whether the request's microversion is `since` (a registered `V2_xx`) or later."""
+    return mvs.at_least(microversion(request), since)
 
 
 SERVICES: web.AppKey[Any] = web.AppKey("services", object)

@@ -6,6 +6,8 @@ import json
 
 from aiohttp import web
 
+from mininova import errors as domain
+
 KINDS = {
     400: "badRequest",
     401: "unauthorized",
@@ -58,6 +60,25 @@ class OverLimit(ApiError):
 
 class NotAcceptable(ApiError):
     status = 406
+
+
+# The one place a domain error becomes HTTP. Errors not listed here (NoValidHost, ...) are
+# unexpected at the API and answer 500 like any other exception.
+DOMAIN_STATUS: dict[type[domain.DomainError], int] = {
+    domain.QuotaExceeded: 403,
+    domain.PermissionDenied: 403,
+    domain.NotFound: 404,
+    domain.Conflict: 409,
+}
+
+
+def status_for(exc: domain.DomainError) -> int | None:
+    """The HTTP status of a domain error (None: not an API-level error)."""
+    for kind in type(exc).__mro__:
+        status = DOMAIN_STATUS.get(kind)  # type: ignore[arg-type]
+        if status is not None:
+            return status
+    return None
 
 
 def nova_error_response(status: int, message: str) -> web.Response:

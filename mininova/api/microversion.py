@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 
+from mininova.api import microversions as mvs
 from mininova.api.errors import BadRequest, NotAcceptable
 
-MIN_VERSION = (2, 1)
-MAX_VERSION = (2, 100)
+# The offered range is the registry's: the first and the last registered version.
+MIN_VERSION = mvs.MIN
+MAX_VERSION = mvs.MAX
 
 _VERSION = re.compile(r"^(\d+)\.(\d+)$")
 
@@ -16,8 +18,8 @@ def fmt(version: tuple[int, int]) -> str:
     return f"{version[0]}.{version[1]}"
 
 
-def parse_headers(headers: dict[str, str] | object) -> tuple[int, int]:
-    """The microversion a request asks for; 2.1 when it names none."""
+def parse_headers(headers: dict[str, str] | object) -> mvs.Microversion:
+    """The registered microversion a request asks for; 2.1 when it names none."""
     raw: str | None = None
     modern = headers.get("OpenStack-API-Version")  # type: ignore[attr-defined]
     if modern:
@@ -36,9 +38,12 @@ def parse_headers(headers: dict[str, str] | object) -> tuple[int, int]:
     if not match:
         raise BadRequest(f"Invalid API version request string {raw!r}.")
     version = (int(match.group(1)), int(match.group(2)))
-    if not MIN_VERSION <= version <= MAX_VERSION:
-        raise NotAcceptable(
-            f"Version {raw} is not supported by the API. Minimum is {fmt(MIN_VERSION)} "
-            f"and maximum is {fmt(MAX_VERSION)}."
-        )
-    return version
+    if MIN_VERSION <= version <= MAX_VERSION:
+        try:
+            return mvs.lookup(version)
+        except KeyError:  # a gap in the registry is not offered either
+            pass
+    raise NotAcceptable(
+        f"Version {raw} is not supported by the API. Minimum is {fmt(MIN_VERSION)} "
+        f"and maximum is {fmt(MAX_VERSION)}."
+    )

@@ -1,13 +1,21 @@
-"""What API handlers can reach: the store, the bus and a few in-process services."""
+"""What API handlers can reach: the store, the bus clients and a few in-process services.
+
+The HTTP layer's typed container, built by the controller (the composition root). Services
+below the API (scheduler, conductor, agent hub, consoleauth) never see it: they take their
+dependencies explicitly.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
-from mininova.api.identity.service import IdentityService
+from mininova.agenthub import AgentHub
 from mininova.bus import Bus
+from mininova.conductor.rpcapi import ConductorAPI
 from mininova.config import ServeConfig
+from mininova.consoleauth.client import ConsoleAuthClient
+from mininova.identity.service import IdentityService
 from mininova.store import Store
 from mininova.trust.capabilities import Capabilities
 
@@ -18,8 +26,11 @@ class Services:
     store: Store
     bus: Bus
     identity: IdentityService
-    extra: dict[str, Any] = field(default_factory=dict)
+    hub: AgentHub | None  # None only when an app is built without agents
+    conductor: ConductorAPI
+    consoleauth: ConsoleAuthClient
     capabilities: Capabilities = field(default_factory=Capabilities)
+    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def base_url(self) -> str:

@@ -14,12 +14,19 @@ from typing import Any
 
 from mininova import instance_states as st
 from mininova.agenthub import AgentHub
-from mininova.api.services import Services
+from mininova.conductor.rpcapi import ConductorAPI
 from mininova.conductor.specs import image_file_path, instance_spec
+from mininova.config import ServeConfig
+from mininova.consoleauth.client import ConsoleAuthClient
+from mininova.errors import NoValidHost
+from mininova.image.client import ImageClient
 from mininova.protocol import ProtocolError
-from mininova.scheduler import NoValidHost, Request
+from mininova.scheduler import Request
+from mininova.scheduler.client import SchedulerClient
+from mininova.store import Store
 from mininova.store import instances as db
 from mininova.timeutil import now_iso
+from mininova.trust.capabilities import Capabilities
 
 log = logging.getLogger(__name__)
 
@@ -28,11 +35,29 @@ MISSING_SWEEPS = 2
 
 
 class Conductor:
-    def __init__(self, services: Services, hub: AgentHub) -> None:
-        self.services = services
+    def __init__(
+        self,
+        *,
+        config: ServeConfig,
+        store: Store,
+        hub: AgentHub,
+        capabilities: Capabilities,
+        scheduler: SchedulerClient,
+        images: ImageClient,
+        consoleauth: ConsoleAuthClient,
+        conductor: ConductorAPI,
+    ) -> None:
+        self.config = config
+        self.store = store
         self.hub = hub
-        self.store = services.store
+        self.capabilities = capabilities
+        self.scheduler = scheduler
+        self.images = images
+        self.consoleauth = consoleauth
+        self.conductor = conductor  # casts to ourselves (queued deletes)
+        # scale-out seam: per-controller sweep counts; reset when a host moves
         self._missing: dict[str, int] = {}
+        # scale-out seam: per-instance locks are in-process; need an advisory lock
         self._locks: dict[str, asyncio.Lock] = {}
 
     def _lock(self, uuid: str) -> asyncio.Lock:
@@ -50,7 +75,7 @@ class Conductor:
         await asyncio.gather(*(self._build(uuid) for uuid in uuids))
 
     async def _build(self, uuid: str) -> None:
-        cfg = self.services.config
+        cfg = self.config
         tried: list[str] = []
         last_error = "No valid host was found."
         async with self._lock(uuid):
@@ -74,9 +99,7 @@ class Conductor:
                 )
                 event = await db.start_event(self.store, uuid, "conductor_schedule_and_build", None)
                 try:
-                    host = await self.services.bus.call(
-                        "scheduler", "select_and_claim", **request.__dict__
-                    )
+                    host = await self.scheduler.select_and_claim(request)
                 except NoValidHost as exc:
                     # After a failed spawn, the spawn error is the cause worth reporting.
                     last_error = f"{last_error} No other host could take it." if tried else str(exc)
@@ -91,13 +114,14 @@ class Conductor:
                     expect_task_state=(st.SCHEDULING, st.SPAWNING),
                 ):
                     await db.finish_event(self.store, event, False, "deleted while scheduling")
-                    await self.services.bus.call("scheduler", "release", instance_uuid=uuid)
+                    await self.scheduler.release(uuid)
                     return
-                capability = self.services.capabilities.grant(
+                # scale-out seam: grants must be readable by the controller the agent hits
+                capability = self.capabilities.grant(
                     host, "GET", image_file_path(inst["image_ref"]), cfg.spawn_timeout
                 )
                 try:
-                    spec = await instance_spec(self.services, inst, capability)
+                    spec = await instance_spec(self.store, self.config, inst, capability)
                     info = await self.hub.call(
                         host, "spawn", {"instance": spec}, timeout=cfg.spawn_timeout
                     )
@@ -107,11 +131,11 @@ class Conductor:
                     )
                     log.warning("%s", last_error)
                     await db.finish_event(self.store, event, False, last_error)
-                    await self.services.bus.call("scheduler", "release", instance_uuid=uuid)
+                    await self.scheduler.release(uuid)
                     await self._cleanup_failed_spawn(host, uuid)
                     continue
                 finally:
-                    self.services.capabilities.revoke(capability)
+                    self.capabilities.revoke(capability)
                 await db.finish_event(self.store, event, True)
                 landed = await db.update(
                     self.store,
@@ -161,7 +185,7 @@ class Conductor:
                     inst["host"] or "",
                     spec.agent_method,
                     params,
-                    timeout=self.services.config.action_timeout,
+                    timeout=self.config.action_timeout,
                 )
             except ProtocolError as exc:
                 log.warning("%s of %s failed: %s", action, uuid, exc.message)
@@ -192,7 +216,7 @@ class Conductor:
                 event = await db.start_event(self.store, uuid, "compute_terminate_instance", host)
                 try:
                     await self.hub.call(
-                        host, "destroy", {"uuid": uuid}, timeout=self.services.config.action_timeout
+                        host, "destroy", {"uuid": uuid}, timeout=self.config.action_timeout
                     )
                     await db.finish_event(self.store, event, True)
                 except ProtocolError as exc:
@@ -213,7 +237,7 @@ class Conductor:
                 " power_state = 0, terminated_at = ?, updated_at = ? WHERE uuid = ?",
                 (st.DELETED, now, now, uuid),
             )
-        self.services.bus.cast("consoleauth", "revoke_instance", uuid=uuid)
+        self.consoleauth.revoke_instance(uuid)
         self._locks.pop(uuid, None)
         log.info("instance %s deleted", uuid)
 
@@ -221,25 +245,21 @@ class Conductor:
 
     async def do_snapshot_instance(self, uuid: str, image_id: str) -> None:
         """The agent copies the root disk and uploads it to the queued Glance record."""
-        from mininova.api.image.store_ops import set_image_status
-
         async with self._lock(uuid):
             inst = await db.get(self.store, uuid)
             if inst is None or inst["task_state"] != st.IMAGE_SNAPSHOT:
-                await set_image_status(self.store, image_id, "killed")
+                await self.images.set_image_status(image_id, "killed")
                 return
             event = await db.start_event(
                 self.store, uuid, "compute_snapshot_instance", inst["host"]
             )
             host = inst["host"] or ""
-            timeout = self.services.config.spawn_timeout
-            capability = self.services.capabilities.grant(
-                host, "PUT", image_file_path(image_id), timeout
-            )
+            timeout = self.config.spawn_timeout
+            capability = self.capabilities.grant(host, "PUT", image_file_path(image_id), timeout)
             params = {
                 "uuid": uuid,
                 "capability": capability,
-                "upload_url": self.services.url(image_file_path(image_id)),
+                "upload_url": self.config.base_url + image_file_path(image_id),
             }
             try:
                 await self.hub.call(host, "snapshot", params, timeout=timeout)
@@ -247,9 +267,9 @@ class Conductor:
             except ProtocolError as exc:
                 log.warning("snapshot of %s failed: %s", uuid, exc.message)
                 await db.finish_event(self.store, event, False, exc.message)
-                await set_image_status(self.store, image_id, "killed")
+                await self.images.set_image_status(image_id, "killed")
             finally:
-                self.services.capabilities.revoke(capability)
+                self.capabilities.revoke(capability)
                 await db.update(
                     self.store, uuid, expect_task_state=st.IMAGE_SNAPSHOT, task_state=None
                 )
@@ -364,6 +384,7 @@ class Conductor:
 
     # ---- start-up -----------------------------------------------------------------------------
 
+    # scale-out seam: scope to instances whose work this controller owned
     async def recover(self) -> None:
         """After a controller restart: finish or fail work that was in flight."""
         rows = await self.store.fetchall(
@@ -373,7 +394,7 @@ class Conductor:
         for row in rows:
             uuid, task = row["uuid"], row["task_state"]
             if task == st.DELETING:
-                self.services.bus.cast("conductor", "delete_instance", uuid=uuid)
+                self.conductor.delete_instance(uuid)
             elif row["vm_state"] == st.BUILDING:
                 await self.store.execute("DELETE FROM allocations WHERE instance_uuid = ?", (uuid,))
                 await db.update(

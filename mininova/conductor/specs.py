@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from mininova.api.services import Services
+from mininova.config import ServeConfig
+from mininova.store import Store
 
 
 def image_file_path(image_id: str) -> str:
@@ -12,13 +13,12 @@ def image_file_path(image_id: str) -> str:
 
 
 async def instance_spec(
-    services: Services, inst: dict[str, Any], capability: str
+    store: Store, config: ServeConfig, inst: dict[str, Any], capability: str
 ) -> dict[str, Any]:
     """The `spawn` params for one instance: flavor, image download, keys, user data.
 
     `capability` lets the chosen host download exactly this image while the order runs.
     """
-    store = services.store
     image = await store.fetchone("SELECT * FROM images WHERE id = ?", (inst["image_ref"],))
     if image is None or image["status"] != "active":
         raise ValueError(f"Image {inst['image_ref']} is not available.")
@@ -47,7 +47,7 @@ async def instance_spec(
             "disk_format": image["disk_format"],
             "size": image["size"] or 0,
             "checksum": image["checksum"] or "",
-            "url": services.url(image_file_path(image["id"])),
+            "url": config.base_url + image_file_path(image["id"]),
             "capability": capability,
         },
         "mac_address": inst["mac_address"],

@@ -5,7 +5,7 @@ Tokens are `secrets.token_urlsafe(32)` (256 random bits). Only their sha256 hash
 may be single-use. `revoke_instance(uuid)` drops every token of an instance (cast by the
 conductor when the instance is deleted or moves to another host).
 
-Bus methods (`await services.bus.call("consoleauth", METHOD, **params)`):
+Bus methods (`await bus.call("consoleauth", METHOD, **params)`; `client.ConsoleAuthClient`):
 
 * `authorize(instance_uuid, console_type="novnc", ttl=None, single_use=None)`
   -> `{"token", "expires_at", "instance_uuid", "console_type"}`
@@ -27,6 +27,8 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
+from mininova.config import ServeConfig
+from mininova.store import Store
 from mininova.timeutil import iso, now_utc, parse_iso
 
 log = logging.getLogger(__name__)
@@ -81,17 +83,12 @@ def _short(token_hash: str) -> str:
 
 
 class ConsoleAuth:
-    def __init__(self, services: Any, clock: Callable[[], datetime] | None = None) -> None:
-        self.services = services
-        self.clock = clock or now_utc
-
-    @property
-    def store(self) -> Any:
-        return self.services.store
-
-    @property
-    def config(self) -> Any:
-        return self.services.config
+    def __init__(
+        self, store: Store, config: ServeConfig, clock: Callable[[], datetime] | None = None
+    ) -> None:
+        self.store = store
+        self.config = config
+        self.clock = clock or now_utc  # timeutil's process clock unless one is injected
 
     async def handle(self, method: str, params: dict[str, Any]) -> Any:
         handler = {
@@ -163,6 +160,7 @@ class ConsoleAuth:
         if row is None:
             raise self._refuse(INVALID, token_hash, "unknown token")
         now = self.clock()
+        # scale-out seam: local clock; controllers need NTP (or use now())
         if parse_iso(row["expires_at"]) <= now:  # kept (so the page can say why) until purged
             raise self._refuse(EXPIRED, token_hash, f"expired at {row['expires_at']}")
         if row["single_use"] and row["used"]:
@@ -183,6 +181,7 @@ class ConsoleAuth:
         if inst["vm_state"] not in CONSOLE_VM_STATES or not inst["host"]:
             raise self._refuse(NOT_RUNNING, token_hash, f"{inst['uuid']} is {inst['vm_state']}")
         if consume and row["single_use"]:
+            # scale-out seam: this guarded UPDATE keeps single use atomic across controllers
             changed = await self.store.execute(
                 "UPDATE console_tokens SET used = 1 WHERE token_hash = ? AND used = 0",
                 (token_hash,),

@@ -11,18 +11,31 @@ Routes (all public: the console token / tunnel token is the credential):
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-PROXY_KEY = "consoleproxy"
+if TYPE_CHECKING:
+    from mininova.agenthub import AgentHub
+    from mininova.config import ServeConfig
+    from mininova.consoleauth.client import ConsoleAuthClient
+    from mininova.consoleproxy.proxy import ConsoleProxy
+    from mininova.store import Store
 
 
-def setup(app: web.Application, services: Any) -> None:
+def setup(
+    app: web.Application,
+    *,
+    config: ServeConfig,
+    store: Store,
+    consoleauth: ConsoleAuthClient,
+    hub: AgentHub | None,
+) -> ConsoleProxy:
+    """Add the console routes and the web console pages to `app`; returns the proxy."""
     from mininova.consoleproxy.proxy import ConsoleProxy
     from mininova.consoleproxy.static import setup_static
 
-    proxy = ConsoleProxy(services)
+    proxy = ConsoleProxy(config=config, store=store, consoleauth=consoleauth, hub=hub)
     proxy.setup(app)
-    services.extra[PROXY_KEY] = proxy
-    setup_static(app, services)
+    setup_static(app, config)
+    return proxy

@@ -4,7 +4,7 @@
         proxy: Origin check, consoleauth.check(T) -> (instance, host), session limits
         proxy --hub.call(host, "open_console_tunnel", {uuid, tunnel_url, tunnel_token})--> agent
     agent  --GET /agent/tunnel/<id>  (Authorization: Bearer <one-time tunnel token)--> proxy
-        proxy pairs the two websockets and relays bytes both ways (mininova.consoleproxy.relay)
+        proxy pairs the two websockets and relays bytes both ways (mininova.relay)
 
 The controller never connects to a compute host: the agent dials the data websocket, so
 consoles work when hosts are behind NAT. Both legs get websocket keepalive pings every
@@ -29,6 +29,8 @@ from typing import Any
 
 from aiohttp import WSCloseCode, web
 
+from mininova.agenthub import AgentHub
+from mininova.config import ServeConfig
 from mininova.consoleauth import (
     EXPIRED,
     INSTANCE_GONE,
@@ -38,10 +40,12 @@ from mininova.consoleauth import (
     WRONG_INSTANCE,
     ConsoleAuthError,
 )
+from mininova.consoleauth.client import ConsoleAuthClient
 from mininova.consoleproxy.ends import AiohttpWsEnd
 from mininova.consoleproxy.origin import check_origin
-from mininova.consoleproxy.relay import relay
 from mininova.protocol.core import CAPABILITY_HEADER
+from mininova.relay import relay
+from mininova.store import Store
 from mininova.trust import enrolment
 
 log = logging.getLogger(__name__)
@@ -92,15 +96,23 @@ class Session:
 
 
 class ConsoleProxy:
-    def __init__(self, services: Any, tunnel_timeout: float = TUNNEL_SETUP_TIMEOUT) -> None:
-        self.services = services
+    def __init__(
+        self,
+        *,
+        config: ServeConfig,
+        store: Store,
+        consoleauth: ConsoleAuthClient,
+        hub: AgentHub | None,
+        tunnel_timeout: float = TUNNEL_SETUP_TIMEOUT,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.consoleauth = consoleauth
+        self.hub = hub
         self.tunnel_timeout = tunnel_timeout
+        # scale-out seam: pending tunnels are in-process; add a console_sessions row
         self.sessions: dict[str, Session] = {}
         self.per_instance: Counter[str] = Counter()
-
-    @property
-    def config(self) -> Any:
-        return self.services.config
 
     @property
     def keepalive(self) -> float | None:
@@ -126,9 +138,7 @@ class ConsoleProxy:
     ) -> dict[str, Any] | web.Response:
         instance = request.query.get("instance") or None
         try:
-            return await self.services.bus.call(
-                "consoleauth", "check", token=token, instance_uuid=instance, consume=consume
-            )
+            return await self.consoleauth.check(token, instance, consume)
         except ConsoleAuthError as exc:
             status = _REASON_STATUS.get(exc.reason, 401)
             log.warning(
@@ -179,6 +189,7 @@ class ConsoleProxy:
         if not ws.can_prepare(request).ok:
             return _refusal(400, "not_websocket", "A websocket upgrade was expected.")
         uuid, host = info["instance_uuid"], info["host"]
+        # scale-out seam: this limit is per controller, not per cloud
         if self.per_instance[uuid] >= self.config.console_max_sessions_per_instance:
             log.warning(
                 "console refused for %s: instance %s already has %d sessions",
@@ -252,10 +263,11 @@ class ConsoleProxy:
         self, session: Session, tunnel_token: str, ws: web.WebSocketResponse
     ) -> web.WebSocketResponse | None:
         """Ask the agent to dial back; returns its websocket, or closes the browser's."""
-        hub = self.services.extra.get("hub")
+        hub = self.hub
         path = f"/agent/tunnel/{session.id}"
         params = {
             "uuid": session.instance_uuid,
+            # scale-out seam: use THIS controller's own advertised URL so the agent dials here
             "tunnel_url": ws_url(self.config.base_url) + path,
             "tunnel_path": path,
             "tunnel_token": tunnel_token,
@@ -297,13 +309,14 @@ class ConsoleProxy:
     # -- agent side --------------------------------------------------------------------
 
     async def handle_tunnel(self, request: web.Request) -> web.StreamResponse:
+        # scale-out seam: unknown id: look up its controller and relay (or redirect)
         session = self.sessions.get(request.match_info["id"])
         header = request.headers.get("Authorization", "")
         credential = enrolment.bearer_secret(header)
         token = request.headers.get(CAPABILITY_HEADER, "")
         digest = hashlib.sha256(token.encode()).hexdigest()
         try:
-            dialer = await enrolment.host_for_credential(self.services.store, credential)
+            dialer = await enrolment.host_for_credential(self.store, credential)
         except enrolment.EnrolmentRefused as exc:
             log.warning("console tunnel dial-in from %s refused: %s", _peer(request), exc)
             return _refusal(401, "bad_host_credential", "Invalid host credential.")

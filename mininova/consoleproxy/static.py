@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 from aiohttp import web
+
+from mininova.config import ServeConfig
 
 REPO_WEBUI = Path(__file__).resolve().parents[2] / "webui"
 NOVNC_SUBDIR = Path("node_modules/@novnc/novnc")
@@ -44,13 +45,13 @@ PAGE_HEADERS = {
 }
 
 
-def webui_dir(services: Any) -> Path:
-    configured = services.config.extra.get("webui_dir") or os.environ.get("MININOVA_WEBUI_DIR")
+def webui_dir(config: ServeConfig) -> Path:
+    configured = config.extra.get("webui_dir") or os.environ.get("MININOVA_WEBUI_DIR")
     return Path(configured).expanduser().resolve() if configured else REPO_WEBUI
 
 
-def novnc_dir(services: Any) -> Path:
-    return webui_dir(services) / NOVNC_SUBDIR
+def novnc_dir(config: ServeConfig) -> Path:
+    return webui_dir(config) / NOVNC_SUBDIR
 
 
 def _safe_file(root: Path, rel: str) -> Path | None:
@@ -75,13 +76,13 @@ def _not_found(message: str = "Not found.") -> web.Response:
     return web.json_response({"error": {"code": 404, "message": message}}, status=404)
 
 
-def setup_static(app: web.Application, services: Any) -> None:
+def setup_static(app: web.Application, config: ServeConfig) -> None:
     async def ui_root(request: web.Request) -> web.StreamResponse:
         raise web.HTTPFound("/ui/console.html")
 
     async def novnc(request: web.Request) -> web.StreamResponse:
         rel = request.match_info["path"]
-        root = novnc_dir(services)
+        root = novnc_dir(config)
         if not root.is_dir():
             return _not_found("noVNC is not installed: run scripts/webui-setup.sh")
         if not rel.startswith(NOVNC_ALLOWED):
@@ -99,7 +100,7 @@ def setup_static(app: web.Application, services: Any) -> None:
             or rel in ("package.json", "package-lock.json")
         ):
             return _not_found()
-        path = _safe_file(webui_dir(services), rel)
+        path = _safe_file(webui_dir(config), rel)
         if path is None:
             return _not_found()
         return _file_response(path, PAGE_HEADERS if path.suffix == ".html" else None)

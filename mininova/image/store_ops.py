@@ -15,16 +15,26 @@ import os
 import shutil
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from mininova.api.errors import Forbidden, NotFound
+from mininova.errors import NotFound, PermissionDenied
 from mininova.store.db import dumps, loads
 from mininova.timeutil import nova_time, now_iso
 
 if TYPE_CHECKING:
-    from mininova.api.context import RequestContext
     from mininova.config import ServeConfig
     from mininova.store import Store
+
+
+class Caller(Protocol):
+    """Who is asking (the API's RequestContext fits): only these two are read."""
+
+    @property
+    def is_admin(self) -> bool: ...
+
+    @property
+    def project_id(self) -> str: ...
+
 
 log = logging.getLogger(__name__)
 
@@ -230,25 +240,25 @@ def _unlink(path: Path) -> None:
 # -- access rules ---------------------------------------------------------------------------
 
 
-def can_see(ctx: RequestContext, row: dict[str, Any]) -> bool:
+def can_see(ctx: Caller, row: dict[str, Any]) -> bool:
     """Admin sees all; otherwise own images plus public and community ones."""
     if ctx.is_admin or row.get("owner") == ctx.project_id:
         return True
     return row.get("visibility") in ("public", "community")
 
 
-def listed_by_default(ctx: RequestContext, row: dict[str, Any]) -> bool:
+def listed_by_default(ctx: Caller, row: dict[str, Any]) -> bool:
     """Glance lists others' community images only when asked with visibility=community."""
     if ctx.is_admin or row.get("owner") == ctx.project_id:
         return True
     return row.get("visibility") == "public"
 
 
-def can_modify(ctx: RequestContext, row: dict[str, Any]) -> bool:
+def can_modify(ctx: Caller, row: dict[str, Any]) -> bool:
     return ctx.is_admin or row.get("owner") == ctx.project_id
 
 
-async def load_visible(store: Store, ctx: RequestContext, image_id: str) -> dict[str, Any]:
+async def load_visible(store: Store, ctx: Caller, image_id: str) -> dict[str, Any]:
     """The decoded image if the caller may see it, else NotFound (also for non-UUID ids)."""
     row = await get_image_row(store, image_id)
     if row is None or not can_see(ctx, row):
@@ -256,10 +266,10 @@ async def load_visible(store: Store, ctx: RequestContext, image_id: str) -> dict
     return row
 
 
-async def load_modifiable(store: Store, ctx: RequestContext, image_id: str) -> dict[str, Any]:
+async def load_modifiable(store: Store, ctx: Caller, image_id: str) -> dict[str, Any]:
     row = await load_visible(store, ctx, image_id)
     if not can_modify(ctx, row):
-        raise Forbidden(f"You are not permitted to modify image {image_id}.")
+        raise PermissionDenied(f"You are not permitted to modify image {image_id}.")
     return row
 
 

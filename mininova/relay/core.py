@@ -13,8 +13,10 @@ direction, however slow the other side is. When either side ends (EOF, error, cl
 are closed and the relay returns its statistics.
 
 An `End` is anything with `async read() -> bytes` (b"" at the end), `async write(data)` and
-`async close(reason)`; `mininova.consoleproxy.ends` adapts aiohttp and websockets connections and
-asyncio streams, tests use in-memory ends.
+`async close(reason)`; `mininova.relay.ends` adapts `websockets` connections and asyncio
+streams, `mininova.consoleproxy.ends` aiohttp websockets; tests use in-memory ends.
+
+Pure asyncio (no aiohttp): the agent's console tunnel and the console proxy share it.
 """
 
 from __future__ import annotations

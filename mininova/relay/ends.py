@@ -1,4 +1,6 @@
-"""`relay.End` adapters for aiohttp websockets, `websockets` connections and asyncio streams."""
+"""`End` adapters for `websockets` connections and asyncio streams (no aiohttp here).
+
+The aiohttp websocket end lives in `mininova.consoleproxy.ends`."""
 
 from __future__ import annotations
 
@@ -6,49 +8,12 @@ import asyncio
 import contextlib
 from typing import Any
 
-from mininova.consoleproxy.relay import DEFAULT_CHUNK
+from mininova.relay.core import DEFAULT_CHUNK
 
 
-def _close_message(reason: str) -> bytes:
+def close_message(reason: str) -> bytes:
     # A websocket close reason is limited to 123 bytes of UTF-8.
     return reason.encode("utf-8", "replace")[:120]
-
-
-class AiohttpWsEnd:
-    """An aiohttp `WebSocketResponse` (server side) or `ClientWebSocketResponse`.
-
-    aiohttp pauses reading from the socket while its receive queue is full, and `send_bytes`
-    waits for the transport to drain, so awaiting both gives end-to-end backpressure.
-    """
-
-    def __init__(self, ws: Any, name: str) -> None:
-        self.ws = ws
-        self.name = name
-
-    async def read(self) -> bytes:
-        from aiohttp import WSMsgType
-
-        while True:
-            msg = await self.ws.receive()
-            if msg.type == WSMsgType.BINARY:
-                if msg.data:
-                    return msg.data
-                continue
-            if msg.type == WSMsgType.TEXT:  # noVNC only sends binary; be lenient
-                if msg.data:
-                    return msg.data.encode()
-                continue
-            if msg.type in (WSMsgType.PING, WSMsgType.PONG):
-                continue
-            return b""  # CLOSE / CLOSING / CLOSED / ERROR
-
-    async def write(self, data: bytes) -> None:
-        await self.ws.send_bytes(data)
-
-    async def close(self, reason: str = "") -> None:
-        if not self.ws.closed:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.ws.close(message=_close_message(reason)), 5)
 
 
 class WebsocketsEnd:

@@ -15,15 +15,13 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from mininova.api.services import Services
+from mininova.config import ServeConfig
+from mininova.errors import NoValidHost
 from mininova.hosts import is_up
+from mininova.store import Store
 from mininova.store.db import loads
 
 log = logging.getLogger(__name__)
-
-
-class NoValidHost(Exception):
-    """No host passed the filters."""
 
 
 @dataclass(frozen=True)
@@ -141,8 +139,9 @@ async def load_group(store: Any, group_id: str | None, instance_uuid: str) -> Gr
 
 
 class Scheduler:
-    def __init__(self, services: Services) -> None:
-        self.services = services
+    def __init__(self, store: Store, config: ServeConfig) -> None:
+        self.store = store
+        self.config = config
 
     async def handle(self, method: str, params: dict[str, Any]) -> Any:
         if method == "select_and_claim":
@@ -152,7 +151,7 @@ class Scheduler:
         raise LookupError(f"scheduler has no method {method!r}")
 
     async def select_and_claim(self, req: Request) -> str:
-        store = self.services.store
+        store = self.store
         async with store.transaction():
             nodes = await store.fetchall("SELECT * FROM compute_nodes ORDER BY host")
             usage = await store.fetchall(
@@ -167,7 +166,7 @@ class Scheduler:
             rejected: list[HostState] = []
             for node in nodes:
                 state = host_state(node, used.get(node["host"], {}))
-                if filter_host(node, state, req, is_up(node, self.services.config), group):
+                if filter_host(node, state, req, is_up(node, self.config), group):
                     passed.append(state)
                 else:
                     rejected.append(state)
@@ -189,6 +188,6 @@ class Scheduler:
         return chosen
 
     async def release(self, instance_uuid: str) -> None:
-        await self.services.store.execute(
+        await self.store.execute(
             "DELETE FROM allocations WHERE instance_uuid = ?", (instance_uuid,)
         )

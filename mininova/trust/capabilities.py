@@ -12,8 +12,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import time
+from collections.abc import Callable
 from dataclasses import dataclass
+
+from mininova import timeutil
 
 PREFIX = "mnc_"
 
@@ -32,7 +34,7 @@ class Grant:
     host: str
     method: str
     path: str
-    expires: float  # time.monotonic()
+    expires: float  # on the registry's monotonic clock
 
 
 def _digest(token: str) -> str:
@@ -42,13 +44,13 @@ def _digest(token: str) -> str:
 class Capabilities:
     """The controller's registry of live capabilities."""
 
-    def __init__(self, clock: object = time.monotonic) -> None:
+    def __init__(self, clock: Callable[[], float] | None = None) -> None:
         self._grants: dict[str, Grant] = {}
-        self._clock = clock
+        self._clock = clock or timeutil.monotonic  # the process clock unless a test injects one
 
     def grant(self, host: str, method: str, path: str, ttl: float) -> str:
         token = PREFIX + secrets.token_urlsafe(32)
-        self._grants[_digest(token)] = Grant(host, method.upper(), path, self._clock() + ttl)  # type: ignore[operator]
+        self._grants[_digest(token)] = Grant(host, method.upper(), path, self._clock() + ttl)
         return token
 
     def revoke(self, token: str) -> None:
@@ -56,7 +58,7 @@ class Capabilities:
 
     def check(self, token: str, host: str, method: str, path: str) -> Grant:
         """The grant if `host` may send `method path` with this capability, else raise."""
-        now = self._clock()  # type: ignore[operator]
+        now = self._clock()
         self._grants = {k: g for k, g in self._grants.items() if g.expires > now}
         grant = self._grants.get(_digest(token))
         if grant is None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import uuid as uuidlib
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -17,14 +16,9 @@ from mininova.agent import Agent
 from mininova.config import AgentConfig
 from mininova.protocol.peer import Peer
 from mininova.virt.fake import FakeDriver
+from tests.kit.net import free_port
 
 TOKEN = "join-secret"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def instance_dict(uuid: str | None = None, **overrides: Any) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from .conftest import instance_dict
 async def test_agent_registers_with_real_hub(controller: Controller, tmp_path: Path) -> None:
     creds = controller.credentials
     assert creds is not None
-    hub = controller.services.extra["hub"]
+    hub = controller.hub
     config = AgentConfig(
         controller=controller.config.base_url,
         token=controller.join_token,

@@ -14,6 +14,7 @@ from mininova.agent.link import Backoff, agent_ws_url
 from mininova.protocol import PROTOCOL_VERSION, ProtocolError
 from mininova.virt.driver import RUNNING, SHUTDOWN, ConsoleEndpoint
 from mininova.virt.fake import FakeDriver
+from tests.kit.wait import wait_for
 
 from .conftest import FakeController, Running, agent_config, instance_dict
 
@@ -64,10 +65,7 @@ async def test_hello_and_orders(ctl: FakeController, running: Running) -> None:
     assert (await conn.call("reboot", {"uuid": uuid, "hard": True}))["power_state"] == RUNNING
 
     # a heartbeat carries resources and the guest list
-    for _ in range(50):
-        if any(hb["guests"] for hb in ctl.heartbeats):
-            break
-        await asyncio.sleep(0.05)
+    await wait_for(lambda: any(hb["guests"] for hb in ctl.heartbeats), 3, message="a heartbeat")
     hb = next(hb for hb in ctl.heartbeats if hb["guests"])
     assert hb["guests"][0]["uuid"] == uuid and hb["resources"]["vcpus_used"] == 1
 
@@ -184,26 +182,31 @@ async def test_reconnect_resyncs_and_inflight_order_finishes(
     await conn.ws.close()
     conn2, hello2 = await first_conn(ctl)
     assert [(g["uuid"], g["power_state"]) for g in hello2["guests"]] == [(uuid, RUNNING)]
-    for _ in range(40):
-        if running.agent.sessions == 2:
-            break
-        await asyncio.sleep(0.025)
-    assert running.agent.sessions == 2
+    await wait_for(lambda: running.agent.sessions == 2, 2, message="the second session")
 
     # an order still running when the link drops is finished, not cancelled
     running.driver.boot_seconds = 0.8
+    spawning = asyncio.Event()
+    real_spawn = running.driver.spawn
+
+    async def spawn_and_tell(spec):  # noqa: ANN001, ANN202
+        spawning.set()
+        return await real_spawn(spec)
+
+    running.driver.spawn = spawn_and_tell  # type: ignore[method-assign]
     slow = instance_dict(domain_name="instance-00000002")
     spawn = asyncio.create_task(conn2.call("spawn", {"instance": slow}))
-    await asyncio.sleep(0.1)
+    await asyncio.wait_for(spawning.wait(), 2)  # the order is in the driver
     await conn2.ws.close()
     with pytest.raises(ProtocolError):
         await spawn
     conn3, _ = await first_conn(ctl)
-    for _ in range(40):
+
+    async def both_guests() -> list | None:
         guests = await conn3.call("list_guests")
-        if len(guests) == 2:
-            break
-        await asyncio.sleep(0.05)
+        return guests if len(guests) == 2 else None
+
+    guests = await wait_for(both_guests, 3, 0.05, "the in-flight spawn to finish")
     assert {g["uuid"] for g in guests} == {uuid, slow["uuid"]}
     # and its power event reaches the controller over the new link
     event = await asyncio.wait_for(ctl.events.get(), 2)
@@ -270,6 +273,7 @@ async def test_unreachable_controller_keeps_retrying(tmp_path: Path) -> None:
     ctl.port = 9  # nothing listens on the discard port here
     agent = Agent(agent_config(ctl, tmp_path, reconnect_max_backoff=0.1), FakeDriver())
     task = asyncio.create_task(agent.run())
+    # Real time on purpose: the agent must still be retrying after several backoff periods.
     await asyncio.sleep(0.4)
     assert not task.done()
     task.cancel()

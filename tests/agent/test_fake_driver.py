@@ -211,7 +211,7 @@ async def test_orders_for_one_guest_never_overlap() -> None:
         async def _track(self) -> None:
             Tracking.active += 1
             Tracking.peak = max(Tracking.peak, Tracking.active)
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(0.02)  # real time on purpose: a window for an overlap to show
             Tracking.active -= 1
 
         async def power_off(self, uuid: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from mininova.config import AgentConfig
 from mininova.controller import Controller
 from mininova.virt.fake import FakeDriver
 from tests.conftest import ApiClient
+from tests.kit.wait import wait_for
 
 from .conftest import instance_dict
 
@@ -37,6 +39,10 @@ async def _start_agent(
     task = asyncio.create_task(agent.run())
     await asyncio.wait_for(agent.connected.wait(), 5)
     return task
+
+
+async def _lacks_guest(driver: FakeDriver, uuid: str) -> bool:
+    return uuid not in {g.uuid for g in await driver.list_guests()}
 
 
 async def _stop(task: asyncio.Task[None]) -> None:
@@ -89,13 +95,14 @@ async def test_unknown_guest_is_left_alone_unless_configured(
         # the same host restarted (same data dir: it keeps its host credential)
         task = await _start_agent(controller, tmp_path, driver, destroy_orphans=destroy)
         try:
-            present = True
-            for _ in range(10 if survives else 50):  # survivors get a few heartbeats' time
-                await asyncio.sleep(0.1)
-                present = orphan["uuid"] in {g.uuid for g in await driver.list_guests()}
-                if not present:
-                    break
-            assert present is survives
+            if survives:
+                # The hello cast host_connected before the agent saw its reply: once the bus
+                # is drained the conductor has decided, so no waiting for "long enough".
+                await controller.bus.drain()
+                assert not await _lacks_guest(driver, orphan["uuid"])
+            else:
+                lacks = functools.partial(_lacks_guest, driver, orphan["uuid"])
+                await wait_for(lacks, 5, 0.05, "the orphan to be destroyed")
         finally:
             await _stop(task)
             await driver.cleanup_host()
@@ -108,19 +115,15 @@ async def test_deleted_instance_guest_is_reaped_on_reconnect(
     await _stop(task)  # the host goes away ...
     status, _, _ = await api.delete(f"/compute/v2.1/servers/{uuid}")
     assert status == 204
-    for _ in range(50):  # ... the delete completes locally ...
-        status, _, _ = await api.get(f"/compute/v2.1/servers/{uuid}")
-        if status == 404:
-            break
-        await asyncio.sleep(0.1)
-    assert status == 404
+
+    async def gone() -> bool:
+        return (await api.get(f"/compute/v2.1/servers/{uuid}"))[0] == 404
+
+    await wait_for(gone, 5, 0.05, "the local delete")  # ... the delete completes locally ...
     assert uuid in {g.uuid for g in await driver.list_guests()}
     task = await _start_agent(controller, tmp_path, driver)  # ... and comes back
     try:
-        for _ in range(50):
-            if uuid not in {g.uuid for g in await driver.list_guests()}:
-                break
-            await asyncio.sleep(0.1)
-        assert uuid not in {g.uuid for g in await driver.list_guests()}
+        reaped = functools.partial(_lacks_guest, driver, uuid)
+        await wait_for(reaped, 5, 0.05, "the guest of the deleted instance to be reaped")
     finally:
         await _stop(task)

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from mininova.api.image import store_ops
 from mininova.controller import Controller
+from mininova.image import store_ops
 from tests.conftest import ApiClient
+from tests.kit.wait import wait_for
 
 IMAGES = "/image/v2/images"
 OCTET = {"Content-Type": "application/octet-stream"}
@@ -236,19 +237,17 @@ async def test_broken_upload_returns_to_queued(api: ApiClient, controller: Contr
     )
     writer.write(head.encode() + b"z" * (2 * 1024 * 1024))
     await writer.drain()
-    for _ in range(100):
-        _, shown, _ = await api.get(f"{IMAGES}/{image['id']}")
-        if shown["status"] == "saving":
-            break
-        await asyncio.sleep(0.02)
-    assert shown["status"] == "saving"
+
+    def status_is(want: str):  # noqa: ANN202
+        async def check() -> bool:
+            _, shown, _ = await api.get(f"{IMAGES}/{image['id']}")
+            return shown["status"] == want
+
+        return check
+
+    await wait_for(status_is("saving"), 2, 0.02, "the upload to start saving")
     writer.close()
-    for _ in range(200):
-        _, shown, _ = await api.get(f"{IMAGES}/{image['id']}")
-        if shown["status"] == "queued":
-            break
-        await asyncio.sleep(0.02)
-    assert shown["status"] == "queued"
+    await wait_for(status_is("queued"), 4, 0.02, "the broken upload to return to queued")
     images_dir = store_ops.images_dir(controller.config)
     assert not list(images_dir.glob(".*.part"))
     assert not store_ops.image_path(controller.config, image["id"]).exists()

@@ -10,12 +10,13 @@ import pytest
 
 from mininova import quota
 from mininova.api.compute.infra import PRIVATE_NETWORK_ID
-from mininova.api.errors import Forbidden
 from mininova.controller import Controller
+from mininova.errors import QuotaExceeded
 from mininova.store.db import dumps
 from mininova.timeutil import iso, now_iso, now_utc
 from tests.api.cli import run_openstack
 from tests.conftest import ApiClient
+from tests.kit.clock import FakeClock
 
 C = "/compute/v2.1"
 
@@ -441,18 +442,18 @@ async def test_quota_module(controller: Controller, api: ApiClient) -> None:
     usage = await quota.get_usage(store, pid)
     assert usage["instances"] == 9 and usage["cores"] == 9 and usage["ram"] == 576
     await quota.check_instance_quota(store, pid, 1, 1, 64)
-    with pytest.raises(Forbidden) as exc:
+    with pytest.raises(QuotaExceeded) as exc:
         await quota.check_instance_quota(store, pid, 3, 1, 64)
     assert exc.value.message == (
         "Quota exceeded for instances: Requested 3, but already used 9 of 10 instances"
     )
-    with pytest.raises(Forbidden) as exc:
+    with pytest.raises(QuotaExceeded) as exc:
         await quota.check_instance_quota(store, pid, 1, 16, 64)
     assert "cores" in exc.value.message
     assert await quota.allowed_instances(store, pid, 5, 1, 64) == 1
     await quota.set_limits(store, pid, {"instances": -1, "cores": -1})
     await quota.check_instance_quota(store, pid, 100, 1, 64)
-    with pytest.raises(Forbidden) as exc:
+    with pytest.raises(QuotaExceeded) as exc:
         await quota.check_instance_quota(store, pid, 1000, 1, 64)
     assert exc.value.message.startswith("Quota exceeded for ram")
 
@@ -519,3 +520,24 @@ async def test_openstack_cli_infra(controller: Controller, api: ApiClient) -> No
     assert rc == 0, err
     quotas = {r["Resource"]: r["Limit"] for r in json.loads(out)}
     assert quotas["instances"] == 10 and quotas["cores"] == 20 and quotas["key-pairs"] == 100
+
+
+async def test_host_reads_down_once_heartbeats_stop(
+    controller: Controller, api: ApiClient, fake_clock: FakeClock
+) -> None:
+    """Liveness on the fake clock: the heartbeat window passes without any sleeping."""
+    await add_node(controller, "cn1")
+    assert controller.store is not None
+    await controller.store.execute(
+        "UPDATE compute_nodes SET last_heartbeat = ? WHERE host = 'cn1'", (now_iso(),)
+    )
+
+    async def state() -> str:
+        _, body, _ = await api.get(C + "/os-services?binary=nova-compute&host=cn1")
+        return body["services"][0]["state"]
+
+    config = controller.config
+    fake_clock.advance(config.heartbeat_interval * config.missed_heartbeats_down)
+    assert await state() == "up"  # the last heartbeat is exactly at the limit
+    fake_clock.advance(0.01)
+    assert await state() == "down"

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
 from typing import Any
 
 import pytest
 
-from mininova.api.identity.service import TOKEN_CACHE_TTL
 from mininova.controller import Controller
+from mininova.identity.service import TOKEN_CACHE_TTL
 from tests.api.cli import run_openstack
 from tests.conftest import ApiClient, login
+from tests.kit.wait import wait_for
 
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 POLICED = ("/compute", "/image", "/identity")
@@ -80,15 +80,16 @@ def fill(template: str) -> str:
 
 async def wait_status(client: ApiClient, path: str, want: int, timeout: float = 5.0) -> float:
     """Poll GET path with client's token until it answers `want`; returns the seconds it took."""
-    start = time.monotonic()
-    status: int | None = None
-    body: Any = None
-    while time.monotonic() - start < timeout:
-        status, body, _ = await client.get(path)
-        if status == want:
-            return time.monotonic() - start
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"GET {path} still answers {status} after {timeout}s: {body}")
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    last: dict[str, Any] = {}
+
+    async def answers() -> bool:
+        last["status"], last["body"], _ = await client.get(path)
+        return last["status"] == want
+
+    await wait_for(answers, timeout, 0.1, lambda: f"GET {path} to answer {want}, not {last}")
+    return loop.time() - start
 
 
 def forbidden_problem(path: str, status: int, body: Any) -> str | None:
@@ -281,14 +282,16 @@ async def test_demotion_to_reader_reaches_existing_token(
     assert status == 200, body
     status, body, _ = await api.delete(f"{grant}/{await _role_id(api, 'member')}")
     assert status == 204, body
-    deadline = time.monotonic() + 5
-    while True:
-        status, body, _ = await member_api.post(
+    last: dict[str, Any] = {}
+
+    async def refused() -> bool:
+        last["status"], last["body"], _ = await member_api.post(
             "/compute/v2.1/os-keypairs", json={"keypair": {"name": "k2"}}
         )
-        if status == 403 or time.monotonic() > deadline:
-            break
-        await asyncio.sleep(0.1)
+        return last["status"] == 403
+
+    await wait_for(refused, 5, 0.1, lambda: f"the revoked role to take effect: {last}")
+    status, body = last["status"], last["body"]
     assert forbidden_problem(SERVERS, status, body) is None, (status, body)
     status, body, _ = await member_api.get(SERVERS)
     assert status == 200, body

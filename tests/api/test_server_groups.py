@@ -16,6 +16,7 @@ from mininova.controller import Controller
 from mininova.virt.fake import FakeDriver
 from tests.api.cli import run_openstack
 from tests.conftest import ApiClient
+from tests.kit.wait import wait_for
 
 GROUPS = "/compute/v2.1/os-server-groups"
 SERVERS = "/compute/v2.1/servers"
@@ -57,12 +58,10 @@ async def _boot(
 
 
 async def _wait_gone(api: ApiClient, uuid: str) -> None:
-    for _ in range(100):
-        status, _, _ = await api.get(f"{SERVERS}/{uuid}")
-        if status == 404:
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{uuid} was never deleted")
+    async def gone() -> bool:
+        return (await api.get(f"{SERVERS}/{uuid}"))[0] == 404
+
+    await wait_for(gone, 10, 0.05, f"{uuid} to be deleted")
 
 
 # ---- API shapes -------------------------------------------------------------------------------
@@ -274,13 +273,12 @@ async def two_hosts(
             tasks.append(asyncio.create_task(agent.run()))
             drivers.append(driver)
             await asyncio.wait_for(agent.connected.wait(), 5)
-        for _ in range(50):
+
+        async def both_up() -> bool:
             _, body, _ = await api.get("/compute/v2.1/os-hypervisors/detail", version="2.88")
-            if sum(h["state"] == "up" for h in body["hypervisors"]) == 2:
-                break
-            await asyncio.sleep(0.1)
-        else:
-            raise AssertionError(f"hosts never came up: {body}")
+            return sum(h["state"] == "up" for h in body["hypervisors"]) == 2
+
+        await wait_for(both_up, 5, 0.05, "both hosts to read up")
         yield drivers
     finally:
         for task in tasks:

@@ -15,7 +15,6 @@ Uses Debian's /usr/bin/chromium (never `playwright install`), a fresh user data 
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import struct
@@ -26,6 +25,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from tests.kit.wait import wait_for
 
 CHROMIUM = Path(os.environ.get("MININOVA_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
@@ -151,17 +152,19 @@ class ConsolePage:
         return await self.page.evaluate("document.body.dataset.state")
 
     async def wait_state(self, *states: str, timeout: float = 20.0) -> str:
-        deadline = asyncio.get_running_loop().time() + timeout
-        while True:
-            current = await self.state()
-            if current in states:
-                return current
-            if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError(
-                    f"console page stayed {current!r}, wanted {states}; "
-                    f"message={await self.message()!r} log={self.console_log}"
-                )
-            await asyncio.sleep(0.1)
+        seen: list[str] = [""]
+
+        async def reached() -> str | None:
+            seen[0] = await self.state()
+            return seen[0] if seen[0] in states else None
+
+        try:
+            return await wait_for(reached, timeout, 0.1)
+        except AssertionError:
+            raise AssertionError(
+                f"console page stayed {seen[0]!r}, wanted {states}; "
+                f"message={await self.message()!r} log={self.console_log}"
+            ) from None
 
     async def message(self) -> str:
         box = self.page.locator("#message")
@@ -178,14 +181,12 @@ class ConsolePage:
     async def wait_connected(self, timeout: float = 20.0) -> Image:
         """Wait until noVNC is connected and the canvas shows something."""
         await self.wait_state("connected", timeout=timeout)
-        deadline = asyncio.get_running_loop().time() + timeout
-        while True:
+
+        async def drawn() -> Image | None:
             image = await self.screen()
-            if not image.is_blank():
-                return image
-            if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError("the console canvas stayed blank")
-            await asyncio.sleep(0.2)
+            return None if image.is_blank() else image
+
+        return await wait_for(drawn, timeout, 0.2, "the console canvas to show something")
 
     async def press(self, key: str = "a") -> None:
         await self.page.locator("#screen canvas").click()
@@ -197,14 +198,12 @@ class ConsolePage:
     async def wait_screen_change(
         self, before: Image, timeout: float = 10.0, min_pixels: int = 50
     ) -> Image:
-        deadline = asyncio.get_running_loop().time() + timeout
-        while True:
+
+        async def changed() -> Image | None:
             image = await self.screen()
-            if image.differing_pixels(before) >= min_pixels:
-                return image
-            if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError("the console canvas did not change")
-            await asyncio.sleep(0.2)
+            return image if image.differing_pixels(before) >= min_pixels else None
+
+        return await wait_for(changed, timeout, 0.2, "the console canvas to change")
 
 
 @asynccontextmanager

@@ -14,6 +14,7 @@ import pytest
 from mininova.config import AgentConfig
 from mininova.controller import Controller
 from tests.conftest import ApiClient
+from tests.kit.wait import wait_for
 
 SERVERS = "/compute/v2.1/servers"
 HOST = "console-node"
@@ -64,15 +65,15 @@ class ConsoleEnv:
         return uuid
 
     async def wait_status(self, uuid: str, want: str, timeout: float = 10.0) -> dict:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
+        last: list[Any] = [None]
+
+        async def reached() -> dict | None:
             status, body, _ = await self.api.get(f"{SERVERS}/{uuid}")
-            if status == 200 and body["server"]["status"] == want:
-                return body["server"]
-            if loop.time() > deadline:
-                raise AssertionError(f"{uuid} never reached {want}: {status} {body}")
-            await asyncio.sleep(0.05)
+            last[0] = (status, body)
+            ok = status == 200 and body["server"]["status"] == want
+            return body["server"] if ok else None
+
+        return await wait_for(reached, timeout, 0.05, lambda: f"{uuid} to reach {want}: {last[0]}")
 
     async def console_url(self, uuid: str, api: ApiClient | None = None) -> str:
         status, body, _ = await (api or self.api).post(

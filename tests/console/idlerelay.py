@@ -59,7 +59,7 @@ class IdleDroppingRelay:
         ]
         try:
             while not any(p.done() for p in pumps):
-                await asyncio.sleep(0.5)
+                await asyncio.sleep(0.5)  # the relay's idle-check tick (it is the real timer)
                 if loop.time() - last > self.idle_timeout:
                     self.dropped += 1
                     break

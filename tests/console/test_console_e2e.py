@@ -10,6 +10,8 @@ import pytest
 
 from tests.console.conftest import SERVERS, ConsoleEnv, token_of
 from tests.console.rfbclient import connect, rfb_handshake
+from tests.kit.clock import FakeClock
+from tests.kit.wait import wait_for
 
 
 async def test_console_roundtrip(env: ConsoleEnv) -> None:
@@ -34,16 +36,17 @@ async def test_console_roundtrip(env: ConsoleEnv) -> None:
 
 
 def proxy_of(env: ConsoleEnv):  # noqa: ANN201
-    return env.controller.services.extra["consoleproxy"]
+    return env.controller.consoleproxy
 
 
 async def assert_no_tunnel_left(env: ConsoleEnv) -> None:
     from mininova.agent import tunnel
 
-    for _ in range(100):
-        if not proxy_of(env).sessions and tunnel.active_tunnels() == 0:
-            break
-        await asyncio.sleep(0.02)
+    await wait_for(
+        lambda: not proxy_of(env).sessions and tunnel.active_tunnels() == 0,
+        2,
+        message=lambda: f"sessions {proxy_of(env).sessions} and tunnels to end",
+    )
     assert proxy_of(env).sessions == {}
     assert tunnel.active_tunnels() == 0
 
@@ -140,14 +143,14 @@ async def test_info_endpoint_does_not_consume(env: ConsoleEnv) -> None:
 
 
 @pytest.mark.parametrize("case", ["expired", "other_instance", "deleted", "origin", "forged"])
-async def test_refusals(env: ConsoleEnv, case: str, caplog: pytest.LogCaptureFixture) -> None:
+async def test_refusals(
+    env: ConsoleEnv, case: str, caplog: pytest.LogCaptureFixture, fake_clock: FakeClock
+) -> None:
     uuid = await env.server(f"refuse-{case}")
     token = await env.token(uuid)
     url, headers = env.ws_url(token), {"Origin": env.base}
     if case == "expired":
-        await env.controller.store.execute(
-            "UPDATE console_tokens SET expires_at = '2000-01-01T00:00:00.000000Z'"
-        )
+        fake_clock.advance(env.controller.config.console_token_ttl)  # expiry is inclusive
         want, logged = (401, "expired"), "expired"
     elif case == "other_instance":
         other = await env.server("other")
@@ -156,10 +159,11 @@ async def test_refusals(env: ConsoleEnv, case: str, caplog: pytest.LogCaptureFix
     elif case == "deleted":
         status, _, _ = await env.api.delete(f"{SERVERS}/{uuid}")
         assert status == 204
-        for _ in range(200):
-            if (await env.api.get(f"{SERVERS}/{uuid}"))[0] == 404:
-                break
-            await asyncio.sleep(0.05)
+
+        async def gone() -> bool:
+            return (await env.api.get(f"{SERVERS}/{uuid}"))[0] == 404
+
+        await wait_for(gone, 10, 0.05, f"{uuid} to be deleted")
         await env.controller.bus.drain()
         want, logged = (401, "invalid"), "unknown token"  # revoked on delete
         rows = await env.controller.store.fetchall(
@@ -209,11 +213,7 @@ async def test_browser_close_closes_tunnel_and_vnc(env: ConsoleEnv) -> None:
         assert vnc.clients == 1
         await ws.close()
     await assert_no_tunnel_left(env)
-    for _ in range(100):
-        if vnc.clients == 0:
-            break
-        await asyncio.sleep(0.02)
-    assert vnc.clients == 0
+    await wait_for(lambda: vnc.clients == 0, 2, message="the fake VNC client to leave")
 
 
 async def test_guest_side_close_closes_browser(env: ConsoleEnv) -> None:
@@ -240,7 +240,7 @@ async def test_host_down_and_tunnel_timeout(
     proxy.tunnel_timeout = 0.5
 
     async def never(*args, **kwargs) -> None:  # noqa: ANN002, ANN003
-        await asyncio.sleep(30)
+        await asyncio.sleep(30)  # a tunnel that never comes: outlasts the 0.5 s timeout
 
     monkeypatch.setattr(tunnel, "open_tunnel", never)
     async with aiohttp.ClientSession() as session:

@@ -1,13 +1,11 @@
-"""consoleauth: random hashed tokens, TTL (injectable clock), single use, revocation."""
+"""consoleauth: random hashed tokens, TTL (on the fake clock), single use, revocation."""
 
 from __future__ import annotations
 
 import hashlib
 import logging
 from collections.abc import AsyncIterator
-from datetime import timedelta
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
@@ -23,18 +21,7 @@ from mininova.consoleauth import (
     ConsoleAuthError,
 )
 from mininova.store import Store
-from mininova.timeutil import now_utc
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = now_utc()
-
-    def __call__(self):  # noqa: ANN204
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
+from tests.kit.clock import FakeClock
 
 
 @pytest.fixture
@@ -66,12 +53,11 @@ async def add_instance(
 
 
 @pytest.fixture
-async def auth(store: Store) -> tuple[ConsoleAuth, Clock]:
-    clock = Clock()
-    services = SimpleNamespace(store=store, config=ServeConfig())
+async def auth(store: Store, fake_clock: FakeClock) -> tuple[ConsoleAuth, FakeClock]:
+    """ConsoleAuth reading the process clock, which the `fake_clock` fixture replaced."""
     await add_instance(store, "i-1", name="alpha")
     await add_instance(store, "i-2", name="beta")
-    return ConsoleAuth(services, clock=clock), clock
+    return ConsoleAuth(store, ServeConfig()), fake_clock
 
 
 async def refused(auth: ConsoleAuth, token: str, **kw) -> str:  # noqa: ANN003
@@ -101,7 +87,7 @@ async def test_check_returns_instance_and_host(auth) -> None:
     assert info["name"] == "alpha" and info["console_type"] == "novnc"
 
 
-async def test_ttl_with_injected_clock(auth, caplog: pytest.LogCaptureFixture) -> None:
+async def test_ttl_on_the_process_clock(auth, caplog: pytest.LogCaptureFixture) -> None:
     ca, clock = auth
     token = (await ca.authorize("i-1"))["token"]
     clock.advance(599)
@@ -114,6 +100,17 @@ async def test_ttl_with_injected_clock(auth, caplog: pytest.LogCaptureFixture) -
     assert await refused(ca, token) == EXPIRED
     assert await ca.purge_expired() == 1
     assert await refused(ca, token) == INVALID
+
+
+async def test_an_injected_clock_wins(store: Store, fake_clock: FakeClock) -> None:
+    own = FakeClock(fake_clock.now())
+    await add_instance(store, "i-1")
+    ca = ConsoleAuth(store, ServeConfig(), clock=own)
+    token = (await ca.authorize("i-1", ttl=5))["token"]
+    fake_clock.advance(10)  # the process clock moving does not matter ...
+    await ca.check(token)
+    own.advance(10)  # ... the injected one does
+    assert await refused(ca, token) == EXPIRED
 
 
 async def test_custom_ttl_and_purge(auth, store: Store) -> None:
@@ -140,7 +137,7 @@ async def test_single_use(auth) -> None:
 
 async def test_single_use_from_config(store: Store) -> None:
     await add_instance(store, "i-9")
-    ca = ConsoleAuth(SimpleNamespace(store=store, config=ServeConfig(console_single_use=True)))
+    ca = ConsoleAuth(store, ServeConfig(console_single_use=True))
     token = (await ca.authorize("i-9"))["token"]
     await ca.check(token)
     assert await refused(ca, token) == USED

@@ -11,7 +11,6 @@ agent dials the tunnel. Only addresses on the veths this test creates are used.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import socket
@@ -27,9 +26,11 @@ import pytest
 from mininova.config import ServeConfig
 from mininova.controller import Controller
 from mininova.tls import client_ssl_context
-from tests.conftest import ApiClient, free_port, login
+from tests.conftest import ApiClient, login
 from tests.console.conftest import ConsoleEnv, token_of
 from tests.console.rfbclient import connect, rfb_handshake
+from tests.kit.net import free_port
+from tests.kit.wait import wait_for
 
 pytestmark = pytest.mark.netns
 
@@ -184,13 +185,13 @@ async def test_console_through_nat(nat: Topology, tmp_path: Path) -> None:
             stderr=subprocess.STDOUT,
             cwd=Path(__file__).resolve().parents[2],
         )
-        hub = ctl.services.extra["hub"]
-        for _ in range(200):
-            if hub.is_connected("nat-node"):
-                break
+        hub = ctl.hub
+
+        def connected() -> bool:
             assert proc.poll() is None, (tmp_path / "agent.log").read_text()
-            await asyncio.sleep(0.1)
-        assert hub.is_connected("nat-node"), (tmp_path / "agent.log").read_text()
+            return hub.is_connected("nat-node")
+
+        await wait_for(connected, 20, 0.1, lambda: (tmp_path / "agent.log").read_text())
         trust = client_ssl_context(ctl.tls.ca_file.read_bytes())
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=trust)) as session:
             creds = ctl.credentials

@@ -6,7 +6,8 @@ import asyncio
 
 import pytest
 
-from mininova.consoleproxy.relay import AsyncPipe, Pipe, PipeClosed, relay
+from mininova.relay import AsyncPipe, Pipe, PipeClosed, relay
+from tests.kit.wait import settle, wait_for
 
 
 class MemoryEnd:
@@ -34,7 +35,7 @@ class MemoryEnd:
         self.fail_write = False
 
     async def read(self) -> bytes:
-        await asyncio.sleep(0)  # a fast producer, but yield to the loop
+        await asyncio.sleep(0)  # a fast producer, but yield to the loop (no real time)
         if self.closed.is_set():
             return b""
         if self.endless:
@@ -81,7 +82,7 @@ async def test_async_pipe_put_waits_for_room() -> None:
     pipe = AsyncPipe(capacity=8)
     await pipe.put(b"12345678")
     blocked = asyncio.create_task(pipe.put(b"9"))
-    await asyncio.sleep(0.01)
+    await settle()
     assert not blocked.done()
     assert await pipe.get(4) == b"1234"
     await asyncio.wait_for(blocked, 1)
@@ -96,16 +97,17 @@ async def test_backpressure_stalled_sink_stops_reads() -> None:
     slow = MemoryEnd("browser")
     slow.flowing.clear()  # the browser stops draining
     task = asyncio.create_task(relay(fast, slow, capacity=capacity, chunk=16 * 1024))
-    await asyncio.sleep(0.2)
+    await wait_for(lambda: fast.bytes_read >= capacity, 2, message="the pipe to fill")
+    await settle(200)  # in memory, every read yields: a reader that did not stop would show
     stalled_at = fast.bytes_read
-    await asyncio.sleep(0.2)
+    await settle(200)
     # Reading stopped: at most the pipe's capacity, one chunk waiting for room and one chunk
     # held by the stalled writer were read from the fast side.
     assert fast.bytes_read == stalled_at
     assert stalled_at <= capacity + chunk + 16 * 1024
     slow.flowing.set()
-    await asyncio.sleep(0.1)
-    assert fast.bytes_read > stalled_at  # it flows again once the sink drains
+    # it flows again once the sink drains
+    await wait_for(lambda: fast.bytes_read > stalled_at, 2, message="reads to resume")
     await slow.close("test over")
     stats = await asyncio.wait_for(task, 2)
     assert max(stats.high_water.values()) <= capacity + chunk
@@ -118,8 +120,12 @@ async def test_data_arrives_intact_both_ways() -> None:
     b = MemoryEnd("b", payload_b, chunk=333)
 
     async def finish() -> None:
-        while len(b.received) < len(payload_a) or len(a.received) < len(payload_b):
-            await asyncio.sleep(0.01)
+        await wait_for(
+            lambda: len(b.received) >= len(payload_a) and len(a.received) >= len(payload_b),
+            4,
+            0.01,
+            "both payloads to cross",
+        )
         a.eof.set()
 
     closer = asyncio.create_task(finish())
@@ -134,8 +140,7 @@ async def test_data_arrives_intact_both_ways() -> None:
 async def test_either_side_ending_closes_both() -> None:
     a, b = MemoryEnd("browser"), MemoryEnd("agent", b"hello")
     task = asyncio.create_task(relay(a, b))
-    await asyncio.sleep(0.05)
-    assert a.received == b"hello"
+    await wait_for(lambda: a.received == b"hello", 2, message="the greeting to cross")
     b.eof.set()  # the agent side goes away
     stats = await asyncio.wait_for(task, 2)
     assert a.closed.is_set() and b.closed.is_set()
@@ -153,7 +158,7 @@ async def test_write_error_closes_both() -> None:
 async def test_cancel_closes_both() -> None:
     a, b = MemoryEnd("a"), MemoryEnd("b")
     task = asyncio.create_task(relay(a, b))
-    await asyncio.sleep(0.02)
+    await settle()  # the relay is running and waiting on both ends
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task

@@ -6,34 +6,26 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.kit.net import free_port
+from tests.kit.wait import wait_until as _wait_until
+
 BIN = Path(sys.executable).parent
 MININOVA = [sys.executable, "-m", "mininova.cli"]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+__all__ = ["free_port", "wait_until"]
 
 
 def wait_until(predicate: Any, timeout: float, interval: float = 0.25, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
-        time.sleep(interval)
+    """The kit's blocking poll, keeping this module's `what=` keyword."""
+    return _wait_until(predicate, timeout, interval, what)
 
 
 @dataclass

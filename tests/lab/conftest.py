@@ -23,7 +23,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import sqlite3
 import ssl
 import subprocess
@@ -37,6 +36,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.procs import BIN, base_env, run_client, wait_until
+from tests.kit.net import free_port
 from tests.libvirt_e2e.host import host_skip_reason, purge_domains, tail
 
 HOST2 = "lab-host2"
@@ -315,12 +315,6 @@ def _https_ok(lab: Lab) -> bool:
         return False
 
 
-def _free_port(ip: str) -> int:
-    with socket.socket() as s:
-        s.bind((ip, 0))
-        return s.getsockname()[1]
-
-
 def _kill_namespace_processes(ns: str) -> None:
     """SIGKILL what still runs in our namespace (only processes this lab started)."""
     pids = _ip("netns", "pids", ns).stdout.split()
@@ -375,7 +369,7 @@ def lab() -> Iterator[Lab]:
                 "MININOVA_AGENT_RECONNECT_MAX_BACKOFF": "1",
             }
         )
-        lab = Lab(root, ns, n, _free_port(f"10.201.{n}.1"), env)
+        lab = Lab(root, ns, n, free_port(f"10.201.{n}.1"), env)
         out = open(lab.serve_out, "ab")  # noqa: SIM115 - handed to the child
         err = open(lab.serve_err, "ab")  # noqa: SIM115 - handed to the child
         lab.serve_proc = subprocess.Popen(

@@ -537,7 +537,7 @@ def test_revoked_join_token_refused(lab: Lab) -> None:
 
 def test_expired_join_token_refused(lab: Lab) -> None:
     secret, token_id, _ = lab.token_create("--ttl", "1")
-    time.sleep(2)
+    time.sleep(2)  # real time: serve runs in another process, out of reach of a fake clock
     listed = lab.mininova("token", "list", "--data-dir", str(lab.data_dir)).stdout
     assert any(line.split()[:2] == [token_id, "expired"] for line in listed.splitlines()), listed
     _refused_token(lab, "lab-expired", secret, token_id, "expired")

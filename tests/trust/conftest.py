@@ -22,9 +22,9 @@ import pytest
 from aiohttp import WSMsgType, web
 
 from mininova.agent import Agent
-from mininova.api.identity.service import token_hash
 from mininova.config import AgentConfig
 from mininova.controller import Controller
+from mininova.identity.service import token_hash
 from mininova.protocol.core import CAPABILITY_HEADER
 from mininova.virt.driver import ComputeDriver
 
@@ -134,7 +134,7 @@ async def assert_no_keystone_token(
     controller: Controller, frames: list[dict], known_tokens: list[str]
 ) -> int:
     """No string in `frames` is (or embeds) a Keystone token; returns how many were checked."""
-    from mininova.api.identity.service import AuthFailed
+    from mininova.identity.service import AuthFailed
 
     assert controller.services is not None
     identity = controller.services.identity

@@ -25,6 +25,7 @@ from mininova.controller import Controller
 from tests.conftest import ApiClient
 from tests.console.conftest import token_of
 from tests.console.rfbclient import connect, rfb_handshake
+from tests.kit.wait import wait_for
 from tests.libvirt_e2e.host import TINY_IMAGE, host_skip_reason, purge_domains
 
 from .conftest import (
@@ -106,15 +107,14 @@ async def libvirt_agent(
 
 
 async def _until(what: str, timeout: float, probe) -> object:  # noqa: ANN001
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    last = None
-    while loop.time() < deadline:
-        done, last = await probe()
-        if done:
-            return last
-        await asyncio.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}; last: {last}")
+    last: list[object] = [None]
+
+    async def done() -> bool:
+        finished, last[0] = await probe()
+        return finished
+
+    await wait_for(done, timeout, 0.5, lambda: f"{what}; last: {last[0]}")
+    return last[0]
 
 
 async def _server_status(api: ApiClient, uuid: str, want: str, timeout: float) -> dict:
@@ -157,7 +157,7 @@ async def test_no_keystone_token_reaches_an_agent(
 ) -> None:
     base = controller.config.base_url
     assert controller.services is not None
-    hub = controller.services.extra["hub"]
+    hub = controller.hub
     link = hub._sockets[HOST]  # the controller's end of this agent's link
 
     image = await api.upload_image("tiny", TINY_IMAGE.read_bytes())

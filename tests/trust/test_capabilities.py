@@ -8,7 +8,6 @@ non-image route -- is refused, and the capability never stands in for a Keystone
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from mininova.trust.capabilities import Capabilities
 from mininova.virt.driver import GuestInfo, InstanceSpec
 from mininova.virt.fake import FakeDriver
 from tests.conftest import ApiClient
+from tests.kit.clock import FakeClock
 
 from .conftest import (
     IMAGES,
@@ -146,7 +146,9 @@ async def test_revoked_host_credential_is_refused(cloud: Cloud) -> None:
     nova_error(body, 401)
 
 
-async def test_revoked_expired_or_unknown_capability_is_unauthorized(cloud: Cloud) -> None:
+async def test_revoked_expired_or_unknown_capability_is_unauthorized(
+    cloud: Cloud, fake_clock: FakeClock
+) -> None:
     path = file_path(cloud.image_a)
     cap = cloud.caps.grant("h1", "GET", path, TTL)
     assert (await cloud.http.get(path, cloud.h1, cap))[0] == 200
@@ -155,8 +157,9 @@ async def test_revoked_expired_or_unknown_capability_is_unauthorized(cloud: Clou
     assert status == 401, raw[:300]
     nova_error(body, 401)
 
-    short = cloud.caps.grant("h1", "GET", path, 0.01)
-    await asyncio.sleep(0.05)
+    short = cloud.caps.grant("h1", "GET", path, 30)
+    assert (await cloud.http.get(path, cloud.h1, short))[0] == 200
+    fake_clock.advance(30)  # expiry is `expires > now`: at exactly the TTL it is gone
     status, raw, body = await cloud.http.get(path, cloud.h1, short)
     assert status == 401, raw[:300]
     nova_error(body, 401)

@@ -16,6 +16,7 @@ from aiohttp import web
 from virtspec import make_spec
 
 from mininova.virt import driver as api
+from tests.kit.wait import wait_for
 
 pytestmark = pytest.mark.libvirt
 URI = "qemu:///system"
@@ -94,15 +95,7 @@ async def driver():
 
 
 async def _until(pred, timeout: float, what: str):
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        value = await pred()
-        if value:
-            return value
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.5)
+    return await wait_for(pred, timeout, 0.5, what)
 
 
 async def _has_ip(drv, uuid: str) -> bool:

@@ -31,7 +31,7 @@ async def image_server():
         await resp.prepare(request)
         for i in range(0, len(PAYLOAD), 65536):
             await resp.write(PAYLOAD[i : i + 65536])
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0.01)  # a slow origin on purpose (downloads overlap)
         return resp
 
     app = web.Application()

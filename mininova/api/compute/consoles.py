@@ -18,6 +18,7 @@ from aiohttp import web
 
 from mininova.api.context import context, mv_at_least, services
 from mininova.api.errors import BadRequest, Conflict, NotFound
+from mininova.api.microversions import V2_6
 from mininova.consoleauth import CONSOLE_VM_STATES
 
 PROTOCOLS = {
@@ -60,14 +61,12 @@ def _ensure_ready(server_row: dict[str, Any]) -> None:
 
 async def _issue(request: web.Request, server_row: dict[str, Any], console_type: str) -> str:
     svc = services(request)
-    result = await svc.bus.call(
-        "consoleauth", "authorize", instance_uuid=server_row["uuid"], console_type=console_type
-    )
+    result = await svc.consoleauth.authorize(server_row["uuid"], console_type)
     return console_url(svc.base_url, result["token"])
 
 
 async def create_remote_console(request: web.Request) -> web.Response:
-    if not mv_at_least(request, "2.6"):
+    if not mv_at_least(request, V2_6):
         raise NotFound("The resource could not be found.")
     try:
         body = await request.json()

@@ -8,12 +8,22 @@ from __future__ import annotations
 
 import re
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
-from mininova.api.context import context, mv_at_least, services
+from mininova.api.context import context, microversion, mv_at_least, services
 from mininova.api.errors import BadRequest, Conflict, NotFound
+from mininova.api.microversions import (
+    V2_1,
+    V2_55,
+    V2_61,
+    V2_75,
+    Field,
+    render_fields,
+    schema_for,
+)
 from mininova.api.pagination import next_query, paginate
 from mininova.api.validation import validated_body
 from mininova.store.db import Row
@@ -67,39 +77,47 @@ async def _extra_specs(request: web.Request, flavor_id: str) -> dict[str, str]:
     return {r["key"]: r["value"] for r in rows}
 
 
+@dataclass(frozen=True)
+class _Flavor:
+    row: Row
+    links: list[dict[str, str]]
+    extra_specs: dict[str, str] | None = None
+
+
+# The flavor views, in response order: list items and the detailed view.
+BRIEF_FIELDS: tuple[Field[_Flavor], ...] = (
+    Field("id", lambda f: f.row["id"]),
+    Field("name", lambda f: f.row["name"]),
+    Field("links", lambda f: f.links),
+    Field("description", lambda f: f.row.get("description"), since=V2_55),
+)
+DETAIL_FIELDS: tuple[Field[_Flavor], ...] = (
+    Field("id", lambda f: f.row["id"]),
+    Field("name", lambda f: f.row["name"]),
+    Field("ram", lambda f: int(f.row["ram"])),
+    Field("disk", lambda f: int(f.row["disk"])),
+    Field("vcpus", lambda f: int(f.row["vcpus"])),
+    Field("swap", lambda f: int(f.row["swap"]) or "", until=V2_75),
+    Field("swap", lambda f: int(f.row["swap"]), since=V2_75),
+    Field("OS-FLV-EXT-DATA:ephemeral", lambda f: int(f.row["ephemeral"])),
+    Field("OS-FLV-DISABLED:disabled", lambda f: bool(f.row["disabled"])),
+    Field("os-flavor-access:is_public", lambda f: bool(f.row["is_public"])),
+    Field("rxtx_factor", lambda f: float(f.row["rxtx_factor"])),
+    Field("links", lambda f: f.links),
+    Field("description", lambda f: f.row.get("description"), since=V2_55),
+    Field("extra_specs", lambda f: f.extra_specs, since=V2_61),
+)
+
+
 def brief_view(request: web.Request, row: Row) -> dict[str, Any]:
-    view: dict[str, Any] = {
-        "id": row["id"],
-        "name": row["name"],
-        "links": _links(request, row["id"]),
-    }
-    if mv_at_least(request, "2.55"):
-        view["description"] = row.get("description")
-    return view
+    flavor = _Flavor(row, _links(request, row["id"]))
+    return render_fields(BRIEF_FIELDS, microversion(request), flavor)
 
 
 async def detail_view(request: web.Request, row: Row) -> dict[str, Any]:
-    swap: int | str = int(row["swap"])
-    if swap == 0 and not mv_at_least(request, "2.75"):
-        swap = ""
-    view: dict[str, Any] = {
-        "id": row["id"],
-        "name": row["name"],
-        "ram": int(row["ram"]),
-        "disk": int(row["disk"]),
-        "vcpus": int(row["vcpus"]),
-        "swap": swap,
-        "OS-FLV-EXT-DATA:ephemeral": int(row["ephemeral"]),
-        "OS-FLV-DISABLED:disabled": bool(row["disabled"]),
-        "os-flavor-access:is_public": bool(row["is_public"]),
-        "rxtx_factor": float(row["rxtx_factor"]),
-        "links": _links(request, row["id"]),
-    }
-    if mv_at_least(request, "2.55"):
-        view["description"] = row.get("description")
-    if mv_at_least(request, "2.61"):
-        view["extra_specs"] = await _extra_specs(request, row["id"])
-    return view
+    specs = await _extra_specs(request, row["id"]) if mv_at_least(request, V2_61) else None
+    flavor = _Flavor(row, _links(request, row["id"]), specs)
+    return render_fields(DETAIL_FIELDS, microversion(request), flavor)
 
 
 async def _visible(request: web.Request, row: Row) -> bool:
@@ -265,6 +283,13 @@ def _create_schema(with_description: bool) -> dict[str, Any]:
     }
 
 
+# POST /flavors: `description` from 2.55.
+_CREATE_SCHEMAS = [
+    (V2_1, V2_55, _create_schema(False)),
+    (V2_55, None, _create_schema(True)),
+]
+
+
 def _as_int(value: Any, field: str, minimum: int) -> int:
     if value is None or value == "":
         return 0
@@ -293,7 +318,7 @@ def _as_bool(value: Any) -> bool:
 
 async def create_flavor(request: web.Request) -> web.Response:
     context(request).require_admin("os_compute_api:os-flavor-manage:create")
-    body = await validated_body(request, _create_schema(mv_at_least(request, "2.55")))
+    body = await validated_body(request, schema_for(microversion(request), _CREATE_SCHEMAS))
     spec = body["flavor"]
     name = spec["name"]
     flavor_id = spec.get("id")
@@ -340,7 +365,7 @@ async def create_flavor(request: web.Request) -> web.Response:
 
 
 async def update_flavor(request: web.Request) -> web.Response:
-    if not mv_at_least(request, "2.55"):
+    if not mv_at_least(request, V2_55):
         raise NotFound("The resource could not be found.")
     context(request).require_admin("os_compute_api:os-flavor-manage:update")
     body = await validated_body(

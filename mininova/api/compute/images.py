@@ -13,8 +13,9 @@ from aiohttp import web
 from mininova.api.context import context, mv_at_least, services
 from mininova.api.errors import BadRequest, Forbidden, NotFound, OverLimit
 from mininova.api.image import routes as glance
-from mininova.api.image import store_ops as ops
+from mininova.api.microversions import V2_36, V2_39
 from mininova.api.validation import json_body
+from mininova.image import store_ops as ops
 from mininova.store.db import dumps
 from mininova.timeutil import nova_time, now_iso
 
@@ -49,7 +50,7 @@ def setup(router: web.UrlDispatcher, prefix: str) -> None:
 
 
 def _gate(request: web.Request, metadata: bool = False) -> None:
-    if mv_at_least(request, "2.39" if metadata else "2.36"):
+    if mv_at_least(request, V2_39 if metadata else V2_36):
         raise NotFound("The resource could not be found.")
 
 

@@ -15,8 +15,18 @@ from typing import Any
 
 from aiohttp import web
 
-from mininova.api.context import context, mv_at_least, services
+from mininova.api.context import context, microversion, mv_at_least, services
 from mininova.api.errors import BadRequest, Conflict, NotFound
+from mininova.api.microversions import (
+    V2_11,
+    V2_28,
+    V2_33,
+    V2_53,
+    V2_75,
+    V2_88,
+    Field,
+    render_fields,
+)
 from mininova.api.pagination import next_query, paginate
 from mininova.api.validation import validated_body
 from mininova.hosts import is_up
@@ -108,20 +118,23 @@ async def _service_rows(request: web.Request) -> list[dict[str, Any]]:
     return rows
 
 
+# The os-services view, in response order; `id` is an int below 2.53 and a uuid from 2.53.
+SERVICE_FIELDS: tuple[Field[dict[str, Any]], ...] = (
+    Field("id", lambda s: s["id"], until=V2_53),
+    Field("id", lambda s: s["uuid"], since=V2_53),
+    Field("binary", lambda s: s["binary"]),
+    Field("host", lambda s: s["host"]),
+    Field("zone", lambda s: s["zone"]),
+    Field("status", lambda s: "disabled" if s["disabled"] else "enabled"),
+    Field("state", lambda s: "up" if s["up"] else "down"),
+    Field("updated_at", lambda s: nova_usec_time(s["updated_at"])),
+    Field("disabled_reason", lambda s: s["disabled_reason"]),
+    Field("forced_down", lambda s: s["forced_down"], since=V2_11),
+)
+
+
 def _service_view(request: web.Request, svc: dict[str, Any]) -> dict[str, Any]:
-    view: dict[str, Any] = {
-        "id": svc["uuid"] if mv_at_least(request, "2.53") else svc["id"],
-        "binary": svc["binary"],
-        "host": svc["host"],
-        "zone": svc["zone"],
-        "status": "disabled" if svc["disabled"] else "enabled",
-        "state": "up" if svc["up"] else "down",
-        "updated_at": nova_usec_time(svc["updated_at"]),
-        "disabled_reason": svc["disabled_reason"],
-    }
-    if mv_at_least(request, "2.11"):
-        view["forced_down"] = svc["forced_down"]
-    return view
+    return render_fields(SERVICE_FIELDS, microversion(request), svc)
 
 
 async def list_services(request: web.Request) -> web.Response:
@@ -138,7 +151,7 @@ async def list_services(request: web.Request) -> web.Response:
 
 async def _find_service(request: web.Request, service_id: str) -> dict[str, Any]:
     rows = await _service_rows(request)
-    if mv_at_least(request, "2.53"):
+    if mv_at_least(request, V2_53):
         if not _UUID_RE.match(service_id):
             raise BadRequest(f"Invalid uuid {service_id}")
         match = [r for r in rows if r["uuid"] == str(uuid.UUID(service_id))]
@@ -170,7 +183,7 @@ async def update_service(request: web.Request) -> web.Response:
     ctx = context(request)
     ctx.require_admin("os_compute_api:os-services:update")
     service_id = request.match_info["service_id"]
-    if not mv_at_least(request, "2.53"):
+    if not mv_at_least(request, V2_53):
         return await _legacy_service_action(request, service_id)
     body = await validated_body(
         request,
@@ -207,7 +220,7 @@ async def update_service(request: web.Request) -> web.Response:
 
 async def _legacy_service_action(request: web.Request, action: str) -> web.Response:
     actions = ["enable", "disable", "disable-log-reason"]
-    if mv_at_least(request, "2.11"):
+    if mv_at_least(request, V2_11):
         actions.append("force-down")
     if action not in actions:
         raise NotFound(f"Unknown action {action}")
@@ -265,7 +278,7 @@ async def delete_service(request: web.Request) -> web.Response:
             f"Unable to delete compute service that is hosting instances. "
             f"Migrate or delete the instances first. ({busy['n']} instances)"
         )
-    hub = services(request).extra.get("hub")
+    hub = services(request).hub
     if hub is not None:  # the host must enrol again with a new join token
         await hub.revoke_host(svc["host"])
     else:
@@ -334,7 +347,7 @@ async def _hypervisor_view(
     with_servers: bool = False,
     servers: list[dict[str, str]] | None = None,
 ) -> dict[str, Any]:
-    uuids = mv_at_least(request, "2.53")
+    uuids = mv_at_least(request, V2_53)
     up = await _node_up(request, node)
     view: dict[str, Any] = {
         "id": hypervisor_uuid(node["host"]) if uuids else int(node["id"]),
@@ -351,7 +364,7 @@ async def _hypervisor_view(
             "host": node["host"],
             "disabled_reason": node["disabled_reason"],
         }
-        if not mv_at_least(request, "2.88"):
+        if not mv_at_least(request, V2_88):
             usage = await _usage(request, node["host"])
             vcpus, ram, disk = int(node["vcpus"]), int(node["memory_mb"]), int(node["local_gb"])
             view.update(
@@ -369,7 +382,7 @@ async def _hypervisor_view(
                     "disk_available_least": disk - usage["local_gb_used"],
                 }
             )
-            if mv_at_least(request, "2.28"):
+            if mv_at_least(request, V2_28):
                 view["cpu_info"] = loads(node["cpu_info"], {}) or {}
             else:
                 view["cpu_info"] = node["cpu_info"]
@@ -379,7 +392,7 @@ async def _hypervisor_view(
         servers = await _servers_on(request, node["host"])
     if servers:
         view["servers"] = servers
-    elif with_servers and mv_at_least(request, "2.75"):
+    elif with_servers and mv_at_least(request, V2_75):
         view["servers"] = []
     return view
 
@@ -398,7 +411,7 @@ async def _list_hypervisors(request: web.Request, detail: bool) -> web.Response:
     q = request.query
     nodes = await _nodes(request)
     with_servers = False
-    if mv_at_least(request, "2.53"):
+    if mv_at_least(request, V2_53):
         if "with_servers" in q:
             with_servers = _bool_param(q["with_servers"], "with_servers")
         pattern = q.get("hypervisor_hostname_pattern")
@@ -413,8 +426,8 @@ async def _list_hypervisors(request: web.Request, detail: bool) -> web.Response:
             if not nodes:
                 raise NotFound(f"No hypervisor matching '{pattern}' could be found.")
     limit: int | None = None
-    if mv_at_least(request, "2.33"):
-        use_uuid = mv_at_least(request, "2.53")
+    if mv_at_least(request, V2_33):
+        use_uuid = mv_at_least(request, V2_53)
         nodes, limit = paginate(
             nodes, q, lambda n: hypervisor_uuid(n["host"]) if use_uuid else str(n["id"])
         )
@@ -439,7 +452,7 @@ async def list_hypervisors_detail(request: web.Request) -> web.Response:
 
 async def _find_node(request: web.Request, hypervisor_id: str) -> Row:
     nodes = await _nodes(request)
-    if mv_at_least(request, "2.53"):
+    if mv_at_least(request, V2_53):
         if not _UUID_RE.match(hypervisor_id):
             raise BadRequest(f"Invalid uuid {hypervisor_id}")
         wanted = str(uuid.UUID(hypervisor_id))
@@ -454,7 +467,7 @@ async def _find_node(request: web.Request, hypervisor_id: str) -> Row:
 async def show_hypervisor(request: web.Request) -> web.Response:
     context(request).require_admin("os_compute_api:os-hypervisors:show")
     with_servers = False
-    if mv_at_least(request, "2.53") and "with_servers" in request.query:
+    if mv_at_least(request, V2_53) and "with_servers" in request.query:
         with_servers = _bool_param(request.query["with_servers"], "with_servers")
     node = await _find_node(request, request.match_info["hypervisor_id"])
     view = await _hypervisor_view(request, node, True, with_servers)
@@ -463,7 +476,7 @@ async def show_hypervisor(request: web.Request) -> web.Response:
 
 async def hypervisor_uptime(request: web.Request) -> web.Response:
     context(request).require_admin("os_compute_api:os-hypervisors:uptime")
-    if mv_at_least(request, "2.88"):
+    if mv_at_least(request, V2_88):
         raise NotFound("The resource could not be found.")
     node = await _find_node(request, request.match_info["hypervisor_id"])
     view = await _hypervisor_view(request, node, False)
@@ -476,7 +489,7 @@ async def hypervisor_uptime(request: web.Request) -> web.Response:
 
 async def hypervisor_statistics(request: web.Request) -> web.Response:
     context(request).require_admin("os_compute_api:os-hypervisors:statistics")
-    if mv_at_least(request, "2.88"):
+    if mv_at_least(request, V2_88):
         raise NotFound("The resource could not be found.")
     stats = dict.fromkeys(
         (
@@ -516,7 +529,7 @@ async def hypervisor_statistics(request: web.Request) -> web.Response:
 
 
 async def _matching(request: web.Request) -> list[Row]:
-    if mv_at_least(request, "2.53"):
+    if mv_at_least(request, V2_53):
         raise NotFound("The resource could not be found.")
     pattern = request.match_info["pattern"]
     nodes = [

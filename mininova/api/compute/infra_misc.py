@@ -13,6 +13,7 @@ from aiohttp import web
 
 from mininova.api.context import context, mv_at_least
 from mininova.api.errors import NotFound
+from mininova.api.microversions import V2_36
 
 PRIVATE_NETWORK_NAME = "private"
 PRIVATE_NETWORK_ID = str(uuid.uuid5(uuid.NAMESPACE_DNS, "mininova-private"))
@@ -109,7 +110,7 @@ def network_view(request: web.Request) -> dict[str, Any]:
 
 
 def _proxy_gone(request: web.Request) -> None:
-    if mv_at_least(request, "2.36"):
+    if mv_at_least(request, V2_36):
         raise NotFound("The resource could not be found.")
 
 

@@ -9,6 +9,7 @@ from aiohttp import web
 from mininova import quota
 from mininova.api.context import context, mv_at_least, services
 from mininova.api.errors import BadRequest, Forbidden
+from mininova.api.microversions import V2_36, V2_39, V2_57
 from mininova.api.validation import validated_body
 
 _NETWORK_QUOTAS = ("fixed_ips", "floating_ips", "security_group_rules", "security_groups")
@@ -52,9 +53,9 @@ _DROPPED_2_57 = ("maxPersonality", "maxPersonalitySize")
 def quota_resources(request: web.Request) -> list[str]:
     """The quota_set keys of this microversion (without `id`)."""
     keys = sorted(quota.DEFAULTS)
-    if mv_at_least(request, "2.36"):
+    if mv_at_least(request, V2_36):
         keys = [k for k in keys if k not in _NETWORK_QUOTAS]
-    if mv_at_least(request, "2.57"):
+    if mv_at_least(request, V2_57):
         keys = [k for k in keys if k not in _INJECTED_QUOTAS]
     return keys
 
@@ -70,11 +71,11 @@ async def show_limits(request: web.Request) -> web.Response:
     absolute: dict[str, int] = {k: limits[r] for k, r in _MAX_KEYS.items()}
     absolute.update({k: usage[r] for k, r in _USED_KEYS.items()})
     dropped: list[str] = []
-    if mv_at_least(request, "2.36"):
+    if mv_at_least(request, V2_36):
         dropped += _DROPPED_2_36
-    if mv_at_least(request, "2.39"):
+    if mv_at_least(request, V2_39):
         dropped += _DROPPED_2_39
-    if mv_at_least(request, "2.57"):
+    if mv_at_least(request, V2_57):
         dropped += _DROPPED_2_57
     for key in dropped:
         absolute.pop(key, None)

@@ -20,8 +20,18 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from mininova import quota
-from mininova.api.context import context, mv_at_least, services
+from mininova.api.context import context, microversion, mv_at_least, services
 from mininova.api.errors import BadRequest, Conflict, Forbidden, NotFound
+from mininova.api.microversions import (
+    V2_1,
+    V2_2,
+    V2_10,
+    V2_35,
+    V2_92,
+    Field,
+    render_fields,
+    schema_for,
+)
 from mininova.api.validation import validated_body
 from mininova.store.db import Row
 from mininova.timeutil import nova_usec_time, now_iso
@@ -100,7 +110,7 @@ def generate_x509(user_id: str) -> tuple[str, str]:
 def _target_user(request: web.Request, user_id: str | None) -> str:
     """The user whose keypairs are addressed: self, or `user_id` for an admin at ≥2.10."""
     ctx = context(request)
-    if user_id is None or not mv_at_least(request, "2.10") or user_id == ctx.user_id:
+    if user_id is None or not mv_at_least(request, V2_10) or user_id == ctx.user_id:
         return ctx.user_id
     if not ctx.is_admin:
         raise Forbidden(
@@ -109,17 +119,17 @@ def _target_user(request: web.Request, user_id: str | None) -> str:
     return user_id
 
 
-def _create_schema(request: web.Request) -> dict[str, Any]:
+def _build_create_schema(with_type: bool, with_user: bool, key_required: bool) -> dict[str, Any]:
     props: dict[str, Any] = {
         "name": {"type": "string", "minLength": 1, "maxLength": 255},
         "public_key": {"type": "string"},
     }
     required = ["name"]
-    if mv_at_least(request, "2.2"):
+    if with_type:
         props["type"] = {"type": "string", "enum": ["ssh", "x509"]}
-    if mv_at_least(request, "2.10"):
+    if with_user:
         props["user_id"] = {"type": "string", "minLength": 1, "maxLength": 255}
-    if mv_at_least(request, "2.92"):
+    if key_required:
         required.append("public_key")
     return {
         "type": "object",
@@ -136,8 +146,17 @@ def _create_schema(request: web.Request) -> dict[str, Any]:
     }
 
 
+# POST /os-keypairs: 2.2 adds `type`, 2.10 `user_id`, 2.92 requires `public_key`.
+_CREATE_SCHEMAS = [
+    (V2_1, V2_2, _build_create_schema(False, False, False)),
+    (V2_2, V2_10, _build_create_schema(True, False, False)),
+    (V2_10, V2_92, _build_create_schema(True, True, False)),
+    (V2_92, None, _build_create_schema(True, True, True)),
+]
+
+
 def _check_name(request: web.Request, name: str) -> None:
-    pattern = _NAME_292 if mv_at_least(request, "2.92") else _NAME_20
+    pattern = _NAME_292 if mv_at_least(request, V2_92) else _NAME_20
     if name != name.strip() or not pattern.match(name):
         raise BadRequest(
             "Invalid input for field/attribute name. Keypair name contains "
@@ -145,36 +164,49 @@ def _check_name(request: web.Request, name: str) -> None:
         )
 
 
+def _key(name: str) -> Field[Any]:
+    return Field(name, lambda r: r[name])
+
+
+# The keypair views, in response order: list items, GET, and the POST answer.
+SUMMARY_FIELDS: tuple[Field[Any], ...] = (
+    _key("name"),
+    _key("public_key"),
+    _key("fingerprint"),
+    Field("type", lambda r: r["type"], since=V2_2),
+)
+FULL_FIELDS: tuple[Field[Any], ...] = (
+    _key("public_key"),
+    _key("name"),
+    _key("fingerprint"),
+    _key("user_id"),
+    Field("deleted", lambda r: False),
+    Field("created_at", lambda r: nova_usec_time(r["created_at"])),
+    Field("updated_at", lambda r: None),
+    Field("deleted_at", lambda r: None),
+    Field("id", lambda r: int(r["id"])),
+    Field("type", lambda r: r["type"], since=V2_2),
+)
+CREATED_FIELDS: tuple[Field[Any], ...] = (
+    _key("name"),
+    _key("public_key"),
+    _key("fingerprint"),
+    _key("user_id"),
+    Field("private_key", lambda r: r["private_key"], when=lambda r: r["private_key"] is not None),
+    Field("type", lambda r: r["type"], since=V2_2),
+)
+
+
 def _summary(request: web.Request, row: Row) -> dict[str, Any]:
-    view: dict[str, Any] = {
-        "name": row["name"],
-        "public_key": row["public_key"],
-        "fingerprint": row["fingerprint"],
-    }
-    if mv_at_least(request, "2.2"):
-        view["type"] = row["type"]
-    return view
+    return render_fields(SUMMARY_FIELDS, microversion(request), row)
 
 
 def _full(request: web.Request, row: Row) -> dict[str, Any]:
-    view: dict[str, Any] = {
-        "public_key": row["public_key"],
-        "name": row["name"],
-        "fingerprint": row["fingerprint"],
-        "user_id": row["user_id"],
-        "deleted": False,
-        "created_at": nova_usec_time(row["created_at"]),
-        "updated_at": None,
-        "deleted_at": None,
-        "id": int(row["id"]),
-    }
-    if mv_at_least(request, "2.2"):
-        view["type"] = row["type"]
-    return view
+    return render_fields(FULL_FIELDS, microversion(request), row)
 
 
 async def create_keypair(request: web.Request) -> web.Response:
-    body = await validated_body(request, _create_schema(request))
+    body = await validated_body(request, schema_for(microversion(request), _CREATE_SCHEMAS))
     spec = body["keypair"]
     ctx = context(request)
     user_id = _target_user(request, spec.get("user_id"))
@@ -205,17 +237,16 @@ async def create_keypair(request: web.Request) -> web.Response:
             " VALUES (?, ?, ?, ?, ?, ?)",
             (user_id, name, public_key, fingerprint, key_type, now_iso()),
         )
-    view: dict[str, Any] = {
+    created = {
         "name": name,
         "public_key": public_key,
         "fingerprint": fingerprint,
         "user_id": user_id,
+        "private_key": private_key,
+        "type": key_type,
     }
-    if private_key is not None:
-        view["private_key"] = private_key
-    if mv_at_least(request, "2.2"):
-        view["type"] = key_type
-    status = 201 if mv_at_least(request, "2.2") else 200
+    view = render_fields(CREATED_FIELDS, microversion(request), created)
+    status = 201 if mv_at_least(request, V2_2) else 200
     return web.json_response({"keypair": view}, status=status)
 
 
@@ -238,7 +269,7 @@ async def show_keypair(request: web.Request) -> web.Response:
 async def delete_keypair(request: web.Request) -> web.Response:
     row = await _get(request)
     await services(request).store.execute("DELETE FROM keypairs WHERE id = ?", (row["id"],))
-    return web.Response(status=204 if mv_at_least(request, "2.2") else 202)
+    return web.Response(status=204 if mv_at_least(request, V2_2) else 202)
 
 
 async def list_keypairs(request: web.Request) -> web.Response:
@@ -247,7 +278,7 @@ async def list_keypairs(request: web.Request) -> web.Response:
         "SELECT * FROM keypairs WHERE user_id = ? ORDER BY name, id", (user_id,)
     )
     limit: int | None = None
-    if mv_at_least(request, "2.35"):
+    if mv_at_least(request, V2_35):
         marker = request.query.get("marker")
         if marker is not None:
             names = [r["name"] for r in rows]

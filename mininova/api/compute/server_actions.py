@@ -11,8 +11,9 @@ from mininova import instance_states as st
 from mininova.api.compute.servers import check_locked, get_server
 from mininova.api.context import REQUEST_ID, context, mv_at_least, services
 from mininova.api.errors import BadRequest, Conflict
-from mininova.api.image import store_ops
+from mininova.api.microversions import V2_45
 from mininova.api.validation import json_body, validate
+from mininova.image import store_ops
 from mininova.protocol import ProtocolError
 from mininova.store import instances as db
 
@@ -50,7 +51,7 @@ async def _state_action(request: web.Request, inst: dict[str, Any], action: str)
         ctx.user_id,
         ctx.project_id,
     )
-    svc.bus.cast("conductor", "run_action", uuid=inst["uuid"], action=action)
+    svc.conductor.run_action(inst["uuid"], action)
     return web.Response(status=202)
 
 
@@ -136,9 +137,7 @@ async def _console_output(request: web.Request, inst: dict[str, Any], body: Any)
     if inst["vm_state"] == st.BUILDING or not inst["host"]:
         raise Conflict(f"Instance {inst['uuid']} is not ready yet.")
     try:
-        output = await services(request).bus.call(
-            "conductor", "console_output", uuid=inst["uuid"], length=length, timeout=40
-        )
+        output = await services(request).conductor.console_output(inst["uuid"], length, timeout=40)
     except ProtocolError as exc:
         raise Conflict(f"Console output is unavailable: {exc.message}") from None
     return web.json_response({"output": output})
@@ -195,9 +194,9 @@ async def _create_image(request: web.Request, inst: dict[str, Any], body: Any) -
     await db.start_action(
         svc.store, inst["uuid"], "createImage", request[REQUEST_ID], ctx.user_id, ctx.project_id
     )
-    svc.bus.cast("conductor", "snapshot_instance", uuid=inst["uuid"], image_id=image["id"])
+    svc.conductor.snapshot_instance(inst["uuid"], image["id"])
     location = svc.url(f"/image/v2/images/{image['id']}")
-    if mv_at_least(request, "2.45"):
+    if mv_at_least(request, V2_45):
         return web.json_response(
             {"image_id": image["id"]}, status=202, headers={"Location": location}
         )

@@ -18,7 +18,9 @@ from mininova.api.compute import server_groups
 from mininova.api.compute.server_views import links
 from mininova.api.context import REQUEST_ID, context, mv_at_least, services
 from mininova.api.errors import BadRequest, Forbidden
+from mininova.api.microversions import V2_37, V2_57
 from mininova.api.validation import validate, validated_body
+from mininova.errors import QuotaExceeded
 from mininova.store.db import dumps
 from mininova.store.instances import start_action
 from mininova.timeutil import now_iso
@@ -161,7 +163,7 @@ async def _fit_quota(
             store, project_id, max_count, flavor["vcpus"], flavor["ram"]
         )
         return max_count
-    except Forbidden:
+    except QuotaExceeded:
         if min_count == max_count:
             raise
     await quota.check_instance_quota(store, project_id, min_count, flavor["vcpus"], flavor["ram"])
@@ -206,9 +208,9 @@ async def create_server(request: web.Request) -> web.Response:
     server = body["server"]
     store = svc.store
 
-    if "networks" not in server and mv_at_least(request, "2.37"):
+    if "networks" not in server and mv_at_least(request, V2_37):
         server["networks"] = "auto"  # documented choice: the SDK proxy omits it
-    if server.get("personality") and mv_at_least(request, "2.57"):
+    if server.get("personality") and mv_at_least(request, V2_57):
         validate(server, {"properties": {"personality": {"not": {}}}})
     image_ref = _image_from_request(server)
     access_v4 = _check_ip(server.get("accessIPv4"), 4, "accessIPv4")
@@ -352,7 +354,7 @@ async def create_server(request: web.Request) -> web.Response:
                 store, uuid, "create", request[REQUEST_ID], ctx.user_id, ctx.project_id
             )
             uuids.append(uuid)
-    svc.bus.cast("conductor", "build_instances", uuids=uuids)
+    svc.conductor.build_instances(uuids)
 
     wants_reservation = str(server.get("return_reservation_id", "")).lower() in ("true", "1")
     if wants_reservation:

@@ -10,13 +10,23 @@ written by server create (the `group` scheduler hint) and removed when an instan
 from __future__ import annotations
 
 import uuid as uuidlib
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
 from mininova import quota
-from mininova.api.context import context, mv_at_least, services
+from mininova.api.context import context, microversion, mv_at_least, services
 from mininova.api.errors import BadRequest, Forbidden, NotFound
+from mininova.api.microversions import (
+    V2_1,
+    V2_13,
+    V2_15,
+    V2_64,
+    Field,
+    render_fields,
+    schema_for,
+)
 from mininova.api.validation import validated_body
 from mininova.store import Store
 from mininova.store.db import Row, dumps, loads
@@ -35,31 +45,7 @@ _POSITIVE = {
 }
 
 
-def _create_schema(request: web.Request) -> dict[str, Any]:
-    if mv_at_least(request, "2.64"):
-        props: dict[str, Any] = {
-            "name": _NAME,
-            "policy": {"type": "string", "enum": list(POLICIES)},
-            "rules": {
-                "type": "object",
-                "properties": {"max_server_per_host": _POSITIVE},
-                "additionalProperties": False,
-            },
-        }
-        required = ["name", "policy"]
-    else:
-        allowed = POLICIES if mv_at_least(request, "2.15") else _LEGACY_POLICIES
-        props = {
-            "name": _NAME,
-            "policies": {
-                "type": "array",
-                "minItems": 1,
-                "maxItems": 1,
-                "uniqueItems": True,
-                "items": {"type": "string", "enum": list(allowed)},
-            },
-        }
-        required = ["name", "policies"]
+def _wrap(props: dict[str, Any], required: list[str]) -> dict[str, Any]:
     return {
         "type": "object",
         "properties": {
@@ -73,6 +59,61 @@ def _create_schema(request: web.Request) -> dict[str, Any]:
         "required": ["server_group"],
         "additionalProperties": False,
     }
+
+
+def _policies_schema(allowed: tuple[str, ...]) -> dict[str, Any]:
+    props = {
+        "name": _NAME,
+        "policies": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": 1,
+            "uniqueItems": True,
+            "items": {"type": "string", "enum": list(allowed)},
+        },
+    }
+    return _wrap(props, ["name", "policies"])
+
+
+_POLICY_SCHEMA = _wrap(
+    {
+        "name": _NAME,
+        "policy": {"type": "string", "enum": list(POLICIES)},
+        "rules": {
+            "type": "object",
+            "properties": {"max_server_per_host": _POSITIVE},
+            "additionalProperties": False,
+        },
+    },
+    ["name", "policy"],
+)
+
+# POST /os-server-groups: `policies` (soft-* from 2.15), then one `policy` + `rules` from 2.64.
+_CREATE_SCHEMAS = [
+    (V2_1, V2_15, _policies_schema(_LEGACY_POLICIES)),
+    (V2_15, V2_64, _policies_schema(POLICIES)),
+    (V2_64, None, _POLICY_SCHEMA),
+]
+
+
+@dataclass(frozen=True)
+class _Group:
+    row: Row
+    members: list[str]
+
+
+# The server group view, in response order.
+GROUP_FIELDS: tuple[Field[_Group], ...] = (
+    Field("id", lambda g: g.row["id"]),
+    Field("name", lambda g: g.row["name"]),
+    Field("policy", lambda g: g.row["policy"], since=V2_64),
+    Field("rules", lambda g: loads(g.row["rules"], {}) or {}, since=V2_64),
+    Field("policies", lambda g: [g.row["policy"]], until=V2_64),
+    Field("members", lambda g: g.members),
+    Field("metadata", lambda g: loads(g.row["metadata"], {}) or {}, until=V2_64),
+    Field("project_id", lambda g: g.row["project_id"], since=V2_13),
+    Field("user_id", lambda g: g.row["user_id"], since=V2_13),
+)
 
 
 async def group_members(store: Store, group_id: str) -> list[str]:
@@ -102,20 +143,8 @@ async def find_visible(store: Store, group_id: str, project_id: str, is_admin: b
 
 
 async def _view(request: web.Request, row: Row) -> dict[str, Any]:
-    store = services(request).store
-    view: dict[str, Any] = {"id": row["id"], "name": row["name"]}
-    if mv_at_least(request, "2.64"):
-        view["policy"] = row["policy"]
-        view["rules"] = loads(row["rules"], {}) or {}
-    else:
-        view["policies"] = [row["policy"]]
-    view["members"] = await group_members(store, row["id"])
-    if not mv_at_least(request, "2.64"):
-        view["metadata"] = loads(row["metadata"], {}) or {}
-    if mv_at_least(request, "2.13"):
-        view["project_id"] = row["project_id"]
-        view["user_id"] = row["user_id"]
-    return view
+    members = await group_members(services(request).store, row["id"])
+    return render_fields(GROUP_FIELDS, microversion(request), _Group(row, members))
 
 
 async def _get(request: web.Request) -> Row:
@@ -129,9 +158,10 @@ async def _get(request: web.Request) -> Row:
 
 async def create_group(request: web.Request) -> web.Response:
     ctx = context(request)
-    spec = (await validated_body(request, _create_schema(request)))["server_group"]
+    schema = schema_for(microversion(request), _CREATE_SCHEMAS)
+    spec = (await validated_body(request, schema))["server_group"]
     rules: dict[str, Any] = {}
-    if mv_at_least(request, "2.64"):
+    if mv_at_least(request, V2_64):
         policy = spec["policy"]
         if spec.get("rules"):
             if policy != "anti-affinity":

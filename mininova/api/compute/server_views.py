@@ -2,15 +2,37 @@
 
 `show_view` serves GET /servers/{id} and /servers/detail; `update_view` the narrower PUT and
 rebuild responses below 2.75; `brief_view` list items. Keys appear only where the requested
-microversion (and the caller's role) allows them.
+microversion (and the caller's role) allows them: the field tables below (`Field(name, render,
+since=, until=, when=)`) say which, in response order.
 """
 
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from mininova import instance_states as st
+from mininova.api.microversions import (
+    V2_3,
+    V2_9,
+    V2_16,
+    V2_19,
+    V2_26,
+    V2_47,
+    V2_63,
+    V2_71,
+    V2_73,
+    V2_75,
+    V2_90,
+    V2_96,
+    V2_98,
+    V2_100,
+    Field,
+    at_least,
+    render_fields,
+)
 from mininova.timeutil import nova_time, nova_usec_time
 
 NETWORK_NAME = "private"
@@ -46,7 +68,7 @@ def addresses(inst: dict[str, Any], full: bool) -> dict[str, list[dict[str, Any]
 
 def _flavor(base: str, inst: dict[str, Any], mv: MV) -> dict[str, Any]:
     flavor = inst["flavor"]
-    if mv >= (2, 47):
+    if at_least(mv, V2_47):
         return {
             "vcpus": flavor["vcpus"],
             "ram": flavor["ram"],
@@ -66,7 +88,7 @@ def _image(base: str, inst: dict[str, Any], mv: MV, image_props: dict | None) ->
         "id": inst["image_ref"],
         "links": [links(base, "images", inst["image_ref"])[1]],
     }
-    if mv >= (2, 98):
+    if at_least(mv, V2_98):
         view["properties"] = image_props or {}
     return view
 
@@ -85,41 +107,119 @@ def _fault(inst: dict[str, Any], is_admin: bool) -> dict[str, Any] | None:
     return view
 
 
-def _common(
-    base: str, inst: dict[str, Any], mv: MV, full_addresses: bool, image_props: dict | None
-) -> dict[str, Any]:
-    status = st.status(inst["vm_state"], inst["task_state"])
-    view: dict[str, Any] = {
-        "id": inst["uuid"],
-        "name": inst["name"],
-        "status": status,
-        "tenant_id": inst["project_id"],
-        "user_id": inst["user_id"],
-        "metadata": inst["metadata"],
-        "hostId": host_id(inst["project_id"], inst["host"]),
-        "image": _image(base, inst, mv, image_props),
-        "flavor": _flavor(base, inst, mv),
-        "created": nova_time(inst["created_at"]),
-        "updated": nova_time(inst["updated_at"]),
-        "addresses": addresses(inst, full_addresses),
-        "accessIPv4": inst["access_ip_v4"] or "",
-        "accessIPv6": inst["access_ip_v6"] or "",
-        "links": links(base, "servers", inst["uuid"]),
-        "OS-DCF:diskConfig": "MANUAL",
-    }
-    if status in _PROGRESS_STATUSES:
-        view["progress"] = 100 if status == "ACTIVE" else 0
-    if mv >= (2, 9):
-        view["locked"] = bool(inst["locked"])
-    if mv >= (2, 19):
-        view["description"] = inst["description"]
-    if mv >= (2, 26):
-        view["tags"] = []
-    if mv >= (2, 63):
-        view["trusted_image_certificates"] = None
-    if mv >= (2, 73):
-        view["locked_reason"] = inst["locked_reason"] if inst["locked"] else None
-    return view
+@dataclass(frozen=True)
+class ServerView:
+    """What the field tables render one server from."""
+
+    base: str
+    inst: dict[str, Any]
+    mv: MV
+    is_admin: bool
+    full_addresses: bool
+    host_status: str | None = None
+    image_props: dict | None = None
+    detail_list: bool = False
+    server_groups: list[str] | None = None
+
+    @cached_property
+    def status(self) -> str:
+        return st.status(self.inst["vm_state"], self.inst["task_state"])
+
+    @cached_property
+    def fault(self) -> dict[str, Any] | None:
+        return _fault(self.inst, self.is_admin)
+
+
+def _admin(s: ServerView) -> bool:
+    return s.is_admin
+
+
+# The keys of every server view, in response order (show, detail, update, rebuild).
+COMMON_FIELDS: tuple[Field[ServerView], ...] = (
+    Field("id", lambda s: s.inst["uuid"]),
+    Field("name", lambda s: s.inst["name"]),
+    Field("status", lambda s: s.status),
+    Field("tenant_id", lambda s: s.inst["project_id"]),
+    Field("user_id", lambda s: s.inst["user_id"]),
+    Field("metadata", lambda s: s.inst["metadata"]),
+    Field("hostId", lambda s: host_id(s.inst["project_id"], s.inst["host"])),
+    Field("image", lambda s: _image(s.base, s.inst, s.mv, s.image_props)),
+    Field("flavor", lambda s: _flavor(s.base, s.inst, s.mv)),
+    Field("created", lambda s: nova_time(s.inst["created_at"])),
+    Field("updated", lambda s: nova_time(s.inst["updated_at"])),
+    Field("addresses", lambda s: addresses(s.inst, s.full_addresses)),
+    Field("accessIPv4", lambda s: s.inst["access_ip_v4"] or ""),
+    Field("accessIPv6", lambda s: s.inst["access_ip_v6"] or ""),
+    Field("links", lambda s: links(s.base, "servers", s.inst["uuid"])),
+    Field("OS-DCF:diskConfig", lambda s: "MANUAL"),
+    Field(
+        "progress",
+        lambda s: 100 if s.status == "ACTIVE" else 0,
+        when=lambda s: s.status in _PROGRESS_STATUSES,
+    ),
+    Field("locked", lambda s: bool(s.inst["locked"]), since=V2_9),
+    Field("description", lambda s: s.inst["description"], since=V2_19),
+    Field("tags", lambda s: [], since=V2_26),
+    Field("trusted_image_certificates", lambda s: None, since=V2_63),
+    Field(
+        "locked_reason",
+        lambda s: s.inst["locked_reason"] if s.inst["locked"] else None,
+        since=V2_73,
+    ),
+    Field("fault", lambda s: s.fault, when=lambda s: s.fault is not None),
+)
+
+# GET /servers/{id} and /servers/detail (and update/rebuild from 2.75).
+SHOW_FIELDS: tuple[Field[ServerView], ...] = COMMON_FIELDS + (
+    Field("key_name", lambda s: s.inst["key_name"]),
+    Field("security_groups", lambda s: [{"name": "default"}]),
+    Field("OS-EXT-AZ:availability_zone", lambda s: s.inst["availability_zone"] or "nova"),
+    Field("OS-EXT-STS:task_state", lambda s: s.inst["task_state"]),
+    Field("OS-EXT-STS:vm_state", lambda s: s.inst["vm_state"]),
+    Field("OS-EXT-STS:power_state", lambda s: s.inst["power_state"]),
+    Field("OS-SRV-USG:launched_at", lambda s: nova_usec_time(s.inst["launched_at"])),
+    Field("OS-SRV-USG:terminated_at", lambda s: nova_usec_time(s.inst["terminated_at"])),
+    Field("os-extended-volumes:volumes_attached", lambda s: []),
+    Field("config_drive", lambda s: s.inst["config_drive"]),
+    Field("OS-EXT-SRV-ATTR:host", lambda s: s.inst["host"], when=_admin),
+    Field("OS-EXT-SRV-ATTR:instance_name", lambda s: f"instance-{s.inst['id']:08x}", when=_admin),
+    Field("OS-EXT-SRV-ATTR:hypervisor_hostname", lambda s: s.inst["host"], when=_admin),
+    Field(
+        "OS-EXT-SRV-ATTR:reservation_id",
+        lambda s: s.inst["reservation_id"],
+        since=V2_3,
+        when=_admin,
+    ),
+    Field(
+        "OS-EXT-SRV-ATTR:launch_index", lambda s: s.inst["launch_index"], since=V2_3, when=_admin
+    ),
+    Field("OS-EXT-SRV-ATTR:kernel_id", lambda s: "", since=V2_3, when=_admin),
+    Field("OS-EXT-SRV-ATTR:ramdisk_id", lambda s: "", since=V2_3, when=_admin),
+    Field("OS-EXT-SRV-ATTR:root_device_name", lambda s: "/dev/vda", since=V2_3, when=_admin),
+    Field("OS-EXT-SRV-ATTR:user_data", lambda s: s.inst["user_data"], since=V2_3, when=_admin),
+    Field(
+        "OS-EXT-SRV-ATTR:hostname",
+        lambda s: s.inst["hostname"],
+        since=V2_3,
+        until=V2_90,
+        when=_admin,
+    ),
+    Field("OS-EXT-SRV-ATTR:hostname", lambda s: s.inst["hostname"], since=V2_90),
+    Field("host_status", lambda s: s.host_status or "", since=V2_16, when=_admin),
+    Field(
+        "server_groups",
+        lambda s: list(s.server_groups or []),
+        since=V2_71,
+        when=lambda s: not s.detail_list,
+    ),
+    Field("pinned_availability_zone", lambda s: None, since=V2_96),
+    Field("scheduler_hints", lambda s: s.inst["scheduler_hints"], since=V2_100),
+)
+
+# PUT /servers/{id} and rebuild below 2.75 (from 2.75 they answer SHOW_FIELDS).
+UPDATE_FIELDS: tuple[Field[ServerView], ...] = COMMON_FIELDS + (
+    Field("server_groups", lambda s: list(s.server_groups or []), since=V2_71),
+)
 
 
 def show_view(
@@ -132,42 +232,10 @@ def show_view(
     detail_list: bool = False,
     server_groups: list[str] | None = None,
 ) -> dict[str, Any]:
-    view = _common(base, inst, mv, True, image_props)
-    fault = _fault(inst, is_admin)
-    if fault:
-        view["fault"] = fault
-    view["key_name"] = inst["key_name"]
-    view["security_groups"] = [{"name": "default"}]
-    view["OS-EXT-AZ:availability_zone"] = inst["availability_zone"] or "nova"
-    view["OS-EXT-STS:task_state"] = inst["task_state"]
-    view["OS-EXT-STS:vm_state"] = inst["vm_state"]
-    view["OS-EXT-STS:power_state"] = inst["power_state"]
-    view["OS-SRV-USG:launched_at"] = nova_usec_time(inst["launched_at"])
-    view["OS-SRV-USG:terminated_at"] = nova_usec_time(inst["terminated_at"])
-    view["os-extended-volumes:volumes_attached"] = []
-    view["config_drive"] = inst["config_drive"]
-    if is_admin:
-        view["OS-EXT-SRV-ATTR:host"] = inst["host"]
-        view["OS-EXT-SRV-ATTR:instance_name"] = f"instance-{inst['id']:08x}"
-        view["OS-EXT-SRV-ATTR:hypervisor_hostname"] = inst["host"]
-    if mv >= (2, 3) and is_admin:
-        view["OS-EXT-SRV-ATTR:reservation_id"] = inst["reservation_id"]
-        view["OS-EXT-SRV-ATTR:launch_index"] = inst["launch_index"]
-        view["OS-EXT-SRV-ATTR:kernel_id"] = ""
-        view["OS-EXT-SRV-ATTR:ramdisk_id"] = ""
-        view["OS-EXT-SRV-ATTR:root_device_name"] = "/dev/vda"
-        view["OS-EXT-SRV-ATTR:user_data"] = inst["user_data"]
-    if (mv >= (2, 3) and is_admin) or mv >= (2, 90):
-        view["OS-EXT-SRV-ATTR:hostname"] = inst["hostname"]
-    if mv >= (2, 16) and is_admin:
-        view["host_status"] = host_status or ""
-    if mv >= (2, 71) and not detail_list:
-        view["server_groups"] = list(server_groups or [])
-    if mv >= (2, 96):
-        view["pinned_availability_zone"] = None
-    if mv >= (2, 100):
-        view["scheduler_hints"] = inst["scheduler_hints"]
-    return view
+    server = ServerView(
+        base, inst, mv, is_admin, True, host_status, image_props, detail_list, server_groups
+    )
+    return render_fields(SHOW_FIELDS, mv, server)
 
 
 def update_view(
@@ -180,17 +248,14 @@ def update_view(
     server_groups: list[str] | None = None,
 ) -> dict[str, Any]:
     """PUT /servers/{id} (and rebuild): narrower below 2.75, the full show view from 2.75."""
-    if mv >= (2, 75):
+    if at_least(mv, V2_75):
         return show_view(
             base, inst, mv, is_admin, host_status, image_props, server_groups=server_groups
         )
-    view = _common(base, inst, mv, False, image_props)
-    fault = _fault(inst, is_admin)
-    if fault:
-        view["fault"] = fault
-    if mv >= (2, 71):
-        view["server_groups"] = list(server_groups or [])
-    return view
+    server = ServerView(
+        base, inst, mv, is_admin, False, host_status, image_props, server_groups=server_groups
+    )
+    return render_fields(UPDATE_FIELDS, mv, server)
 
 
 def brief_view(base: str, inst: dict[str, Any]) -> dict[str, Any]:

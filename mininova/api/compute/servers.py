@@ -11,8 +11,9 @@ from mininova import instance_states as st
 from mininova.api.compute import server_views as views
 from mininova.api.compute.server_create import create_server
 from mininova.api.compute.server_groups import groups_of_instance
-from mininova.api.context import REQUEST_ID, context, microversion, services
+from mininova.api.context import REQUEST_ID, context, microversion, mv_at_least, services
 from mininova.api.errors import BadRequest, Conflict, NotFound
+from mininova.api.microversions import V2_51, V2_58, V2_62, V2_71, V2_98, at_least
 from mininova.api.pagination import next_query, paginate, parse_limit
 from mininova.api.validation import validated_body
 from mininova.hosts import is_up
@@ -52,7 +53,7 @@ def node_status(node: dict[str, Any], config: Any) -> str:
 
 
 async def _image_props(request: web.Request, inst: dict[str, Any]) -> dict | None:
-    if microversion(request) < (2, 98):
+    if not mv_at_least(request, V2_98):
         return None
     row = await services(request).store.fetchone(
         "SELECT properties FROM images WHERE id = ?", (inst["image_ref"],)
@@ -61,7 +62,7 @@ async def _image_props(request: web.Request, inst: dict[str, Any]) -> dict | Non
 
 
 async def _server_groups(request: web.Request, inst: dict[str, Any]) -> list[str] | None:
-    if microversion(request) < (2, 71):
+    if not mv_at_least(request, V2_71):
         return None
     return await groups_of_instance(services(request).store, inst["uuid"])
 
@@ -172,7 +173,7 @@ async def list_servers_detail(request: web.Request) -> web.Response:
         for node in await svc.store.fetchall("SELECT * FROM compute_nodes"):
             host_status[node["host"]] = node_status(node, svc.config)
     image_props: dict[str, dict] = {}
-    if mv >= (2, 98):
+    if at_least(mv, V2_98):
         for row in await svc.store.fetchall("SELECT id, properties FROM images"):
             image_props[row["id"]] = loads(row["properties"], {})
     servers = [
@@ -182,7 +183,7 @@ async def list_servers_detail(request: web.Request) -> web.Response:
             mv,
             ctx.is_admin,
             (host_status.get(r["host"], "UNKNOWN") if r["host"] else "") if ctx.is_admin else None,
-            image_props.get(r["image_ref"], {}) if mv >= (2, 98) else None,
+            image_props.get(r["image_ref"], {}) if at_least(mv, V2_98) else None,
             detail_list=True,
         )
         for r in items
@@ -271,7 +272,7 @@ async def delete_server(request: web.Request) -> web.Response:
             svc.store, inst["uuid"], "delete", request[REQUEST_ID], ctx.user_id, ctx.project_id
         )
         await db.update(svc.store, inst["uuid"], task_state=st.DELETING)
-        svc.bus.cast("conductor", "delete_instance", uuid=inst["uuid"])
+        svc.conductor.delete_instance(inst["uuid"])
     return web.Response(status=204)
 
 
@@ -384,7 +385,7 @@ def _action_view(row: dict[str, Any], mv: tuple[int, int]) -> dict[str, Any]:
         "start_time": nova_usec_time(row["start_time"]),
         "message": row["message"],
     }
-    if mv >= (2, 58):
+    if at_least(mv, V2_58):
         view["updated_at"] = nova_usec_time(row["finish_time"] or row["start_time"])
     return view
 
@@ -423,12 +424,12 @@ async def show_action(request: web.Request) -> web.Response:
         }
         if ctx.is_admin:
             item["traceback"] = ev["traceback"]
-        if mv >= (2, 62):
+        if at_least(mv, V2_62):
             item["hostId"] = views.host_id(inst["project_id"], ev["host"])
             if ctx.is_admin:
                 item["host"] = ev["host"] or ""
         items.append(item)
-    if ctx.is_admin or mv >= (2, 51):
+    if ctx.is_admin or at_least(mv, V2_51):
         view["events"] = items
     return web.json_response({"instanceAction": view})
 

@@ -8,15 +8,15 @@ from aiohttp import web
 
 from mininova.api.context import SERVICES, context
 from mininova.api.errors import BadRequest, Conflict, NotFound, Unauthorized
-from mininova.api.identity.service import (
+from mininova.api.services import Services
+from mininova.api.validation import validated_body
+from mininova.identity.service import (
     DEFAULT_DOMAIN,
     AuthFailed,
     TokenInfo,
     hash_password,
     new_id,
 )
-from mininova.api.services import Services
-from mininova.api.validation import validated_body
 from mininova.timeutil import iso, now_iso
 
 PREFIX = "/identity"

@@ -21,8 +21,8 @@ from mininova.api import pagination
 from mininova.api.capability import CAPABILITY
 from mininova.api.context import context, services
 from mininova.api.errors import ApiError, BadRequest, Conflict, Forbidden, NotFound, OverLimit
-from mininova.api.image import store_ops as ops
 from mininova.api.validation import json_body
+from mininova.image import store_ops as ops
 from mininova.store.db import dumps
 from mininova.timeutil import now_iso
 

@@ -1,0 +1,50 @@
+"""`ConductorAPI`: the typed bus client of the conductor.
+
+The API casts builds, actions, snapshots and deletes; the agent hub casts what agents report
+(it only sees the `ConductorReports` protocol it declares, so it never imports the conductor).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mininova.bus import Bus
+
+SERVICE = "conductor"
+
+
+class ConductorAPI:
+    def __init__(self, bus: Bus) -> None:
+        self.bus = bus
+
+    # ---- from the API ---------------------------------------------------------------------
+
+    def build_instances(self, uuids: list[str]) -> None:
+        self.bus.cast(SERVICE, "build_instances", uuids=uuids)
+
+    def run_action(self, uuid: str, action: str) -> None:
+        self.bus.cast(SERVICE, "run_action", uuid=uuid, action=action)
+
+    def snapshot_instance(self, uuid: str, image_id: str) -> None:
+        self.bus.cast(SERVICE, "snapshot_instance", uuid=uuid, image_id=image_id)
+
+    def delete_instance(self, uuid: str) -> None:
+        self.bus.cast(SERVICE, "delete_instance", uuid=uuid)
+
+    async def console_output(self, uuid: str, length: int | None, timeout: float = 40) -> str:
+        return await self.bus.call(
+            SERVICE, "console_output", uuid=uuid, length=length, timeout=timeout
+        )
+
+    # ---- from the agent hub (agenthub.ConductorReports) ------------------------------------
+
+    def host_connected(self, host: str, guests: list[Any], destroy_orphans: bool) -> None:
+        self.bus.cast(
+            SERVICE, "host_connected", host=host, guests=guests, destroy_orphans=destroy_orphans
+        )
+
+    def sync_power_states(self, host: str, guests: list[Any]) -> None:
+        self.bus.cast(SERVICE, "sync_power_states", host=host, guests=guests)
+
+    def instance_event(self, host: str, uuid: str, power_state: int) -> None:
+        self.bus.cast(SERVICE, "instance_event", host=host, uuid=uuid, power_state=power_state)

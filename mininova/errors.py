@@ -1,0 +1,35 @@
+"""Domain errors (L0): raised by the services below the HTTP layer, never tied to HTTP.
+
+`mininova.api.errors` maps each of them to a status code and an error body in one place
+(`DOMAIN_STATUS`); code below the API raises these instead of `mininova.api.errors.*`.
+"""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """Base of the domain errors; `message` is what the API shows the caller."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class NotFound(DomainError):
+    """The object does not exist or the caller may not see it (HTTP 404)."""
+
+
+class PermissionDenied(DomainError):
+    """The caller may see the object but not do this to it (HTTP 403)."""
+
+
+class Conflict(DomainError):
+    """The object's state does not allow this now (HTTP 409)."""
+
+
+class QuotaExceeded(DomainError):
+    """A project or user quota would be exceeded (HTTP 403, as Nova answers)."""
+
+
+class NoValidHost(DomainError):
+    """The scheduler found no host for the request (handled by the conductor, not HTTP)."""

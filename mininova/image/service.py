@@ -1,0 +1,20 @@
+"""The image service on the bus: what other services (the conductor) may do to images."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mininova.image.store_ops import set_image_status
+from mininova.store import Store
+
+SERVICE = "image"
+
+
+class ImageService:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def handle(self, method: str, params: dict[str, Any]) -> Any:
+        if method == "set_image_status":
+            return await set_image_status(self.store, **params)
+        raise LookupError(f"image has no method {method!r}")
