@@ -190,6 +190,7 @@ compute_nodes = Table(
     Column("last_heartbeat", Text),
     Column("created_at", Text, nullable=False),
     Column("updated_at", Text),
+    _flag("forced_down", 0),
     sqlite_autoincrement=True,
 )
 
@@ -232,6 +233,10 @@ instances = Table(
     Column("created_at", Text, nullable=False),
     Column("updated_at", Text, nullable=False),
     _flag("deleted", 0),
+    # The flavor's resources, copied from the `flavor` document for aggregate quota usage.
+    Column("vcpus", Int, nullable=False, server_default=text("0")),
+    Column("memory_mb", Int, nullable=False, server_default=text("0")),
+    Column("root_gb", Int, nullable=False, server_default=text("0")),
     Index("instances_project", "project_id", "deleted"),
     Index("instances_host", "host", "deleted"),
     sqlite_autoincrement=True,

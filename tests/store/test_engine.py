@@ -152,6 +152,8 @@ async def test_release_database_upgrades_in_place(tmp_path: Path) -> None:
         assert admin is not None and check_password(RELEASE_ADMIN_PASSWORD, admin["password_hash"])
         vm = await db.one(select(schema.instances).where(schema.instances.c.name == "old-vm"))
         assert vm is not None and vm["host"] == "host-a" and vm["vm_state"] == "active"
+        # Revision 0002 copied the flavor's resources into columns.
+        assert (vm["vcpus"], vm["memory_mb"], vm["root_gb"]) == (1, 128, 1)
         assert await db.scalar(select(func.count()).select_from(schema.flavors)) >= 1
         assert await settings.get(db, "bootstrapped") == "1"
     finally:
