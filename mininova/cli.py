@@ -46,6 +46,12 @@ def main() -> None:
     help="State directory (database, images, clouds.yaml). Env MININOVA_DATA_DIR.",
 )
 @click.option("--listen", default=None, help="HOST:PORT to listen on (default 127.0.0.1:8780).")
+@click.option(
+    "--database-url",
+    default=None,
+    help="postgresql+asyncpg://USER:PASSWORD@HOST/DB (default: SQLite in the data dir)."
+    " Env MININOVA_DATABASE_URL.",
+)
 @click.option("--public-url", default=None, help="URL clients and agents use to reach us.")
 @click.option(
     "--config",
@@ -74,6 +80,7 @@ def main() -> None:
 def serve(
     data_dir: Path | None,
     listen: str | None,
+    database_url: str | None,
     public_url: str | None,
     config_file: Path | None,
     local_agent: str | None,
@@ -90,6 +97,7 @@ def serve(
         {
             "data_dir": data_dir,
             "listen": listen,
+            "database_url": database_url,
             "public_url": public_url,
             "tls_cert": tls_cert,
             "tls_key": tls_key,
@@ -265,10 +273,9 @@ def _serve_config(data_dir: Path | None, config_file: Path | None) -> cfgmod.Ser
 async def _with_store(config: cfgmod.ServeConfig, work: Any) -> Any:
     from mininova.store import Store
 
-    db = config.data_dir / "mininova.sqlite"
-    if not db.exists():
+    if not config.database_url and not (config.data_dir / "mininova.sqlite").exists():
         raise click.ClickException(f"no cloud in {config.data_dir} (run `mininova serve` first)")
-    store = Store(db)
+    store = Store(config.store_url)
     await store.open()
     try:
         return await work(store)

@@ -15,6 +15,9 @@ from mininova import paths
 class ServeConfig:
     data_dir: Path = field(default_factory=lambda: paths.default_data_dir("mininova"))
     listen: str = "127.0.0.1:8780"
+    # SQLAlchemy-style URL; default: the SQLite file <data_dir>/mininova.sqlite.
+    # PostgreSQL: postgresql+asyncpg://user:password@host/dbname
+    database_url: str = ""
     public_url: str = ""  # default: http(s)://<listen>
     tls_cert: str = ""  # bring your own certificate chain (PEM); default: the cloud CA's
     tls_key: str = ""
@@ -37,6 +40,11 @@ class ServeConfig:
     disk_allocation_ratio: float = 1.0
     log_level: str = "INFO"
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def store_url(self) -> str:
+        """Where the state lives: `database_url`, or the SQLite file in the data dir."""
+        return self.database_url or str(self.data_dir / "mininova.sqlite")
 
     @property
     def listen_host(self) -> str:

@@ -81,7 +81,7 @@ class Controller:
             self.tls = await asyncio.to_thread(self._ensure_tls)
             ssl_context = server_ssl_context(self.tls)
         # scale-out seam: all controllers open one PostgreSQL URL; register a controllers row
-        self.store = Store(cfg.data_dir / "mininova.sqlite")
+        self.store = Store(cfg.store_url)
         await self.store.open()
         self.credentials = await bootstrap(self.store, cfg.data_dir)
         from mininova.image.store_ops import recover_uploads

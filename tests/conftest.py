@@ -25,9 +25,10 @@ pytest_plugins = ["tests.kit.pg_fixtures"]
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    """A migrated, empty store in tmp_path (test modules may define their own)."""
-    s = Store(tmp_path / "store.sqlite")
+async def store(tmp_path: Path, database_url: str | None) -> AsyncIterator[Store]:
+    """A migrated, empty store: SQLite in tmp_path, or a fresh PostgreSQL database when
+    MININOVA_TEST_DATABASE=postgresql (test modules may define their own)."""
+    s = Store(database_url or tmp_path / "store.sqlite")
     await s.open()
     try:
         yield s
@@ -145,9 +146,12 @@ async def login(
 
 
 @pytest.fixture
-async def controller(tmp_path: Path) -> AsyncIterator[Controller]:
+async def controller(tmp_path: Path, database_url: str | None) -> AsyncIterator[Controller]:
     config = ServeConfig(
-        data_dir=tmp_path / "data", listen=f"127.0.0.1:{free_port()}", heartbeat_interval=0.5
+        data_dir=tmp_path / "data",
+        listen=f"127.0.0.1:{free_port()}",
+        heartbeat_interval=0.5,
+        database_url=database_url or "",
     )
     ctl = Controller(config)
     await ctl.start()

@@ -75,6 +75,9 @@ _insert_cache: dict[tuple[str, str, tuple[str, ...], tuple[str, ...]], Compiled]
 def _compile(statement: Statement, dialect: Dialect, params: Params) -> tuple[str, list[Any]]:
     """SQL text and positional parameters for one execution."""
     if isinstance(statement, str):  # transition: raw SQLite text with `?` parameters
+        if dialect.name == "postgresql":
+            numbers = iter(range(1, 1000))
+            statement = re.sub(r"\?", lambda _: f"${next(numbers)}", statement)
         return statement, list(params or ())
     if isinstance(statement, Prepared):
         compiled = statement.compiled(dialect)
