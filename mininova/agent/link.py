@@ -64,6 +64,7 @@ def dial(url: str, secret: str, ping_interval: float, access: ControllerAccess) 
         open_timeout=10,
         close_timeout=2,
         max_size=2 * MAX_FRAME_BYTES,
+        compression=None,  # small JSON frames: deflate state would cost more than it saves
     )
 
 

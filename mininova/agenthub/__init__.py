@@ -4,7 +4,9 @@ Agents dial out and authenticate with their host credential, or with a join toke
 first hello trades for one (`mininova.trust.enrolment`). A host name is bound to its credential:
 a link that claims an enrolled name without it is refused and the live link keeps its orders
 and consoles. The hub records each host's inventory
-and heartbeats in `compute_nodes`, relays the agent's reports to the conductor over the bus and
+in `compute_nodes` at hello; heartbeats are noted in memory and written for all hosts in one
+statement per sweep (every heartbeat interval), which is also when silent links are closed. It
+relays the agent's reports to the conductor over the bus and
 lets the conductor send orders to a host with `call(host, method, params)`.
 """
 
@@ -16,11 +18,11 @@ from typing import Any, Protocol
 
 from aiohttp import WSMsgType, web
 
+from mininova import timeutil
 from mininova.config import ServeConfig
-from mininova.hosts import is_up
 from mininova.protocol import PROTOCOL_VERSION, ProtocolError
 from mininova.protocol.peer import Peer
-from mininova.store import Store
+from mininova.store import Store, hosts
 from mininova.timeutil import now_iso
 from mininova.trust import enrolment
 from mininova.trust.enrolment import EnrolmentRefused
@@ -35,11 +37,18 @@ class HostUnavailable(ProtocolError):
         super().__init__("host_unavailable", f"compute host {host} is not connected")
 
 
-def _int(value: Any, default: int = 0) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return default
+def _resources(params: dict[str, Any]) -> dict[str, Any]:
+    """The inventory of a hello, with numbers that are numbers."""
+    res = params.get("resources") or {}
+    if not isinstance(res, dict):
+        raise ValueError("resources must be an object")
+    clean: dict[str, Any] = dict(res)
+    for key in ("hypervisor_version", "vcpus", "memory_mb", "local_gb"):
+        try:
+            clean[key] = int(res.get(key) or 0)
+        except (TypeError, ValueError):
+            clean[key] = 0
+    return clean
 
 
 class ConductorReports(Protocol):
@@ -61,6 +70,8 @@ class AgentHub:
         self.links: dict[str, Peer] = {}
         self._sockets: dict[str, web.WebSocketResponse] = {}
         self.ca_pem: bytes | None = None  # the cloud CA agents pin (None without TLS)
+        self._last_seen: dict[str, float] = {}  # host → monotonic time of its last frame
+        self._heard: set[str] = set()  # hosts that sent a heartbeat since the last sweep
 
     def setup(self, app: web.Application) -> None:
         app.router.add_get("/agent", self.handle)
@@ -91,7 +102,11 @@ class AgentHub:
             log.warning("refused agent link from %s: %s", request.remote, exc)
             return web.json_response({"error": {"code": 401, "message": str(exc)}}, status=401)
         ws = web.WebSocketResponse(
-            heartbeat=self.config.heartbeat_interval * 2, max_msg_size=8 * 1024 * 1024
+            heartbeat=self.config.heartbeat_interval * 2,
+            max_msg_size=8 * 1024 * 1024,
+            # Orders and reports are small JSON frames: per-link deflate state (~100 KiB)
+            # would cost more memory than the bytes it saves.
+            compress=False,
         )
         await ws.prepare(request)
         state: dict[str, str] = {}
@@ -117,11 +132,10 @@ class AgentHub:
             if host and self.links.get(host) is peer:
                 del self.links[host]
                 self._sockets.pop(host, None)
-                await self.store.execute(
-                    # scale-out seam: add AND controller_id = me: the host may have moved on
-                    "UPDATE compute_nodes SET connected = 0, updated_at = ? WHERE host = ?",
-                    (now_iso(), host),
-                )
+                self._last_seen.pop(host, None)
+                self._heard.discard(host)
+                # scale-out seam: add AND controller_id = me: the host may have moved on
+                await hosts.node_disconnected(self.store, host, now_iso())
                 log.warning("agent %s disconnected", host)
         return ws
 
@@ -152,9 +166,7 @@ class AgentHub:
             raise ValueError("hello needs a host name")
         if "host" in state:
             raise ProtocolError("invalid_frame", "hello was already sent on this link")
-        res = params.get("resources") or {}
-        if not isinstance(res, dict):
-            raise ValueError("resources must be an object")
+        res = _resources(params)
         reply: dict[str, Any] = {}
         if auth["kind"] == "host" and auth["host"] != host:
             reason = f"this credential belongs to host {auth['host']!r}, not {host!r}"
@@ -168,41 +180,16 @@ class AgentHub:
                 await self._refuse(ws, "enrolment_refused", str(exc))
             log.info("host %s enrolled from %s", host, remote)
         now = now_iso()
-        await self.store.execute(
-            # scale-out seam: also take the host's lease: controller_id = me, lease_expires_at
-            "INSERT INTO compute_nodes (host, hypervisor_hostname, hypervisor_type,"
-            " hypervisor_version, cpu_info, host_ip, vcpus, memory_mb, local_gb, driver,"
-            " connected, last_heartbeat, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?)"
-            " ON CONFLICT(host) DO UPDATE SET hypervisor_type=excluded.hypervisor_type,"
-            " hypervisor_version=excluded.hypervisor_version, cpu_info=excluded.cpu_info,"
-            " host_ip=excluded.host_ip, vcpus=excluded.vcpus, memory_mb=excluded.memory_mb,"
-            " local_gb=excluded.local_gb, driver=excluded.driver, connected=1,"
-            " last_heartbeat=excluded.last_heartbeat, updated_at=excluded.updated_at",
-            (
-                host,
-                host,
-                str(res.get("hypervisor_type", "fake")),
-                _int(res.get("hypervisor_version")),
-                str(res.get("cpu_info", "{}")),
-                str(res.get("host_ip", "127.0.0.1")),
-                _int(res.get("vcpus")),
-                _int(res.get("memory_mb")),
-                _int(res.get("local_gb")),
-                str(params.get("driver", "")),
-                now,
-                now,
-                now,
-            ),
-        )
-        await self.store.execute(
-            "UPDATE host_credentials SET last_seen_at = ? WHERE host = ?", (now, host)
-        )
+        # scale-out seam: also take the host's lease: controller_id = me, lease_expires_at
+        async with self.store.transaction() as tx:
+            await hosts.node_connected(tx, host, res, str(params.get("driver", "")), now)
+            await hosts.credential_seen(tx, host, now)
         # scale-out seam: the old link may be on another controller: NOTIFY it to drop it
         old = self._sockets.get(host)
         state["host"] = host
         self.links[host] = peer
         self._sockets[host] = ws
+        self._last_seen[host] = timeutil.monotonic()
         if old is not None and old is not ws:
             await old.close(message=b"replaced by a newer connection")
         log.info("agent %s connected (%s driver)", host, params.get("driver"))
@@ -222,10 +209,8 @@ class AgentHub:
 
     async def _heartbeat(self, params: dict[str, Any], state: dict[str, str]) -> dict:
         host = self._host(state)
-        await self.store.execute(
-            "UPDATE compute_nodes SET last_heartbeat = ?, connected = 1 WHERE host = ?",
-            (now_iso(), host),
-        )
+        self._last_seen[host] = timeutil.monotonic()
+        self._heard.add(host)
         guests = params.get("guests")
         if isinstance(guests, list):
             self.reports.sync_power_states(host=host, guests=guests)
@@ -265,21 +250,25 @@ class AgentHub:
         return await peer.call(method, params or {}, timeout=timeout)
 
     async def monitor(self) -> None:
-        """Close links whose agent stopped heartbeating (a half-open TCP connection)."""
-        config = self.config
-        limit = config.heartbeat_interval * config.missed_heartbeats_down
+        """Every heartbeat interval: write the heartbeats heard (one statement), and close
+        links whose agent stopped heartbeating (a half-open TCP connection)."""
         while True:
-            await asyncio.sleep(config.heartbeat_interval)
-            rows = await self.store.fetchall(
-                # scale-out seam: filter on controller_id = me once hosts are spread
-                "SELECT host, last_heartbeat FROM compute_nodes WHERE connected = 1"
-            )
-            for row in rows:
-                if not is_up({**row, "connected": 1}, config) and row["host"] in self._sockets:
-                    log.warning(
-                        "agent %s missed heartbeats for %.0fs; closing its link", row["host"], limit
-                    )
-                    await self._sockets[row["host"]].close()
+            await asyncio.sleep(self.config.heartbeat_interval)
+            await self.sweep()
+
+    async def sweep(self) -> None:
+        config = self.config
+        heard, self._heard = self._heard, set()
+        # Only hosts whose link is still ours: a late heartbeat must not revive a closed one.
+        await hosts.record_heartbeats(
+            self.store, sorted(h for h in heard if h in self.links), now_iso()
+        )
+        limit = config.heartbeat_interval * config.missed_heartbeats_down
+        now = timeutil.monotonic()
+        for host, seen in list(self._last_seen.items()):
+            if now - seen > limit and host in self._sockets:
+                log.warning("agent %s missed heartbeats for %.0fs; closing its link", host, limit)
+                await self._sockets[host].close()
 
     async def close(self) -> None:
         for ws in list(self._sockets.values()):

@@ -23,7 +23,7 @@ from mininova.image.client import ImageClient
 from mininova.protocol import ProtocolError
 from mininova.scheduler import Request
 from mininova.scheduler.client import SchedulerClient
-from mininova.store import Store
+from mininova.store import Store, allocations, server_groups
 from mininova.store import instances as db
 from mininova.timeutil import now_iso
 from mininova.trust.capabilities import Capabilities
@@ -84,9 +84,7 @@ class Conductor:
                 if inst is None or inst["task_state"] == st.DELETING:
                     return
                 flavor = inst["flavor"]
-                group = await self.store.fetchone(
-                    "SELECT group_id FROM server_group_members WHERE instance_uuid = ?", (uuid,)
-                )
+                group = await server_groups.group_of(self.store, uuid)
                 request = Request(
                     uuid,
                     int(flavor["vcpus"]),
@@ -95,7 +93,7 @@ class Conductor:
                     inst["availability_zone"] or None,
                     tuple(tried),
                     inst["scheduler_hints"].get("force_host"),
-                    group["group_id"] if group else None,
+                    group,
                 )
                 event = await db.start_event(self.store, uuid, "conductor_schedule_and_build", None)
                 try:
@@ -226,17 +224,11 @@ class Conductor:
             await self._mark_deleted(uuid)
 
     async def _mark_deleted(self, uuid: str) -> None:
-        now = now_iso()
-        async with self.store.transaction():
-            await self.store.execute("DELETE FROM allocations WHERE instance_uuid = ?", (uuid,))
-            await self.store.execute(
-                "DELETE FROM server_group_members WHERE instance_uuid = ?", (uuid,)
-            )
-            await self.store.execute(
-                "UPDATE instances SET deleted = 1, vm_state = ?, task_state = NULL,"
-                " power_state = 0, terminated_at = ?, updated_at = ? WHERE uuid = ?",
-                (st.DELETED, now, now, uuid),
-            )
+        async with self.store.transaction() as tx:
+            await allocations.release(tx, uuid)
+            await server_groups.remove_member(tx, uuid)
+            await db.mark_deleted(tx, uuid, st.DELETED)
+        await self.scheduler.release(uuid)  # its in-memory claim
         self.consoleauth.revoke_instance(uuid)
         self._locks.pop(uuid, None)
         log.info("instance %s deleted", uuid)
@@ -321,11 +313,7 @@ class Conductor:
         reported = {
             g["uuid"]: g for g in guests if isinstance(g, dict) and isinstance(g.get("uuid"), str)
         }
-        rows = await self.store.fetchall(
-            "SELECT uuid FROM instances WHERE host = ? AND deleted = 0", (host,)
-        )
-        for row in rows:
-            uuid = row["uuid"]
+        for uuid in await db.uuids_on_host(self.store, host):
             guest = reported.get(uuid)
             if guest is None:
                 await self._guest_missing(uuid)
@@ -387,16 +375,12 @@ class Conductor:
     # scale-out seam: scope to instances whose work this controller owned
     async def recover(self) -> None:
         """After a controller restart: finish or fail work that was in flight."""
-        rows = await self.store.fetchall(
-            "SELECT uuid, vm_state, task_state FROM instances"
-            " WHERE deleted = 0 AND task_state IS NOT NULL"
-        )
-        for row in rows:
+        for row in await db.in_flight(self.store):
             uuid, task = row["uuid"], row["task_state"]
             if task == st.DELETING:
                 self.conductor.delete_instance(uuid)
             elif row["vm_state"] == st.BUILDING:
-                await self.store.execute("DELETE FROM allocations WHERE instance_uuid = ?", (uuid,))
+                await self.scheduler.release(uuid)
                 await db.update(
                     self.store,
                     uuid,

@@ -125,10 +125,20 @@ class Result:
         self.lastrowid = lastrowid
 
 
+def _written_table(statement: Statement) -> str | None:
+    element = statement.statement if isinstance(statement, Prepared) else statement
+    if getattr(element, "is_dml", False):
+        return element.table.name  # type: ignore[union-attr]
+    return None
+
+
 class Executor:
     """What a transaction and the store both offer: run statements, get dicts back."""
 
     dialect: Dialect
+
+    def _touched(self, table: str) -> None:
+        """A write to `table` happened (counted at commit inside a transaction)."""
 
     async def _run(self, sql: str, args: Sequence[Any], *, want_rows: bool) -> Result:
         raise NotImplementedError
@@ -136,11 +146,19 @@ class Executor:
     async def execute(self, statement: Statement, params: Params = None) -> int:
         """Run a statement; the number of rows it changed."""
         sql, args = _compile(statement, self.dialect, params)
-        return (await self._run(sql, args, want_rows=False)).rowcount
+        count = (await self._run(sql, args, want_rows=False)).rowcount
+        table = _written_table(statement)
+        if table is not None:
+            self._touched(table)
+        return count
 
     async def all(self, statement: Statement, params: Params = None) -> list[Row]:
         sql, args = _compile(statement, self.dialect, params)
-        return (await self._run(sql, args, want_rows=True)).rows
+        rows = (await self._run(sql, args, want_rows=True)).rows
+        table = _written_table(statement)  # DELETE/UPDATE … RETURNING
+        if table is not None:
+            self._touched(table)
+        return rows
 
     async def one(self, statement: Statement, params: Params = None) -> Row | None:
         rows = await self.all(statement, params)
@@ -167,14 +185,22 @@ class Executor:
         compiled = _compile_insert(self.dialect, table, keys, tuple(returning))
         args = [values[name] for name in compiled.positiontup or ()]
         result = await self._run(compiled.string, args, want_rows=bool(returning))
+        self._touched(table.name)
         return result.rows[0] if returning and result.rows else None
 
     async def upsert(
-        self, table: Table, values: Mapping[str, Any], *, conflict: Sequence[str]
+        self,
+        table: Table,
+        values: Mapping[str, Any],
+        *,
+        conflict: Sequence[str],
+        keep: Sequence[str] = (),
     ) -> None:
-        """INSERT, or UPDATE the other columns when a row with the same `conflict` key exists."""
+        """INSERT, or UPDATE the other columns (but `keep`) when a row with the same `conflict`
+        key exists."""
         keys = tuple(sorted(values))
-        cache_key = (self.dialect.name, table.name, keys, ("upsert",) + tuple(conflict))
+        unchanged = tuple(conflict) + tuple(keep)
+        cache_key = (self.dialect.name, table.name, keys, ("upsert",) + unchanged)
         compiled = _insert_cache.get(cache_key)
         if compiled is None:
             if self.dialect.name == "postgresql":
@@ -182,12 +208,13 @@ class Executor:
             else:
                 from sqlalchemy.dialects.sqlite import insert as dialect_insert
             statement = dialect_insert(table)
-            changed = {k: statement.excluded[k] for k in keys if k not in conflict}
+            changed = {k: statement.excluded[k] for k in keys if k not in unchanged}
             statement = statement.on_conflict_do_update(index_elements=list(conflict), set_=changed)
             compiled = statement.compile(dialect=self.dialect, column_keys=list(keys))
             _insert_cache[cache_key] = compiled
         args = [values[name] for name in compiled.positiontup or ()]
         await self._run(compiled.string, args, want_rows=False)
+        self._touched(table.name)
 
     async def insert_many(self, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
         for values in rows:
@@ -201,6 +228,10 @@ class Transaction(Executor):
         self.store = store
         self.dialect = store.dialect
         self._connection = connection
+        self.touched: set[str] = set()
+
+    def _touched(self, table: str) -> None:
+        self.touched.add(table)
 
     async def _run(self, sql: str, args: Sequence[Any], *, want_rows: bool) -> Result:
         return await self.store._backend.run(self._connection, sql, args, want_rows=want_rows)
@@ -231,6 +262,22 @@ class Store(Executor):
             self._backend = _SqliteBackend(text)
         self.url = text
         self.dialect = self._backend.dialect
+        self._generations: dict[str, int] = {}
+
+    def generation(self, table: str) -> int:
+        """How many committed writes to `table` this process has made: in-process caches
+        (the scheduler's host state) reload when it moves.
+
+        scale-out seam: other controllers' writes would arrive as NOTIFY and bump it too.
+        """
+        return self._generations.get(table, 0)
+
+    def _touched(self, table: str) -> None:
+        tx = _current_tx.get()
+        if tx is not None and tx.store is self:
+            tx.touched.add(table)
+        else:
+            self._generations[table] = self._generations.get(table, 0) + 1
 
     @property
     def backend(self) -> str:
@@ -267,6 +314,8 @@ class Store(Executor):
                 yield tx
             finally:
                 _current_tx.reset(token)
+        for table in tx.touched:  # committed
+            self._generations[table] = self._generations.get(table, 0) + 1
 
     async def get_setting(self, key: str) -> str | None:
         from mininova.store import settings
