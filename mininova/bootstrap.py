@@ -14,7 +14,7 @@ from pathlib import Path
 
 from mininova.identity.service import hash_password, new_id
 from mininova.paths import write_private
-from mininova.store import Store, schema
+from mininova.store import Store, flavors, identity, instances
 from mininova.timeutil import now_iso
 
 log = logging.getLogger(__name__)
@@ -62,43 +62,48 @@ async def bootstrap(store: Store, data_dir: Path) -> Credentials:
         return Credentials("admin", password, "admin", created=False)
     password = secrets.token_urlsafe(12)
     now = now_iso()
-    async with store.transaction():
+    async with store.transaction() as tx:
         role_ids = {}
         for name in ROLES:
             role_ids[name] = new_id()
-            await store.execute(
-                "INSERT INTO roles (id, name) VALUES (?, ?)", (role_ids[name], name)
-            )
+            await identity.insert_role(tx, role_ids[name], name)
         admin_project, service_project = new_id(), new_id()
-        await store.execute(
-            "INSERT INTO projects (id, name, description, created_at) VALUES (?, ?, ?, ?)",
-            (admin_project, "admin", "Administrators", now),
+        await identity.insert_project(
+            tx,
+            {
+                "id": admin_project,
+                "name": "admin",
+                "description": "Administrators",
+                "created_at": now,
+            },
         )
-        await store.execute(
-            "INSERT INTO projects (id, name, description, created_at) VALUES (?, ?, ?, ?)",
-            (service_project, "service", "mininova internal services", now),
+        await identity.insert_project(
+            tx,
+            {
+                "id": service_project,
+                "name": "service",
+                "description": "mininova internal services",
+                "created_at": now,
+            },
         )
         admin_user = new_id()
-        await store.execute(
-            "INSERT INTO users (id, name, password_hash, default_project_id, created_at)"
-            " VALUES (?, ?, ?, ?, ?)",
-            (admin_user, "admin", hash_password(password), admin_project, now),
+        await identity.insert_user(
+            tx,
+            {
+                "id": admin_user,
+                "name": "admin",
+                "password_hash": hash_password(password),
+                "default_project_id": admin_project,
+                "created_at": now,
+            },
         )
         for role in ("admin", "member", "reader"):
-            await store.execute(
-                "INSERT INTO role_assignments (user_id, project_id, role_id) VALUES (?, ?, ?)",
-                (admin_user, admin_project, role_ids[role]),
-            )
-        for flavor_id, name, ram, vcpus, disk in DEFAULT_FLAVORS:
-            await store.execute(
-                "INSERT INTO flavors (id, name, ram, vcpus, disk, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (flavor_id, name, ram, vcpus, disk, now),
-            )
+            await identity.grant(tx, admin_user, admin_project, role_ids[role])
+        await flavors.insert_defaults(tx, DEFAULT_FLAVORS, now)
         # Guests are named instance-<id in hex> on the hypervisor (as in Nova). Start each cloud's
         # ids at a random offset, so two clouds that share a libvirtd (a controller rebuilt
         # from scratch, a test next to a lab) do not hand out the same domain names.
-        await store.seed_sequence(schema.instances, (1 + secrets.randbelow(0x7FFF)) << 16)
+        await instances.seed_ids(store, (1 + secrets.randbelow(0x7FFF)) << 16)
         await store.set_setting("bootstrapped", "1")
     write_private(secrets_file, f"username=admin\npassword={password}\nproject=admin\n")
     log.info("bootstrapped a new cloud in %s", data_dir)

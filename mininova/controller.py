@@ -33,7 +33,7 @@ from mininova.image.service import SERVICE as image_service
 from mininova.paths import private_dir
 from mininova.scheduler.client import SERVICE as scheduler_service
 from mininova.scheduler.client import SchedulerClient
-from mininova.store import Store
+from mininova.store import Store, hosts
 from mininova.tls import ServerTls, ensure_server_tls, server_ssl_context
 from mininova.trust import enrolment
 from mininova.trust.capabilities import Capabilities
@@ -90,7 +90,7 @@ class Controller:
         await recover_uploads(self.store, cfg)
         # No agent is connected to a controller that just started.
         # scale-out seam: only hosts whose controller_id is this controller (others are live)
-        await self.store.execute("UPDATE compute_nodes SET connected = 0")
+        await hosts.disconnect_all(self.store)
         # `mininova token create` prints join commands for this URL (and the CA's pin).
         # scale-out seam: last starter wins; a shared public URL is a cluster setting
         await self.store.set_setting("public_url", cfg.base_url)

@@ -33,3 +33,7 @@ class QuotaExceeded(DomainError):
 
 class NoValidHost(DomainError):
     """The scheduler found no host for the request (handled by the conductor, not HTTP)."""
+
+
+class Invalid(DomainError):
+    """The request is malformed or names something it may not use (HTTP 400)."""

@@ -5,11 +5,13 @@ A limit of -1 means unlimited. Usage is computed live from the database (no rese
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mininova.errors import QuotaExceeded
-from mininova.store import Store
-from mininova.store.db import loads
+from mininova.errors import Invalid, QuotaExceeded
+from mininova.store import quotas, server_groups
+
+if TYPE_CHECKING:
+    from mininova.store.engine import Executor
 
 DEFAULTS: dict[str, int] = {
     "instances": 10,
@@ -32,80 +34,76 @@ DEFAULTS: dict[str, int] = {
 COUNTED = ("instances", "cores", "ram", "key_pairs", "server_groups")
 
 
-async def get_limits(store: Store, project_id: str) -> dict[str, int]:
+async def get_limits(db: Executor, project_id: str) -> dict[str, int]:
     """The effective hard limits of a project: defaults overlaid with its `quotas` rows."""
     limits = dict(DEFAULTS)
-    rows = await store.fetchall(
-        "SELECT resource, hard_limit FROM quotas WHERE project_id = ?", (project_id,)
-    )
-    for row in rows:
-        if row["resource"] in limits:
-            limits[row["resource"]] = int(row["hard_limit"])
+    for resource, limit in (await quotas.limits(db, project_id)).items():
+        if resource in limits:
+            limits[resource] = limit
     return limits
 
 
-async def set_limits(store: Store, project_id: str, updates: dict[str, int]) -> None:
-    """Store per-project overrides (unknown resources are ignored)."""
-    async with store.transaction():
+async def set_limits(db: Executor, project_id: str, updates: dict[str, int]) -> None:
+    """Store per-project overrides (unknown resources are ignored), atomically."""
+    async with _transaction(db) as tx:
         for resource, limit in updates.items():
-            if resource not in DEFAULTS:
-                continue
-            await store.execute(
-                "INSERT INTO quotas (project_id, resource, hard_limit) VALUES (?, ?, ?) "
-                "ON CONFLICT(project_id, resource) DO UPDATE SET hard_limit = excluded.hard_limit",
-                (project_id, resource, int(limit)),
-            )
+            if resource in DEFAULTS:
+                await quotas.set_limit(tx, project_id, resource, int(limit))
 
 
-async def reset_limits(store: Store, project_id: str) -> None:
+async def update_limits(
+    db: Executor,
+    project_id: str,
+    updates: dict[str, int],
+    *,
+    force: bool = False,
+    user_id: str | None = None,
+) -> dict[str, int]:
+    """os-quota-sets update: each new limit must be -1 or more and, unless `force`, not
+    below what is in use (Invalid otherwise). Checked and stored under the project's quota
+    lock in one transaction; the effective limits afterwards."""
+    async with _transaction(db) as tx:
+        await tx.lock(f"quota:{project_id}")
+        usage = await get_usage(tx, project_id, user_id)
+        for key, limit in updates.items():
+            if limit < -1:
+                raise Invalid(f"Quota limit {limit} for {key} must be -1 or greater.")
+            if not force and limit != -1 and limit < usage[key]:
+                raise Invalid(
+                    f"Quota limit {limit} for {key} must be greater than or equal "
+                    f"to already used and reserved {usage[key]}."
+                )
+        await set_limits(tx, project_id, updates)
+        return await get_limits(tx, project_id)
+
+
+async def reset_limits(db: Executor, project_id: str) -> None:
     """Drop a project's overrides: it falls back to the defaults."""
-    await store.execute("DELETE FROM quotas WHERE project_id = ?", (project_id,))
+    await quotas.reset(db, project_id)
 
 
-async def _table_exists(store: Store, name: str) -> bool:
-    row = await store.fetchone(
-        "SELECT 1 AS x FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
-    )
-    return row is not None
-
-
-async def get_usage(store: Store, project_id: str, user_id: str | None = None) -> dict[str, int]:
-    """What a project uses now: instances, cores and ram from its non-deleted instances'
-    flavor snapshots, key_pairs of `user_id` (keypairs are per user; 0 when None), and
-    server_groups when that table exists. Other resources are 0."""
+async def get_usage(db: Executor, project_id: str, user_id: str | None = None) -> dict[str, int]:
+    """What a project uses now (one aggregate query): instances, cores and ram of its live
+    instances, key_pairs of `user_id` (keypairs are per user; 0 when None) and its
+    server_groups. Other resources are 0."""
     usage = dict.fromkeys(DEFAULTS, 0)
-    rows = await store.fetchall(
-        "SELECT flavor FROM instances WHERE project_id = ? AND deleted = 0", (project_id,)
-    )
-    for row in rows:
-        flavor: dict[str, Any] = loads(row["flavor"], {}) or {}
-        usage["instances"] += 1
-        usage["cores"] += int(flavor.get("vcpus") or 0)
-        usage["ram"] += int(flavor.get("ram") or 0)
-    if user_id is not None:
-        row = await store.fetchone(
-            "SELECT COUNT(*) AS n FROM keypairs WHERE user_id = ?", (user_id,)
-        )
-        usage["key_pairs"] = int((row or {}).get("n") or 0)
-    if await _table_exists(store, "server_groups"):
-        try:
-            row = await store.fetchone(
-                "SELECT COUNT(*) AS n FROM server_groups WHERE project_id = ?", (project_id,)
-            )
-            usage["server_groups"] = int((row or {}).get("n") or 0)
-        except Exception:  # noqa: BLE001 - a differently shaped table: report 0
-            usage["server_groups"] = 0
+    usage.update(await quotas.usage(db, project_id, user_id))
     return usage
+
+
+def _transaction(db: Executor) -> Any:
+    """A transaction on `db`'s store (joins the caller's when `db` is one)."""
+    return getattr(db, "store", db).transaction()
 
 
 def _over(limit: int, used: int, requested: int) -> bool:
     return limit >= 0 and used + requested > limit
 
 
-async def allowed_instances(store: Store, project_id: str, count: int, vcpus: int, ram: int) -> int:
+async def allowed_instances(db: Executor, project_id: str, count: int, vcpus: int, ram: int) -> int:
     """How many of `count` instances of this size (per-instance vcpus/ram) still fit (≥0)."""
-    limits = await get_limits(store, project_id)
-    usage = await get_usage(store, project_id)
+    limits = await get_limits(db, project_id)
+    usage = await quotas.instance_usage(db, project_id)
     fit = count
     for resource, each in (("instances", 1), ("cores", vcpus), ("ram", ram)):
         limit = limits[resource]
@@ -116,15 +114,18 @@ async def allowed_instances(store: Store, project_id: str, count: int, vcpus: in
 
 
 async def check_instance_quota(
-    store: Store, project_id: str, count: int, vcpus: int, ram: int
+    db: Executor, project_id: str, count: int, vcpus: int, ram: int
 ) -> None:
     """Raise QuotaExceeded (Nova answers 403 on server create) if `count` more instances with
     `vcpus` cores and `ram` MiB each would exceed the project's instances/cores/ram quota.
 
     Message as Nova: "Quota exceeded for instances: Requested 3, but already used 9 of 10
-    instances" (several resources are joined with ", ")."""
-    limits = await get_limits(store, project_id)
-    usage = await get_usage(store, project_id)
+    instances" (several resources are joined with ", ").
+
+    Run it inside the transaction that inserts the instances, after
+    `tx.lock(f"quota:{project_id}")`, so concurrent creates cannot both pass."""
+    limits = await get_limits(db, project_id)
+    usage = await quotas.instance_usage(db, project_id)
     requested = {"instances": count, "cores": vcpus * count, "ram": ram * count}
     overs = sorted(r for r, req in requested.items() if _over(limits[r], usage[r], req))
     if not overs:
@@ -138,9 +139,31 @@ async def check_instance_quota(
     )
 
 
-async def check_keypair_quota(store: Store, project_id: str, user_id: str) -> None:
+async def check_keypair_quota(db: Executor, project_id: str, user_id: str) -> None:
     """Raise QuotaExceeded when the user already holds as many keypairs as allowed."""
-    limits = await get_limits(store, project_id)
-    usage = await get_usage(store, project_id, user_id)
+    limits = await get_limits(db, project_id)
+    usage = await get_usage(db, project_id, user_id)
     if _over(limits["key_pairs"], usage["key_pairs"], 1):
         raise QuotaExceeded("Quota exceeded, too many key pairs.")
+
+
+async def fit_instances(
+    db: Executor, project_id: str, min_count: int, max_count: int, vcpus: int, ram: int
+) -> int:
+    """As many instances as the quota allows: max_count if it fits, else min_count, else
+    QuotaExceeded (the message of the min_count check, or of max_count when they are equal)."""
+    try:
+        await check_instance_quota(db, project_id, max_count, vcpus, ram)
+        return max_count
+    except QuotaExceeded:
+        if min_count == max_count:
+            raise
+    await check_instance_quota(db, project_id, min_count, vcpus, ram)
+    return min_count
+
+
+async def check_group_members(db: Executor, group: dict[str, Any], count: int) -> None:
+    """server_group_members: the group's project may not have more members than allowed."""
+    limit = (await get_limits(db, group["project_id"]))["server_group_members"]
+    if limit >= 0 and await server_groups.member_count(db, group["id"]) + count > limit:
+        raise QuotaExceeded("Quota exceeded, too many servers in group")

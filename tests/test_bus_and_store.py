@@ -54,8 +54,8 @@ async def test_slow_handler_does_not_block_the_queue() -> None:
         await bus.close()
 
 
-async def test_failed_transaction_leaves_nothing(tmp_path: Path) -> None:
-    store = Store(tmp_path / "db.sqlite")
+async def test_failed_transaction_leaves_nothing(tmp_path: Path, database_url: str | None) -> None:
+    store = Store(database_url or tmp_path / "db.sqlite")
     await store.open()
     try:
         with pytest.raises(RuntimeError):
@@ -68,13 +68,13 @@ async def test_failed_transaction_leaves_nothing(tmp_path: Path) -> None:
         await store.close()
 
 
-async def test_reopen_keeps_data_and_schema(tmp_path: Path) -> None:
-    store = Store(tmp_path / "db.sqlite")
+async def test_reopen_keeps_data_and_schema(tmp_path: Path, database_url: str | None) -> None:
+    store = Store(database_url or tmp_path / "db.sqlite")
     await store.open()
     await store.set_setting("k", "v")
     version = await store.schema_version()
     await store.close()
-    store = Store(tmp_path / "db.sqlite")
+    store = Store(database_url or tmp_path / "db.sqlite")  # the same database again
     await store.open()
     try:
         assert await store.get_setting("k") == "v"

@@ -15,11 +15,12 @@ from mininova.store import Store
 from mininova.trust import enrolment
 from mininova.trust.enrolment import EnrolmentRefused
 from tests.kit.clock import FakeClock
+from tests.kit.pg_fixtures import stored_text
 
 
 @pytest.fixture
-async def store(tmp_path: Path):
-    st = Store(tmp_path / "db.sqlite")
+async def store(tmp_path: Path, database_url: str | None):
+    st = Store(database_url or tmp_path / "db.sqlite")
     await st.open()
     try:
         yield st
@@ -27,14 +28,19 @@ async def store(tmp_path: Path):
         await st.close()
 
 
-async def test_token_is_traded_once_per_use_and_hashed(store: Store, tmp_path: Path) -> None:
+async def test_token_is_traded_once_per_use_and_hashed(
+    store: Store, tmp_path: Path, database_url: str | None
+) -> None:
     secret, token = await enrolment.create_join_token(store, ttl=60, uses=1)
     assert secret.startswith(f"mnj_{token.id}.") and token.state == "valid"
     credential = await enrolment.enrol_host(store, secret, "h1")
     assert await enrolment.host_for_credential(store, credential) == "h1"
     with pytest.raises(EnrolmentRefused, match=f"join token {token.id} is used up"):
         await enrolment.enrol_host(store, secret, "h2")
-    raw = (tmp_path / "db.sqlite").read_bytes() + (tmp_path / "db.sqlite-wal").read_bytes()
+    if database_url is None:
+        raw = (tmp_path / "db.sqlite").read_bytes() + (tmp_path / "db.sqlite-wal").read_bytes()
+    else:  # PostgreSQL: every stored value instead of the file's bytes
+        raw = (await stored_text(store)).encode()
     assert secret.encode() not in raw and credential.encode() not in raw
 
 

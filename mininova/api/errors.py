@@ -65,6 +65,7 @@ class NotAcceptable(ApiError):
 # The one place a domain error becomes HTTP. Errors not listed here (NoValidHost, ...) are
 # unexpected at the API and answer 500 like any other exception.
 DOMAIN_STATUS: dict[type[domain.DomainError], int] = {
+    domain.Invalid: 400,
     domain.QuotaExceeded: 403,
     domain.PermissionDenied: 403,
     domain.NotFound: 404,

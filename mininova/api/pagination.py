@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
+from urllib.parse import quote, urlencode
 
 from mininova.api.errors import BadRequest
 
@@ -46,7 +47,8 @@ def paginate(
 
 
 def next_query(query: Mapping[str, Any], last_key: str) -> str:
-    """The query string of the next page: the same parameters with a new marker."""
-    params = {k: v for k, v in query.items() if k != "marker"}
-    params["marker"] = last_key
-    return "&".join(f"{k}={v}" for k, v in params.items())
+    """The query string of the next page: the same parameters (repeated ones too) with a new
+    marker, URL-encoded (a name filter or marker may hold `&`, `=`, `#` or spaces)."""
+    params = [(k, v) for k, v in query.items() if k != "marker"]
+    params.append(("marker", last_key))
+    return urlencode(params, quote_via=quote)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from mininova.config import ServeConfig
-from mininova.store import Store
+from mininova.store import Store, images
 
 
 def image_file_path(image_id: str) -> str:
@@ -19,7 +19,7 @@ async def instance_spec(
 
     `capability` lets the chosen host download exactly this image while the order runs.
     """
-    image = await store.fetchone("SELECT * FROM images WHERE id = ?", (inst["image_ref"],))
+    image = await images.get(store, inst["image_ref"])
     if image is None or image["status"] != "active":
         raise ValueError(f"Image {inst['image_ref']} is not available.")
     flavor = inst["flavor"]

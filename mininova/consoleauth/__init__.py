@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from mininova.config import ServeConfig
-from mininova.store import Store
+from mininova.store import Store, console_tokens, instances
 from mininova.timeutil import iso, now_utc, parse_iso
 
 log = logging.getLogger(__name__)
@@ -119,10 +119,8 @@ class ConsoleAuth:
         token_hash = hash_token(token)
         now = self.clock()
         expires = now + timedelta(seconds=ttl)
-        await self.store.execute(
-            "INSERT INTO console_tokens (token_hash, instance_uuid, console_type, expires_at,"
-            " single_use, used, created_at) VALUES (?, ?, ?, ?, ?, 0, ?)",
-            (token_hash, instance_uuid, console_type, iso(expires), int(single_use), iso(now)),
+        await console_tokens.create(
+            self.store, token_hash, instance_uuid, console_type, iso(expires), single_use, iso(now)
         )
         log.info(
             "console token %s issued for instance %s (%s, ttl %.0fs%s)",
@@ -154,9 +152,7 @@ class ConsoleAuth:
         if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_LENGTH:
             raise self._refuse(INVALID, "", "missing or malformed token")
         token_hash = hash_token(token)
-        row = await self.store.fetchone(
-            "SELECT * FROM console_tokens WHERE token_hash = ?", (token_hash,)
-        )
+        row = await console_tokens.get(self.store, token_hash)
         if row is None:
             raise self._refuse(INVALID, token_hash, "unknown token")
         now = self.clock()
@@ -171,10 +167,7 @@ class ConsoleAuth:
                 token_hash,
                 f"bound to {row['instance_uuid']}, asked for {instance_uuid}",
             )
-        inst = await self.store.fetchone(
-            "SELECT uuid, name, host, vm_state, task_state, deleted FROM instances WHERE uuid = ?",
-            (row["instance_uuid"],),
-        )
+        inst = await instances.get(self.store, row["instance_uuid"], include_deleted=True)
         if inst is None or inst["deleted"] or inst["vm_state"] == "deleted":
             await self.revoke_instance(row["instance_uuid"])
             raise self._refuse(INSTANCE_GONE, token_hash, row["instance_uuid"])
@@ -182,11 +175,8 @@ class ConsoleAuth:
             raise self._refuse(NOT_RUNNING, token_hash, f"{inst['uuid']} is {inst['vm_state']}")
         if consume and row["single_use"]:
             # scale-out seam: this guarded UPDATE keeps single use atomic across controllers
-            changed = await self.store.execute(
-                "UPDATE console_tokens SET used = 1 WHERE token_hash = ? AND used = 0",
-                (token_hash,),
-            )
-            if changed != 1:  # another connection used it first
+            if not await console_tokens.consume(self.store, token_hash):
+                # another connection used it first
                 raise self._refuse(USED, token_hash)
         return {
             "instance_uuid": inst["uuid"],
@@ -198,19 +188,13 @@ class ConsoleAuth:
         }
 
     async def revoke(self, token: str) -> int:
-        return await self.store.execute(
-            "DELETE FROM console_tokens WHERE token_hash = ?", (hash_token(token),)
-        )
+        return await console_tokens.delete_token(self.store, hash_token(token))
 
     async def revoke_instance(self, uuid: str) -> int:
-        count = await self.store.execute(
-            "DELETE FROM console_tokens WHERE instance_uuid = ?", (uuid,)
-        )
+        count = await console_tokens.delete_for_instance(self.store, uuid)
         if count:
             log.info("revoked %d console token(s) of instance %s", count, uuid)
         return count
 
     async def purge_expired(self) -> int:
-        return await self.store.execute(
-            "DELETE FROM console_tokens WHERE expires_at <= ?", (iso(self.clock()),)
-        )
+        return await console_tokens.purge_expired(self.store, iso(self.clock()))

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from mininova.store import Store
+from mininova.store import identity as repo
 from mininova.timeutil import iso, now_utc, parse_iso
 
 DEFAULT_DOMAIN = {"id": "default", "name": "Default"}
@@ -67,29 +68,27 @@ class IdentityService:
         self._generation = 0  # bumped whenever entries are dropped (see validate)
 
     async def find_user(self, user: dict) -> dict | None:
+        """The user an auth request names by `id` or `name` (None: unknown or malformed)."""
         if "id" in user:
-            return await self.store.fetchone("SELECT * FROM users WHERE id = ?", (user["id"],))
+            ref = user["id"]
+            return await repo.get_user(self.store, ref) if isinstance(ref, str) else None
         if "name" in user:
-            return await self.store.fetchone("SELECT * FROM users WHERE name = ?", (user["name"],))
+            ref = user["name"]
+            return await repo.user_by_name(self.store, ref) if isinstance(ref, str) else None
         return None
 
     async def find_project(self, project: dict) -> dict | None:
+        """The project a scope names by `id` or `name` (None: unknown or malformed)."""
         if "id" in project:
-            return await self.store.fetchone(
-                "SELECT * FROM projects WHERE id = ?", (project["id"],)
-            )
+            ref = project["id"]
+            return await repo.get_project(self.store, ref) if isinstance(ref, str) else None
         if "name" in project:
-            return await self.store.fetchone(
-                "SELECT * FROM projects WHERE name = ?", (project["name"],)
-            )
+            ref = project["name"]
+            return await repo.project_by_name(self.store, ref) if isinstance(ref, str) else None
         return None
 
     async def roles_for(self, user_id: str, project_id: str) -> list[dict[str, str]]:
-        return await self.store.fetchall(
-            "SELECT r.id, r.name FROM role_assignments a JOIN roles r ON r.id = a.role_id "
-            "WHERE a.user_id = ? AND a.project_id = ? ORDER BY r.name",
-            (user_id, project_id),
-        )
+        return await repo.roles_for(self.store, user_id, project_id)
 
     async def authenticate(
         self, user_ref: dict, password: str, project_ref: dict | None
@@ -128,17 +127,14 @@ class IdentityService:
             expires_at=issued + timedelta(seconds=self.token_ttl),
             audit_id=base64.urlsafe_b64encode(secrets.token_bytes(16)).decode().rstrip("="),
         )
-        await self.store.execute(
-            "INSERT INTO tokens (token_hash, user_id, project_id, issued_at, expires_at, audit_id)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (
-                token_hash(token),
-                info.user_id,
-                info.project_id,
-                iso(info.issued_at),
-                iso(info.expires_at),
-                info.audit_id,
-            ),
+        await repo.insert_token(
+            self.store,
+            token_hash=token_hash(token),
+            user_id=info.user_id,
+            project_id=info.project_id,
+            issued_at=iso(info.issued_at),
+            expires_at=iso(info.expires_at),
+            audit_id=info.audit_id,
         )
         self._cache[token_hash(token)] = (info, time.monotonic())
         return token, info
@@ -166,13 +162,7 @@ class IdentityService:
         return info
 
     async def _load(self, key: str) -> TokenInfo:
-        row = await self.store.fetchone(
-            "SELECT t.*, u.name AS user_name, u.enabled AS user_enabled,"
-            " p.name AS project_name, p.enabled AS project_enabled"
-            " FROM tokens t JOIN users u ON u.id = t.user_id"
-            " JOIN projects p ON p.id = t.project_id WHERE t.token_hash = ?",
-            (key,),
-        )
+        row = await repo.token_identity(self.store, key)
         if row is None or not row["user_enabled"] or not row["project_enabled"]:
             raise AuthFailed("The request you have made requires authentication.")
         roles = await self.roles_for(row["user_id"], row["project_id"])
@@ -192,17 +182,17 @@ class IdentityService:
 
     async def revoke(self, token: str) -> None:
         key = token_hash(token)
-        await self.store.execute("DELETE FROM tokens WHERE token_hash = ?", (key,))
+        await repo.delete_token(self.store, key)
         self._generation += 1
         self._cache.pop(key, None)
 
     async def revoke_user(self, user_id: str) -> None:
-        await self.store.execute("DELETE FROM tokens WHERE user_id = ?", (user_id,))
+        await repo.delete_user_tokens(self.store, user_id)
         self.forget_cached(user_id=user_id)
 
     async def revoke_project(self, project_id: str) -> None:
         """Invalidate every token scoped to the project (disabled or deleted)."""
-        await self.store.execute("DELETE FROM tokens WHERE project_id = ?", (project_id,))
+        await repo.delete_project_tokens(self.store, project_id)
         self.forget_cached(project_id=project_id)
 
     def forget_cached(self, user_id: str | None = None, project_id: str | None = None) -> None:
@@ -222,8 +212,9 @@ class IdentityService:
         """Role assignments changed: re-read them on the next validation."""
         self.forget_cached()
 
-    async def purge_expired(self) -> None:
-        await self.store.execute("DELETE FROM tokens WHERE expires_at < ?", (iso(now_utc()),))
+    async def purge_expired(self) -> int:
+        """Delete the expired tokens; how many went."""
+        return await repo.purge_expired(self.store, iso(now_utc()))
 
 
 def new_id() -> str:

@@ -14,16 +14,18 @@ import logging
 import os
 import shutil
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from mininova.errors import NotFound, PermissionDenied
-from mininova.store.db import dumps, loads
-from mininova.timeutil import nova_time, now_iso
+from mininova.errors import Conflict, NotFound, PermissionDenied
+from mininova.store import images
+from mininova.timeutil import now_iso
 
 if TYPE_CHECKING:
     from mininova.config import ServeConfig
     from mininova.store import Store
+    from mininova.store.engine import Executor
 
 
 class Caller(Protocol):
@@ -149,25 +151,15 @@ def is_uuid(text: str) -> bool:
     return True
 
 
-def decode_row(row: dict[str, Any]) -> dict[str, Any]:
-    """A DB row with JSON columns decoded and `protected` as bool."""
-    out = dict(row)
-    out["properties"] = loads(row.get("properties"), {}) or {}
-    out["tags"] = loads(row.get("tags"), []) or []
-    out["protected"] = bool(row.get("protected"))
-    return out
-
-
-async def get_image_row(store: Store, image_id: str) -> dict[str, Any] | None:
+async def get_image_row(store: Executor, image_id: str) -> dict[str, Any] | None:
     """The decoded image record (properties dict, tags list), or None. No access checks."""
     if not is_uuid(image_id):
         return None
-    row = await store.fetchone("SELECT * FROM images WHERE id = ?", (image_id,))
-    return decode_row(row) if row else None
+    return await images.get(store, image_id)
 
 
 async def create_image_record(
-    store: Store,
+    store: Executor,
     *,
     owner: str,
     name: str | None = None,
@@ -186,48 +178,40 @@ async def create_image_record(
     and by the conductor for `createImage` snapshots (the record must exist before the 202)."""
     image_id = image_id or str(uuid.uuid4())
     now = now_iso()
-    await store.execute(
-        "INSERT INTO images (id, name, status, disk_format, container_format, size,"
-        " virtual_size, checksum, os_hash_algo, os_hash_value, owner, visibility, min_disk,"
-        " min_ram, protected, properties, tags, created_at, updated_at)"
-        " VALUES (?, ?, ?, ?, ?, NULL, NULL, NULL, NULL, NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            image_id,
-            name,
-            status,
-            disk_format,
-            container_format,
-            owner,
-            visibility,
-            min_disk,
-            min_ram,
-            int(bool(protected)),
-            dumps(properties or {}),
-            json.dumps(tags or []),
-            now,
-            now,
-        ),
+    await images.create(
+        store,
+        {
+            "id": image_id,
+            "name": name,
+            "status": status,
+            "disk_format": disk_format,
+            "container_format": container_format,
+            "owner": owner,
+            "visibility": visibility,
+            "min_disk": int(min_disk),
+            "min_ram": int(min_ram),
+            "protected": protected,
+            "properties": properties or {},
+            "tags": tags or [],
+            "created_at": now,
+            "updated_at": now,
+        },
     )
-    row = await get_image_row(store, image_id)
+    row = await images.get(store, image_id)
     assert row is not None
     return row
 
 
 async def set_image_status(
-    store: Store, image_id: str, status: str, expect: str | None = None
+    store: Executor, image_id: str, status: str, expect: str | None = None
 ) -> bool:
     """Move an image to `status` (only from `expect` when given). True if a row changed."""
-    sql = "UPDATE images SET status = ?, updated_at = ? WHERE id = ?"
-    params: list[Any] = [status, now_iso(), image_id]
-    if expect is not None:
-        sql += " AND status = ?"
-        params.append(expect)
-    return await store.execute(sql, params) > 0
+    return await images.set_status(store, image_id, status, expect)
 
 
 async def delete_image(store: Store, config: ServeConfig, image_id: str) -> None:
     """Remove the record and its data file (no access checks)."""
-    await store.execute("DELETE FROM images WHERE id = ?", (image_id,))
+    await images.delete_image(store, image_id)
     path = image_path(config, image_id)
     await asyncio.to_thread(_unlink, path)
 
@@ -273,47 +257,114 @@ async def load_modifiable(store: Store, ctx: Caller, image_id: str) -> dict[str,
     return row
 
 
-# -- views ----------------------------------------------------------------------------------
+# -- catalog operations (the Glance and compute APIs call these) ----------------------------
 
 
-def glance_time(text: str | None) -> str | None:
-    return nova_time(text)
+async def list_visible(store: Executor, ctx: Caller) -> list[dict[str, Any]]:
+    """Every image the caller may see (decoded), unfiltered and unsorted."""
+    project = None if ctx.is_admin else ctx.project_id
+    return await images.list_seen_by(store, project)
 
 
-def glance_view(row: dict[str, Any]) -> dict[str, Any]:
-    """Glance v2 image representation; extra properties become top-level keys."""
+async def create_image(
+    store: Store, *, properties: dict[str, str], **fields: Any
+) -> dict[str, Any]:
+    """A client's new image (`POST /v2/images`); Conflict when the chosen id exists."""
+    async with store.transaction() as tx:
+        image_id = fields.get("image_id")
+        if image_id and await get_image_row(tx, image_id) is not None:
+            raise Conflict(f"Image with identifier {image_id} already exists!")
+        return await create_image_record(tx, properties=properties, **fields)
+
+
+async def save_image(
+    store: Executor, image_id: str, fields: dict[str, Any], properties: dict[str, str]
+) -> dict[str, Any]:
+    """Store a patched image (core fields and the whole properties dict); the fresh record."""
+    await images.update_fields(store, image_id, **fields, properties=properties)
+    fresh = await images.get(store, image_id)
+    if fresh is None:
+        raise NotFound(f"No image found with ID {image_id}")
+    return fresh
+
+
+async def set_tags(store: Executor, image_id: str, tags: list[str]) -> None:
+    await images.update_fields(store, image_id, tags=tags)
+
+
+async def remove_tag(store: Store, ctx: Caller, image_id: str, tag: str) -> None:
+    row = await load_modifiable(store, ctx, image_id)
+    if tag not in row["tags"]:
+        raise NotFound(f"Tag {tag} not found.")
+    await set_tags(store, row["id"], [t for t in row["tags"] if t != tag])
+
+
+async def set_properties(store: Executor, image_id: str, properties: dict[str, str]) -> None:
+    """Replace an image's free-form properties (the compute API's image metadata)."""
+    await images.update_fields(store, image_id, properties=properties)
+
+
+async def delete_unprotected(store: Store, config: ServeConfig, row: dict[str, Any]) -> None:
+    """Delete an image the caller may modify, unless it is protected."""
+    if row["protected"]:
+        raise PermissionDenied(f"Image {row['id']} is protected and cannot be deleted.")
+    await delete_image(store, config, row["id"])
+
+
+async def data_target(
+    store: Store, ctx: Caller | None, image_id: str, *, modify: bool
+) -> dict[str, Any]:
+    """The image of a data request: visible (or modifiable) to `ctx`, or, with `ctx=None`,
+    the image an agent's capability names (no access checks: the grant names the path)."""
+    if ctx is None:
+        row = await get_image_row(store, image_id)
+        if row is None:
+            raise NotFound(f"No image found with ID {image_id}")
+        return row
+    if modify:
+        return await load_modifiable(store, ctx, image_id)
+    return await load_visible(store, ctx, image_id)
+
+
+Receiver = Callable[[Path], Awaitable[tuple[int, str, str]]]
+
+
+async def store_upload(
+    store: Store, config: ServeConfig, row: dict[str, Any], receive: Receiver
+) -> None:
+    """Upload an image's data: `queued` → `saving`, `receive(tmp)` streams the bytes into a
+    temp file (returning size, MD5 and SHA-512 hex digests), then the file is renamed into
+    place and the image becomes `active`. Any failure puts the image back to `queued`."""
     image_id = row["id"]
-    view: dict[str, Any] = {}
-    for key, value in (row.get("properties") or {}).items():
-        if key not in RESERVED:
-            view[key] = value
-    view.update(
-        {
-            "id": image_id,
-            "name": row.get("name"),
-            "status": row.get("status"),
-            "disk_format": row.get("disk_format"),
-            "container_format": row.get("container_format"),
-            "visibility": row.get("visibility"),
-            "size": row.get("size"),
-            "virtual_size": row.get("virtual_size"),
-            "checksum": row.get("checksum"),
-            "os_hash_algo": row.get("os_hash_algo"),
-            "os_hash_value": row.get("os_hash_value"),
-            "owner": row.get("owner"),
-            "min_disk": row.get("min_disk") or 0,
-            "min_ram": row.get("min_ram") or 0,
-            "protected": bool(row.get("protected")),
-            "os_hidden": False,
-            "tags": list(row.get("tags") or []),
-            "created_at": glance_time(row.get("created_at")),
-            "updated_at": glance_time(row.get("updated_at")),
-            "self": f"/v2/images/{image_id}",
-            "file": f"/v2/images/{image_id}/file",
-            "schema": "/v2/schemas/image",
-        }
+    if not await images.set_status(store, image_id, "saving", expect="queued"):
+        raise Conflict("Image status transition from saving to saving is not allowed")
+    directory = images_dir(config)
+    final = image_path(config, image_id)
+    tmp = directory / f".{image_id}.{uuid.uuid4().hex}.part"
+    try:
+        await asyncio.to_thread(directory.mkdir, parents=True, exist_ok=True)
+        size, checksum, hash_value = await receive(tmp)
+        virtual_size = await qemu_virtual_size(tmp, row["disk_format"], size)
+        await asyncio.to_thread(os.replace, tmp, final)
+    except BaseException:
+        await asyncio.shield(_abort_upload(store, image_id, tmp))
+        raise
+    activated = await images.activate(
+        store,
+        image_id,
+        size=size,
+        virtual_size=virtual_size,
+        checksum=checksum,
+        hash_value=hash_value,
     )
-    return view
+    if not activated:  # deleted (or reset) while uploading
+        await asyncio.to_thread(_unlink, final)
+        raise Conflict(f"Image {image_id} was deleted during the upload.")
+
+
+async def _abort_upload(store: Store, image_id: str, tmp: Path) -> None:
+    await asyncio.to_thread(_unlink, tmp)
+    await images.set_status(store, image_id, "queued", expect="saving")
 
 
 # -- qemu-img -------------------------------------------------------------------------------
@@ -378,9 +429,7 @@ async def qemu_virtual_size(
 
 async def recover_uploads(store: Store, config: ServeConfig) -> None:
     """At controller start: uploads cut by a crash go back to `queued`; temp files go away."""
-    await store.execute(
-        "UPDATE images SET status = 'queued', updated_at = ? WHERE status = 'saving'", (now_iso(),)
-    )
+    await images.reset_saving(store)
     directory = images_dir(config)
     if directory.is_dir():
         for entry in directory.glob(".*.part"):

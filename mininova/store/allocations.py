@@ -58,3 +58,19 @@ async def release(db: Executor, instance_uuid: str) -> str | None:
     """Drop an instance's claim; the host it was on (None: it had none)."""
     rows = await db.all(_DELETE, {"uuid": instance_uuid})
     return rows[0]["host"] if rows else None
+
+
+_USAGE_BY_HOST = prepared(
+    select(
+        allocations.c.host,
+        func.count().label("instances"),
+        func.coalesce(func.sum(allocations.c.vcpus), 0).label("vcpus"),
+        func.coalesce(func.sum(allocations.c.memory_mb), 0).label("memory_mb"),
+        func.coalesce(func.sum(allocations.c.disk_gb), 0).label("disk_gb"),
+    ).group_by(allocations.c.host)
+)
+
+
+async def usage_by_host(db: Executor) -> dict[str, Row]:
+    """host_usage for every host with claims, in one aggregate (os-hypervisors)."""
+    return {row["host"]: row for row in await db.all(_USAGE_BY_HOST)}

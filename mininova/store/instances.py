@@ -1,11 +1,31 @@
-"""Instance rows, their actions/events and faults: the queries the API and conductor share."""
+"""Instance rows, their actions/events and faults: the queries the API and conductor share.
+
+Rows come back decoded: `flavor`, `metadata`, `addresses`, `fault` and `scheduler_hints` are
+Python values. The integer columns `vcpus`, `memory_mb` and `root_gb` repeat the flavor's
+vcpus/ram/disk so that quota usage is one aggregate (`mininova.store.quotas`).
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
-from mininova.store.db import Store, dumps, loads
+from sqlalchemy import Text, bindparam, func, select
+from sqlalchemy import update as sql_update
+
+from mininova.store.db import dumps, loads
+from mininova.store.engine import prepared
+from mininova.store.schema import (
+    compute_nodes,
+    images,
+    instance_action_events,
+    instance_actions,
+    instances,
+)
 from mininova.timeutil import now_iso
+
+if TYPE_CHECKING:
+    from mininova.store.engine import Executor, Row
 
 _UPDATABLE = {
     "name",
@@ -29,55 +49,189 @@ _UPDATABLE = {
     "availability_zone",
 }
 _JSON = {"addresses", "metadata", "fault"}
+_JSON_DEFAULTS: dict[str, Any] = {
+    "flavor": {},
+    "metadata": {},
+    "addresses": [],
+    "fault": None,
+    "scheduler_hints": {},
+}
+
+_i = instances
+_GET = prepared(select(_i).where(_i.c.uuid == bindparam("uuid"), _i.c.deleted == 0))
+_GET_ANY = prepared(select(_i).where(_i.c.uuid == bindparam("uuid")))
+_ACTIONS = prepared(
+    select(instance_actions)
+    .where(instance_actions.c.instance_uuid == bindparam("uuid"))
+    .order_by(instance_actions.c.id.desc())
+)
+_LATEST_ACTION = prepared(
+    select(instance_actions)
+    .where(instance_actions.c.instance_uuid == bindparam("uuid"))
+    .order_by(instance_actions.c.id.desc())
+    .limit(1)
+)
+_ACTION_BY_REQUEST = prepared(
+    select(instance_actions)
+    .where(
+        instance_actions.c.instance_uuid == bindparam("uuid"),
+        instance_actions.c.request_id == bindparam("request_id"),
+    )
+    .order_by(instance_actions.c.id)
+    .limit(1)
+)
+_EVENTS = prepared(
+    select(instance_action_events)
+    .where(instance_action_events.c.action_id == bindparam("action_id"))
+    .order_by(instance_action_events.c.id)
+)
+_FINISH_EVENT = prepared(
+    sql_update(instance_action_events)
+    .where(instance_action_events.c.id == bindparam("event_id"))
+    .values(
+        finish_time=bindparam("now"),
+        result=bindparam("result"),
+        traceback=bindparam("traceback"),
+    )
+    .returning(instance_action_events.c.action_id)
+)
+_FINISH_ACTION = prepared(
+    sql_update(instance_actions)
+    .where(instance_actions.c.id == bindparam("action_id"))
+    .values(
+        finish_time=bindparam("now"),
+        message=func.coalesce(instance_actions.c.message, bindparam("message", type_=Text())),
+    )
+)
+
+# Server list: the column each API sort key orders by.
+SORT_COLUMNS = {
+    "created_at": _i.c.created_at,
+    "display_name": _i.c.name,
+    "updated_at": _i.c.updated_at,
+    "uuid": _i.c.uuid,
+    "vm_state": _i.c.vm_state,
+    "launched_at": _i.c.launched_at,
+}
+# What the detail list joins in (one query for a whole page).
+_NODE_COLUMNS = (
+    compute_nodes.c.id.label("node_id"),
+    compute_nodes.c.disabled.label("node_disabled"),
+    compute_nodes.c.connected.label("node_connected"),
+    compute_nodes.c.last_heartbeat.label("node_last_heartbeat"),
+    compute_nodes.c.forced_down.label("node_forced_down"),
+)
 
 
-def decode(row: dict[str, Any] | None) -> dict[str, Any] | None:
+def decode(row: Row | None) -> Row | None:
     """Turn the JSON columns of an instances row into Python values."""
     if row is None:
         return None
     row = dict(row)
-    row["flavor"] = loads(row["flavor"], {})
-    row["metadata"] = loads(row["metadata"], {})
-    row["addresses"] = loads(row["addresses"], [])
-    row["fault"] = loads(row["fault"], None)
-    row["scheduler_hints"] = loads(row["scheduler_hints"], {})
+    for key, default in _JSON_DEFAULTS.items():
+        row[key] = loads(row[key], default)
+    if "image_properties" in row:
+        row["image_properties"] = loads(row["image_properties"], {}) or {}
     return row
 
 
-async def get(store: Store, uuid: str, *, include_deleted: bool = False) -> dict | None:
-    sql = "SELECT * FROM instances WHERE uuid = ?"
-    if not include_deleted:
-        sql += " AND deleted = 0"
-    return decode(await store.fetchone(sql, (uuid,)))
+def _encode(key: str, value: Any) -> Any:
+    return dumps(value) if key in _JSON_DEFAULTS and value is not None else value
 
 
-async def update(store: Store, uuid: str, *, expect_task_state: Any = ..., **changes: Any) -> bool:
-    """Update columns; with expect_task_state, only if task_state still has that value.
+# -------------------------------------------------------------------------------- rows
 
-    Returns False when the guard did not match (someone else changed the instance).
+
+async def get(db: Executor, uuid: str, *, include_deleted: bool = False) -> Row | None:
+    """One instance (decoded), or None; deleted ones only with `include_deleted`."""
+    return decode(await db.one(_GET_ANY if include_deleted else _GET, {"uuid": uuid}))
+
+
+async def create(db: Executor, values: Mapping[str, Any]) -> None:
+    """INSERT one instance row; JSON columns given as Python values.
+
+    `vcpus`, `memory_mb` and `root_gb` default to the `flavor` document's vcpus/ram/disk.
+    """
+    row = {key: _encode(key, value) for key, value in values.items()}
+    flavor = values.get("flavor") or {}
+    for column, key in (("vcpus", "vcpus"), ("memory_mb", "ram"), ("root_gb", "disk")):
+        row.setdefault(column, int(flavor.get(key) or 0))
+    await db.insert(instances, row)
+
+
+async def update(db: Executor, uuid: str, *, expect_task_state: Any = ..., **changes: Any) -> bool:
+    """Update columns; with expect_task_state, only if task_state still has that value
+    (None: no task; a tuple: any of them).
+
+    Returns False when no row matched (gone, or someone else changed the task state).
     """
     bad = set(changes) - _UPDATABLE
     if bad:
         raise ValueError(f"not updatable: {sorted(bad)}")
-    cols = []
-    params: list[Any] = []
-    for key, value in changes.items():
-        cols.append(f"{key} = ?")
-        params.append(dumps(value) if key in _JSON and value is not None else value)
-    cols.append("updated_at = ?")
-    params.append(now_iso())
-    sql = f"UPDATE instances SET {', '.join(cols)} WHERE uuid = ?"
-    params.append(uuid)
+    values = {key: _encode(key, value) for key, value in changes.items()}
+    values["updated_at"] = now_iso()
+    statement = sql_update(_i).where(_i.c.uuid == uuid).values(**values)
     if expect_task_state is not ...:
         if expect_task_state is None:
-            sql += " AND task_state IS NULL"
+            statement = statement.where(_i.c.task_state.is_(None))
         elif isinstance(expect_task_state, tuple):
-            sql += f" AND task_state IN ({', '.join('?' for _ in expect_task_state)})"
-            params.extend(expect_task_state)
+            statement = statement.where(_i.c.task_state.in_(expect_task_state))
         else:
-            sql += " AND task_state = ?"
-            params.append(expect_task_state)
-    return await store.execute(sql, params) > 0
+            statement = statement.where(_i.c.task_state == expect_task_state)
+    return await db.execute(statement) > 0
+
+
+async def list_instances(
+    db: Executor,
+    *,
+    uuid: str | None = None,
+    project_id: str | None = None,
+    host: str | None = None,
+    image_ref: str | None = None,
+    flavor_id: str | None = None,
+    changed_since: str | None = None,
+    sort_key: str = "created_at",
+    descending: bool = True,
+    limit: int | None = None,
+    with_image_properties: bool = False,
+    with_node: bool = False,
+) -> list[Row]:
+    """Live instances matching the filters (None: no filter), decoded, in one query.
+
+    `sort_key` is one of SORT_COLUMNS (ties by id in the same direction; NULLs sort first
+    ascending on both backends). `with_image_properties` adds `image_properties` (the image's
+    properties, {} when the image is gone); `with_node` adds the host's `node_*` columns
+    (`node_id` None when the host has no compute_nodes row).
+    """
+    columns: list[Any] = [_i]
+    source: Any = _i
+    if with_image_properties:
+        columns.append(images.c.properties.label("image_properties"))
+        source = source.outerjoin(images, images.c.id == _i.c.image_ref)
+    if with_node:
+        columns.extend(_NODE_COLUMNS)
+        source = source.outerjoin(compute_nodes, compute_nodes.c.host == _i.c.host)
+    statement = select(*columns).select_from(source).where(_i.c.deleted == 0)
+    if uuid is not None:
+        statement = statement.where(_i.c.uuid == uuid)
+    if project_id is not None:
+        statement = statement.where(_i.c.project_id == project_id)
+    if host is not None:
+        statement = statement.where(_i.c.host == host)
+    if image_ref is not None:
+        statement = statement.where(_i.c.image_ref == image_ref)
+    if flavor_id is not None:
+        statement = statement.where(_i.c.flavor_id == flavor_id)
+    if changed_since is not None:
+        statement = statement.where(_i.c.updated_at >= changed_since)
+    column = SORT_COLUMNS[sort_key]
+    if descending:
+        statement = statement.order_by(column.desc().nulls_last(), _i.c.id.desc())
+    else:
+        statement = statement.order_by(column.asc().nulls_first(), _i.c.id.asc())
+    if limit is not None:
+        statement = statement.limit(limit)
+    return [decode(row) for row in await db.all(statement)]  # type: ignore[misc]
 
 
 def fault(message: str, code: int = 500, details: str | None = None) -> dict[str, Any]:
@@ -89,49 +243,185 @@ def fault(message: str, code: int = 500, details: str | None = None) -> dict[str
     }
 
 
+# ----------------------------------------------------------------- actions and events
+
+
 async def start_action(
-    store: Store, uuid: str, action: str, request_id: str, user_id: str, project_id: str
+    db: Executor, uuid: str, action: str, request_id: str, user_id: str, project_id: str
 ) -> int:
-    return await store.insert(
-        "INSERT INTO instance_actions (instance_uuid, action, request_id, user_id, project_id,"
-        " start_time) VALUES (?, ?, ?, ?, ?, ?)",
-        (uuid, action, request_id, user_id, project_id, now_iso()),
+    """Record an instance action (os-instance-actions); its id."""
+    row = await db.insert(
+        instance_actions,
+        {
+            "instance_uuid": uuid,
+            "action": action,
+            "request_id": request_id,
+            "user_id": user_id,
+            "project_id": project_id,
+            "start_time": now_iso(),
+        },
+        returning=("id",),
     )
+    return int(row["id"])
 
 
-async def latest_action(store: Store, uuid: str) -> dict | None:
-    return await store.fetchone(
-        "SELECT * FROM instance_actions WHERE instance_uuid = ? ORDER BY id DESC LIMIT 1", (uuid,)
-    )
+async def latest_action(db: Executor, uuid: str) -> Row | None:
+    return await db.one(_LATEST_ACTION, {"uuid": uuid})
 
 
-async def start_event(store: Store, uuid: str, event: str, host: str | None) -> int | None:
-    action = await latest_action(store, uuid)
+async def list_actions(db: Executor, uuid: str) -> list[Row]:
+    """An instance's actions, newest first."""
+    return await db.all(_ACTIONS, {"uuid": uuid})
+
+
+async def get_action(db: Executor, uuid: str, request_id: str) -> Row | None:
+    """The action a request started on an instance, or None."""
+    return await db.one(_ACTION_BY_REQUEST, {"uuid": uuid, "request_id": request_id})
+
+
+async def action_events(db: Executor, action_id: int) -> list[Row]:
+    """The events of one action, in the order they started."""
+    return await db.all(_EVENTS, {"action_id": int(action_id)})
+
+
+async def start_event(db: Executor, uuid: str, event: str, host: str | None) -> int | None:
+    """Start an event of the instance's latest action; its id (None: no action)."""
+    action = await latest_action(db, uuid)
     if action is None:
         return None
-    return await store.insert(
-        "INSERT INTO instance_action_events (action_id, event, start_time, host)"
-        " VALUES (?, ?, ?, ?)",
-        (action["id"], event, now_iso(), host),
+    row = await db.insert(
+        instance_action_events,
+        {"action_id": action["id"], "event": event, "start_time": now_iso(), "host": host},
+        returning=("id",),
     )
+    return int(row["id"])
 
 
 async def finish_event(
-    store: Store, event_id: int | None, ok: bool, traceback: str | None = None
+    db: Executor, event_id: int | None, ok: bool, traceback: str | None = None
 ) -> None:
+    """Finish an event and its action; a failure marks the action's message "Error" (the
+    first message set stays)."""
     if event_id is None:
         return
     now = now_iso()
-    await store.execute(
-        "UPDATE instance_action_events SET finish_time = ?, result = ?, traceback = ? WHERE id = ?",
-        (now, "Success" if ok else "Error", traceback, event_id),
+    rows = await db.all(
+        _FINISH_EVENT,
+        {
+            "event_id": int(event_id),
+            "now": now,
+            "result": "Success" if ok else "Error",
+            "traceback": traceback,
+        },
     )
-    row = await store.fetchone(
-        "SELECT action_id FROM instance_action_events WHERE id = ?", (event_id,)
+    if not rows:
+        return
+    await db.execute(
+        _FINISH_ACTION,
+        {"action_id": int(rows[0]["action_id"]), "now": now, "message": None if ok else "Error"},
     )
-    if row:
-        await store.execute(
-            "UPDATE instance_actions SET finish_time = ?, message = COALESCE(message, ?)"
-            " WHERE id = ?",
-            (now, None if ok else "Error", row["action_id"]),
+
+
+# ---- the conductor's queries (the lead's) ---------------------------------------------------
+
+
+async def uuids_on_host(db: Any, host: str) -> list[str]:
+    """The live (not deleted) instances placed on `host`."""
+    from sqlalchemy import select
+
+    from mininova.store.schema import instances as table
+
+    rows = await db.all(select(table.c.uuid).where(table.c.host == host, table.c.deleted == 0))
+    return [row["uuid"] for row in rows]
+
+
+async def in_flight(db: Any) -> list[dict[str, Any]]:
+    """uuid, vm_state and task_state of live instances with a task under way."""
+    from sqlalchemy import select
+
+    from mininova.store.schema import instances as table
+
+    return await db.all(
+        select(table.c.uuid, table.c.vm_state, table.c.task_state).where(
+            table.c.deleted == 0, table.c.task_state.is_not(None)
         )
+    )
+
+
+async def mark_deleted(db: Any, uuid: str, vm_state: str) -> None:
+    """The row stays (soft-deleted, as in Nova) with its terminated_at."""
+    from sqlalchemy import update as sql_update
+
+    from mininova.store.schema import instances as table
+
+    now = now_iso()
+    await db.execute(
+        sql_update(table)
+        .where(table.c.uuid == uuid)
+        .values(
+            deleted=1,
+            vm_state=vm_state,
+            task_state=None,
+            power_state=0,
+            terminated_at=now,
+            updated_at=now,
+        )
+    )
+
+
+async def count_live_in_project(db: Any, project_id: str) -> int:
+    """How many instances (not deleted) the project has."""
+    from sqlalchemy import func as sql_func
+    from sqlalchemy import select as sql_select
+
+    from mininova.store.schema import instances as table
+
+    statement = (
+        sql_select(sql_func.count())
+        .select_from(table)
+        .where(table.c.project_id == project_id, table.c.deleted == 0)
+    )
+    return int(await db.scalar(statement) or 0)
+
+
+async def seed_ids(store: Any, start: int) -> None:
+    """Make the next instance id `start` + 1 (a new, empty cloud only)."""
+    from mininova.store.schema import instances as table
+
+    await store.seed_sequence(table, start)
+
+
+# ---- per-host reads for os-services / os-hypervisors (infrastructure) -----------------------
+
+_LIVE_ON_HOST = prepared(
+    select(func.count().label("n")).where(_i.c.host == bindparam("host"), _i.c.deleted == 0)
+)
+_BUSY_BY_HOST = prepared(
+    select(_i.c.host, func.count().label("n"))
+    .where(_i.c.host.is_not(None), _i.c.deleted == 0, _i.c.task_state.is_not(None))
+    .group_by(_i.c.host)
+)
+
+
+async def count_live_on_host(db: Executor, host: str) -> int:
+    """How many live (not deleted) instances are placed on `host`."""
+    return int(await db.scalar(_LIVE_ON_HOST, {"host": host}) or 0)
+
+
+async def busy_by_host(db: Executor) -> dict[str, int]:
+    """Per host, the live instances with a task under way (a hypervisor's current_workload)."""
+    return {row["host"]: int(row["n"]) for row in await db.all(_BUSY_BY_HOST)}
+
+
+async def servers_on_hosts(db: Executor, hosts: list[str]) -> dict[str, list[Row]]:
+    """id and uuid of the live instances on each of `hosts`, in id order (one query)."""
+    found: dict[str, list[Row]] = {host: [] for host in hosts}
+    if hosts:
+        statement = (
+            select(_i.c.id, _i.c.uuid, _i.c.host)
+            .where(_i.c.host.in_(hosts), _i.c.deleted == 0)
+            .order_by(_i.c.id)
+        )
+        for row in await db.all(statement):
+            found[row["host"]].append({"id": row["id"], "uuid": row["uuid"]})
+    return found

@@ -280,6 +280,7 @@ allocations = Table(
     Column("vcpus", Int, nullable=False),
     Column("memory_mb", Int, nullable=False),
     Column("disk_gb", Int, nullable=False),
+    Index("allocations_host", "host"),
 )
 
 console_tokens = Table(

@@ -13,10 +13,14 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mininova.store import Store
+from mininova.store import Store, hosts
+from mininova.store import enrolment as join_tokens
 from mininova.timeutil import iso, now_utc, parse_iso
+
+if TYPE_CHECKING:
+    from mininova.store.engine import Executor
 
 JOIN_PREFIX = "mnj_"
 HOST_PREFIX = "mnh_"
@@ -71,46 +75,32 @@ async def create_join_token(
     secret = f"{JOIN_PREFIX}{token_id}.{secrets.token_urlsafe(24)}"
     now = now_utc()
     expires = iso(now + timedelta(seconds=ttl)) if ttl else None
-    await store.execute(
-        "INSERT INTO join_tokens (id, token_hash, description, created_at, expires_at, uses_left)"
-        " VALUES (?, ?, ?, ?, ?, ?)",
-        (token_id, secret_hash(secret), description, iso(now), expires, uses),
+    await join_tokens.create(
+        store, token_id, secret_hash(secret), description, iso(now), expires, uses
     )
-    row = await store.fetchone("SELECT * FROM join_tokens WHERE id = ?", (token_id,))
+    row = await join_tokens.get(store, token_id)
     assert row is not None
     return secret, _token(row)
 
 
 async def list_join_tokens(store: Store) -> list[JoinToken]:
-    rows = await store.fetchall("SELECT * FROM join_tokens ORDER BY created_at")
-    return [_token(r) for r in rows]
+    return [_token(r) for r in await join_tokens.list_all(store)]
 
 
 async def revoke_join_token(store: Store, token_id: str) -> bool:
     """Revoke by id (the part after `mnj_` and before the dot); False if unknown."""
     token_id = token_id.removeprefix(JOIN_PREFIX).split(".", 1)[0]
-    changed = await store.execute(
-        "UPDATE join_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
-        (iso(now_utc()), token_id),
-    )
-    return changed > 0
+    return await join_tokens.revoke(store, token_id, iso(now_utc()))
 
 
 async def purge_join_tokens(store: Store, older_than: timedelta = timedelta(days=7)) -> None:
     """Forget tokens that expired or were revoked long ago."""
-    cutoff = iso(now_utc() - older_than)
-    await store.execute(
-        "DELETE FROM join_tokens WHERE (expires_at IS NOT NULL AND expires_at < ?)"
-        " OR (revoked_at IS NOT NULL AND revoked_at < ?)",
-        (cutoff, cutoff),
-    )
+    await join_tokens.purge(store, iso(now_utc() - older_than))
 
 
-async def check_join_token(store: Store, secret: str) -> JoinToken:
+async def check_join_token(store: Executor, secret: str) -> JoinToken:
     """The token for this secret if it may be used now; EnrolmentRefused otherwise."""
-    row = await store.fetchone(
-        "SELECT * FROM join_tokens WHERE token_hash = ?", (secret_hash(secret),)
-    )
+    row = await join_tokens.by_hash(store, secret_hash(secret))
     if row is None:
         raise EnrolmentRefused("unknown join token")
     token = _token(row)
@@ -121,40 +111,21 @@ async def check_join_token(store: Store, secret: str) -> JoinToken:
 
 async def enrol_host(store: Store, secret: str, host: str) -> str:
     """Trade one use of a join token for a credential bound to `host` (atomically)."""
-    async with store.transaction():
-        token = await check_join_token(store, secret)
-        bound = await store.fetchone(
-            "SELECT host FROM host_credentials WHERE host = ? AND revoked_at IS NULL", (host,)
-        )
-        if bound is not None:
+    async with store.transaction() as tx:
+        token = await check_join_token(tx, secret)
+        if await hosts.host_is_bound(tx, host):
             raise EnrolmentRefused(
                 f"host name {host!r} is already enrolled; only its own credential may use it"
             )
         credential = HOST_PREFIX + secrets.token_urlsafe(32)
-        now = iso(now_utc())
-        await store.execute(
-            "UPDATE join_tokens SET used = used + 1,"
-            " uses_left = CASE WHEN uses_left IS NULL THEN NULL ELSE uses_left - 1 END"
-            " WHERE id = ?",
-            (token.id,),
-        )
-        await store.execute(
-            "INSERT INTO host_credentials (host, credential_hash, join_token_id, created_at)"
-            " VALUES (?, ?, ?, ?) ON CONFLICT(host) DO UPDATE SET"
-            " credential_hash = excluded.credential_hash,"
-            " join_token_id = excluded.join_token_id, created_at = excluded.created_at,"
-            " last_seen_at = NULL, revoked_at = NULL",
-            (host, secret_hash(credential), token.id, now),
-        )
+        await join_tokens.use_once(tx, token.id)
+        await hosts.bind_credential(tx, host, secret_hash(credential), token.id, iso(now_utc()))
     return credential
 
 
 async def host_for_credential(store: Store, credential: str) -> str:
     """The host a credential is bound to; EnrolmentRefused if unknown or revoked."""
-    row = await store.fetchone(
-        "SELECT host, revoked_at FROM host_credentials WHERE credential_hash = ?",
-        (secret_hash(credential),),
-    )
+    row = await hosts.credential_by_hash(store, secret_hash(credential))
     if row is None:
         raise EnrolmentRefused("unknown host credential")
     if row["revoked_at"]:
@@ -163,11 +134,7 @@ async def host_for_credential(store: Store, credential: str) -> str:
 
 
 async def revoke_host(store: Store, host: str) -> bool:
-    changed = await store.execute(
-        "UPDATE host_credentials SET revoked_at = ? WHERE host = ? AND revoked_at IS NULL",
-        (iso(now_utc()), host),
-    )
-    return changed > 0
+    return await hosts.revoke_credential(store, host, iso(now_utc()))
 
 
 def bearer_secret(authorization: str) -> str:

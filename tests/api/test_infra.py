@@ -9,9 +9,10 @@ from datetime import timedelta
 import pytest
 
 from mininova import quota
-from mininova.api.compute.infra import PRIVATE_NETWORK_ID
+from mininova.api.compute.networks import PRIVATE_NETWORK_ID
 from mininova.controller import Controller
 from mininova.errors import QuotaExceeded
+from mininova.store import allocations, hosts, instances
 from mininova.store.db import dumps
 from mininova.timeutil import iso, now_iso, now_utc
 from tests.api.cli import run_openstack
@@ -106,21 +107,25 @@ async def add_node(
     """A compute_nodes row as an agent would register it (heartbeat in the future = up)."""
     assert controller.store is not None
     beat = iso(now_utc() + timedelta(hours=1)) if up else None
-    return await controller.store.insert(
-        "INSERT INTO compute_nodes (host, hypervisor_hostname, hypervisor_type,"
-        " hypervisor_version, cpu_info, host_ip, vcpus, memory_mb, local_gb, zone, driver,"
-        " connected, last_heartbeat, created_at, updated_at)"
-        " VALUES (?, ?, 'QEMU', 8002000, ?, '10.0.0.5', 8, 16384, 100, ?, 'fake', ?, ?, ?, ?)",
-        (
-            host,
-            host + ".lab",
-            dumps({"arch": "x86_64", "model": "host"}),
-            zone,
-            int(up),
-            beat,
-            now_iso(),
-            now_iso(),
-        ),
+    return await hosts.add_node(
+        controller.store,
+        {
+            "host": host,
+            "hypervisor_hostname": host + ".lab",
+            "hypervisor_type": "QEMU",
+            "hypervisor_version": 8002000,
+            "cpu_info": dumps({"arch": "x86_64", "model": "host"}),
+            "host_ip": "10.0.0.5",
+            "vcpus": 8,
+            "memory_mb": 16384,
+            "local_gb": 100,
+            "zone": zone,
+            "driver": "fake",
+            "connected": int(up),
+            "last_heartbeat": beat,
+            "created_at": now_iso(),
+            "updated_at": now_iso(),
+        },
     )
 
 
@@ -146,18 +151,26 @@ async def add_instance(
         "extra_specs": {},
     }
     now = now_iso()
-    await controller.store.insert(
-        "INSERT INTO instances (uuid, name, hostname, project_id, user_id, image_ref,"
-        " flavor_id, flavor, vm_state, host, mac_address, reservation_id, created_at,"
-        " updated_at) VALUES (?, 'vm', 'vm', ?, ?, 'img', 'x', ?, 'active', ?,"
-        " 'fa:16:3e:00:00:01', 'r-1', ?, ?)",
-        (inst, project_id, user_id, dumps(flavor), host, now, now),
+    await instances.create(
+        controller.store,
+        {
+            "uuid": inst,
+            "name": "vm",
+            "hostname": "vm",
+            "project_id": project_id,
+            "user_id": user_id,
+            "image_ref": "img",
+            "flavor_id": "x",
+            "flavor": flavor,
+            "vm_state": "active",
+            "host": host,
+            "mac_address": "fa:16:3e:00:00:01",
+            "reservation_id": "r-1",
+            "created_at": now,
+            "updated_at": now,
+        },
     )
-    await controller.store.insert(
-        "INSERT INTO allocations (instance_uuid, host, vcpus, memory_mb, disk_gb)"
-        " VALUES (?, ?, ?, ?, ?)",
-        (inst, host, vcpus, ram, disk),
-    )
+    await allocations.claim(controller.store, inst, host, vcpus, ram, disk)
     return inst
 
 
@@ -204,7 +217,8 @@ async def test_service_update(
     assert body["service"]["status"] == "disabled"
     assert body["service"]["disabled_reason"] == "maint"
     assert set(body["service"]) == SERVICE_21 | {"forced_down"}
-    node = await controller.store.fetchone("SELECT * FROM compute_nodes WHERE host = 'cn1'")
+    node = await hosts.get_node(controller.store, "cn1")
+    assert node is not None
     assert node["disabled"] == 1 and node["disabled_reason"] == "maint"
     status, body, _ = await api.put(
         f"{C}/os-services/{sid}", version="2.53", json={"status": "enabled"}
@@ -215,6 +229,7 @@ async def test_service_update(
     )
     assert status == 200 and body["service"]["state"] == "down"
     assert body["service"]["forced_down"] is True
+    assert (await hosts.get_node(controller.store, "cn1") or {})["forced_down"] == 1
     for bad in ({}, {"status": "enabled", "disabled_reason": "x"}, {"status": "weird"}):
         status, _, _ = await api.put(f"{C}/os-services/{sid}", version="2.53", json=bad)
         assert status == 400, bad
@@ -244,7 +259,32 @@ async def test_service_update(
     assert status == 403
     status, _, _ = await api.delete(f"{C}/os-services/{sid}", version="2.53")
     assert status == 204
-    assert await controller.store.fetchone("SELECT * FROM compute_nodes") is None
+    assert await hosts.nodes_by_id(controller.store) == []
+
+
+async def test_services_with_many_hosts(controller: Controller, api: ApiClient) -> None:
+    """50 hosts: every one listed, in id order, with its own state (one query for them all)."""
+    for n in range(50):
+        await add_node(controller, f"cn{n:02d}", up=n % 5 != 0, zone="az2" if n % 2 else "nova")
+    await api.put(C + "/os-services/disable", json={"host": "cn07", "binary": "nova-compute"})
+    _, body, _ = await api.get(C + "/os-services?binary=nova-compute", version="2.11")
+    rows = body["services"]
+    assert [r["host"] for r in rows] == [f"cn{n:02d}" for n in range(50)]
+    assert [r["state"] for r in rows] == ["down" if n % 5 == 0 else "up" for n in range(50)]
+    assert [r["zone"] for r in rows] == ["az2" if n % 2 else "nova" for n in range(50)]
+    assert [r["status"] for r in rows].count("disabled") == 1
+    assert rows[7]["status"] == "disabled"
+    assert len({r["id"] for r in rows}) == 50
+    assert not any(r["forced_down"] for r in rows)
+    await add_instance(controller, api.project_id, api.user_id, "cn03", vcpus=2, ram=512)
+    await add_instance(controller, api.project_id, api.user_id, "cn03", vcpus=1, ram=256)
+    await add_instance(controller, api.project_id, api.user_id, "cn41", vcpus=4, ram=1024)
+    _, body, _ = await api.get(C + "/os-hypervisors/detail")
+    hyps = {h["service"]["host"]: h for h in body["hypervisors"]}
+    assert len(hyps) == 50
+    assert (hyps["cn03"]["running_vms"], hyps["cn03"]["vcpus_used"]) == (2, 3)
+    assert hyps["cn03"]["memory_mb_used"] == 768 and hyps["cn41"]["vcpus_used"] == 4
+    assert sum(h["running_vms"] for h in hyps.values()) == 3
 
 
 # ----------------------------------------------------------------- hypervisors
@@ -321,7 +361,7 @@ async def test_availability_zones(
 ) -> None:
     await add_node(controller, "cn1")
     await add_node(controller, "cn2", zone="az2")
-    await controller.store.execute("UPDATE compute_nodes SET disabled = 1 WHERE host = 'cn2'")
+    await hosts.set_disabled(controller.store, "cn2", True, None, now_iso())
     status, body, _ = await member_api.get(C + "/os-availability-zone")
     assert status == 200
     assert body == {
@@ -528,9 +568,7 @@ async def test_host_reads_down_once_heartbeats_stop(
     """Liveness on the fake clock: the heartbeat window passes without any sleeping."""
     await add_node(controller, "cn1")
     assert controller.store is not None
-    await controller.store.execute(
-        "UPDATE compute_nodes SET last_heartbeat = ? WHERE host = 'cn1'", (now_iso(),)
-    )
+    await hosts.record_heartbeats(controller.store, ["cn1"], now_iso())
 
     async def state() -> str:
         _, body, _ = await api.get(C + "/os-services?binary=nova-compute&host=cn1")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -227,6 +228,28 @@ async def test_keypair_quota(api: ApiClient) -> None:
         K, json={"keypair": {"name": "q2", "public_key": new_public_key()}}
     )
     assert status == 403 and "key pairs" in err["forbidden"]["message"]
+
+
+async def test_parallel_creates_respect_keypair_quota(api: ApiClient) -> None:
+    """The quota check and the insert are one transaction under the user's quota lock:
+    10 creates at once against a quota of 3 make exactly 3 keypairs."""
+    status, _, _ = await api.put(
+        f"/compute/v2.1/os-quota-sets/{api.project_id}", json={"quota_set": {"key_pairs": 3}}
+    )
+    assert status == 200
+    results = await asyncio.gather(
+        *(
+            api.post(K, json={"keypair": {"name": f"p{i}", "public_key": new_public_key()}})
+            for i in range(10)
+        )
+    )
+    statuses = sorted(status for status, _, _ in results)
+    assert statuses == [200] * 3 + [403] * 7, results
+    for status, body, _ in results:
+        if status == 403:
+            assert "key pairs" in body["forbidden"]["message"]
+    _, body, _ = await api.get(K)
+    assert len(body["keypairs"]) == 3
 
 
 async def test_openstack_cli_keypairs(

@@ -10,9 +10,9 @@ import pytest
 
 from mininova.api import microversion as negotiation
 from mininova.api import microversions as mvs
-from mininova.api.compute import server_views
 from mininova.api.compute.flavors import DETAIL_FIELDS
 from mininova.api.compute.server_groups import GROUP_FIELDS
+from mininova.api.compute.views import servers as server_views
 from mininova.api.errors import BadRequest, NotAcceptable
 from mininova.api.microversions import V2_1, V2_8, V2_9, V2_63, V2_64, V2_89, V2_90, V2_100
 from tests.conftest import ApiClient

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+from urllib.parse import parse_qs, quote, urlencode, urlsplit
+
 import pytest
 
+from mininova.controller import Controller
 from tests.conftest import ApiClient
 
 SERVERS = "/compute/v2.1/servers"
@@ -174,3 +179,82 @@ async def test_metadata_routes(api: ApiClient) -> None:
     assert status == 204
     _, body, _ = await api.get(meta)
     assert body["metadata"] == {}
+
+
+async def test_parallel_creates_respect_the_instance_quota(
+    api: ApiClient, member_api: ApiClient
+) -> None:
+    """The quota check and the inserts share one transaction under the project's quota
+    lock: 20 concurrent creates against `instances` = 5 admit exactly 5."""
+    qs = f"/compute/v2.1/os-quota-sets/{member_api.project_id}"
+    status, _, _ = await api.put(qs, json={"quota_set": {"instances": 5}})
+    assert status == 200
+    image = await member_api.upload_image()
+    results = await asyncio.gather(
+        *(
+            member_api.post(SERVERS, json=_body(image, name=f"race-{i}"), version="2.100")
+            for i in range(20)
+        )
+    )
+    statuses = sorted(status for status, _, _ in results)
+    assert statuses == [202] * 5 + [403] * 15, statuses
+    messages = {body["forbidden"]["message"] for status, body, _ in results if status == 403}
+    assert messages == {
+        "Quota exceeded for instances: Requested 1, but already used 5 of 5 instances"
+    }
+    _, body, _ = await member_api.get(SERVERS)
+    assert len(body["servers"]) == 5
+    _, body, _ = await member_api.get(qs + "/detail")
+    assert body["quota_set"]["instances"]["in_use"] == 5
+
+
+async def test_next_link_is_url_encoded(api: ApiClient) -> None:
+    image = await api.upload_image()
+    for name in ("a & b 1", "a & b 2", "other"):
+        status, _, _ = await api.post(SERVERS, json=_body(image, name=name))
+        assert status == 202
+    query = urlencode({"name": "a & b", "limit": "1", "sort_dir": "asc"}, quote_via=quote)
+    _, body, _ = await api.get(f"{SERVERS}/detail?{query}")
+    assert [s["name"] for s in body["servers"]] == ["a & b 1"]
+    href = body["servers_links"][0]["href"]
+    assert " " not in href and "name=a%20%26%20b" in href
+    params = parse_qs(urlsplit(href).query)
+    assert params["name"] == ["a & b"] and params["marker"] == [body["servers"][0]["id"]]
+    _, body, _ = await api.get(href[len(api.base) :])
+    assert [s["name"] for s in body["servers"]] == ["a & b 2"]
+
+
+async def test_detail_list_is_one_query_whatever_the_page_size(
+    controller: Controller, api: ApiClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GET /servers/detail reads its rows (with image properties and host state) in one
+    statement: the count of statements does not grow with the number of servers."""
+    store = controller.store
+    assert store is not None
+    image = await api.upload_image()
+    statements: list[str] = []
+    run = store._backend.run_alone
+
+    async def counting(sql: str, args: Any, *, want_rows: bool) -> Any:
+        statements.append(sql)
+        return await run(sql, args, want_rows=want_rows)
+
+    async def count_detail() -> int:
+        await controller.bus.drain()
+        statements.clear()
+        monkeypatch.setattr(store._backend, "run_alone", counting)
+        try:
+            status, body, _ = await api.get(f"{SERVERS}/detail", version="2.100")
+        finally:
+            monkeypatch.setattr(store._backend, "run_alone", run)
+        assert status == 200
+        return len([s for s in statements if "instances" in s])
+
+    status, body, _ = await api.post(SERVERS, json=_body(image))
+    assert status == 202
+    await api.wait_server(body["server"]["id"], "ERROR")
+    one = await count_detail()
+    status, _, _ = await api.post(SERVERS, json=_body(image, min_count=4, max_count=4))
+    assert status == 202
+    four = await count_detail()
+    assert one == four == 1, statements

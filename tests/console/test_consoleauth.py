@@ -25,8 +25,8 @@ from tests.kit.clock import FakeClock
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    s = Store(tmp_path / "db.sqlite")
+async def store(tmp_path: Path, database_url: str | None) -> AsyncIterator[Store]:
+    s = Store(database_url or tmp_path / "db.sqlite")
     await s.open()
     try:
         yield s

@@ -21,7 +21,9 @@ IDLE_DROP = 60.0
 SILENCE = 120.0
 
 
-async def test_silent_console_survives_idle_dropping_relay(tmp_path: Path) -> None:
+async def test_silent_console_survives_idle_dropping_relay(
+    tmp_path: Path, database_url: str | None
+) -> None:
     port = free_port()
     relay = IdleDroppingRelay("127.0.0.1", port, idle_timeout=IDLE_DROP)
     await relay.start()
@@ -31,6 +33,7 @@ async def test_silent_console_survives_idle_dropping_relay(tmp_path: Path) -> No
         listen=f"127.0.0.1:{port}",
         public_url=f"http://127.0.0.1:{relay.port}",
         heartbeat_interval=0.5,
+        database_url=database_url or "",
     )
     assert config.console_keepalive < IDLE_DROP  # the default keepalive beats the idle timer
     ctl = Controller(config)

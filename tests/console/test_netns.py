@@ -142,7 +142,7 @@ def nat() -> Iterator[Topology]:
         _run("ip", "netns", "del", router)  # also removes the root end of the veth pair
 
 
-async def test_console_through_nat(nat: Topology, tmp_path: Path) -> None:
+async def test_console_through_nat(nat: Topology, tmp_path: Path, database_url: str | None) -> None:
     # The controller cannot reach the agent's address at all.
     with socket.socket() as s, pytest.raises(OSError):
         s.settimeout(1)
@@ -150,7 +150,10 @@ async def test_console_through_nat(nat: Topology, tmp_path: Path) -> None:
 
     port = free_port()
     config = ServeConfig(
-        data_dir=tmp_path / "data", listen=f"{nat.controller_ip}:{port}", heartbeat_interval=1.0
+        data_dir=tmp_path / "data",
+        listen=f"{nat.controller_ip}:{port}",
+        heartbeat_interval=1.0,
+        database_url=database_url or "",
     )
     ctl = Controller(config)
     await ctl.start()

@@ -117,6 +117,7 @@ def readme(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Readme]:
     home = tmp_path_factory.mktemp("home")
     (home / ".ssh").mkdir(mode=0o700)
     make_ed25519_public_key(home / ".ssh" / "id_ed25519.pub")
+    # README defaults verbatim: SQLite in /var/lib/mininova in both test backends (no MININOVA_*).
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OS_", "MININOVA_"))}
     env.update({"HOME": str(home), "PATH": f"{BIN}:{env.get('PATH', '/usr/bin:/bin')}"})
     log = home / "serve.log"

@@ -8,12 +8,16 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.procs import Agent, Serve, base_env, free_port, osc_json, run_client
+from tests.kit.pg_fixtures import fresh_database_url
 
 
 @pytest.fixture(scope="module")
-def serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve]:
+def serve(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[Serve]:
     tmp = tmp_path_factory.mktemp("cloud")
-    srv = Serve(tmp / "data", free_port(), base_env(tmp))
+    # PostgreSQL mode: one fresh database for the module (None: the SQLite file in data/).
+    srv = Serve(tmp / "data", free_port(), base_env(tmp, fresh_database_url(request)))
     srv.start()
     try:
         yield srv

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.kit.net import free_port
+from tests.kit.pg_fixtures import DATABASE_URL_ENV, with_database_url
 from tests.kit.wait import wait_until as _wait_until
 
 BIN = Path(sys.executable).parent
@@ -43,6 +44,12 @@ class Serve:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def database_url(self) -> str | None:
+        """The PostgreSQL database serve uses (from its env), None for the SQLite file.
+        A restart with this same env keeps the same database."""
+        return self.env.get(DATABASE_URL_ENV) or None
 
     def start(self, *extra: str) -> None:
         self.log = self.data_dir.parent / f"serve-{self.port}.log"
@@ -181,8 +188,12 @@ def osc_json(env: dict[str, str], *args: str) -> Any:
     return json.loads(proc.stdout)
 
 
-def base_env(tmp: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
+def base_env(tmp: Path, database_url: str | None = None) -> dict[str, str]:
+    """The clients' and processes' env; `database_url` (PostgreSQL mode, from the kit's
+    `fresh_database_url`) goes to serve as MININOVA_DATABASE_URL."""
+    env = with_database_url(
+        {k: v for k, v in os.environ.items() if not k.startswith("OS_")}, database_url
+    )
     env.update(
         {
             "MININOVA_HEARTBEAT_INTERVAL": "1",

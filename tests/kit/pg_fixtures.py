@@ -7,18 +7,35 @@
   (default sqlite).
 * `database_url` (function): None for sqlite (the store's default file) or the
   `postgresql+asyncpg://…` URL of a fresh database, dropped after the test.
+
+Helpers for fixtures that start `mininova serve` or build their own store:
+
+* `fresh_database_url(request)`: the same choice for a fixture of any scope (a module-scoped
+  cloud gets one database for the module; a serve restarted with the same env keeps it).
+* `with_database_url(env, url)`: `env` plus `MININOVA_DATABASE_URL` when `url` is set, which
+  `mininova serve` and `mininova token …` read; SQLite mode leaves `env` as it is.
+* `read_rows(url, sqlite_file, sql, params)`: read-only rows for blocking test code, from the
+  SQLite file or, when `url` is set, through a `mininova.store.Store` on that database.
+* `stored_text(store)`: every value of every table as text (clear-text-secret checks).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
-from collections.abc import Iterator
+import sqlite3
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.kit.postgres import PG_BIN_ENV, PostgresServer, PostgresUnavailable, find_pg_bin
 
 BACKEND_ENV = "MININOVA_TEST_DATABASE"
+DATABASE_URL_ENV = "MININOVA_DATABASE_URL"  # what `mininova serve` and `mininova token` read
 BACKENDS = ("sqlite", "postgresql")
 
 
@@ -65,15 +82,63 @@ def database_backend() -> str:
     return selected_backend()
 
 
-@pytest.fixture
-def database_url(database_backend: str, request: pytest.FixtureRequest) -> Iterator[str | None]:
-    if database_backend == "sqlite":
-        yield None
-        return
+def fresh_database_url(request: pytest.FixtureRequest) -> str | None:
+    """None in SQLite mode; in PostgreSQL mode the URL of a fresh database, dropped when the
+    scope of the fixture asking ends (after that fixture's own teardown)."""
+    if selected_backend() == "sqlite":
+        return None
     # Only a PostgreSQL run starts the server.
     server: PostgresServer = request.getfixturevalue("postgres_server")
     name = server.create_database()
-    try:
-        yield server.url(name)
-    finally:
-        server.drop_database(name)
+    request.addfinalizer(lambda: server.drop_database(name))
+    return server.url(name)
+
+
+def with_database_url(env: dict[str, str], url: str | None) -> dict[str, str]:
+    """`env` for a `mininova` subprocess: with `MININOVA_DATABASE_URL=url` when url is set."""
+    return {**env, DATABASE_URL_ENV: url} if url else env
+
+
+@pytest.fixture
+def database_url(request: pytest.FixtureRequest) -> str | None:
+    return fresh_database_url(request)
+
+
+def read_rows(
+    url: str | None, sqlite_file: Path, sql: str, params: Sequence[Any] = (), timeout: float = 10
+) -> list[dict[str, Any]]:
+    """Rows of `sql` (SQLite text with `?` parameters), read-only, for blocking test code.
+
+    SQLite: the file opened read-only. PostgreSQL (`url` set): a `mininova.store.Store` on a
+    private event loop in a worker thread, so this works inside or outside a running loop."""
+    if not url:
+        uri = f"file:{sqlite_file}?mode=ro"
+        with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=timeout)) as conn:
+            conn.row_factory = sqlite3.Row
+            return [dict(r) for r in conn.execute(sql, tuple(params))]
+
+    from mininova.store import Store
+
+    async def fetch() -> list[dict[str, Any]]:
+        store = Store(url)
+        await store.open(migrate=False)
+        try:
+            return await store.fetchall(sql, tuple(params))
+        finally:
+            await store.close()
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, fetch()).result(timeout=timeout + 30)
+
+
+async def stored_text(store: Any) -> str:
+    """Every value in every table of the store, as one string (for clear-text checks)."""
+    from sqlalchemy import select
+
+    from mininova.store import schema
+
+    parts = []
+    for table in schema.metadata.sorted_tables:
+        for row in await store.all(select(table)):
+            parts.extend(str(v) for v in row.values() if v is not None)
+    return "\n".join(parts)

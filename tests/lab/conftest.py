@@ -23,7 +23,6 @@ import os
 import re
 import shutil
 import signal
-import sqlite3
 import ssl
 import subprocess
 import tempfile
@@ -37,6 +36,7 @@ import pytest
 
 from tests.e2e.procs import BIN, base_env, run_client, wait_until
 from tests.kit.net import free_port
+from tests.kit.pg_fixtures import DATABASE_URL_ENV, fresh_database_url, read_rows
 from tests.libvirt_e2e.host import host_skip_reason, purge_domains, tail
 
 HOST2 = "lab-host2"
@@ -129,6 +129,11 @@ class Lab:
     @property
     def data_dir(self) -> Path:
         return self.root / "serve"
+
+    @property
+    def database_url(self) -> str | None:
+        """serve's PostgreSQL database (PostgreSQL mode), None for its SQLite file."""
+        return self.env.get(DATABASE_URL_ENV) or None
 
     @property
     def ca_file(self) -> Path:
@@ -228,11 +233,7 @@ class Lab:
     # -- the database (read-only) -----------------------------------------------------------
 
     def rows(self, sql: str, params: tuple = ()) -> list[dict[str, Any]]:
-        db = self.data_dir / "mininova.sqlite"
-        uri = f"file:{db}?mode=ro"
-        with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=10)) as conn:
-            conn.row_factory = sqlite3.Row
-            return [dict(r) for r in conn.execute(sql, params)]
+        return read_rows(self.database_url, self.data_dir / "mininova.sqlite", sql, params)
 
     def token_row(self, token_id: str) -> dict[str, Any]:
         (row,) = self.rows(
@@ -324,7 +325,7 @@ def _kill_namespace_processes(ns: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def lab() -> Iterator[Lab]:
+def lab(request: pytest.FixtureRequest) -> Iterator[Lab]:
     if os.geteuid() != 0:
         pytest.skip("host capability missing: root (for ip netns)")
     if shutil.which("ip") is None or shutil.which("unshare") is None:
@@ -358,7 +359,8 @@ def lab() -> Iterator[Lab]:
                     f"host capability missing: `ip {' '.join(step)}` failed: "
                     f"{result.stderr.strip()}"
                 )
-        env = base_env(root)
+        # PostgreSQL mode: a fresh database for this lab's serve and `mininova token`.
+        env = base_env(root, fresh_database_url(request))
         env.update(
             {
                 "PATH": f"{BIN}:{env.get('PATH', '/usr/sbin:/usr/bin:/sbin:/bin')}",

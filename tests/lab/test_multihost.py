@@ -81,8 +81,14 @@ def _wait_status(lab: Lab, name: str, status: str, timeout: float = BOOT_TIMEOUT
 
 
 def _next_instance_id(lab: Lab) -> int:
-    rows = lab.rows("SELECT seq FROM sqlite_sequence WHERE name = 'instances'")
-    return (rows[0]["seq"] if rows else 0) + 1
+    if lab.database_url:  # PostgreSQL: the serial's sequence (last_value NULL until first use)
+        rows = lab.rows(
+            "SELECT last_value AS seq FROM pg_sequences WHERE schemaname || '.' ||"
+            " sequencename = pg_get_serial_sequence('instances', 'id')"
+        )
+    else:
+        rows = lab.rows("SELECT seq FROM sqlite_sequence WHERE name = 'instances'")
+    return ((rows[0]["seq"] or 0) if rows else 0) + 1
 
 
 def _step_past_foreign_domain_names(lab: Lab, margin: int = 3) -> int:

@@ -20,7 +20,6 @@ import json
 import os
 import shutil
 import signal
-import sqlite3
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
@@ -32,6 +31,7 @@ import pytest
 
 from mininova.paths import INSTANCES_ROOT
 from tests.e2e.procs import Agent, Serve, base_env, free_port, run_client, wait_until
+from tests.kit.pg_fixtures import fresh_database_url, read_rows
 from tests.libvirt_e2e.host import host_skip_reason, purge_domains, tail
 
 HOST = "lv1"
@@ -130,10 +130,10 @@ class Cloud:
     def instance_ids_in_db(self) -> set[str]:
         """Every instance this cloud ever recorded (deleted too), read from its database."""
         db = self.serve.data_dir / "mininova.sqlite"
-        if not db.exists():
+        if self.serve.database_url is None and not db.exists():
             return set()
-        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)) as conn:
-            return {row[0] for row in conn.execute("SELECT uuid FROM instances")}
+        rows = read_rows(self.serve.database_url, db, "SELECT uuid FROM instances", timeout=5)
+        return {row["uuid"] for row in rows}
 
     def wait_agent_connected(self, after: int = 0, timeout: float = 90) -> None:
         """Wait for an agent "connected to" line past byte offset `after` of its log."""
@@ -180,13 +180,13 @@ def make_ed25519_public_key(path: Path) -> tuple[str, str]:
 
 
 @pytest.fixture(scope="module")
-def cloud() -> Iterator[Cloud]:
+def cloud(request: pytest.FixtureRequest) -> Iterator[Cloud]:
     reason = host_skip_reason()
     if reason:
         pytest.skip(reason)
     root = Path(tempfile.mkdtemp(prefix="mininova-e2e-", dir="/var/tmp"))
     root.chmod(0o755)
-    env = base_env(root)
+    env = base_env(root, fresh_database_url(request))  # PostgreSQL mode: a fresh database
     env.update(
         {
             # Heartbeats carry the power states the conductor syncs from; 2 s keeps the sync

@@ -22,6 +22,7 @@ import pytest
 
 from mininova.agent import Agent
 from mininova.controller import Controller
+from mininova.store import schema
 from tests.conftest import ApiClient
 from tests.console.conftest import token_of
 from tests.console.rfbclient import connect, rfb_handshake
@@ -75,10 +76,7 @@ async def libvirt_agent(
     assert controller.store is not None
     # Domain names are instance-%08x of the row id: start far from other clouds on this
     # libvirtd (a fresh database would name its first guest instance-00000001).
-    await controller.store.execute(
-        "INSERT INTO sqlite_sequence (name, seq) VALUES ('instances', ?)",
-        (0x75000000 + secrets.randbelow(0x100000),),
-    )
+    await controller.store.seed_sequence(schema.instances, 0x75000000 + secrets.randbelow(0x100000))
     driver = LibvirtDriver(
         uri="qemu:///system",
         virt_type="qemu",

@@ -17,9 +17,10 @@ from urllib.parse import quote
 from aiohttp import web
 
 from mininova.api.context import context, mv_at_least, services
-from mininova.api.errors import BadRequest, Conflict, NotFound
+from mininova.api.errors import BadRequest, NotFound
 from mininova.api.microversions import V2_6
-from mininova.consoleauth import CONSOLE_VM_STATES
+from mininova.compute import api as compute
+from mininova.store.db import Row
 
 PROTOCOLS = {
     "vnc": ("novnc", "xvpvnc"),
@@ -29,40 +30,16 @@ PROTOCOLS = {
     "mks": ("webmks",),
 }
 SUPPORTED = {("vnc", "novnc")}
-BUSY_TASK_STATES = ("deleting",)
 
 
 def console_url(base_url: str, token: str) -> str:
     return f"{base_url}/ui/console.html?token={quote(token, safe='')}"
 
 
-async def _load_server(request: web.Request, server_id: str) -> dict[str, Any]:
-    ctx = context(request)
+async def _issue(request: web.Request, server_row: Row, console_type: str) -> str:
     svc = services(request)
-    row = await svc.store.fetchone(
-        "SELECT * FROM instances WHERE uuid = ? AND deleted = 0", (server_id,)
-    )
-    if row is None or (row["project_id"] != ctx.project_id and not ctx.is_admin):
-        raise NotFound(f"Instance {server_id} could not be found.")
-    return row
-
-
-def _ensure_ready(server_row: dict[str, Any]) -> None:
-    uuid = server_row["uuid"]
-    if server_row.get("deleted"):
-        raise NotFound(f"Instance {uuid} could not be found.")
-    if (
-        server_row.get("vm_state") not in CONSOLE_VM_STATES
-        or not server_row.get("host")
-        or server_row.get("task_state") in BUSY_TASK_STATES
-    ):
-        raise Conflict(f"Instance {uuid} is not ready.")
-
-
-async def _issue(request: web.Request, server_row: dict[str, Any], console_type: str) -> str:
-    svc = services(request)
-    result = await svc.consoleauth.authorize(server_row["uuid"], console_type)
-    return console_url(svc.base_url, result["token"])
+    token = await compute.console_url_token(svc.consoleauth, server_row, console_type)
+    return console_url(svc.base_url, token)
 
 
 async def create_remote_console(request: web.Request) -> web.Response:
@@ -80,16 +57,17 @@ async def create_remote_console(request: web.Request) -> web.Response:
         raise BadRequest(f"Invalid input for field/attribute protocol. Value: {protocol}.")
     if ctype not in PROTOCOLS[protocol]:
         raise BadRequest(f"Invalid input for field/attribute type. Value: {ctype}.")
-    server_row = await _load_server(request, request.match_info["server_id"])
+    server_row = await compute.get_server(
+        services(request).store, context(request), request.match_info["server_id"]
+    )
     if (protocol, ctype) not in SUPPORTED:
         raise BadRequest(f"Unavailable console type {ctype}.")
-    _ensure_ready(server_row)
     url = await _issue(request, server_row, ctype)
     return web.json_response({"remote_console": {"protocol": protocol, "type": ctype, "url": url}})
 
 
 async def get_vnc_console(
-    request: web.Request, server_row: dict[str, Any], body: dict[str, Any]
+    request: web.Request, server_row: Row, body: dict[str, Any]
 ) -> web.Response:
     """The legacy `os-getVNCConsole` server action, at any microversion.
 
@@ -104,7 +82,6 @@ async def get_vnc_console(
         raise BadRequest(f"Invalid input for field/attribute type. Value: {ctype}.")
     if ctype != "novnc":
         raise BadRequest(f"Unavailable console type {ctype}.")
-    _ensure_ready(server_row)
     url = await _issue(request, server_row, ctype)
     return web.json_response({"console": {"type": ctype, "url": url}})
 

@@ -1,6 +1,8 @@
 """Compute API: the (deprecated) images proxy over the local Glance records.
 
 As in Nova, the proxy answers 404 from microversion 2.36 (image metadata from 2.39).
+Schemas in `schemas/images.py`, views in `views/images.py`, records through
+`mininova.image.store_ops`.
 """
 
 from __future__ import annotations
@@ -10,25 +12,15 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
+from mininova.api.compute.schemas import images as schemas
+from mininova.api.compute.views import images as views
 from mininova.api.context import context, mv_at_least, services
 from mininova.api.errors import BadRequest, Forbidden, NotFound, OverLimit
-from mininova.api.image import routes as glance
+from mininova.api.image import listing
 from mininova.api.microversions import V2_36, V2_39
 from mininova.api.validation import json_body
 from mininova.image import store_ops as ops
-from mininova.store.db import dumps
-from mininova.timeutil import nova_time, now_iso
-
-_STATUS = {
-    "active": "ACTIVE",
-    "queued": "SAVING",
-    "saving": "SAVING",
-    "killed": "ERROR",
-    "deleted": "DELETED",
-    "pending_delete": "DELETED",
-}
-_PROGRESS = {"queued": 25, "saving": 50, "active": 100}
-MAX_IMAGE_META = 128
+from mininova.timeutil import nova_time
 
 _PREFIX = "/compute/v2.1"
 
@@ -54,65 +46,12 @@ def _gate(request: web.Request, metadata: bool = False) -> None:
         raise NotFound("The resource could not be found.")
 
 
-def nova_status(glance_status: str | None) -> str:
-    return _STATUS.get(glance_status or "", "UNKNOWN")
-
-
-def _links(request: web.Request, image_id: str) -> list[dict[str, str]]:
-    svc = services(request)
-    bookmark_prefix = _PREFIX.rsplit("/", 1)[0]  # /compute
-    return [
-        {"rel": "self", "href": svc.url(f"{_PREFIX}/images/{image_id}")},
-        {"rel": "bookmark", "href": svc.url(f"{bookmark_prefix}/images/{image_id}")},
-        {
-            "rel": "alternate",
-            "type": "application/vnd.openstack.image",
-            "href": svc.url(f"/image/images/{image_id}"),
-        },
-    ]
-
-
-def brief_view(request: web.Request, row: dict[str, Any]) -> dict[str, Any]:
-    return {"id": row["id"], "name": row.get("name"), "links": _links(request, row["id"])}
-
-
-def detail_view(request: web.Request, row: dict[str, Any]) -> dict[str, Any]:
-    status = row.get("status")
-    view: dict[str, Any] = {
-        "id": row["id"],
-        "name": row.get("name"),
-        "minRam": row.get("min_ram") or 0,
-        "minDisk": row.get("min_disk") or 0,
-        "metadata": dict(row.get("properties") or {}),
-        "created": nova_time(row.get("created_at")),
-        "updated": nova_time(row.get("updated_at")),
-        "status": nova_status(status),
-        "progress": _PROGRESS.get(status or "", 0),
-        "links": _links(request, row["id"]),
-        "OS-EXT-IMG-SIZE:size": row.get("size"),
-    }
-    server = view["metadata"].get("instance_uuid")
-    if server:
-        svc = services(request)
-        view["server"] = {
-            "id": server,
-            "links": [
-                {"rel": "self", "href": svc.url(f"{_PREFIX}/servers/{server}")},
-                {
-                    "rel": "bookmark",
-                    "href": svc.url(f"{_PREFIX.rsplit('/', 1)[0]}/servers/{server}"),
-                },
-            ],
-        }
-    return view
-
-
 def _matches(row: dict[str, Any], query: Any) -> bool:
     if "name" in query and row.get("name") != query["name"]:
         return False
     if "status" in query:
         wanted = query["status"].upper()
-        if wanted not in (nova_status(row.get("status")), str(row.get("status")).upper()):
+        if wanted not in (views.nova_status(row.get("status")), str(row.get("status")).upper()):
             return False
     for param, column in (("minRam", "min_ram"), ("minDisk", "min_disk")):
         if param in query:
@@ -139,20 +78,19 @@ def _matches(row: dict[str, Any], query: Any) -> bool:
 async def _list(request: web.Request, detail: bool) -> web.Response:
     _gate(request)
     ctx = context(request)
-    store = services(request).store
-    rows = [ops.decode_row(r) for r in await store.fetchall("SELECT * FROM images")]
-    rows = [r for r in rows if ops.listed_by_default(ctx, r) and _matches(r, request.query)]
-    rows = glance._sort(rows, [("created_at", True), ("id", True)])
-    page, _ = glance.paginate(rows, request.query)
-    view = detail_view if detail else brief_view
-    body: dict[str, Any] = {"images": [view(request, r) for r in page]}
-    limit = glance.parse_limit(request.query)
+    svc = services(request)
+    query = request.query
+    rows = await ops.list_visible(svc.store, ctx)
+    rows = [r for r in rows if ops.listed_by_default(ctx, r) and _matches(r, query)]
+    rows = listing.sort(rows, [("created_at", True), ("id", True)])
+    page, _ = listing.paginate(rows, query)
+    limit = listing.parse_limit(query)
+    next_href = None
     if limit and page and len(page) == limit:
-        params = [(k, v) for k, v in request.query.items() if k != "marker"]
+        params = [(k, v) for k, v in query.items() if k != "marker"]
         params.append(("marker", page[-1]["id"]))
-        path = f"{_PREFIX}/images{'/detail' if detail else ''}?{urlencode(params)}"
-        body["images_links"] = [{"rel": "next", "href": services(request).url(path)}]
-    return web.json_response(body)
+        next_href = svc.url(f"{_PREFIX}/images{'/detail' if detail else ''}?{urlencode(params)}")
+    return web.json_response(views.image_list(page, svc.base_url, _PREFIX, detail, next_href))
 
 
 async def list_images(request: web.Request) -> web.Response:
@@ -174,7 +112,7 @@ async def _load(request: web.Request) -> dict[str, Any]:
 async def show_image(request: web.Request) -> web.Response:
     _gate(request)
     row = await _load(request)
-    return web.json_response({"image": detail_view(request, row)})
+    return web.json_response({"image": views.detail(row, services(request).base_url, _PREFIX)})
 
 
 async def delete_image(request: web.Request) -> web.Response:
@@ -183,9 +121,7 @@ async def delete_image(request: web.Request) -> web.Response:
     svc = services(request)
     if not ops.can_modify(context(request), row):
         raise Forbidden("You are not permitted to delete this image.")
-    if row["protected"]:
-        raise Forbidden(f"Image {row['id']} is protected and cannot be deleted.")
-    await ops.delete_image(svc.store, svc.config, row["id"])
+    await ops.delete_unprotected(svc.store, svc.config, row)
     return web.Response(status=204)
 
 
@@ -207,28 +143,10 @@ async def show_meta_item(request: web.Request) -> web.Response:
     return web.json_response({"meta": {key: row["properties"][key]}})
 
 
-def _check_meta(meta: Any) -> dict[str, str]:
-    if not isinstance(meta, dict):
-        raise BadRequest("Malformed request body: metadata must be an object.")
-    out: dict[str, str] = {}
-    for key, value in meta.items():
-        if not key or len(key) > 255:
-            raise BadRequest("Metadata key must be 1 to 255 characters long.")
-        if key in ops.RESERVED:
-            raise BadRequest(f"Metadata key '{key}' is reserved.")
-        if not isinstance(value, str) or len(value) > 255:
-            raise BadRequest(f"Invalid value for metadata key '{key}'.")
-        out[key] = value
-    return out
-
-
 async def _save_meta(request: web.Request, row: dict[str, Any], props: dict[str, str]) -> None:
-    if len(props) > MAX_IMAGE_META:
+    if len(props) > schemas.MAX_IMAGE_META:
         raise OverLimit("Quota exceeded for metadata items.")
-    await services(request).store.execute(
-        "UPDATE images SET properties = ?, updated_at = ? WHERE id = ?",
-        (dumps(props), now_iso(), row["id"]),
-    )
+    await ops.set_properties(services(request).store, row["id"], props)
 
 
 async def _writable(request: web.Request) -> dict[str, Any]:
@@ -241,8 +159,7 @@ async def _writable(request: web.Request) -> dict[str, Any]:
 
 async def update_metadata(request: web.Request) -> web.Response:
     row = await _writable(request)
-    body = await json_body(request)
-    meta = _check_meta(body.get("metadata") if isinstance(body, dict) else None)
+    meta = schemas.check_meta(schemas.metadata_of(await json_body(request)))
     props = {**row["properties"], **meta}
     await _save_meta(request, row, props)
     return web.json_response({"metadata": props})
@@ -250,22 +167,14 @@ async def update_metadata(request: web.Request) -> web.Response:
 
 async def replace_metadata(request: web.Request) -> web.Response:
     row = await _writable(request)
-    body = await json_body(request)
-    meta = _check_meta(body.get("metadata") if isinstance(body, dict) else None)
+    meta = schemas.check_meta(schemas.metadata_of(await json_body(request)))
     await _save_meta(request, row, meta)
     return web.json_response({"metadata": meta})
 
 
 async def set_meta_item(request: web.Request) -> web.Response:
     row = await _writable(request)
-    key = request.match_info["key"]
-    body = await json_body(request)
-    meta = body.get("meta") if isinstance(body, dict) else None
-    if not isinstance(meta, dict) or len(meta) != 1:
-        raise BadRequest("Request body must contain exactly one 'meta' item.")
-    if key not in meta:
-        raise BadRequest("Request body and URI mismatch")
-    item = _check_meta(meta)
+    item = schemas.check_meta_item(await json_body(request), request.match_info["key"])
     await _save_meta(request, row, {**row["properties"], **item})
     return web.json_response({"meta": item})
 

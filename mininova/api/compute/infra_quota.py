@@ -7,13 +7,11 @@ from typing import Any
 from aiohttp import web
 
 from mininova import quota
-from mininova.api.context import context, mv_at_least, services
-from mininova.api.errors import BadRequest, Forbidden
-from mininova.api.microversions import V2_36, V2_39, V2_57
+from mininova.api.compute.schemas import quota_sets as schemas
+from mininova.api.context import context, microversion, mv_at_least, services
+from mininova.api.errors import Forbidden
+from mininova.api.microversions import V2_36, V2_39, V2_57, schema_for
 from mininova.api.validation import validated_body
-
-_NETWORK_QUOTAS = ("fixed_ips", "floating_ips", "security_group_rules", "security_groups")
-_INJECTED_QUOTAS = ("injected_file_content_bytes", "injected_file_path_bytes", "injected_files")
 
 # absolute limit key → quota resource
 _MAX_KEYS = {
@@ -52,12 +50,7 @@ _DROPPED_2_57 = ("maxPersonality", "maxPersonalitySize")
 
 def quota_resources(request: web.Request) -> list[str]:
     """The quota_set keys of this microversion (without `id`)."""
-    keys = sorted(quota.DEFAULTS)
-    if mv_at_least(request, V2_36):
-        keys = [k for k in keys if k not in _NETWORK_QUOTAS]
-    if mv_at_least(request, V2_57):
-        keys = [k for k in keys if k not in _INJECTED_QUOTAS]
-    return keys
+    return schema_for(microversion(request), schemas.RESOURCES)
 
 
 async def show_limits(request: web.Request) -> web.Response:
@@ -121,42 +114,13 @@ async def update_quota_set(request: web.Request) -> web.Response:
     ctx = context(request)
     ctx.require_admin("os_compute_api:os-quota-sets:update")
     project_id = request.match_info["project_id"]
-    value = {
-        "type": ["integer", "string"],
-        "pattern": r"^-?[0-9]+$",
-        "minimum": -1,
-        "maximum": 2147483647,
-    }
-    props: dict[str, Any] = {k: value for k in quota_resources(request)}
-    props["force"] = {"type": ["boolean", "string"]}
-    body = await validated_body(
-        request,
-        {
-            "type": "object",
-            "properties": {
-                "quota_set": {"type": "object", "properties": props, "additionalProperties": False}
-            },
-            "required": ["quota_set"],
-            "additionalProperties": False,
-        },
-    )
+    body = await validated_body(request, schema_for(microversion(request), schemas.UPDATE))
     spec = dict(body["quota_set"])
     force = str(spec.pop("force", False)).strip().lower() in ("1", "true", "t", "yes", "y", "on")
     store = services(request).store
-    usage = await quota.get_usage(store, project_id, request.query.get("user_id") or ctx.user_id)
-    updates: dict[str, int] = {}
-    for key, raw in spec.items():
-        limit = int(raw)
-        if limit < -1:
-            raise BadRequest(f"Quota limit {limit} for {key} must be -1 or greater.")
-        if not force and limit != -1 and limit < usage[key]:
-            raise BadRequest(
-                f"Quota limit {limit} for {key} must be greater than or equal "
-                f"to already used and reserved {usage[key]}."
-            )
-        updates[key] = limit
-    await quota.set_limits(store, project_id, updates)
-    limits = await quota.get_limits(store, project_id)
+    user_id = request.query.get("user_id") or ctx.user_id
+    updates = {key: int(raw) for key, raw in spec.items()}
+    limits = await quota.update_limits(store, project_id, updates, force=force, user_id=user_id)
     return web.json_response({"quota_set": {k: limits[k] for k in quota_resources(request)}})
 
 

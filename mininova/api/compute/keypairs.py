@@ -1,5 +1,8 @@
 """Compute API: keypairs (per user), with Nova's microversion differences.
 
+Schemas in `schemas/keypairs.py`, views in `views/keypairs.py`, queries in
+`mininova.store.keypairs`.
+
 2.2 adds `type` (and 201/204 status codes), 2.10 the admin `user_id` parameter, 2.35
 `limit`/`marker` on the list, 2.92 makes `public_key` mandatory and allows `.`/`@` in names.
 """
@@ -20,21 +23,17 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from mininova import quota
+from mininova.api.compute.schemas import keypairs as schemas
+from mininova.api.compute.views import keypairs as views
 from mininova.api.context import context, microversion, mv_at_least, services
-from mininova.api.errors import BadRequest, Conflict, Forbidden, NotFound
-from mininova.api.microversions import (
-    V2_1,
-    V2_2,
-    V2_10,
-    V2_35,
-    V2_92,
-    Field,
-    render_fields,
-    schema_for,
-)
+from mininova.api.errors import BadRequest, Forbidden
+from mininova.api.microversions import V2_2, V2_10, V2_35, V2_92
+from mininova.api.pagination import next_query
 from mininova.api.validation import validated_body
-from mininova.store.db import Row
-from mininova.timeutil import nova_usec_time, now_iso
+from mininova.errors import Conflict, NotFound
+from mininova.store import keypairs as repo
+from mininova.store.db import Row, Store
+from mininova.timeutil import now_iso
 
 _NAME_20 = re.compile(r"^[a-zA-Z0-9 _-]+$")
 _NAME_292 = re.compile(r"^[a-zA-Z0-9 _\-.@]+$")
@@ -107,6 +106,65 @@ def generate_x509(user_id: str) -> tuple[str, str]:
     return private, cert.public_bytes(serialization.Encoding.PEM).decode()
 
 
+async def create(
+    store: Store,
+    *,
+    project_id: str,
+    user_id: str,
+    name: str,
+    key_type: str,
+    public_key: str | None,
+) -> dict[str, Any]:
+    """Import or generate a keypair for `user_id`: the created keypair (with `private_key`
+    when it was generated, else None).
+
+    The key_pairs quota check and the insert run in one transaction holding the user's
+    quota lock, so parallel creates cannot overshoot the quota. A first check outside it
+    refuses an over-quota request before an RSA key is generated for nothing.
+    """
+    await quota.check_keypair_quota(store, project_id, user_id)
+    private_key: str | None = None
+    if public_key is None:
+        if key_type == "x509":
+            private_key, public_key = generate_x509(user_id)
+        else:
+            private_key, public_key = generate_ssh_key()
+    if key_type == "x509":
+        fingerprint = x509_fingerprint(public_key)
+    else:
+        fingerprint = ssh_fingerprint(public_key)
+    async with store.transaction() as tx:
+        await tx.lock(f"quota:user:{user_id}")
+        await quota.check_keypair_quota(tx, project_id, user_id)
+        if await repo.get(tx, user_id, name) is not None:
+            raise Conflict(f"Key pair '{name}' already exists.")
+        await repo.insert(
+            tx,
+            user_id=user_id,
+            name=name,
+            public_key=public_key,
+            fingerprint=fingerprint,
+            key_type=key_type,
+            created_at=now_iso(),
+        )
+    return {
+        "name": name,
+        "public_key": public_key,
+        "fingerprint": fingerprint,
+        "user_id": user_id,
+        "private_key": private_key,
+        "type": key_type,
+    }
+
+
+async def find(store: Store, user_id: str, name: str) -> Row:
+    """The keypair `name` of `user_id`; NotFound otherwise."""
+    row = await repo.get(store, user_id, name)
+    if row is None:
+        raise NotFound(f"Keypair {name} not found for user {user_id}")
+    return row
+
+
 def _target_user(request: web.Request, user_id: str | None) -> str:
     """The user whose keypairs are addressed: self, or `user_id` for an admin at ≥2.10."""
     ctx = context(request)
@@ -119,42 +177,6 @@ def _target_user(request: web.Request, user_id: str | None) -> str:
     return user_id
 
 
-def _build_create_schema(with_type: bool, with_user: bool, key_required: bool) -> dict[str, Any]:
-    props: dict[str, Any] = {
-        "name": {"type": "string", "minLength": 1, "maxLength": 255},
-        "public_key": {"type": "string"},
-    }
-    required = ["name"]
-    if with_type:
-        props["type"] = {"type": "string", "enum": ["ssh", "x509"]}
-    if with_user:
-        props["user_id"] = {"type": "string", "minLength": 1, "maxLength": 255}
-    if key_required:
-        required.append("public_key")
-    return {
-        "type": "object",
-        "properties": {
-            "keypair": {
-                "type": "object",
-                "properties": props,
-                "required": required,
-                "additionalProperties": False,
-            }
-        },
-        "required": ["keypair"],
-        "additionalProperties": False,
-    }
-
-
-# POST /os-keypairs: 2.2 adds `type`, 2.10 `user_id`, 2.92 requires `public_key`.
-_CREATE_SCHEMAS = [
-    (V2_1, V2_2, _build_create_schema(False, False, False)),
-    (V2_2, V2_10, _build_create_schema(True, False, False)),
-    (V2_10, V2_92, _build_create_schema(True, True, False)),
-    (V2_92, None, _build_create_schema(True, True, True)),
-]
-
-
 def _check_name(request: web.Request, name: str) -> None:
     pattern = _NAME_292 if mv_at_least(request, V2_92) else _NAME_20
     if name != name.strip() or not pattern.match(name):
@@ -164,119 +186,43 @@ def _check_name(request: web.Request, name: str) -> None:
         )
 
 
-def _key(name: str) -> Field[Any]:
-    return Field(name, lambda r: r[name])
-
-
-# The keypair views, in response order: list items, GET, and the POST answer.
-SUMMARY_FIELDS: tuple[Field[Any], ...] = (
-    _key("name"),
-    _key("public_key"),
-    _key("fingerprint"),
-    Field("type", lambda r: r["type"], since=V2_2),
-)
-FULL_FIELDS: tuple[Field[Any], ...] = (
-    _key("public_key"),
-    _key("name"),
-    _key("fingerprint"),
-    _key("user_id"),
-    Field("deleted", lambda r: False),
-    Field("created_at", lambda r: nova_usec_time(r["created_at"])),
-    Field("updated_at", lambda r: None),
-    Field("deleted_at", lambda r: None),
-    Field("id", lambda r: int(r["id"])),
-    Field("type", lambda r: r["type"], since=V2_2),
-)
-CREATED_FIELDS: tuple[Field[Any], ...] = (
-    _key("name"),
-    _key("public_key"),
-    _key("fingerprint"),
-    _key("user_id"),
-    Field("private_key", lambda r: r["private_key"], when=lambda r: r["private_key"] is not None),
-    Field("type", lambda r: r["type"], since=V2_2),
-)
-
-
-def _summary(request: web.Request, row: Row) -> dict[str, Any]:
-    return render_fields(SUMMARY_FIELDS, microversion(request), row)
-
-
-def _full(request: web.Request, row: Row) -> dict[str, Any]:
-    return render_fields(FULL_FIELDS, microversion(request), row)
-
-
 async def create_keypair(request: web.Request) -> web.Response:
-    body = await validated_body(request, schema_for(microversion(request), _CREATE_SCHEMAS))
+    body = await validated_body(request, schemas.create(microversion(request)))
     spec = body["keypair"]
-    ctx = context(request)
     user_id = _target_user(request, spec.get("user_id"))
     name = spec["name"]
     _check_name(request, name)
-    key_type = spec.get("type", "ssh")
-    public_key = spec.get("public_key")
-    private_key: str | None = None
-    store = services(request).store
-    await quota.check_keypair_quota(store, ctx.project_id, user_id)
-    if public_key is None:
-        if key_type == "x509":
-            private_key, public_key = generate_x509(user_id)
-        else:
-            private_key, public_key = generate_ssh_key()
-    if key_type == "x509":
-        fingerprint = x509_fingerprint(public_key)
-    else:
-        fingerprint = ssh_fingerprint(public_key)
-    async with store.transaction():
-        exists = await store.fetchone(
-            "SELECT 1 AS x FROM keypairs WHERE user_id = ? AND name = ?", (user_id, name)
-        )
-        if exists:
-            raise Conflict(f"Key pair '{name}' already exists.")
-        await store.execute(
-            "INSERT INTO keypairs (user_id, name, public_key, fingerprint, type, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (user_id, name, public_key, fingerprint, key_type, now_iso()),
-        )
-    created = {
-        "name": name,
-        "public_key": public_key,
-        "fingerprint": fingerprint,
-        "user_id": user_id,
-        "private_key": private_key,
-        "type": key_type,
-    }
-    view = render_fields(CREATED_FIELDS, microversion(request), created)
-    status = 201 if mv_at_least(request, V2_2) else 200
-    return web.json_response({"keypair": view}, status=status)
-
-
-async def _get(request: web.Request) -> Row:
-    user_id = _target_user(request, request.query.get("user_id"))
-    name = request.match_info["name"]
-    row = await services(request).store.fetchone(
-        "SELECT * FROM keypairs WHERE user_id = ? AND name = ?", (user_id, name)
+    created = await create(
+        services(request).store,
+        project_id=context(request).project_id,
+        user_id=user_id,
+        name=name,
+        key_type=spec.get("type", "ssh"),
+        public_key=spec.get("public_key"),
     )
-    if row is None:
-        raise NotFound(f"Keypair {name} not found for user {user_id}")
-    return row
+    status = 201 if mv_at_least(request, V2_2) else 200
+    return web.json_response(
+        {"keypair": views.created(created, microversion(request))}, status=status
+    )
 
 
 async def show_keypair(request: web.Request) -> web.Response:
-    row = await _get(request)
-    return web.json_response({"keypair": _full(request, row)})
+    user_id = _target_user(request, request.query.get("user_id"))
+    row = await find(services(request).store, user_id, request.match_info["name"])
+    return web.json_response({"keypair": views.full(row, microversion(request))})
 
 
 async def delete_keypair(request: web.Request) -> web.Response:
-    row = await _get(request)
-    await services(request).store.execute("DELETE FROM keypairs WHERE id = ?", (row["id"],))
+    user_id = _target_user(request, request.query.get("user_id"))
+    name = request.match_info["name"]
+    if not await repo.delete_keypair(services(request).store, user_id, name):
+        raise NotFound(f"Keypair {name} not found for user {user_id}")
     return web.Response(status=204 if mv_at_least(request, V2_2) else 202)
 
 
 async def list_keypairs(request: web.Request) -> web.Response:
     user_id = _target_user(request, request.query.get("user_id"))
-    rows = await services(request).store.fetchall(
-        "SELECT * FROM keypairs WHERE user_id = ? ORDER BY name, id", (user_id,)
-    )
+    rows = await repo.list_for_user(services(request).store, user_id)
     limit: int | None = None
     if mv_at_least(request, V2_35):
         marker = request.query.get("marker")
@@ -293,11 +239,10 @@ async def list_keypairs(request: web.Request) -> web.Response:
             if limit < 0:
                 raise BadRequest("limit param must be positive")
             rows = rows[:limit]
-    body: dict[str, Any] = {"keypairs": [{"keypair": _summary(request, r)} for r in rows]}
+    mv = microversion(request)
+    body: dict[str, Any] = {"keypairs": [{"keypair": views.summary(r, mv)} for r in rows]}
     if limit is not None and rows and len(rows) >= limit:
-        params = {k: v for k, v in request.query.items() if k != "marker"}
-        params["marker"] = rows[-1]["name"]
-        query = "&".join(f"{k}={v}" for k, v in params.items())
+        query = next_query(request.query, rows[-1]["name"])
         body["keypairs_links"] = [
             {"rel": "next", "href": services(request).url(f"/compute/v2.1/os-keypairs?{query}")}
         ]

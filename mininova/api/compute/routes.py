@@ -9,14 +9,23 @@ PREFIX = "/compute/v2.1"
 
 def setup(app: web.Application) -> None:
     from mininova.api.compute import (
+        aggregates,
+        availability_zones,
         consoles,
+        extensions,
+        flavor_access,
+        flavor_extra_specs,
         flavors,
+        floating_ip_pools,
+        hypervisors,
         images,
-        infra,
+        infra_quota,
         keypairs,
+        networks,
         server_actions,
         server_groups,
         servers,
+        services,
         versions,
     )
 
@@ -26,8 +35,17 @@ def setup(app: web.Application) -> None:
         server_actions,
         server_groups,
         flavors,
+        flavor_access,
+        flavor_extra_specs,
         keypairs,
-        infra,
+        services,
+        hypervisors,
+        availability_zones,
+        infra_quota,
+        aggregates,
+        extensions,
+        networks,
+        floating_ip_pools,
         images,
         consoles,
     ):

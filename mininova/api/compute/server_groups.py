@@ -5,161 +5,105 @@ Below 2.64 a group has `policies` (a list of exactly one policy) and `metadata`;
 `policy` plus `rules` (only anti-affinity takes a rule: `max_server_per_host`), and no longer
 `policies` or `metadata`. A group is visible to its project (and to admins); membership is
 written by server create (the `group` scheduler hint) and removed when an instance is deleted.
+
+Schemas in `schemas/server_groups.py`, views in `views/server_groups.py`, queries in
+`mininova.store.server_groups`.
 """
 
 from __future__ import annotations
 
 import uuid as uuidlib
-from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
 from mininova import quota
+from mininova.api.compute.schemas import server_groups as schemas
+from mininova.api.compute.views import server_groups as views
+from mininova.api.compute.views.server_groups import GROUP_FIELDS
 from mininova.api.context import context, microversion, mv_at_least, services
-from mininova.api.errors import BadRequest, Forbidden, NotFound
-from mininova.api.microversions import (
-    V2_1,
-    V2_13,
-    V2_15,
-    V2_64,
-    Field,
-    render_fields,
-    schema_for,
-)
+from mininova.api.errors import BadRequest
+from mininova.api.microversions import V2_64
 from mininova.api.validation import validated_body
-from mininova.store import Store
-from mininova.store.db import Row, dumps, loads
+from mininova.errors import NotFound, QuotaExceeded
+from mininova.store import server_groups as repo
+from mininova.store.db import Row, Store
 from mininova.timeutil import now_iso
 
-POLICIES = ("affinity", "anti-affinity", "soft-affinity", "soft-anti-affinity")
-_LEGACY_POLICIES = ("affinity", "anti-affinity")
-_NAME = {
-    "type": "string",
-    "minLength": 1,
-    "maxLength": 255,
-    "pattern": r"^(?![\s\u00a0])(?!.*[\s\u00a0]$).*$",
-}
-_POSITIVE = {
-    "oneOf": [{"type": "integer", "minimum": 1}, {"type": "string", "pattern": r"^[1-9][0-9]*$"}]
-}
+# GROUP_FIELDS: tests/api/test_microversions.py. groups_of_instance / find_visible: the
+# transition names servers.py and server_create.py import (use mininova.store.server_groups).
+__all__ = ["GROUP_FIELDS", "POLICIES", "create", "find", "find_visible", "groups_of_instance"]
+
+POLICIES = schemas.POLICIES
+groups_of_instance = repo.groups_of
+find_visible = repo.visible
 
 
-def _wrap(props: dict[str, Any], required: list[str]) -> dict[str, Any]:
-    return {
-        "type": "object",
-        "properties": {
-            "server_group": {
-                "type": "object",
-                "properties": props,
-                "required": required,
-                "additionalProperties": False,
-            }
-        },
-        "required": ["server_group"],
-        "additionalProperties": False,
-    }
+# ------------------------------------------------------------------------ domain functions
 
 
-def _policies_schema(allowed: tuple[str, ...]) -> dict[str, Any]:
-    props = {
-        "name": _NAME,
-        "policies": {
-            "type": "array",
-            "minItems": 1,
-            "maxItems": 1,
-            "uniqueItems": True,
-            "items": {"type": "string", "enum": list(allowed)},
-        },
-    }
-    return _wrap(props, ["name", "policies"])
+async def create(
+    store: Store,
+    *,
+    project_id: str,
+    user_id: str,
+    name: str,
+    policy: str,
+    rules: dict[str, Any],
+) -> Row:
+    """Create a server group within the project's server_groups quota; the new group.
 
-
-_POLICY_SCHEMA = _wrap(
-    {
-        "name": _NAME,
-        "policy": {"type": "string", "enum": list(POLICIES)},
-        "rules": {
-            "type": "object",
-            "properties": {"max_server_per_host": _POSITIVE},
-            "additionalProperties": False,
-        },
-    },
-    ["name", "policy"],
-)
-
-# POST /os-server-groups: `policies` (soft-* from 2.15), then one `policy` + `rules` from 2.64.
-_CREATE_SCHEMAS = [
-    (V2_1, V2_15, _policies_schema(_LEGACY_POLICIES)),
-    (V2_15, V2_64, _policies_schema(POLICIES)),
-    (V2_64, None, _POLICY_SCHEMA),
-]
-
-
-@dataclass(frozen=True)
-class _Group:
-    row: Row
-    members: list[str]
-
-
-# The server group view, in response order.
-GROUP_FIELDS: tuple[Field[_Group], ...] = (
-    Field("id", lambda g: g.row["id"]),
-    Field("name", lambda g: g.row["name"]),
-    Field("policy", lambda g: g.row["policy"], since=V2_64),
-    Field("rules", lambda g: loads(g.row["rules"], {}) or {}, since=V2_64),
-    Field("policies", lambda g: [g.row["policy"]], until=V2_64),
-    Field("members", lambda g: g.members),
-    Field("metadata", lambda g: loads(g.row["metadata"], {}) or {}, until=V2_64),
-    Field("project_id", lambda g: g.row["project_id"], since=V2_13),
-    Field("user_id", lambda g: g.row["user_id"], since=V2_13),
-)
-
-
-async def group_members(store: Store, group_id: str) -> list[str]:
-    rows = await store.fetchall(
-        "SELECT m.instance_uuid FROM server_group_members m JOIN instances i"
-        " ON i.uuid = m.instance_uuid AND i.deleted = 0"
-        " WHERE m.group_id = ? ORDER BY i.id",
-        (group_id,),
-    )
-    return [r["instance_uuid"] for r in rows]
-
-
-async def groups_of_instance(store: Store, instance_uuid: str) -> list[str]:
-    """The ids of the groups an instance belongs to (at most one), for `server_groups`."""
-    rows = await store.fetchall(
-        "SELECT group_id FROM server_group_members WHERE instance_uuid = ?", (instance_uuid,)
-    )
-    return [r["group_id"] for r in rows]
-
-
-async def find_visible(store: Store, group_id: str, project_id: str, is_admin: bool) -> Row | None:
-    """The group if the caller may see it: its own project's, or any for an admin."""
-    row = await store.fetchone("SELECT * FROM server_groups WHERE id = ?", (group_id,))
-    if row is None or (not is_admin and row["project_id"] != project_id):
-        return None
+    The quota check and the insert run in one transaction holding the project's quota
+    lock, so parallel creates cannot overshoot the quota.
+    """
+    group_id = str(uuidlib.uuid4())
+    async with store.transaction() as tx:
+        await tx.lock(f"quota:{project_id}")
+        limit = (await quota.get_limits(tx, project_id))["server_groups"]
+        used = (await quota.get_usage(tx, project_id))["server_groups"]
+        if 0 <= limit < used + 1:
+            raise QuotaExceeded("Quota exceeded, too many server groups.")
+        await repo.insert(
+            tx,
+            group_id=group_id,
+            name=name,
+            project_id=project_id,
+            user_id=user_id,
+            policy=policy,
+            rules=rules,
+            created_at=now_iso(),
+        )
+    row = await repo.get(store, group_id)
+    assert row is not None
     return row
 
 
-async def _view(request: web.Request, row: Row) -> dict[str, Any]:
-    members = await group_members(services(request).store, row["id"])
-    return render_fields(GROUP_FIELDS, microversion(request), _Group(row, members))
-
-
-async def _get(request: web.Request) -> Row:
-    ctx = context(request)
-    group_id = request.match_info["group_id"]
-    row = await find_visible(services(request).store, group_id, ctx.project_id, ctx.is_admin)
+async def find(store: Store, group_id: str, project_id: str, is_admin: bool) -> Row:
+    """The group if the caller may see it; NotFound otherwise."""
+    row = await repo.visible(store, group_id, project_id, is_admin)
     if row is None:
         raise NotFound(f"Instance group {group_id} could not be found.")
     return row
 
 
+# ----------------------------------------------------------------------------- handlers
+
+
+async def _view(request: web.Request, row: Row) -> dict[str, Any]:
+    members = await repo.members(services(request).store, row["id"])
+    return views.group(row, members, microversion(request))
+
+
+async def _requested(request: web.Request) -> Row:
+    ctx = context(request)
+    group_id = request.match_info["group_id"]
+    return await find(services(request).store, group_id, ctx.project_id, ctx.is_admin)
+
+
 async def create_group(request: web.Request) -> web.Response:
     ctx = context(request)
-    schema = schema_for(microversion(request), _CREATE_SCHEMAS)
-    spec = (await validated_body(request, schema))["server_group"]
+    body = await validated_body(request, schemas.create(microversion(request)))
+    spec = body["server_group"]
     rules: dict[str, Any] = {}
     if mv_at_least(request, V2_64):
         policy = spec["policy"]
@@ -169,35 +113,25 @@ async def create_group(request: web.Request) -> web.Response:
             rules = {"max_server_per_host": int(spec["rules"]["max_server_per_host"])}
     else:
         policy = spec["policies"][0]
-    store = services(request).store
-    group_id = str(uuidlib.uuid4())
-    async with store.transaction():
-        limits = await quota.get_limits(store, ctx.project_id)
-        usage = await quota.get_usage(store, ctx.project_id)
-        limit = limits["server_groups"]
-        if 0 <= limit < usage["server_groups"] + 1:
-            raise Forbidden("Quota exceeded, too many server groups.")
-        await store.execute(
-            "INSERT INTO server_groups (id, name, project_id, user_id, policy, rules,"
-            " metadata, created_at) VALUES (?, ?, ?, ?, ?, ?, '{}', ?)",
-            (group_id, spec["name"], ctx.project_id, ctx.user_id, policy, dumps(rules), now_iso()),
-        )
-    row = await store.fetchone("SELECT * FROM server_groups WHERE id = ?", (group_id,))
-    assert row is not None
+    row = await create(
+        services(request).store,
+        project_id=ctx.project_id,
+        user_id=ctx.user_id,
+        name=spec["name"],
+        policy=policy,
+        rules=rules,
+    )
     return web.json_response({"server_group": await _view(request, row)})
 
 
 async def show_group(request: web.Request) -> web.Response:
-    row = await _get(request)
+    row = await _requested(request)
     return web.json_response({"server_group": await _view(request, row)})
 
 
 async def delete_group(request: web.Request) -> web.Response:
-    row = await _get(request)
-    store = services(request).store
-    async with store.transaction():
-        await store.execute("DELETE FROM server_group_members WHERE group_id = ?", (row["id"],))
-        await store.execute("DELETE FROM server_groups WHERE id = ?", (row["id"],))
+    row = await _requested(request)
+    await repo.delete_group(services(request).store, row["id"])
     return web.Response(status=204)
 
 
@@ -219,32 +153,25 @@ def _int_param(request: web.Request, name: str, minimum: int) -> int | None:
     return value
 
 
+_TRUE = ("", "1", "true", "t", "yes", "y", "on")
+
+
 async def list_groups(request: web.Request) -> web.Response:
     ctx = context(request)
     raw_all = request.query.get("all_projects")
-    all_projects = raw_all is not None and raw_all.strip().lower() in (
-        "",
-        "1",
-        "true",
-        "t",
-        "yes",
-        "y",
-        "on",
-    )
+    all_projects = raw_all is not None and raw_all.strip().lower() in _TRUE
     limit = _int_param(request, "limit", 0)
     offset = _int_param(request, "offset", 0) or 0
     store = services(request).store
-    if ctx.is_admin and all_projects:
-        rows = await store.fetchall("SELECT * FROM server_groups ORDER BY created_at, rowid")
-    else:
-        rows = await store.fetchall(
-            "SELECT * FROM server_groups WHERE project_id = ? ORDER BY created_at, rowid",
-            (ctx.project_id,),
-        )
-    rows = rows[offset:]
+    project = None if ctx.is_admin and all_projects else ctx.project_id
+    rows = (await repo.list_groups(store, project))[offset:]
     if limit is not None:
         rows = rows[:limit]
-    return web.json_response({"server_groups": [await _view(request, r) for r in rows]})
+    members = await repo.members_of(store, [r["id"] for r in rows])
+    mv = microversion(request)
+    return web.json_response(
+        {"server_groups": [views.group(r, members[r["id"]], mv) for r in rows]}
+    )
 
 
 def setup(router: web.UrlDispatcher, prefix: str) -> None:

@@ -1,4 +1,4 @@
-"""Instances carry their flavor's vcpus/memory_mb/root_gb as columns; hosts get forced_down.
+"""Instances carry their flavor's vcpus/memory_mb/root_gb; hosts get forced_down; claims an index.
 
 Quota usage becomes one aggregate over the instances table instead of decoding every live
 instance's flavor document, and `forced_down` leaves the settings table for compute_nodes.
@@ -26,6 +26,7 @@ def upgrade() -> None:
         op.add_column(
             "instances", sa.Column(name, Int, nullable=False, server_default=sa.text("0"))
         )
+    op.create_index("allocations_host", "allocations", ["host"])
     op.add_column(
         "compute_nodes", sa.Column("forced_down", Int, nullable=False, server_default=sa.text("0"))
     )
@@ -45,6 +46,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("allocations_host", "allocations")
     with op.batch_alter_table("compute_nodes") as batch:
         batch.drop_column("forced_down")
     with op.batch_alter_table("instances") as batch:

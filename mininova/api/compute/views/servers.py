@@ -1,7 +1,8 @@
 """Server representations, exactly as each microversion defines them.
 
 `show_view` serves GET /servers/{id} and /servers/detail; `update_view` the narrower PUT and
-rebuild responses below 2.75; `brief_view` list items. Keys appear only where the requested
+rebuild responses below 2.75; `brief_view` list items; `created_view` the 202 of POST
+/servers; `action_view`/`event_view` os-instance-actions. Keys appear only where the requested
 microversion (and the caller's role) allows them: the field tables below (`Field(name, render,
 since=, until=, when=)`) say which, in response order.
 """
@@ -21,6 +22,9 @@ from mininova.api.microversions import (
     V2_19,
     V2_26,
     V2_47,
+    V2_51,
+    V2_58,
+    V2_62,
     V2_63,
     V2_71,
     V2_73,
@@ -33,6 +37,7 @@ from mininova.api.microversions import (
     at_least,
     render_fields,
 )
+from mininova.store.db import Row
 from mininova.timeutil import nova_time, nova_usec_time
 
 NETWORK_NAME = "private"
@@ -264,3 +269,56 @@ def brief_view(base: str, inst: dict[str, Any]) -> dict[str, Any]:
 
 def ips_view(inst: dict[str, Any]) -> dict[str, Any]:
     return {"addresses": addresses(inst, False)}
+
+
+def created_view(base: str, uuid: str, disk_config: str, admin_pass: str) -> dict[str, Any]:
+    """The `server` of POST /servers' 202."""
+    return {
+        "id": uuid,
+        "links": links(base, "servers", uuid),
+        "OS-DCF:diskConfig": disk_config,
+        "security_groups": [{"name": "default"}],
+        "adminPass": admin_pass,
+    }
+
+
+def action_view(row: Row, mv: MV) -> dict[str, Any]:
+    """One os-instance-actions entry (without events)."""
+    view = {
+        "action": row["action"],
+        "instance_uuid": row["instance_uuid"],
+        "request_id": row["request_id"],
+        "user_id": row["user_id"],
+        "project_id": row["project_id"],
+        "start_time": nova_usec_time(row["start_time"]),
+        "message": row["message"],
+    }
+    if at_least(mv, V2_58):
+        view["updated_at"] = nova_usec_time(row["finish_time"] or row["start_time"])
+    return view
+
+
+def event_view(event: Row, project_id: str, mv: MV, is_admin: bool) -> dict[str, Any]:
+    item = {
+        "event": event["event"],
+        "start_time": nova_usec_time(event["start_time"]),
+        "finish_time": nova_usec_time(event["finish_time"]),
+        "result": event["result"],
+    }
+    if is_admin:
+        item["traceback"] = event["traceback"]
+    if at_least(mv, V2_62):
+        item["hostId"] = host_id(project_id, event["host"])
+        if is_admin:
+            item["host"] = event["host"] or ""
+    return item
+
+
+def action_detail_view(
+    action: Row, events: list[Row], project_id: str, mv: MV, is_admin: bool
+) -> dict[str, Any]:
+    """GET os-instance-actions/{request_id}: events for admins, and for everyone from 2.51."""
+    view = action_view(action, mv)
+    if is_admin or at_least(mv, V2_51):
+        view["events"] = [event_view(ev, project_id, mv, is_admin) for ev in events]
+    return view

@@ -1,0 +1,16 @@
+"""Compute API: os-aggregates. Host aggregates are not modelled: the list is always empty."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from mininova.api.context import context
+
+
+async def list_aggregates(request: web.Request) -> web.Response:
+    context(request).require_admin("os_compute_api:os-aggregates:index")
+    return web.json_response({"aggregates": []})
+
+
+def setup(router: web.UrlDispatcher, prefix: str) -> None:
+    router.add_get(prefix + "/os-aggregates", list_aggregates)

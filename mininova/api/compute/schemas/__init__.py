@@ -1,0 +1,1 @@
+"""Compute API request JSON schemas (module-level, compiled once), one module per resource."""

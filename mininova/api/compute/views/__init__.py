@@ -1,0 +1,1 @@
+"""Compute API views: pure functions of (row, microversion, context) → dict, one per resource."""

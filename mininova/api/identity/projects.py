@@ -1,0 +1,78 @@
+"""/v3/projects: list, show, create, update, delete."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from mininova.api.context import context, services
+from mininova.api.errors import BadRequest
+from mininova.api.identity import schemas, views
+from mininova.identity import projects
+
+
+async def list_projects(request: web.Request) -> web.Response:
+    svc, ctx = services(request), context(request)
+    rows = await projects.list_visible(
+        svc.identity,
+        user_id=ctx.user_id,
+        all_projects=ctx.is_admin,
+        name=request.query.get("name"),
+    )
+    return web.json_response(
+        {
+            "projects": [views.project(svc.url, r) for r in rows],
+            "links": views.collection_links(svc.url, "projects"),
+        }
+    )
+
+
+async def show_project(request: web.Request) -> web.Response:
+    svc, ctx = services(request), context(request)
+    row = await projects.get(svc.identity, request.match_info["project_id"])
+    if not ctx.is_admin and row["id"] != ctx.project_id:
+        ctx.require_admin("identity:get_project")
+    return web.json_response({"project": views.project(svc.url, row)})
+
+
+async def create_project(request: web.Request) -> web.Response:
+    svc, ctx = services(request), context(request)
+    ctx.require_admin("identity:create_project")
+    body = (await schemas.validated_body(request, schemas.PROJECT_CREATE))["project"]
+    row = await projects.create(
+        svc.identity,
+        name=body["name"],
+        description=body.get("description") or "",
+        enabled=body.get("enabled", True),
+    )
+    return web.json_response({"project": views.project(svc.url, row)}, status=201)
+
+
+def _project_changes(body: dict[str, Any]) -> dict[str, Any]:
+    changes: dict[str, Any] = {}
+    for key in ("name", "description"):
+        if key in body:
+            if not isinstance(body[key], str):
+                raise BadRequest(f"Invalid input for field '{key}'.")
+            changes[key] = body[key]
+    if "enabled" in body:
+        changes["enabled"] = bool(body["enabled"])
+    return changes
+
+
+async def update_project(request: web.Request) -> web.Response:
+    svc, ctx = services(request), context(request)
+    ctx.require_admin("identity:update_project")
+    project_id = request.match_info["project_id"]
+    await projects.get(svc.identity, project_id)  # 404 before the body's 400
+    body = (await schemas.validated_body(request, schemas.PROJECT_UPDATE))["project"]
+    row = await projects.update(svc.identity, project_id, _project_changes(body))
+    return web.json_response({"project": views.project(svc.url, row)})
+
+
+async def delete_project(request: web.Request) -> web.Response:
+    svc, ctx = services(request), context(request)
+    ctx.require_admin("identity:delete_project")
+    await projects.delete(svc.identity, request.match_info["project_id"])
+    return web.Response(status=204)

@@ -1,0 +1,17 @@
+"""Keystone discovery: GET /identity (300, the versions list) and GET /identity/v3."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from mininova.api.context import services
+from mininova.api.identity import views
+
+
+async def versions(request: web.Request) -> web.Response:
+    doc = views.version(services(request).url)
+    return web.json_response({"versions": {"values": [doc]}}, status=300)
+
+
+async def version_v3(request: web.Request) -> web.Response:
+    return web.json_response({"version": views.version(services(request).url)})

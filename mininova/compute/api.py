@@ -1,0 +1,593 @@
+"""Server operations (like nova.compute.api): check, record, then cast to the conductor.
+
+The HTTP handlers parse requests and render answers; the operations live here, below HTTP
+(no aiohttp) and above the conductor they cast to. They take the store (an `Executor`),
+the `Caller` (the API's RequestContext fits) and, where they start work, the
+`ConductorAPI`; they raise the domain errors of `mininova.errors`.
+
+Server create checks every reference (image, flavor, keypair, availability zone, server
+group) first, then ONE transaction takes the project's quota lock, checks the quota and
+inserts the instances with their create actions and group membership; the build is cast
+after commit.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import uuid as uuidlib
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from mininova import instance_states as st
+from mininova import quota
+from mininova.consoleauth import CONSOLE_VM_STATES
+from mininova.errors import Conflict, Invalid, NotFound, PermissionDenied
+from mininova.hosts import is_up
+from mininova.image import store_ops
+from mininova.protocol import ProtocolError
+from mininova.store import flavors, hosts, images, instances, keypairs, server_groups
+from mininova.timeutil import now_iso
+
+if TYPE_CHECKING:
+    from mininova.conductor.rpcapi import ConductorAPI
+    from mininova.config import ServeConfig
+    from mininova.consoleauth.client import ConsoleAuthClient
+    from mininova.store import Store
+    from mininova.store.engine import Executor, Row
+
+MAX_METADATA_ITEMS = 128
+_CONSOLE_BUSY_TASK_STATES = ("deleting",)
+
+# The os-instance-actions name of each state action.
+_ACTION_NAMES = {
+    "stop": "stop",
+    "start": "start",
+    "reboot": "reboot",
+    "reboot_hard": "reboot",
+    "pause": "pause",
+    "unpause": "unpause",
+    "suspend": "suspend",
+    "resume": "resume",
+}
+
+
+class Caller(Protocol):
+    """Who is asking: the API's RequestContext fits."""
+
+    @property
+    def user_id(self) -> str: ...
+
+    @property
+    def project_id(self) -> str: ...
+
+    @property
+    def is_admin(self) -> bool: ...
+
+    @property
+    def request_id(self) -> str: ...
+
+
+# ------------------------------------------------------------------------------ helpers
+
+
+def sanitize_hostname(name: str) -> str:
+    """Nova's rule: lower case, runs of invalid characters → '-', at most 63 characters."""
+    host = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-.")
+    return host[:63].rstrip("-") or "server"
+
+
+def random_mac() -> str:
+    tail = secrets.token_bytes(3)
+    return "fa:16:3e:" + ":".join(f"{b:02x}" for b in tail)
+
+
+def node_status(node: dict[str, Any], config: ServeConfig) -> str:
+    """Nova's host_status of a compute node: MAINTENANCE, UP or DOWN."""
+    if node["disabled"]:
+        return "MAINTENANCE"
+    return "UP" if is_up(node, config) else "DOWN"
+
+
+def host_status(inst: Row, config: ServeConfig) -> str:
+    """host_status of a server row read `with_node`: "" unplaced, UNKNOWN without a node."""
+    if not inst["host"]:
+        return ""
+    if inst.get("node_id") is None:
+        return "UNKNOWN"
+    node = {
+        "disabled": inst["node_disabled"],
+        "connected": inst["node_connected"],
+        "last_heartbeat": inst["node_last_heartbeat"],
+        "forced_down": inst["node_forced_down"],
+    }
+    return node_status(node, config)
+
+
+def _not_found(uuid: str) -> NotFound:
+    return NotFound(f"Instance {uuid} could not be found.")
+
+
+def check_locked(caller: Caller, inst: Row) -> None:
+    if inst["locked"] and not caller.is_admin:
+        raise Conflict(f"Instance {inst['uuid']} is locked")
+
+
+# -------------------------------------------------------------------------------- reads
+
+
+async def get_server(
+    db: Executor,
+    caller: Caller,
+    uuid: str,
+    *,
+    with_image_properties: bool = False,
+    with_node: bool = False,
+) -> Row:
+    """The caller's server (any project for admin), or NotFound — never another project's.
+
+    With `with_image_properties` / `with_node` the same single query also brings the image's
+    properties and the host's compute node (see `instances.list_instances`).
+    """
+    if with_image_properties or with_node:
+        rows = await instances.list_instances(
+            db,
+            uuid=uuid,
+            with_image_properties=with_image_properties,
+            with_node=with_node,
+        )
+        inst = rows[0] if rows else None
+    else:
+        inst = await instances.get(db, uuid)
+    if inst is None or (not caller.is_admin and inst["project_id"] != caller.project_id):
+        raise _not_found(uuid)
+    return inst
+
+
+@dataclass
+class ServerQuery:
+    """The server list's filters, sort and page (parsed by the API)."""
+
+    all_tenants: bool = False
+    project_id: str | None = None
+    host: str | None = None
+    image_ref: str | None = None
+    flavor_id: str | None = None
+    changed_since: str | None = None  # ISO time, already normalised
+    name: str | None = None  # a regular expression, matched anywhere
+    status: str | None = None
+    sort_key: str = "created_at"
+    descending: bool = True
+    marker: str | None = None
+    limit: int | None = None
+
+
+SORT_KEYS = frozenset(instances.SORT_COLUMNS)
+
+
+async def list_servers(
+    db: Executor,
+    caller: Caller,
+    query: ServerQuery,
+    *,
+    with_image_properties: bool = False,
+    with_node: bool = False,
+) -> list[Row]:
+    """One page of the servers the caller may list: ONE query for the rows (and what the
+    detail view joins in); name/status filters and the marker apply to its result."""
+    if query.sort_key not in SORT_KEYS:
+        raise Invalid(f"Invalid input for field/attribute sort_key. Value: {query.sort_key}.")
+    pattern = None
+    if query.name:
+        try:
+            pattern = re.compile(query.name)
+        except re.error:
+            raise Invalid(f"Invalid name filter: {query.name!r}") from None
+    if caller.is_admin and (query.all_tenants or query.project_id):
+        project_id = query.project_id or None
+    else:
+        project_id = caller.project_id
+    filtered = pattern is not None or bool(query.status) or query.marker is not None
+    rows = await instances.list_instances(
+        db,
+        project_id=project_id,
+        host=(query.host or None) if caller.is_admin else None,
+        image_ref=query.image_ref or None,
+        flavor_id=query.flavor_id or None,
+        changed_since=query.changed_since,
+        sort_key=query.sort_key,
+        descending=query.descending,
+        limit=None if filtered else query.limit,
+        with_image_properties=with_image_properties,
+        with_node=with_node,
+    )
+    if pattern is not None:
+        rows = [r for r in rows if pattern.search(r["name"])]
+    if query.status:
+        wanted = query.status.upper()
+        rows = [r for r in rows if st.status(r["vm_state"], r["task_state"]) == wanted]
+    if query.marker is not None:
+        keys = [r["uuid"] for r in rows]
+        if query.marker not in keys:
+            raise Invalid(f"marker [{query.marker}] not found")
+        rows = rows[keys.index(query.marker) + 1 :]
+    return rows[: query.limit] if query.limit is not None else rows
+
+
+async def server_groups_of(db: Executor, inst: Row) -> list[str]:
+    """The `server_groups` field of a server: [] or [its group's id]."""
+    return await server_groups.groups_of(db, inst["uuid"])
+
+
+async def list_actions(db: Executor, caller: Caller, uuid: str) -> tuple[Row, list[Row]]:
+    """The server and its actions, newest first."""
+    inst = await get_server(db, caller, uuid)
+    return inst, await instances.list_actions(db, inst["uuid"])
+
+
+async def get_action(
+    db: Executor, caller: Caller, uuid: str, request_id: str
+) -> tuple[Row, Row, list[Row]]:
+    """The server, the action `request_id` started on it, and the action's events."""
+    inst = await get_server(db, caller, uuid)
+    action = await instances.get_action(db, inst["uuid"], request_id)
+    if action is None:
+        raise NotFound(f"Action {request_id} not found")
+    return inst, action, await instances.action_events(db, action["id"])
+
+
+# ------------------------------------------------------------------------------- create
+
+
+@dataclass
+class ServerCreate:
+    """A parsed POST /servers (shapes already checked by the API's schema)."""
+
+    name: str
+    image_ref: str
+    flavor_ref: str
+    min_count: int = 1
+    max_count: int = 1
+    key_name: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+    access_ip_v4: str | None = None
+    access_ip_v6: str | None = None
+    user_data: str | None = None
+    availability_zone: str | None = None
+    scheduler_hints: dict[str, Any] = field(default_factory=dict)
+    host: str | None = None  # admin-only forced host
+    hostname: str | None = None
+    description: str | None = None
+    config_drive: bool = False
+
+
+@dataclass
+class CreatedServers:
+    reservation_id: str
+    uuids: list[str]
+
+
+async def _image_for(db: Executor, caller: Caller, image_ref: str) -> Row:
+    image = await images.get(db, image_ref)
+    visible = image is not None and (
+        caller.is_admin
+        or image["owner"] == caller.project_id
+        or image["visibility"] in ("public", "community")
+    )
+    if image is None or not visible:
+        raise Invalid(f"Image {image_ref} could not be found.")
+    if image["status"] != "active":
+        raise Invalid(f"Image {image_ref} is not active.")
+    return image
+
+
+async def _flavor_for(db: Executor, caller: Caller, flavor_ref: str, image: Row) -> Row:
+    flavor = await flavors.accessible(db, flavor_ref, caller.project_id, is_admin=caller.is_admin)
+    if flavor is None:
+        raise Invalid(f"Flavor {flavor_ref} could not be found.")
+    if flavor["disabled"]:
+        raise Invalid(f"Flavor {flavor_ref} is disabled.")
+    if flavor["ram"] < (image["min_ram"] or 0):
+        raise Invalid("Flavor's memory is too small for requested image.")
+    if flavor["disk"] and flavor["disk"] < (image["min_disk"] or 0):
+        raise Invalid("Flavor's disk is too small for requested image.")
+    return flavor
+
+
+async def _group_from_hints(db: Executor, caller: Caller, hints: dict[str, Any]) -> Row | None:
+    """The server group a `group` scheduler hint names: it must exist and be visible."""
+    if "group" not in hints:
+        return None
+    group_id = hints["group"]
+    if isinstance(group_id, list) and len(group_id) == 1:
+        group_id = group_id[0]
+    if not isinstance(group_id, str) or not group_id:
+        raise Invalid(
+            f"Invalid input for field/attribute group. Value: {group_id!r}. "
+            "It is not a server group id"
+        )
+    group = await server_groups.visible(db, group_id, caller.project_id, caller.is_admin)
+    if group is None:
+        raise Invalid(f"Instance group {group_id} could not be found.")
+    return group
+
+
+async def create_servers(
+    store: Store, conductor: ConductorAPI, caller: Caller, req: ServerCreate
+) -> CreatedServers:
+    """Create min_count..max_count servers (as many as the quota allows) and cast their build."""
+    image = await _image_for(store, caller, req.image_ref)
+    flavor = await _flavor_for(store, caller, req.flavor_ref, image)
+    flavor_snapshot = {
+        "id": flavor["id"],
+        "name": flavor["name"],
+        "vcpus": flavor["vcpus"],
+        "ram": flavor["ram"],
+        "disk": flavor["disk"],
+        "ephemeral": flavor["ephemeral"],
+        "swap": flavor["swap"],
+        "extra_specs": await flavors.extra_specs(store, flavor["id"]),
+    }
+    key_data = None
+    if req.key_name:
+        key = await keypairs.get(store, caller.user_id, req.key_name)
+        if key is None:
+            raise Invalid("Invalid key_name provided.")
+        key_data = key["public_key"]
+    zone = (req.availability_zone or "").split(":", 1)[0] or None
+    if zone and not await hosts.zone_exists(store, zone):
+        raise Invalid(f"The requested availability zone is not available: {zone}")
+    hints = dict(req.scheduler_hints)
+    group = await _group_from_hints(store, caller, hints)
+    if req.host:
+        if not caller.is_admin:
+            raise PermissionDenied("Policy doesn't allow host in server create to be performed.")
+        hints["force_host"] = req.host
+
+    reservation_id = "r-" + secrets.token_hex(4)
+    config_drive = "True" if req.config_drive else ""
+    locks = {caller.project_id} | ({group["project_id"]} if group is not None else set())
+    uuids: list[str] = []
+    async with store.transaction() as tx:
+        for project in sorted(locks):
+            await tx.lock(f"quota:{project}")
+        count = await quota.fit_instances(
+            tx, caller.project_id, req.min_count, req.max_count, flavor["vcpus"], flavor["ram"]
+        )
+        if group is not None:
+            await quota.check_group_members(tx, group, count)
+        now = now_iso()
+        for index in range(count):
+            uuid = str(uuidlib.uuid4())
+            name = req.name if count == 1 else f"{req.name}-{index + 1}"
+            await instances.create(
+                tx,
+                {
+                    "uuid": uuid,
+                    "name": name,
+                    "hostname": sanitize_hostname(req.hostname or name),
+                    "project_id": caller.project_id,
+                    "user_id": caller.user_id,
+                    "image_ref": req.image_ref,
+                    "flavor_id": str(flavor["id"]),
+                    "flavor": flavor_snapshot,
+                    "key_name": req.key_name,
+                    "key_data": key_data,
+                    "user_data": req.user_data,
+                    "metadata": req.metadata,
+                    "vm_state": st.BUILDING,
+                    "task_state": st.SCHEDULING,
+                    "power_state": st.NOSTATE,
+                    "availability_zone": zone,
+                    "access_ip_v4": req.access_ip_v4,
+                    "access_ip_v6": req.access_ip_v6,
+                    "mac_address": random_mac(),
+                    "config_drive": config_drive,
+                    "reservation_id": reservation_id,
+                    "launch_index": index,
+                    "scheduler_hints": hints,
+                    "description": req.description,
+                    "created_at": now,
+                    "updated_at": now,
+                },
+            )
+            if group is not None:
+                await server_groups.add_member(tx, group["id"], uuid)
+            await instances.start_action(
+                tx, uuid, "create", caller.request_id, caller.user_id, caller.project_id
+            )
+            uuids.append(uuid)
+    conductor.build_instances(uuids)
+    return CreatedServers(reservation_id, uuids)
+
+
+# ------------------------------------------------------------------ update and delete
+
+
+async def update_server(db: Executor, caller: Caller, inst: Row, changes: dict[str, Any]) -> None:
+    """Change name, access IPs, description or hostname (sanitised) of a server."""
+    changes = dict(changes)
+    if "hostname" in changes:
+        changes["hostname"] = sanitize_hostname(changes["hostname"])
+    if changes:
+        await instances.update(db, inst["uuid"], **changes)
+
+
+async def delete_server(store: Store, conductor: ConductorAPI, caller: Caller, inst: Row) -> None:
+    """Start deleting a server (a delete already under way is left alone)."""
+    check_locked(caller, inst)
+    if not st.can_delete(inst["task_state"]):
+        return
+    async with store.transaction() as tx:
+        await instances.start_action(
+            tx, inst["uuid"], "delete", caller.request_id, caller.user_id, caller.project_id
+        )
+        await instances.update(tx, inst["uuid"], task_state=st.DELETING)
+    conductor.delete_instance(inst["uuid"])
+
+
+# ------------------------------------------------------------------------------ metadata
+
+
+async def _change_metadata(store: Store, caller: Caller, inst: Row, change: Any) -> dict[str, str]:
+    """Read-modify-write a server's metadata in one transaction; the new metadata."""
+    check_locked(caller, inst)
+    async with store.transaction() as tx:
+        current = await instances.get(tx, inst["uuid"])
+        if current is None:
+            raise _not_found(inst["uuid"])
+        meta = change(dict(current["metadata"]))
+        await instances.update(tx, inst["uuid"], metadata=meta)
+    return meta
+
+
+async def replace_metadata(
+    store: Store, caller: Caller, inst: Row, meta: dict[str, str]
+) -> dict[str, str]:
+    return await _change_metadata(store, caller, inst, lambda _old: dict(meta))
+
+
+async def merge_metadata(
+    store: Store, caller: Caller, inst: Row, meta: dict[str, str]
+) -> dict[str, str]:
+    def merged(old: dict[str, str]) -> dict[str, str]:
+        new = {**old, **meta}
+        if len(new) > MAX_METADATA_ITEMS:
+            raise Invalid("Quota exceeded for metadata_items.")
+        return new
+
+    return await _change_metadata(store, caller, inst, merged)
+
+
+async def set_metadata_item(store: Store, caller: Caller, inst: Row, key: str, value: str) -> None:
+    await _change_metadata(store, caller, inst, lambda old: {**old, key: value})
+
+
+async def delete_metadata_item(store: Store, caller: Caller, inst: Row, key: str) -> None:
+    def without(old: dict[str, str]) -> dict[str, str]:
+        if key not in old:
+            raise NotFound("Metadata item was not found")
+        return {k: v for k, v in old.items() if k != key}
+
+    await _change_metadata(store, caller, inst, without)
+
+
+# ------------------------------------------------------------------------------- actions
+
+
+async def run_action(
+    store: Store, conductor: ConductorAPI, caller: Caller, inst: Row, action: str
+) -> None:
+    """A power action (stop, start, reboot, reboot_hard, pause, …): set its task state if no
+    other task runs, record it, cast it."""
+    check_locked(caller, inst)
+    try:
+        spec = st.check_action(action, inst["vm_state"], inst["task_state"])
+    except st.InvalidState as exc:
+        raise Conflict(f"{exc}") from None
+    async with store.transaction() as tx:
+        if not await instances.update(
+            tx, inst["uuid"], expect_task_state=None, task_state=spec.task_state
+        ):
+            raise Conflict(f"Instance {inst['uuid']} is busy; try again.")
+        await instances.start_action(
+            tx,
+            inst["uuid"],
+            _ACTION_NAMES[action],
+            caller.request_id,
+            caller.user_id,
+            caller.project_id,
+        )
+    conductor.run_action(inst["uuid"], action)
+
+
+async def lock(db: Executor, caller: Caller, inst: Row, reason: str | None) -> None:
+    await instances.update(
+        db,
+        inst["uuid"],
+        locked=1,
+        locked_by="admin" if caller.is_admin else "owner",
+        locked_reason=reason,
+    )
+
+
+async def unlock(db: Executor, caller: Caller, inst: Row) -> None:
+    if inst["locked"] and inst["locked_by"] == "admin" and not caller.is_admin:
+        raise Conflict(f"Instance {inst['uuid']} was locked by an administrator.")
+    await instances.update(db, inst["uuid"], locked=0, locked_by=None, locked_reason=None)
+
+
+async def reset_state(db: Executor, caller: Caller, inst: Row, state: str) -> None:
+    if not caller.is_admin:
+        raise PermissionDenied(
+            "Policy doesn't allow os_compute_api:os-admin-actions:reset_state to be performed."
+        )
+    await instances.update(db, inst["uuid"], vm_state=state, task_state=None)
+
+
+async def console_output(conductor: ConductorAPI, inst: Row, length: int | None) -> str:
+    """The tail of the guest's serial console (None: all of it)."""
+    if inst["vm_state"] == st.BUILDING or not inst["host"]:
+        raise Conflict(f"Instance {inst['uuid']} is not ready yet.")
+    try:
+        return await conductor.console_output(inst["uuid"], length, timeout=40)
+    except ProtocolError as exc:
+        raise Conflict(f"Console output is unavailable: {exc.message}") from None
+
+
+async def create_image(
+    store: Store,
+    conductor: ConductorAPI,
+    caller: Caller,
+    inst: Row,
+    name: str,
+    metadata: dict[str, str],
+) -> str:
+    """Snapshot: the image record exists (queued) when this returns; the agent uploads it."""
+    if inst["task_state"] is not None or inst["vm_state"] not in st.SNAPSHOT_ALLOWED:
+        raise Conflict(
+            f"Cannot 'createImage' instance {inst['uuid']} while it is in "
+            f"vm_state {inst['vm_state']} / task_state {inst['task_state']}"
+        )
+    if not await instances.update(
+        store, inst["uuid"], expect_task_state=None, task_state=st.IMAGE_SNAPSHOT
+    ):
+        raise Conflict(f"Instance {inst['uuid']} is busy; try again.")
+    properties = {
+        **metadata,
+        "instance_uuid": inst["uuid"],
+        "image_type": "snapshot",
+        "base_image_ref": inst["image_ref"],
+    }
+    image = await store_ops.create_image_record(
+        store,
+        owner=inst["project_id"],
+        name=name,
+        disk_format="qcow2",
+        visibility="private",
+        min_disk=int(inst["flavor"].get("disk") or 0),
+        properties=properties,
+    )
+    await instances.start_action(
+        store, inst["uuid"], "createImage", caller.request_id, caller.user_id, caller.project_id
+    )
+    conductor.snapshot_instance(inst["uuid"], image["id"])
+    return str(image["id"])
+
+
+# ------------------------------------------------------------------------------ consoles
+
+
+async def console_url_token(consoleauth: ConsoleAuthClient, inst: Row, console_type: str) -> str:
+    """A console token for a running, placed server that is not being deleted."""
+    uuid = inst["uuid"]
+    if inst.get("deleted"):
+        raise _not_found(uuid)
+    if (
+        inst.get("vm_state") not in CONSOLE_VM_STATES
+        or not inst.get("host")
+        or inst.get("task_state") in _CONSOLE_BUSY_TASK_STATES
+    ):
+        raise Conflict(f"Instance {uuid} is not ready.")
+    result = await consoleauth.authorize(uuid, console_type)
+    return str(result["token"])
