@@ -66,3 +66,11 @@ async def delete_for_instance(db: Executor, instance_uuid: str) -> int:
 async def purge_expired(db: Executor, now: str) -> int:
     """Drop tokens whose `expires_at` is at or before `now` (ISO text compares in order)."""
     return await db.execute(_PURGE, {"now": now})
+
+
+async def list_tokens(db: Executor, instance_uuid: str | None = None) -> list[Row]:
+    """Every stored token (of one instance), oldest first (tests, diagnostics)."""
+    statement = select(_t).order_by(_t.c.created_at, _t.c.token_hash)
+    if instance_uuid is not None:
+        statement = statement.where(_t.c.instance_uuid == instance_uuid)
+    return await db.all(statement)

@@ -84,13 +84,10 @@ def _compile(statement: Statement, dialect: Dialect, params: Params) -> tuple[st
     else:
         compiled = statement.compile(dialect=dialect)
     if compiled.post_compile_params or compiled.literal_execute_params:
-        # Expanding IN (…) lists: render this execution's values into the text.
-        element = statement.statement if isinstance(statement, Prepared) else statement
-        bound = element.params(**dict(params or {})) if params else element
-        compiled = bound.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
-        values = compiled.construct_params()
-    else:
-        values = compiled.construct_params(dict(params) if params else None)
+        # Expanding IN (…) lists: this execution's own text, one parameter per item.
+        state = compiled.construct_expanded_state(dict(params) if params else None)
+        return state.statement, [state.parameters[name] for name in state.positiontup or ()]
+    values = compiled.construct_params(dict(params) if params else None)
     return compiled.string, [values[name] for name in compiled.positiontup or ()]
 
 

@@ -314,3 +314,8 @@ async def delete_project_tokens(db: Executor, project_id: str) -> int:
 async def purge_expired(db: Executor, now: str) -> int:
     """Delete the tokens that expired before `now` (an ISO timestamp); how many went."""
     return await db.execute(_PURGE_TOKENS, {"now": now})
+
+
+async def token_hashes(db: Executor) -> set[str]:
+    """The hash of every stored token (tests check no token leaks elsewhere)."""
+    return {row["token_hash"] for row in await db.all(select(tokens.c.token_hash))}

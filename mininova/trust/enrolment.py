@@ -112,6 +112,9 @@ async def check_join_token(store: Executor, secret: str) -> JoinToken:
 async def enrol_host(store: Store, secret: str, host: str) -> str:
     """Trade one use of a join token for a credential bound to `host` (atomically)."""
     async with store.transaction() as tx:
+        # Serialise enrolments: the checks below (token uses left, name not bound) must still
+        # hold when this transaction writes (PostgreSQL runs transactions concurrently).
+        await tx.lock("enrolment")
         token = await check_join_token(tx, secret)
         if await hosts.host_is_bound(tx, host):
             raise EnrolmentRefused(

@@ -20,7 +20,7 @@ from mininova.consoleauth import (
     ConsoleAuth,
     ConsoleAuthError,
 )
-from mininova.store import Store
+from mininova.store import Store, console_tokens, instances
 from tests.kit.clock import FakeClock
 
 
@@ -43,12 +43,25 @@ async def add_instance(
     deleted: int = 0,
     name: str = "vm",
 ) -> None:
-    await store.execute(
-        "INSERT INTO instances (uuid, name, hostname, project_id, user_id, image_ref, flavor_id,"
-        " flavor, vm_state, host, mac_address, reservation_id, created_at, updated_at, deleted)"
-        " VALUES (?, ?, ?, 'p', 'u', 'img', '1', '{}', ?, ?, 'fa:16:3e:00:00:01', 'r-1',"
-        " '2024-01-01T00:00:00Z', '2024-01-01T00:00:00Z', ?)",
-        (uuid, name, name, vm_state, host, deleted),
+    await instances.create(
+        store,
+        {
+            "uuid": uuid,
+            "name": name,
+            "hostname": name,
+            "project_id": "p",
+            "user_id": "u",
+            "image_ref": "img",
+            "flavor_id": "1",
+            "flavor": {},
+            "vm_state": vm_state,
+            "host": host,
+            "mac_address": "fa:16:3e:00:00:01",
+            "reservation_id": "r-1",
+            "created_at": "2024-01-01T00:00:00Z",
+            "updated_at": "2024-01-01T00:00:00Z",
+            "deleted": deleted,
+        },
     )
 
 
@@ -71,7 +84,7 @@ async def test_tokens_are_random_and_stored_hashed(auth, store: Store) -> None:
     tokens = {(await ca.authorize("i-1"))["token"] for _ in range(20)}
     assert len(tokens) == 20
     assert all(len(t) >= 43 for t in tokens)  # 32 random bytes, urlsafe base64
-    rows = await store.fetchall("SELECT * FROM console_tokens")
+    rows = await console_tokens.list_tokens(store)
     assert {r["token_hash"] for r in rows} == {
         hashlib.sha256(t.encode()).hexdigest() for t in tokens
     }
@@ -119,7 +132,7 @@ async def test_custom_ttl_and_purge(auth, store: Store) -> None:
     await ca.authorize("i-1", ttl=50)
     clock.advance(10)
     assert await ca.purge_expired() == 1
-    assert len(await store.fetchall("SELECT * FROM console_tokens")) == 1
+    assert len(await console_tokens.list_tokens(store)) == 1
 
 
 async def test_single_use(auth) -> None:
@@ -176,9 +189,9 @@ async def test_revoke_instance(auth) -> None:
 async def test_deleted_or_stopped_instance(auth, store: Store) -> None:
     ca, _ = auth
     token = (await ca.authorize("i-1"))["token"]
-    await store.execute("UPDATE instances SET vm_state = 'stopped' WHERE uuid = 'i-1'")
+    await instances.update(store, "i-1", vm_state="stopped")
     assert await refused(ca, token) == NOT_RUNNING
-    await store.execute("UPDATE instances SET vm_state = 'deleted', deleted = 1 WHERE uuid = 'i-1'")
+    await instances.update(store, "i-1", vm_state="deleted", deleted=1)
     assert await refused(ca, token) == INSTANCE_GONE
     assert await refused(ca, token) == INVALID  # and its tokens are gone
 

@@ -165,3 +165,19 @@ async def test_release_database_upgrades_in_place(tmp_path: Path) -> None:
         assert await db.schema_version() == migrate.head()
     finally:
         await db.close()
+
+
+async def test_expanding_in_lists_on_a_prepared_statement(store: Store) -> None:
+    from mininova.store.engine import prepared
+
+    table = schema.settings
+    query = prepared(
+        select(table.c.key)
+        .where(table.c.key.in_(bindparam("keys", expanding=True)))
+        .order_by(table.c.key)
+    )
+    for key in ("a", "b", "c"):
+        await settings.put(store, key, "v")
+    assert [r["key"] for r in await store.all(query, {"keys": ["c", "a"]})] == ["a", "c"]
+    assert [r["key"] for r in await store.all(query, {"keys": ["b"]})] == ["b"]
+    assert await store.all(query, {"keys": []}) == []

@@ -26,6 +26,7 @@ from mininova.config import AgentConfig
 from mininova.controller import Controller
 from mininova.identity.service import token_hash
 from mininova.protocol.core import CAPABILITY_HEADER
+from mininova.store import identity as identity_store
 from mininova.virt.driver import ComputeDriver
 
 IMAGES = "/image/v2/images"
@@ -126,8 +127,7 @@ def candidate_secrets(text: str) -> set[str]:
 
 async def keystone_hashes(controller: Controller) -> set[str]:
     assert controller.store is not None
-    rows = await controller.store.fetchall("SELECT token_hash FROM tokens")
-    return {row["token_hash"] for row in rows}
+    return await identity_store.token_hashes(controller.store)
 
 
 async def assert_no_keystone_token(

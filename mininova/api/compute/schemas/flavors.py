@@ -75,6 +75,7 @@ def create(version: tuple[int, int]) -> dict[str, Any]:
     """The POST schema for the request's microversion."""
     return schema_for(version, CREATE)
 
+
 # PUT /flavors/{id} (2.55+): only the description changes.
 UPDATE = {
     "type": "object",
