@@ -70,9 +70,11 @@ _EXTRA_SPECS = prepared(
     .where(flavor_extra_specs.c.flavor_id == bindparam("id"))
     .order_by(flavor_extra_specs.c.key)
 )
-_EXTRA_SPECS_MANY = select(
-    flavor_extra_specs.c.flavor_id, flavor_extra_specs.c.key, flavor_extra_specs.c.value
-).order_by(flavor_extra_specs.c.flavor_id, flavor_extra_specs.c.key)
+_EXTRA_SPECS_MANY = prepared(
+    select(flavor_extra_specs.c.flavor_id, flavor_extra_specs.c.key, flavor_extra_specs.c.value)
+    .where(flavor_extra_specs.c.flavor_id.in_(bindparam("ids", expanding=True)))
+    .order_by(flavor_extra_specs.c.flavor_id, flavor_extra_specs.c.key)
+)
 _DELETE_SPEC = prepared(
     delete(flavor_extra_specs).where(
         flavor_extra_specs.c.flavor_id == bindparam("id"),
@@ -229,9 +231,7 @@ async def extra_specs_of(db: Executor, flavor_ids: Iterable[str]) -> dict[str, d
     ids = [str(i) for i in flavor_ids]
     found: dict[str, dict[str, str]] = {i: {} for i in ids}
     if ids:
-        # IN (…) of this call's ids: built per call (a page of a list, not a hot path).
-        statement = _EXTRA_SPECS_MANY.where(flavor_extra_specs.c.flavor_id.in_(ids))
-        for r in await db.all(statement):
+        for r in await db.all(_EXTRA_SPECS_MANY, {"ids": ids}):
             found[r["flavor_id"]][r["key"]] = r["value"]
     return found
 

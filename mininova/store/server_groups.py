@@ -32,6 +32,7 @@ _live_members = (
     .order_by(instances.c.id)
 )
 _MEMBERS = prepared(_live_members.where(_m.c.group_id == bindparam("id")))
+_MEMBERS_MANY = prepared(_live_members.where(_m.c.group_id.in_(bindparam("ids", expanding=True))))
 _MEMBER_COUNT = prepared(
     select(func.count()).select_from(_m).where(_m.c.group_id == bindparam("id"))
 )
@@ -144,8 +145,7 @@ async def members_of(db: Executor, group_ids: Iterable[str]) -> dict[str, list[s
     ids = list(group_ids)
     found: dict[str, list[str]] = {i: [] for i in ids}
     if ids:
-        # IN (…) of this call's ids: built per call (a page of a list, not a hot path).
-        for r in await db.all(_live_members.where(_m.c.group_id.in_(ids))):
+        for r in await db.all(_MEMBERS_MANY, {"ids": ids}):
             found[r["group_id"]].append(r["instance_uuid"])
     return found
 

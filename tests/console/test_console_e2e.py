@@ -8,6 +8,7 @@ import logging
 import aiohttp
 import pytest
 
+from mininova.store import console_tokens, instances
 from tests.console.conftest import SERVERS, ConsoleEnv, token_of
 from tests.console.rfbclient import connect, rfb_handshake
 from tests.kit.clock import FakeClock
@@ -166,10 +167,7 @@ async def test_refusals(
         await wait_for(gone, 10, 0.05, f"{uuid} to be deleted")
         await env.controller.bus.drain()
         want, logged = (401, "invalid"), "unknown token"  # revoked on delete
-        rows = await env.controller.store.fetchall(
-            "SELECT * FROM console_tokens WHERE instance_uuid = ?", (uuid,)
-        )
-        assert rows == []
+        assert await console_tokens.list_tokens(env.controller.store, uuid) == []
     elif case == "origin":
         headers = {"Origin": "http://evil.example:8780"}
         want, logged = (403, "origin"), "cross-site"
@@ -251,9 +249,7 @@ async def test_host_down_and_tunnel_timeout(
         assert "timed out" in msg.extra
         assert "timed out" in caplog.text
         # A host without an agent link: refused with a reason, nothing left open.
-        await env.controller.store.execute(
-            "UPDATE instances SET host = 'ghost' WHERE uuid = ?", (uuid,)
-        )
+        await instances.update(env.controller.store, uuid, host="ghost")
         ws = await connect(session, env.ws_url(token))
         msg = await ws.receive(timeout=5)
         assert msg.type == aiohttp.WSMsgType.CLOSE and "not connected" in msg.extra
