@@ -131,7 +131,7 @@ async def _serve(
 ) -> None:
     from mininova.controller import Controller
 
-    controller = Controller(config)
+    controller = Controller(config, migrate_in_subprocess=True)
     await controller.start()
     click.echo(f"mininova is running at {config.base_url}")
     click.echo(f"  identity (OS_AUTH_URL): {controller.auth_url}")

@@ -47,6 +47,8 @@ log = logging.getLogger(__name__)
 @dataclass
 class Controller:
     config: ServeConfig
+    # `mininova serve` migrates in a child process, so Alembic never stays in its memory.
+    migrate_in_subprocess: bool = False
 
     def __post_init__(self) -> None:
         self.store: Store | None = None
@@ -82,7 +84,7 @@ class Controller:
             ssl_context = server_ssl_context(self.tls)
         # scale-out seam: all controllers open one PostgreSQL URL; register a controllers row
         self.store = Store(cfg.store_url)
-        await self.store.open()
+        await self.store.open(migrate_in_subprocess=self.migrate_in_subprocess)
         self.credentials = await bootstrap(self.store, cfg.data_dir)
         from mininova.image.store_ops import recover_uploads
 

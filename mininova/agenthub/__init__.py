@@ -102,7 +102,8 @@ class AgentHub:
             log.warning("refused agent link from %s: %s", request.remote, exc)
             return web.json_response({"error": {"code": 401, "message": str(exc)}}, status=401)
         ws = web.WebSocketResponse(
-            heartbeat=self.config.heartbeat_interval * 2,
+            # No websocket pings from this side: `sweep` already closes a link whose agent
+            # stopped heartbeating, and the agent pings to notice a dead controller.
             max_msg_size=8 * 1024 * 1024,
             # Orders and reports are small JSON frames: per-link deflate state (~100 KiB)
             # would cost more memory than the bytes it saves.

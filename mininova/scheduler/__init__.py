@@ -45,17 +45,27 @@ class _HostFull(Exception):
     """The chosen host had no room left in the database (claimed elsewhere)."""
 
 
-async def load_group(store: Any, group_id: str | None, instance_uuid: str) -> GroupState | None:
-    """The group's policy and where its other members hold claims (None: no group)."""
+async def load_group(
+    store: Any, group_id: str | None, instance_uuid: str, states: HostStates
+) -> GroupState | None:
+    """The group's policy and where its other members hold claims (None: no group).
+
+    Member hosts come from the claims in memory, which include claims whose transaction has
+    not committed yet (parallel builds of one group must see each other)."""
     if not group_id:
         return None
     group = await server_groups.get(store, group_id)
     if group is None:
         return None
+    members: dict[str, int] = {}
+    for uuid in await server_groups.members(store, group_id):
+        claim = states.claims.get(uuid)
+        if uuid != instance_uuid and claim is not None:
+            members[claim[0]] = members.get(claim[0], 0) + 1
     return GroupState(
         policy=group["policy"],
         max_per_host=int(group["rules"].get("max_server_per_host") or 1),
-        members=await server_groups.member_hosts(store, group_id, exclude=instance_uuid),
+        members=members,
     )
 
 
@@ -98,8 +108,8 @@ class Scheduler:
     async def select_and_claim(self, req: Request) -> str:
         for _attempt in range(CLAIM_ATTEMPTS):
             await self.refresh(force=_attempt > 0)
-            group = await load_group(self.store, req.group, req.instance_uuid)
-            chosen = self.states.choose(req, group)
+            group = await load_group(self.store, req.group, req.instance_uuid, self.states)
+            chosen = self.states.choose(req, group)  # no await from here to the claim
             if chosen is None:
                 raise NoValidHost(self._no_valid_host(req, group))
             try:

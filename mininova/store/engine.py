@@ -281,12 +281,12 @@ class Store(Executor):
         """`sqlite` or `postgresql`."""
         return self.dialect.name
 
-    async def open(self, *, migrate: bool = True) -> None:
+    async def open(self, *, migrate: bool = True, migrate_in_subprocess: bool = False) -> None:
         await self._backend.open()
         if migrate:
             from mininova.store import migrate as migrations
 
-            await migrations.upgrade(self)
+            await migrations.upgrade(self, in_subprocess=migrate_in_subprocess)
 
     async def close(self) -> None:
         await self._backend.close()

@@ -322,51 +322,45 @@ async def finish_event(
     )
 
 
-# ---- the conductor's queries (the lead's) ---------------------------------------------------
+# ---- the conductor's queries -----------------------------------------------------------------
+
+_ON_HOST = prepared(
+    select(instances.c.uuid).where(
+        instances.c.host == bindparam("host"), instances.c.deleted == 0
+    )
+)
+_IN_FLIGHT = prepared(
+    select(instances.c.uuid, instances.c.vm_state, instances.c.task_state).where(
+        instances.c.deleted == 0, instances.c.task_state.is_not(None)
+    )
+)
+_MARK_DELETED = prepared(
+    sql_update(instances)
+    .where(instances.c.uuid == bindparam("uuid"))
+    .values(
+        deleted=1,
+        vm_state=bindparam("vm_state"),
+        task_state=None,
+        power_state=0,
+        terminated_at=bindparam("now"),
+        updated_at=bindparam("now"),
+    )
+)
 
 
-async def uuids_on_host(db: Any, host: str) -> list[str]:
-    """The live (not deleted) instances placed on `host`."""
-    from sqlalchemy import select
-
-    from mininova.store.schema import instances as table
-
-    rows = await db.all(select(table.c.uuid).where(table.c.host == host, table.c.deleted == 0))
-    return [row["uuid"] for row in rows]
+async def uuids_on_host(db: Executor, host: str) -> list[str]:
+    """The live (not deleted) instances placed on `host` (every heartbeat: prepared)."""
+    return [row["uuid"] for row in await db.all(_ON_HOST, {"host": host})]
 
 
-async def in_flight(db: Any) -> list[dict[str, Any]]:
+async def in_flight(db: Executor) -> list[Row]:
     """uuid, vm_state and task_state of live instances with a task under way."""
-    from sqlalchemy import select
-
-    from mininova.store.schema import instances as table
-
-    return await db.all(
-        select(table.c.uuid, table.c.vm_state, table.c.task_state).where(
-            table.c.deleted == 0, table.c.task_state.is_not(None)
-        )
-    )
+    return await db.all(_IN_FLIGHT)
 
 
-async def mark_deleted(db: Any, uuid: str, vm_state: str) -> None:
+async def mark_deleted(db: Executor, uuid: str, vm_state: str) -> None:
     """The row stays (soft-deleted, as in Nova) with its terminated_at."""
-    from sqlalchemy import update as sql_update
-
-    from mininova.store.schema import instances as table
-
-    now = now_iso()
-    await db.execute(
-        sql_update(table)
-        .where(table.c.uuid == uuid)
-        .values(
-            deleted=1,
-            vm_state=vm_state,
-            task_state=None,
-            power_state=0,
-            terminated_at=now,
-            updated_at=now,
-        )
-    )
+    await db.execute(_MARK_DELETED, {"uuid": uuid, "vm_state": vm_state, "now": now_iso()})
 
 
 async def count_live_in_project(db: Any, project_id: str) -> int:

@@ -8,6 +8,7 @@ from pathlib import Path
 from mininova.agent import Agent
 from mininova.config import AgentConfig
 from mininova.controller import Controller
+from mininova.store import hosts
 from mininova.virt.driver import RUNNING
 from mininova.virt.fake import FakeDriver
 
@@ -33,9 +34,7 @@ async def test_agent_registers_with_real_hub(controller: Controller, tmp_path: P
     try:
         await asyncio.wait_for(agent.connected.wait(), 5)
         assert hub.is_connected("hub-node")
-        row = await controller.store.fetchone(
-            "SELECT * FROM compute_nodes WHERE host = ?", ("hub-node",)
-        )
+        row = await hosts.get_node(controller.store, "hub-node")
         assert row["connected"] == 1 and row["hypervisor_type"] == "fake"
         assert row["vcpus"] == 16
         spec = instance_dict()

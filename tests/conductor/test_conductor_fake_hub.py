@@ -7,7 +7,6 @@ to (consoleauth, images, itself). No websocket, no agent, no controller.
 
 from __future__ import annotations
 
-import json
 import uuid as uuidlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,7 +21,7 @@ from mininova.conductor import Conductor
 from mininova.config import ServeConfig
 from mininova.protocol import ProtocolError
 from mininova.scheduler import Scheduler
-from mininova.store import Store
+from mininova.store import Store, allocations, hosts, images
 from mininova.store import instances as db
 from mininova.timeutil import now_iso
 from mininova.trust.capabilities import Capabilities
@@ -111,7 +110,7 @@ class Cloud:
             "user_id": "u1",
             "image_ref": IMAGE,
             "flavor_id": "1",
-            "flavor": json.dumps(FLAVOR),
+            "flavor": FLAVOR,
             "vm_state": st.BUILDING,
             "task_state": st.SCHEDULING,
             "host": None,
@@ -121,11 +120,7 @@ class Cloud:
             "updated_at": now_iso(),
         }
         values.update(overrides)
-        cols = ", ".join(values)
-        marks = ", ".join("?" for _ in values)
-        await self.store.execute(
-            f"INSERT INTO instances ({cols}) VALUES ({marks})", tuple(values.values())
-        )
+        await db.create(self.store, values)
         return uuid
 
     async def get(self, uuid: str) -> dict[str, Any]:
@@ -134,29 +129,32 @@ class Cloud:
         return row
 
     async def allocation(self, uuid: str) -> str | None:
-        row = await self.store.fetchone(
-            "SELECT host FROM allocations WHERE instance_uuid = ?", (uuid,)
-        )
-        return row["host"] if row else None
+        claims = {c["instance_uuid"]: c["host"] for c in await allocations.all_claims(self.store)}
+        return claims.get(uuid)
 
 
 async def add_host(store: Store, host: str, memory_mb: int = 4096) -> None:
-    now = now_iso()
-    await store.execute(
-        "INSERT INTO compute_nodes (host, hypervisor_hostname, vcpus, memory_mb, local_gb,"
-        " connected, last_heartbeat, created_at, updated_at) VALUES (?, ?, 4, ?, 40, 1, ?, ?, ?)",
-        (host, host, memory_mb, now, now, now),
-    )
+    resources = {"vcpus": 4, "memory_mb": memory_mb, "local_gb": 40}
+    await hosts.node_connected(store, host, resources, "fake", now_iso())
 
 
 @pytest.fixture
 async def cloud(store: Store, tmp_path: Path) -> Cloud:
     now = now_iso()
-    await store.execute(
-        "INSERT INTO images (id, name, status, disk_format, container_format, size, checksum,"
-        " visibility, created_at, updated_at) VALUES (?, 'cirros', 'active', 'qcow2', 'bare',"
-        " 100, ?, 'public', ?, ?)",
-        (IMAGE, "0" * 32, now, now),
+    await images.create(
+        store,
+        {
+            "id": IMAGE,
+            "name": "cirros",
+            "status": "active",
+            "disk_format": "qcow2",
+            "container_format": "bare",
+            "size": 100,
+            "checksum": "0" * 32,
+            "visibility": "public",
+            "created_at": now,
+            "updated_at": now,
+        },
     )
     config = ServeConfig(data_dir=tmp_path, build_retries=3, heartbeat_interval=5)
     hub = FakeHub(answers={"spawn": {"power_state": st.RUNNING, "addresses": [{"addr": "x"}]}})

@@ -6,6 +6,7 @@ import pytest
 
 from tests.console.browser import browser_skip_reason, console_page
 from tests.console.conftest import ConsoleEnv
+from tests.kit.clock import FakeClock
 
 pytestmark = pytest.mark.browser
 
@@ -33,12 +34,12 @@ async def test_browser_console_shows_guest_and_sends_keys(env: ConsoleEnv) -> No
         assert console.page.url == url
 
 
-async def test_browser_shows_expired_and_invalid_tokens(env: ConsoleEnv) -> None:
+async def test_browser_shows_expired_and_invalid_tokens(
+    env: ConsoleEnv, fake_clock: FakeClock
+) -> None:
     uuid = await env.server("expiring-vm")
     url = await env.console_url(uuid)
-    await env.controller.store.execute(
-        "UPDATE console_tokens SET expires_at = '2000-01-01T00:00:00.000000Z'"
-    )
+    fake_clock.advance(env.controller.config.console_token_ttl)  # expiry is inclusive
     async with console_page(url) as console:
         await console.wait_state("error")
         assert "expired" in (await console.message()).lower()

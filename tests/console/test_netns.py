@@ -25,6 +25,7 @@ import pytest
 
 from mininova.config import ServeConfig
 from mininova.controller import Controller
+from mininova.store import instances
 from mininova.tls import client_ssl_context
 from tests.conftest import ApiClient, login
 from tests.console.conftest import ConsoleEnv, token_of
@@ -206,7 +207,7 @@ async def test_console_through_nat(nat: Topology, tmp_path: Path, database_url: 
             )
             env = ConsoleEnv(ctl, api, None, None)
             uuid = await env.server("natted")
-            row = await ctl.store.fetchone("SELECT host FROM instances WHERE uuid = ?", (uuid,))
+            row = await instances.get(ctl.store, uuid)
             assert row["host"] == "nat-node"
             url = await env.console_url(uuid)
             ws = await connect(session, env.ws_url(token_of(url)), headers={"Origin": env.base})

@@ -181,3 +181,21 @@ async def test_expanding_in_lists_on_a_prepared_statement(store: Store) -> None:
     assert [r["key"] for r in await store.all(query, {"keys": ["c", "a"]})] == ["a", "c"]
     assert [r["key"] for r in await store.all(query, {"keys": ["b"]})] == ["b"]
     assert await store.all(query, {"keys": []}) == []
+
+
+def test_the_recorded_head_is_alembic_head() -> None:
+    assert migrate.HEAD == migrate.head()
+
+
+async def test_migration_in_a_child_process(tmp_path: Path) -> None:
+    """What `mininova serve` does: Alembic runs in a child, the parent sees the new schema."""
+    path = tmp_path / "mininova.sqlite"
+    shutil.copy(RELEASE_DB, path)
+    db = Store(path)
+    await db.open(migrate_in_subprocess=True)
+    try:
+        assert await db.schema_version() == migrate.head()
+        vm = await db.one(select(schema.instances).where(schema.instances.c.name == "old-vm"))
+        assert vm is not None and vm["memory_mb"] == 128
+    finally:
+        await db.close()
