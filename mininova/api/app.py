@@ -1,4 +1,4 @@
-"""The aiohttp application: middlewares (request id, errors, auth, microversion) and routes."""
+"""The aiohttp application: one middleware (request id, errors, auth, microversion), routes."""
 
 from __future__ import annotations
 
@@ -9,12 +9,13 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from mininova.api import microversion, policy
-from mininova.api.capability import CAPABILITY, capability_middleware
+from mininova.api.capability import check_capability
 from mininova.api.context import CONTEXT, MICROVERSION, REQUEST_ID, SERVICES, RequestContext
 from mininova.api.errors import ApiError, error_response_for, status_for
 from mininova.api.services import Services
 from mininova.errors import DomainError
 from mininova.identity.service import AuthFailed
+from mininova.protocol.core import CAPABILITY_HEADER
 
 log = logging.getLogger(__name__)
 
@@ -54,46 +55,49 @@ def _render_error(request: web.Request, status: int, message: str) -> web.Respon
 
 
 @web.middleware
-async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+async def api_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Everything around a handler, in one coroutine (one frame per open websocket, too):
+    request id, capability or Keystone token, the role rule, the microversion, errors."""
     request_id = "req-" + str(uuid.uuid4())
     request[REQUEST_ID] = request_id
-    response = await handler(request)
-    if not response.prepared:
-        response.headers["x-openstack-request-id"] = request_id
-        if request.path.startswith("/compute"):
-            response.headers["x-compute-request-id"] = request_id
-    return response
-
-
-@web.middleware
-async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    path = request.path
     try:
-        return await handler(request)
+        response = await _admitted(request, handler, path)
     except ApiError as exc:
-        return _render_error(request, exc.status, exc.message)
+        response = _render_error(request, exc.status, exc.message)
     except DomainError as exc:
         status = status_for(exc)
         if status is None:
-            log.exception("unexpected error on %s %s", request.method, request.path)
-            return _render_error(request, 500, "Unexpected API Error. Please report this.")
-        return _render_error(request, status, exc.message)
+            log.exception("unexpected error on %s %s", request.method, path)
+            response = _render_error(request, 500, "Unexpected API Error. Please report this.")
+        else:
+            response = _render_error(request, status, exc.message)
     except web.HTTPException as exc:
-        if exc.status < 400 or request.path.startswith(_PUBLIC_PREFIXES):
+        if exc.status < 400 or path.startswith(_PUBLIC_PREFIXES):
             raise
         message = exc.reason or "error"
         if exc.status == 404:
             message = "The resource could not be found."
         elif exc.status == 405:
             message = "The method is not allowed for this resource."
-        return _render_error(request, exc.status, message)
+        response = _render_error(request, exc.status, message)
     except Exception:
-        log.exception("unexpected error on %s %s", request.method, request.path)
-        return _render_error(request, 500, "Unexpected API Error. Please report this.")
+        log.exception("unexpected error on %s %s", request.method, path)
+        response = _render_error(request, 500, "Unexpected API Error. Please report this.")
+    if not response.prepared:
+        response.headers["x-openstack-request-id"] = request_id
+        if path.startswith("/compute"):
+            response.headers["x-compute-request-id"] = request_id
+    return response
 
 
-@web.middleware
-async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if not _is_public(request) and CAPABILITY not in request:
+async def _admitted(request: web.Request, handler: Handler, path: str) -> web.StreamResponse:
+    capability = request.headers.get(CAPABILITY_HEADER)
+    if capability is not None and not path.startswith("/agent"):
+        refused = await check_capability(request, capability)
+        if refused is not None:
+            return refused
+    elif not _is_public(request):
         token = request.headers.get("X-Auth-Token")
         if not token:
             return _render_error(request, 401, "The request you have made requires authentication.")
@@ -102,7 +106,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
             info = await svc.identity.validate(token)
         except AuthFailed as exc:
             return _render_error(request, 401, str(exc))
-        request[CONTEXT] = RequestContext(
+        context = RequestContext(
             user_id=info.user_id,
             user_name=info.user_name,
             project_id=info.project_id,
@@ -111,16 +115,12 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
             request_id=request[REQUEST_ID],
             token=token,
         )
+        request[CONTEXT] = context
         # Before the handler: a reader gets 403 even where the object does not exist.
-        denied = policy.denial(request.method, request.path, request[CONTEXT].roles)
+        denied = policy.denial(request.method, path, context.roles)
         if denied is not None:
             return _render_error(request, 403, denied)
-    return await handler(request)
-
-
-@web.middleware
-async def microversion_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if not request.path.startswith("/compute/v2.1"):
+    if not path.startswith("/compute/v2.1"):
         return await handler(request)
     version = microversion.parse_headers(request.headers)
     request[MICROVERSION] = version
@@ -139,13 +139,7 @@ def build_app(services: Services) -> web.Application:
     from mininova.api.image import routes as image_routes
 
     app = web.Application(
-        middlewares=[
-            request_id_middleware,
-            error_middleware,
-            capability_middleware,
-            auth_middleware,
-            microversion_middleware,
-        ],
+        middlewares=[api_middleware],
         client_max_size=1024**4,
     )
     app[SERVICES] = services

@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
 from mininova.api.context import SERVICES
 from mininova.api.errors import error_response_for
-from mininova.protocol.core import CAPABILITY_HEADER
 from mininova.trust import enrolment
 from mininova.trust.capabilities import CapabilityDenied, Grant
 
@@ -26,14 +24,9 @@ CAPABILITY_ROUTES = re.compile(r"^/image/v2/images/[0-9A-Za-z-]+/file$")
 
 CAPABILITY: web.RequestKey[Grant] = web.RequestKey("capability", Grant)
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-
-@web.middleware
-async def capability_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    capability = request.headers.get(CAPABILITY_HEADER)
-    if capability is None or request.path.startswith("/agent"):
-        return await handler(request)
+async def check_capability(request: web.Request, capability: str) -> web.Response | None:
+    """Admit a request carrying a capability (None: admitted, `CAPABILITY` set) or refuse it."""
     svc = request.config_dict[SERVICES]
     credential = enrolment.bearer_secret(request.headers.get("Authorization", ""))
     raw_path = request.raw_path.split("?", 1)[0]
@@ -57,4 +50,4 @@ async def capability_middleware(request: web.Request, handler: Handler) -> web.S
         )
         return error_response_for(request.path, exc.status, f"Capability refused: {exc.reason}.")
     request[CAPABILITY] = grant
-    return await handler(request)
+    return None

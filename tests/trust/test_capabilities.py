@@ -316,7 +316,7 @@ async def test_encoded_slash_cannot_reach_another_route(cloud: Cloud) -> None:
     cap = cloud.caps.grant("h1", "GET", file_path(cloud.image_a), TTL)
     status, raw, _ = await cloud.http.get(f"{IMAGES}/{cloud.image_a}%2Ffile", cloud.h1, cap)
     assert status in (403, 404), (
-        f"PRODUCT BUG (mininova/api/capability.py capability_middleware): a capability for"
+        f"PRODUCT BUG (mininova/api/capability.py check_capability): a capability for"
         f" GET {file_path(cloud.image_a)} let GET {IMAGES}/<A>%2Ffile through to another"
         f" route (show_image, no Keystone context): {status} {raw[:200]!r}"
     )
