@@ -16,9 +16,14 @@ MAX_BODY = 1024 * 1024
 async def json_body(request: web.Request) -> Any:
     if request.content_length is not None and request.content_length > MAX_BODY:
         raise OverLimit("Request is too large.")
-    raw = await request.content.read(MAX_BODY + 1)
-    if len(raw) > MAX_BODY:
-        raise OverLimit("Request is too large.")
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await request.content.read(MAX_BODY + 1 - size):  # a body may span reads
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise OverLimit("Request is too large.")
+    raw = b"".join(chunks)
     if not raw.strip():
         raise BadRequest("The request body is empty; a JSON object is required.")
     try:
@@ -32,8 +37,21 @@ def _path(error: jsonschema.ValidationError) -> str:
     return "/".join(parts) if parts else "body"
 
 
+_validators: dict[int, tuple[dict[str, Any], jsonschema.Draft7Validator]] = {}
+
+
+def compiled(schema: dict[str, Any]) -> jsonschema.Draft7Validator:
+    """The schema's validator, built once (schemas are module-level constants)."""
+    found = _validators.get(id(schema))
+    if found is None or found[0] is not schema:
+        if len(_validators) > 1024:  # a schema built per call must not grow this forever
+            _validators.clear()
+        found = _validators[id(schema)] = (schema, jsonschema.Draft7Validator(schema))
+    return found[1]
+
+
 def validate(body: Any, schema: dict[str, Any]) -> None:
-    validator = jsonschema.Draft7Validator(schema)
+    validator = compiled(schema)
     errors = sorted(validator.iter_errors(body), key=lambda e: list(e.absolute_path))
     if errors:
         error = errors[0]
