@@ -67,18 +67,13 @@ def prepared(statement: ClauseElement) -> Prepared:
     return Prepared(statement)
 
 
-Statement = ClauseElement | Prepared
+Statement = ClauseElement | Prepared  # never SQL text: that stays in the repositories' Core
 
 _insert_cache: dict[tuple[str, str, tuple[str, ...], tuple[str, ...]], Compiled] = {}
 
 
 def _compile(statement: Statement, dialect: Dialect, params: Params) -> tuple[str, list[Any]]:
     """SQL text and positional parameters for one execution."""
-    if isinstance(statement, str):  # transition: raw SQLite text with `?` parameters
-        if dialect.name == "postgresql":
-            numbers = iter(range(1, 1000))
-            statement = re.sub(r"\?", lambda _: f"${next(numbers)}", statement)
-        return statement, list(params or ())
     if isinstance(statement, Prepared):
         compiled = statement.compiled(dialect)
     else:
@@ -114,12 +109,11 @@ def _plain(value: Any) -> Any:
 class Result:
     """Rows (as dicts) and the changed-row count of one statement."""
 
-    __slots__ = ("rows", "rowcount", "lastrowid")
+    __slots__ = ("rows", "rowcount")
 
-    def __init__(self, rows: list[Row], rowcount: int, lastrowid: int | None = None) -> None:
+    def __init__(self, rows: list[Row], rowcount: int) -> None:
         self.rows = rows
         self.rowcount = rowcount
-        self.lastrowid = lastrowid
 
 
 def _written_table(statement: Statement) -> str | None:
@@ -165,19 +159,10 @@ class Executor:
         row = await self.one(statement, params)
         return next(iter(row.values())) if row else None
 
-    # Transition: the raw-SQL methods of the aiosqlite store, until every caller has a
-    # repository function. SQLite only.
-    async def fetchone(self, sql: str, params: Any = ()) -> Row | None:
-        return await self.one(sql, params)
-
-    async def fetchall(self, sql: str, params: Any = ()) -> list[Row]:
-        return await self.all(sql, params)
-
-    async def insert(self, table: Any, values: Any = (), *, returning: Sequence[str] = ()) -> Any:
+    async def insert(
+        self, table: Table, values: Mapping[str, Any], *, returning: Sequence[str] = ()
+    ) -> Row | None:
         """INSERT one row given as a dict; with `returning`, those columns of the new row."""
-        if isinstance(table, str):
-            result = await self._run(table, list(values), want_rows=False)
-            return int(result.lastrowid or 0)
         keys = tuple(sorted(values))
         compiled = _compile_insert(self.dialect, table, keys, tuple(returning))
         args = [values[name] for name in compiled.positiontup or ()]
@@ -410,9 +395,8 @@ class _SqliteBackend(_Backend):
             names = [column[0] for column in cursor.description]
             rows = [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
         count = cursor.rowcount
-        lastrowid = cursor.lastrowid
         cursor.close()
-        return Result(rows, count, lastrowid)
+        return Result(rows, count)
 
     async def run(self, connection: Any, sql: str, args: Sequence[Any], *, want_rows: bool):
         return self._cursor_result(connection.execute(sql, args), want_rows)

@@ -97,9 +97,7 @@ async def credential_seen(db: Executor, host: str, now: str) -> None:
 
 async def zone_exists(db: Executor, zone: str) -> bool:
     """Whether any compute node is in availability zone `zone`."""
-    found = await db.scalar(
-        select(compute_nodes.c.id).where(compute_nodes.c.zone == zone).limit(1)
-    )
+    found = await db.scalar(select(compute_nodes.c.id).where(compute_nodes.c.zone == zone).limit(1))
     return found is not None
 
 

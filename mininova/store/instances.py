@@ -325,9 +325,7 @@ async def finish_event(
 # ---- the conductor's queries -----------------------------------------------------------------
 
 _ON_HOST = prepared(
-    select(instances.c.uuid).where(
-        instances.c.host == bindparam("host"), instances.c.deleted == 0
-    )
+    select(instances.c.uuid).where(instances.c.host == bindparam("host"), instances.c.deleted == 0)
 )
 _IN_FLIGHT = prepared(
     select(instances.c.uuid, instances.c.vm_state, instances.c.task_state).where(

@@ -109,23 +109,28 @@ def read_rows(
 ) -> list[dict[str, Any]]:
     """Rows of `sql` (SQLite text with `?` parameters), read-only, for blocking test code.
 
-    SQLite: the file opened read-only. PostgreSQL (`url` set): a `mininova.store.Store` on a
-    private event loop in a worker thread, so this works inside or outside a running loop."""
+    SQLite: the file opened read-only. PostgreSQL (`url` set): a connection on a
+    private event loop in a worker thread (asyncpg), so this works inside or outside a running loop."""
     if not url:
         uri = f"file:{sqlite_file}?mode=ro"
         with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=timeout)) as conn:
             conn.row_factory = sqlite3.Row
             return [dict(r) for r in conn.execute(sql, tuple(params))]
 
-    from mininova.store import Store
+    import re
+
+    import asyncpg
+
+    numbers = iter(range(1, 1000))
+    pg_sql = re.sub(r"\?", lambda _: f"${next(numbers)}", sql)
+    dsn = re.sub(r"^postgresql\+asyncpg://", "postgresql://", url)
 
     async def fetch() -> list[dict[str, Any]]:
-        store = Store(url)
-        await store.open(migrate=False)
+        conn = await asyncpg.connect(dsn)
         try:
-            return await store.fetchall(sql, tuple(params))
+            return [dict(r) for r in await conn.fetch(pg_sql, *params)]
         finally:
-            await store.close()
+            await conn.close()
 
     with ThreadPoolExecutor(1) as pool:
         return pool.submit(asyncio.run, fetch()).result(timeout=timeout + 30)

@@ -10,7 +10,7 @@ from mininova import quota
 from mininova.api.compute.schemas import quota_sets as schemas
 from mininova.api.context import context, microversion, mv_at_least, services
 from mininova.api.errors import Forbidden
-from mininova.api.microversions import V2_36, V2_39, V2_57, schema_for
+from mininova.api.microversions import V2_36, V2_39, V2_57
 from mininova.api.validation import validated_body
 
 # absolute limit key → quota resource
@@ -50,7 +50,7 @@ _DROPPED_2_57 = ("maxPersonality", "maxPersonalitySize")
 
 def quota_resources(request: web.Request) -> list[str]:
     """The quota_set keys of this microversion (without `id`)."""
-    return schema_for(microversion(request), schemas.RESOURCES)
+    return schemas.resources_for(microversion(request))
 
 
 async def show_limits(request: web.Request) -> web.Response:
@@ -114,7 +114,7 @@ async def update_quota_set(request: web.Request) -> web.Response:
     ctx = context(request)
     ctx.require_admin("os_compute_api:os-quota-sets:update")
     project_id = request.match_info["project_id"]
-    body = await validated_body(request, schema_for(microversion(request), schemas.UPDATE))
+    body = await validated_body(request, schemas.update_for(microversion(request)))
     spec = dict(body["quota_set"])
     force = str(spec.pop("force", False)).strip().lower() in ("1", "true", "t", "yes", "y", "on")
     store = services(request).store

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from mininova import quota
-from mininova.api.microversions import V2_1, V2_36, V2_57
+from mininova.api.microversions import V2_1, V2_36, V2_57, schema_for
 
 NETWORK_QUOTAS = ("fixed_ips", "floating_ips", "security_group_rules", "security_groups")
 INJECTED_QUOTAS = ("injected_file_content_bytes", "injected_file_path_bytes", "injected_files")
@@ -50,3 +50,13 @@ UPDATE = [
     (V2_36, V2_57, _update(_KEYS_236)),
     (V2_57, None, _update(_KEYS_257)),
 ]
+
+
+def resources_for(version: Any) -> list[str]:
+    """The quota_set keys of this microversion (without `id`)."""
+    return schema_for(version, RESOURCES)
+
+
+def update_for(version: Any) -> dict[str, Any]:
+    """The PUT body schema of this microversion."""
+    return schema_for(version, UPDATE)
