@@ -9,13 +9,28 @@ boots N servers with POST /compute/v2.1/servers (microversion 2.100, keystone to
 * boots/s (N / wall time from the first POST to the last ACTIVE)
 * p50 / p99 POST->ACTIVE (observed by polling, so quantised by --poll-interval)
 * how many servers landed on each host (the scheduler spreads by free RAM)
+* CPU % (of one core, utime+stime from /proc) over the boot loop of serve, of this bench
+  client and of the agent processes, and how busy the whole machine was: which process bounds
+  the rate
 * the reference, measured in the same run: the fake driver's own spawn time in this process
   (it sleeps --boot-seconds), and the ratio p50 / that floor
 
+`--hosts H` (instead of `--agents M`) runs H real agents (`mininova.agent.service.Agent` with
+a `FakeDriver`, the `Fleet` of agents_bench.py) split over `--agent-processes P` helper
+processes (`agents_bench.py --fleet`), each fake host sized for twice its share of the servers;
+serve then keeps its default 5 s heartbeat interval (the e2e 1 s would be H heartbeats/s).
+The per-host figures are summarised (min/max servers per host, hosts with >= 1 server).
+
+`--poll each` (default) GETs every server in flight once per --poll-interval; `--poll list`
+GETs ONE `/servers/detail?changes-since=T` per interval for all of them (T = the previous
+poll's start minus a margin; a server not seen within 2 s is also polled on its own).
+
 Everything is deleted and the processes are stopped at the end, also on Ctrl-C or an error.
 
-    .venv/bin/python bench/boot_bench.py [--servers 100] [--agents 4] [--concurrency 16]
+    .venv/bin/python bench/boot_bench.py [--servers 100] [--agents 4 | --hosts 1000]
+                                         [--agent-processes 2] [--concurrency 16]
                                          [--boot-seconds 0.2] [--poll-interval 0.05]
+                                         [--poll each|list]
 """
 
 from __future__ import annotations
@@ -24,14 +39,18 @@ import argparse
 import asyncio
 import contextlib
 import math
+import os
+import resource
 import shutil
 import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Self
 
@@ -40,11 +59,16 @@ import aiohttp
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from mininova.timeutil import iso  # noqa: E402
 from tests.e2e.procs import Agent, Serve, base_env, free_port  # noqa: E402
 
 SERVERS = "/compute/v2.1/servers"
 MICROVERSION = "2.100"
 FLAVOR = "1"  # m1.nano: 1 vCPU, 64 MiB, 1 GiB
+FLAVOR_VCPUS, FLAVOR_RAM_MB, FLAVOR_DISK_GB = 1, 64, 1
+FAKE_DEFAULTS = {"vcpus": 16, "memory_mb": 32768, "disk_gb": 500}  # AgentConfig's fake_*
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+FLEET_SCRIPT = ROOT / "bench" / "agents_bench.py"
 
 
 def percentile(values: list[float], pct: float) -> float:
@@ -52,6 +76,56 @@ def percentile(values: list[float], pct: float) -> float:
     ordered = sorted(values)
     rank = max(1, math.ceil(pct / 100 * len(ordered)))
     return ordered[rank - 1]
+
+
+# -- /proc -----------------------------------------------------------------------------------
+
+
+def cpu_seconds(pid: int | str) -> float:
+    """utime + stime of a process in seconds (fields 14 and 15 of /proc/<pid>/stat)."""
+    text = Path(f"/proc/{pid}/stat").read_text()
+    fields = text[text.rindex(")") + 2 :].split()  # after "pid (comm) "; comm may hold spaces
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def machine_busy_seconds() -> tuple[float, float]:
+    """(busy, total) CPU seconds of all cores since boot, from the first line of /proc/stat."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    total = sum(values[:8])  # user nice system idle iowait irq softirq steal
+    return (total - values[3] - values[4]) / CLK_TCK, total / CLK_TCK
+
+
+class CpuMeter:
+    """CPU % (100 = one core) of named groups of processes between start() and stop()."""
+
+    def __init__(self, groups: dict[str, list[int]]) -> None:
+        self.groups = groups
+        self.before: dict[str, float] = {}
+        self.machine0 = (0.0, 0.0)
+        self.t0 = 0.0
+        self.percent: dict[str, float] = {}
+        self.machine_percent = 0.0
+
+    def _sample(self) -> dict[str, float]:
+        return {name: sum(cpu_seconds(p) for p in pids) for name, pids in self.groups.items()}
+
+    def start(self) -> None:
+        self.t0, self.before, self.machine0 = time.monotonic(), self._sample(), machine_busy_seconds()
+
+    def stop(self) -> None:
+        wall = time.monotonic() - self.t0
+        after, (busy, total) = self._sample(), machine_busy_seconds()
+        self.percent = {n: 100 * (after[n] - self.before[n]) / wall for n in self.groups}
+        self.machine_percent = 100 * (busy - self.machine0[0]) / max(1e-9, total - self.machine0[1])
+
+
+def raise_nofile(needed: int) -> tuple[int, int]:
+    """Raise the soft open-file limit (inherited by serve) to `needed` if the hard one allows."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+    if soft != resource.RLIM_INFINITY and soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)
 
 
 # -- a cloud of real processes ----------------------------------------------------------------
@@ -79,18 +153,94 @@ class Managed:
 
 
 @dataclass
+class FleetProc:
+    """One `agents_bench.py --fleet` child: `count` in-process fake agents from `first` on."""
+
+    cmd: list[str]
+    log: Path
+    env: dict[str, str]
+    count: int
+    proc: subprocess.Popen | None = None
+    connect_seconds: float = 0.0
+
+    def start(self) -> None:
+        out = open(self.log, "ab")  # noqa: SIM115 - handed to the child
+        self.proc = subprocess.Popen(
+            self.cmd,
+            stdin=subprocess.PIPE,  # EOF (our exit) stops the child too
+            stdout=subprocess.PIPE,
+            stderr=out,
+            env=self.env,
+            text=True,
+        )
+
+    def wait_ready(self) -> None:
+        """Block until the child printed `ready N S` (all its agents connected)."""
+        assert self.proc is not None and self.proc.stdout is not None
+        line = self.proc.stdout.readline().split()
+        if line[:2] != ["ready", str(self.count)]:
+            tail = self.log.read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"fleet child did not get ready ({line}): {tail}")
+        self.connect_seconds = float(line[2])
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            with contextlib.suppress(Exception):
+                pipe.close()  # type: ignore[union-attr]
+        self.proc = None
+
+
+def split(total: int, parts: int) -> list[int]:
+    """`total` in `parts` near-equal shares (the first ones one bigger)."""
+    return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
+
+
+@dataclass
 class Cloud(Managed):
-    """`mininova serve` + M fake agents in a temporary directory; stop() undoes everything."""
+    """`mininova serve` + M fake agents in a temporary directory; stop() undoes everything.
+
+    With `hosts` > 0: `hosts` in-process agents in `agent_processes` fleet children instead of
+    `agents` agent processes."""
 
     agents: int = 1
     servers: int = 100  # inventory is sized so that any one host could take all of them
     boot_seconds: float = 0.2
     keep: bool = False
+    hosts: int = 0
+    agent_processes: int = 2
+    connect_concurrency: int = 100
     tmp: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="mininova-bench-")))
     serve: Serve | None = None
     agent_procs: list[Agent] = field(default_factory=list)
+    fleets: list[FleetProc] = field(default_factory=list)
+
+    def agent_pids(self) -> list[int]:
+        procs = [a.proc for a in self.agent_procs] + [f.proc for f in self.fleets]
+        return [p.pid for p in procs if p is not None]
+
+    def fleet_inventory(self) -> dict[str, int]:
+        """Each fleet host sized for twice its share of the servers (the spread is by free
+        RAM, not exact), and never below AgentConfig's defaults."""
+        share = 2 * math.ceil(self.servers / self.hosts)
+        return {
+            "vcpus": max(FAKE_DEFAULTS["vcpus"], share * FLAVOR_VCPUS),
+            "memory_mb": max(FAKE_DEFAULTS["memory_mb"], share * FLAVOR_RAM_MB),
+            "disk_gb": max(FAKE_DEFAULTS["disk_gb"], share * FLAVOR_DISK_GB),
+        }
 
     def start(self) -> None:
+        if self.hosts:
+            self._start_fleets()
+            return
         env = base_env(self.tmp)
         env.update(
             {
@@ -107,7 +257,51 @@ class Cloud(Managed):
             agent.start()
             self.agent_procs.append(agent)
 
+    def _start_fleets(self) -> None:
+        raise_nofile(self.hosts + 1024)  # serve holds one socket per agent; inherited
+        env = base_env(self.tmp)
+        del env["MININOVA_HEARTBEAT_INTERVAL"]  # serve's default 5 s, as agents_bench.py
+        self.serve = Serve(self.tmp / "data", free_port(), env)
+        self.serve.start()
+        inventory = self.fleet_inventory()
+        first = 0
+        for k, count in enumerate(split(self.hosts, self.agent_processes)):
+            cmd = [
+                sys.executable,
+                str(FLEET_SCRIPT),
+                "--fleet",
+                "--controller",
+                self.serve.url,
+                "--token",
+                self.serve.token,
+                "--agents",
+                str(count),
+                "--first",
+                str(first),
+                "--data-dir",
+                str(self.tmp / f"fleet{k}"),
+                "--connect-concurrency",
+                str(self.connect_concurrency),
+                "--fake-vcpus",
+                str(inventory["vcpus"]),
+                "--fake-memory-mb",
+                str(inventory["memory_mb"]),
+                "--fake-disk-gb",
+                str(inventory["disk_gb"]),
+                "--fake-boot-seconds",
+                str(self.boot_seconds),
+            ]
+            fleet = FleetProc(cmd, self.tmp / f"fleet{k}.log", env, count)
+            self.fleets.append(fleet)
+            fleet.start()
+            first += count
+        for fleet in self.fleets:
+            fleet.wait_ready()
+
     def stop(self) -> None:
+        for fleet in self.fleets:
+            with contextlib.suppress(Exception):
+                fleet.stop()
         for agent in self.agent_procs:
             with contextlib.suppress(Exception):
                 agent.stop()
@@ -197,8 +391,11 @@ class Api:
                 raise RuntimeError(f"only {up} of {count} agents came up in {timeout}s")
             await asyncio.sleep(0.2)
 
-    async def boot(self, name: str, image: str, poll: float, timeout: float) -> tuple[float, dict]:
-        """POST one server and poll it until ACTIVE or ERROR: (seconds, server view)."""
+    async def boot(
+        self, name: str, image: str, poll: float, timeout: float, lister: ListPoller | None = None
+    ) -> tuple[float, dict]:
+        """POST one server and poll it until ACTIVE or ERROR: (seconds, server view); with
+        `lister`, its shared list polls see the status instead of our own GETs."""
         t0 = time.perf_counter()
         created = await self.call(
             "POST",
@@ -210,6 +407,8 @@ class Api:
         )
         uuid = created["server"]["id"]
         deadline = t0 + timeout
+        if lister is not None:
+            return time.perf_counter() - t0, await lister.wait(uuid, name, t0, deadline)
         while True:
             body = await self.call("GET", f"{SERVERS}/{uuid}", (200,))
             server = body["server"]
@@ -238,6 +437,68 @@ class Api:
         return len(ids)
 
 
+FINAL = ("ACTIVE", "ERROR")
+
+
+class ListPoller:
+    """`--poll list`: ONE GET /servers/detail?changes-since=T per poll interval for every
+    server in flight, T = the previous poll's start minus MARGIN (updated_at is stamped before
+    the commit, so a late commit is still seen). A server not seen within FALLBACK seconds is
+    also GET on its own (once per FALLBACK), so none waits for ever on a missed change."""
+
+    MARGIN = 1.0
+    FALLBACK = 2.0
+
+    def __init__(self, api: Api, interval: float) -> None:
+        self.api, self.interval = api, interval
+        self.pending: dict[str, asyncio.Future[dict]] = {}
+        self.lists = self.listed = self.fallbacks = 0
+        self.task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Self:
+        self.task = asyncio.create_task(self._run())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.task is not None
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
+
+    async def wait(self, uuid: str, name: str, t0: float, deadline: float) -> dict:
+        future = self.pending[uuid] = asyncio.get_running_loop().create_future()
+        try:
+            while True:
+                left = deadline - time.perf_counter()
+                if left <= 0:
+                    raise RuntimeError(f"{name} not ACTIVE after {deadline - t0:g}s")
+                try:
+                    return await asyncio.wait_for(asyncio.shield(future), min(left, self.FALLBACK))
+                except TimeoutError:
+                    self.fallbacks += 1
+                    server = (await self.api.call("GET", f"{SERVERS}/{uuid}", (200,)))["server"]
+                    if server["status"] in FINAL:
+                        return server
+        finally:
+            self.pending.pop(uuid, None)
+
+    async def _run(self) -> None:
+        since = datetime.now(UTC)
+        while True:
+            started = datetime.now(UTC)
+            if self.pending:
+                query = {"changes-since": iso(since - timedelta(seconds=self.MARGIN))}
+                body = await self.api.call("GET", SERVERS + "/detail", (200,), params=query)
+                self.lists += 1
+                self.listed += len(body["servers"])
+                for server in body["servers"]:
+                    future = self.pending.get(server["id"])
+                    if future is not None and not future.done() and server["status"] in FINAL:
+                        future.set_result(server)
+            since = started
+            await asyncio.sleep(self.interval)
+
+
 async def boot_many(
     api: Api,
     image: str,
@@ -246,6 +507,7 @@ async def boot_many(
     poll: float,
     timeout: float,
     prefix: str = "bench",
+    lister: ListPoller | None = None,
 ) -> tuple[float, list[float], list[dict]]:
     """Boot `count` servers, at most `concurrency` in flight: (wall s, latencies, views)."""
     sem = asyncio.Semaphore(concurrency)
@@ -254,7 +516,7 @@ async def boot_many(
 
     async def one(i: int) -> None:
         async with sem:
-            seconds, server = await api.boot(f"{prefix}-{i:04d}", image, poll, timeout)
+            seconds, server = await api.boot(f"{prefix}-{i:04d}", image, poll, timeout, lister)
         latencies.append(seconds)
         views.append(server)
 
@@ -319,14 +581,42 @@ async def run(cloud: Cloud, args: argparse.Namespace) -> None:
         token = await api.login(cloud.serve.password)
         try:
             await api.unlimited_quota(token["project"]["id"])
-            hosts = await api.wait_hosts_up(args.agents)
+            hosts = await api.wait_hosts_up(args.hosts or args.agents, timeout=120)
             image = await api.upload_image()
-            print(f"cloud up: serve {cloud.serve.url}, agents {', '.join(hosts)}")
+            if args.hosts:
+                connect = ", ".join(f"{f.count} in {f.connect_seconds:.1f} s" for f in cloud.fleets)
+                print(
+                    f"cloud up: serve {cloud.serve.url}, {len(hosts)} hosts up in "
+                    f"{len(cloud.fleets)} fleet processes (connected {connect}), "
+                    f"each {cloud.fleet_inventory()}"
+                )
+            else:
+                print(f"cloud up: serve {cloud.serve.url}, agents {', '.join(hosts)}")
             floor = await fake_spawn_floor(args.boot_seconds)
-            wall, latencies, views = await boot_many(
-                api, image, args.servers, args.concurrency, args.poll_interval, args.timeout
+            assert cloud.serve.proc is not None
+            meter = CpuMeter(
+                {
+                    "serve": [cloud.serve.proc.pid],
+                    "client": [os.getpid()],
+                    "agents": cloud.agent_pids(),
+                }
             )
-            report(args, wall, latencies, views, hosts, floor)
+            lister = ListPoller(api, args.poll_interval) if args.poll == "list" else None
+            async with contextlib.AsyncExitStack() as stack:
+                if lister is not None:
+                    await stack.enter_async_context(lister)
+                meter.start()
+                wall, latencies, views = await boot_many(
+                    api,
+                    image,
+                    args.servers,
+                    args.concurrency,
+                    args.poll_interval,
+                    args.timeout,
+                    lister=lister,
+                )
+                meter.stop()
+            report(args, wall, latencies, views, hosts, floor, meter, lister)
         finally:
             with contextlib.suppress(Exception):
                 deleted = await asyncio.wait_for(api.delete_all(), 150)
@@ -340,14 +630,21 @@ def report(
     views: list[dict],
     hosts: list[str],
     floor: float,
+    meter: CpuMeter,
+    lister: ListPoller | None,
 ) -> None:
     statuses = Counter(v["status"] for v in views)
     placed = Counter(v.get("OS-EXT-SRV-ATTR:host") for v in views if v["status"] == "ACTIVE")
     p50 = statistics.median(latencies)
     p99 = percentile(latencies, 99)
+    where = (
+        f"hosts={args.hosts} agent_processes={args.agent_processes}"
+        if args.hosts
+        else f"agents={args.agents}"
+    )
     print(
-        f"servers={args.servers} agents={args.agents} concurrency={args.concurrency} "
-        f"boot_seconds={args.boot_seconds} poll_interval={args.poll_interval}"
+        f"servers={args.servers} {where} concurrency={args.concurrency} "
+        f"boot_seconds={args.boot_seconds} poll_interval={args.poll_interval} poll={args.poll}"
     )
     print(f"  statuses           {dict(statuses)}")
     print(f"  wall               {wall:.2f} s")
@@ -355,11 +652,25 @@ def report(
     print(f"  POST->ACTIVE p50   {p50 * 1000:.0f} ms")
     print(f"  POST->ACTIVE p99   {p99 * 1000:.0f} ms")
     print(f"  POST->ACTIVE max   {max(latencies) * 1000:.0f} ms")
-    print("  per host           " + ", ".join(f"{h}={placed.get(h, 0)}" for h in hosts))
+    counts = [placed.get(h, 0) for h in hosts]
+    if args.hosts:
+        histogram = ", ".join(f"{n}: {k}" for n, k in sorted(Counter(counts).items()))
+        print(f"  hosts by servers   {{servers on a host: hosts}} = {{{histogram}}}")
+    else:
+        print("  per host           " + ", ".join(f"{h}={placed.get(h, 0)}" for h in hosts))
     if args.servers >= len(hosts):
+        print(f"  spread             min/max per host = {min(counts)}/{max(counts)}")
+    print(f"  hosts with >= 1    {sum(1 for n in counts if n)}/{len(hosts)}")
+    cpu = meter.percent
+    print(
+        f"  CPU over the loop  serve {cpu['serve']:.0f} %, client (this bench) "
+        f"{cpu['client']:.0f} %, agents {cpu['agents']:.0f} % (100 % = one core); "
+        f"machine {meter.machine_percent:.0f} % of {os.cpu_count()} cores"
+    )
+    if lister is not None:
         print(
-            f"  spread             min/max per host = {min(placed.get(h, 0) for h in hosts)}"
-            f"/{max(placed.get(h, 0) for h in hosts)}"
+            f"  list polls         {lister.lists} ({lister.listed / max(1, lister.lists):.0f} "
+            f"servers each on average), per-server fallback GETs {lister.fallbacks}"
         )
     print(f"reference: fake driver spawn in-process (floor) {floor * 1000:.0f} ms")
     print(f"  ratio p50 / floor  {p50 / floor:.2f}x")
@@ -373,7 +684,20 @@ def report(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--servers", type=int, default=100)
-    parser.add_argument("--agents", type=int, default=4)
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--agents", type=int, default=4, help="`mininova agent` processes")
+    where.add_argument(
+        "--hosts",
+        type=int,
+        default=0,
+        help="in-process fake agents in --agent-processes helper processes (instead of --agents)",
+    )
+    parser.add_argument(
+        "--agent-processes", type=int, default=2, help="helper processes for --hosts"
+    )
+    parser.add_argument(
+        "--connect-concurrency", type=int, default=100, help="--hosts agents dialing at once"
+    )
     parser.add_argument(
         "--concurrency", type=int, default=16, help="boots in flight (POST until ACTIVE)"
     )
@@ -384,15 +708,35 @@ def main() -> None:
         help="fake driver spawn time (MININOVA_AGENT_FAKE_BOOT_SECONDS)",
     )
     parser.add_argument("--poll-interval", type=float, default=0.05)
+    parser.add_argument(
+        "--poll",
+        choices=("each", "list"),
+        default="each",
+        help="each: GET every server in flight per interval; list: ONE changes-since list",
+    )
     parser.add_argument("--timeout", type=float, default=120, help="per server (s)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = parser.parse_args()
     if args.servers < 1 or args.agents < 1 or args.concurrency < 1:
         parser.error("--servers, --agents and --concurrency must be >= 1")
+    if args.hosts < 0 or not 1 <= args.agent_processes <= max(1, args.hosts):
+        parser.error("--hosts must be >= 0 and 1 <= --agent-processes <= --hosts")
     interruptible()
-    print(f"starting mininova serve + {args.agents} fake agents ...")
+    if args.hosts:
+        print(
+            f"starting mininova serve + {args.hosts} in-process fake agents in "
+            f"{args.agent_processes} processes ..."
+        )
+    else:
+        print(f"starting mininova serve + {args.agents} fake agents ...")
     with Cloud(
-        agents=args.agents, servers=args.servers, boot_seconds=args.boot_seconds, keep=args.keep
+        agents=args.agents,
+        servers=args.servers,
+        boot_seconds=args.boot_seconds,
+        keep=args.keep,
+        hosts=args.hosts,
+        agent_processes=args.agent_processes,
+        connect_concurrency=args.connect_concurrency,
     ) as cloud:
         asyncio.run(run(cloud, args))
 
