@@ -20,6 +20,11 @@ stopped, serve is stopped and the temporary directory is removed at the end, als
 
     .venv/bin/python bench/agents_bench.py [--agents 1000] [--idle-seconds 30]
                                            [--connect-concurrency 100]
+
+`--fleet` is the helper mode of `boot_bench.py --hosts`: no serve and no measurement, only N
+agents (hosts bench<first>...) dialing --controller with --token and fake inventory/boot time
+from the --fake-* options; prints `ready N SECONDS` on stdout once all are connected, and stops
+them and exits 0 on SIGTERM/SIGINT or when stdin closes.
 """
 
 from __future__ import annotations
@@ -31,24 +36,26 @@ import logging
 import os
 import resource
 import shutil
+import signal
 import sys
 import tempfile
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.boot_bench import Api, interruptible  # noqa: E402
+from bench.boot_bench import Api, cpu_seconds, interruptible, raise_nofile  # noqa: E402
 from mininova.agent.service import Agent  # noqa: E402
 from mininova.config import AgentConfig, ServeConfig  # noqa: E402
 from mininova.virt.factory import create_driver  # noqa: E402
 from tests.e2e.procs import Serve, base_env, free_port  # noqa: E402
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 SETTLE_SECONDS = 2.0  # after serve answers / after the last agent connected
 
 
@@ -63,13 +70,6 @@ def rss_kib(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for pid {pid}")
 
 
-def cpu_seconds(pid: int | str) -> float:
-    """utime + stime of a process in seconds (fields 14 and 15 of /proc/<pid>/stat)."""
-    text = Path(f"/proc/{pid}/stat").read_text()
-    fields = text[text.rindex(")") + 2 :].split()  # after "pid (comm) "; comm may hold spaces
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
 async def cpu_window(pids: dict[str, int | str], seconds: float) -> dict[str, float]:
     """CPU % (of one core) of each process over a window of `seconds` wall time."""
     t0 = time.monotonic()
@@ -77,15 +77,6 @@ async def cpu_window(pids: dict[str, int | str], seconds: float) -> dict[str, fl
     await asyncio.sleep(seconds)
     wall = time.monotonic() - t0
     return {name: 100 * (cpu_seconds(pid) - before[name]) / wall for name, pid in pids.items()}
-
-
-def raise_nofile(needed: int) -> tuple[int, int]:
-    """Raise the soft open-file limit (inherited by serve) to `needed` if the hard one allows."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    want = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
-    if soft != resource.RLIM_INFINITY and soft < want:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
-    return resource.getrlimit(resource.RLIMIT_NOFILE)
 
 
 # -- N real agents in this process -----------------------------------------------------------
@@ -100,21 +91,26 @@ class Fleet:
     tmp: Path
     agents: list[Agent]
     tasks: list[asyncio.Task[None]]
+    first: int = 0  # host names bench<first>, bench<first + 1>, ...
+    settings: dict[str, Any] = field(default_factory=dict)  # other AgentConfig fields (fake_*)
 
     @classmethod
-    def create(cls, controller: str, token: str, tmp: Path) -> Fleet:
-        return cls(controller, token, tmp, [], [])
+    def create(
+        cls, controller: str, token: str, tmp: Path, first: int = 0, **settings: Any
+    ) -> Fleet:
+        return cls(controller, token, tmp, [], [], first, settings)
 
     def _config(self, i: int) -> AgentConfig:
         # Built as `mininova agent --controller URL --token T --driver fake --host H
-        # --data-dir D` builds it, with the defaults of every other setting.
-        host = f"bench{i:05d}"
+        # --data-dir D` builds it, with the defaults of every other setting (or `settings`).
+        host = f"bench{self.first + i:05d}"
         return AgentConfig(
             controller=self.controller,
             token=self.token,
             host=host,
             driver="fake",
             data_dir=self.tmp / "agents" / host,
+            **self.settings,
         )
 
     async def _run(self, agent: Agent) -> None:
@@ -263,6 +259,53 @@ async def run(serve: Serve, tmp: Path, args: argparse.Namespace) -> None:
     )
 
 
+async def run_fleet(args: argparse.Namespace) -> None:
+    """--fleet: connect the agents, say `ready`, run until a signal or stdin's EOF."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    def stdin_eof() -> None:
+        sys.stdin.read()
+        loop.call_soon_threadsafe(stop.set)
+
+    threading.Thread(target=stdin_eof, daemon=True).start()
+    fleet = Fleet.create(
+        args.controller,
+        args.token,
+        Path(args.data_dir),
+        args.first,
+        fake_vcpus=args.fake_vcpus,
+        fake_memory_mb=args.fake_memory_mb,
+        fake_disk_gb=args.fake_disk_gb,
+        fake_boot_seconds=args.fake_boot_seconds,
+    )
+    try:
+        connect = asyncio.create_task(
+            fleet.connect(args.agents, args.connect_concurrency, args.timeout)
+        )
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait({connect, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if connect.done():
+            print(f"ready {args.agents} {connect.result():.2f}", flush=True)
+            await stopping
+        else:
+            connect.cancel()
+        stopping.cancel()
+    finally:
+        await fleet.stop()
+        print(f"fleet bench{args.first:05d}+{args.agents}: stopped", file=sys.stderr)
+
+
+def main_fleet(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if not args.controller or not args.token or not args.data_dir:
+        parser.error("--fleet needs --controller, --token and --data-dir")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    os.umask(0o077)
+    asyncio.run(run_fleet(args))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--agents", type=int, default=1000)
@@ -276,7 +319,20 @@ def main() -> None:
     )
     parser.add_argument("--profile-seconds", type=float, default=10)
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    fleet = parser.add_argument_group("--fleet (helper of boot_bench.py --hosts)")
+    fleet.add_argument("--fleet", action="store_true", help="only run the agents (see above)")
+    fleet.add_argument("--controller", help="serve's URL")
+    fleet.add_argument("--token", help="the join token serve printed")
+    fleet.add_argument("--data-dir", help="agents' data directories go under DATA_DIR/agents")
+    fleet.add_argument("--first", type=int, default=0, help="number of the first host name")
+    fleet.add_argument("--fake-vcpus", type=int, default=AgentConfig.fake_vcpus)
+    fleet.add_argument("--fake-memory-mb", type=int, default=AgentConfig.fake_memory_mb)
+    fleet.add_argument("--fake-disk-gb", type=int, default=AgentConfig.fake_disk_gb)
+    fleet.add_argument("--fake-boot-seconds", type=float, default=AgentConfig.fake_boot_seconds)
     args = parser.parse_args()
+    if args.fleet:
+        main_fleet(parser, args)
+        return
     if args.agents < 1 or args.idle_seconds <= 0 or args.connect_concurrency < 1:
         parser.error("--agents, --idle-seconds and --connect-concurrency must be positive")
     interruptible()

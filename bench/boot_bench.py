@@ -110,7 +110,11 @@ class CpuMeter:
         return {name: sum(cpu_seconds(p) for p in pids) for name, pids in self.groups.items()}
 
     def start(self) -> None:
-        self.t0, self.before, self.machine0 = time.monotonic(), self._sample(), machine_busy_seconds()
+        self.t0, self.before, self.machine0 = (
+            time.monotonic(),
+            self._sample(),
+            machine_busy_seconds(),
+        )
 
     def stop(self) -> None:
         wall = time.monotonic() - self.t0
@@ -719,7 +723,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.servers < 1 or args.agents < 1 or args.concurrency < 1:
         parser.error("--servers, --agents and --concurrency must be >= 1")
-    if args.hosts < 0 or not 1 <= args.agent_processes <= max(1, args.hosts):
+    if args.hosts < 0 or (args.hosts and not 1 <= args.agent_processes <= args.hosts):
         parser.error("--hosts must be >= 0 and 1 <= --agent-processes <= --hosts")
     interruptible()
     if args.hosts:

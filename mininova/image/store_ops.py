@@ -99,24 +99,11 @@ READ_ONLY = frozenset(
         "os_glance_import_task",
     }
 )
-# Names that cannot be used as extra (free-form) properties.
-RESERVED = READ_ONLY | frozenset(
-    {
-        "name",
-        "disk_format",
-        "container_format",
-        "visibility",
-        "owner",
-        "min_disk",
-        "min_ram",
-        "protected",
-        "tags",
-        "os_hidden",
-        "members",
-        "member_status",
-        "image_id",
-        "location",
-    }
+# Names that cannot be used as extra (free-form) properties: the columns, and Glance's own.
+RESERVED = (
+    READ_ONLY
+    | (images.UPDATABLE - {"properties"})
+    | frozenset({"os_hidden", "members", "member_status", "image_id", "location"})
 )
 
 DEFAULT_SIZE_CAP = 20 * 1024**3  # 20 GiB; override with `image_size_cap` in the config file

@@ -11,6 +11,8 @@ import pytest
 
 from mininova.controller import Controller
 from mininova.identity.service import TOKEN_CACHE_TTL
+from mininova.store import Store
+from mininova.store import identity as identity_db
 from tests.api.cli import run_openstack
 from tests.conftest import ApiClient, login
 from tests.kit.wait import wait_for
@@ -323,27 +325,33 @@ async def test_user_disable_invalidates_existing_token(
     await wait_status(member_api, "/image/v2/images", 401)
 
 
+async def _remove_role(store: Store, user_id: str, project_id: str) -> None:
+    role = await identity_db.role_by_name(store, "member")
+    assert role is not None
+    await identity_db.revoke(store, user_id, project_id, role["id"])
+
+
+async def _disable_user(store: Store, user_id: str, project_id: str) -> None:
+    await identity_db.update_user(store, user_id, {"enabled": 0})
+
+
+async def _disable_project(store: Store, user_id: str, project_id: str) -> None:
+    await identity_db.update_project(store, project_id, {"enabled": 0})
+
+
 @pytest.mark.parametrize(
-    ("sql", "keys"),
-    [
-        (
-            "DELETE FROM role_assignments WHERE user_id = ? AND project_id = ?",
-            ("user", "project"),
-        ),
-        ("UPDATE users SET enabled = 0 WHERE id = ?", ("user",)),
-        ("UPDATE projects SET enabled = 0 WHERE id = ?", ("project",)),
-    ],
+    "change",
+    [_remove_role, _disable_user, _disable_project],
     ids=["role-removed", "user-disabled", "project-disabled"],
 )
 async def test_changes_behind_the_apis_back_expire_from_the_cache(
-    controller: Controller, member_api: ApiClient, sql: str, keys: tuple[str, ...]
+    controller: Controller, member_api: ApiClient, change: Any
 ) -> None:
     """A change made without the identity API (no cache drop) still lands within the TTL."""
     status, _, _ = await member_api.get(SERVERS)
     assert status == 200  # validated and cached
     assert controller.store is not None
-    ids = {"user": member_api.user_id, "project": member_api.project_id}
-    await controller.store.execute(sql, [ids[k] for k in keys])
+    await change(controller.store, member_api.user_id, member_api.project_id)
     took = await wait_status(member_api, SERVERS, 401)
     assert took <= TOKEN_CACHE_TTL + 1.0, took
 
