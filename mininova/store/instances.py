@@ -14,7 +14,7 @@ from sqlalchemy import Text, bindparam, func, select
 from sqlalchemy import update as sql_update
 
 from mininova.store.db import dumps, loads
-from mininova.store.engine import prepared
+from mininova.store.engine import Prepared, prepared
 from mininova.store.schema import (
     compute_nodes,
     images,
@@ -168,17 +168,41 @@ async def update(db: Executor, uuid: str, *, expect_task_state: Any = ..., **cha
     bad = set(changes) - _UPDATABLE
     if bad:
         raise ValueError(f"not updatable: {sorted(bad)}")
-    values = {key: _encode(key, value) for key, value in changes.items()}
-    values["updated_at"] = now_iso()
-    statement = sql_update(_i).where(_i.c.uuid == uuid).values(**values)
-    if expect_task_state is not ...:
-        if expect_task_state is None:
+    params = {f"v_{key}": _encode(key, value) for key, value in changes.items()}
+    params["v_updated_at"] = now_iso()
+    params["uuid"] = uuid
+    if expect_task_state is ...:
+        guard = ""
+    elif expect_task_state is None:
+        guard = "none"
+    elif isinstance(expect_task_state, tuple):
+        guard, params["expect"] = "in", list(expect_task_state)
+    else:
+        guard, params["expect"] = "eq", expect_task_state
+    statement = _update_statement(tuple(sorted(changes)) + ("updated_at",), guard)
+    return await db.execute(statement, params) > 0
+
+
+_updates: dict[tuple[tuple[str, ...], str], Prepared] = {}
+
+
+def _update_statement(columns: tuple[str, ...], guard: str) -> Prepared:
+    """UPDATE instances SET <columns> WHERE uuid [AND the task-state guard], built once."""
+    found = _updates.get((columns, guard))
+    if found is None:
+        statement = (
+            sql_update(_i)
+            .where(_i.c.uuid == bindparam("uuid"))
+            .values({name: bindparam(f"v_{name}") for name in columns})
+        )
+        if guard == "none":
             statement = statement.where(_i.c.task_state.is_(None))
-        elif isinstance(expect_task_state, tuple):
-            statement = statement.where(_i.c.task_state.in_(expect_task_state))
-        else:
-            statement = statement.where(_i.c.task_state == expect_task_state)
-    return await db.execute(statement) > 0
+        elif guard == "in":
+            statement = statement.where(_i.c.task_state.in_(bindparam("expect", expanding=True)))
+        elif guard == "eq":
+            statement = statement.where(_i.c.task_state == bindparam("expect"))
+        found = _updates[(columns, guard)] = prepared(statement)
+    return found
 
 
 async def list_instances(
