@@ -412,7 +412,8 @@ class Api:
         uuid = created["server"]["id"]
         deadline = t0 + timeout
         if lister is not None:
-            return time.perf_counter() - t0, await lister.wait(uuid, name, t0, deadline)
+            server = await lister.wait(uuid, name, t0, deadline)
+            return time.perf_counter() - t0, server
         while True:
             body = await self.call("GET", f"{SERVERS}/{uuid}", (200,))
             server = body["server"]

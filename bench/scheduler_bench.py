@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import sys
 import tempfile
@@ -89,7 +90,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--hosts", type=int, default=1000)
     parser.add_argument("--decisions", type=int, default=2000)
-    parser.add_argument("--database-url", default="", help="default: SQLite in a temp dir")
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("MININOVA_DATABASE_URL", ""),
+        help="default: MININOVA_DATABASE_URL, else SQLite in a temp dir",
+    )
     asyncio.run(run(parser.parse_args()))
 
 

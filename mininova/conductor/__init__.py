@@ -313,7 +313,8 @@ class Conductor:
         reported = {
             g["uuid"]: g for g in guests if isinstance(g, dict) and isinstance(g.get("uuid"), str)
         }
-        for uuid in await db.uuids_on_host(self.store, host):
+        for inst in await db.power_sync_view(self.store, host):
+            uuid = inst["uuid"]
             guest = reported.get(uuid)
             if guest is None:
                 await self._guest_missing(uuid)
@@ -321,7 +322,7 @@ class Conductor:
             self._missing.pop(uuid, None)
             power = guest.get("power_state")
             if isinstance(power, int):
-                await self._apply_power_state(uuid, power, guest.get("addresses"))
+                await self._apply_power_state(uuid, power, guest.get("addresses"), inst)
 
     async def do_instance_event(self, host: str, uuid: str, power_state: int) -> None:
         inst = await db.get(self.store, uuid)
@@ -329,8 +330,12 @@ class Conductor:
             return
         await self._apply_power_state(uuid, power_state, None)
 
-    async def _apply_power_state(self, uuid: str, power: int, addresses: Any) -> None:
-        inst = await db.get(self.store, uuid)
+    async def _apply_power_state(
+        self, uuid: str, power: int, addresses: Any, inst: dict[str, Any] | None = None
+    ) -> None:
+        """Land a reported power state on a settled instance (`inst`: its row, if read)."""
+        if inst is None:
+            inst = await db.get(self.store, uuid)
         if inst is None or inst["task_state"] is not None or self._lock(uuid).locked():
             return
         changes: dict[str, Any] = {}

@@ -348,9 +348,6 @@ async def finish_event(
 
 # ---- the conductor's queries -----------------------------------------------------------------
 
-_ON_HOST = prepared(
-    select(instances.c.uuid).where(instances.c.host == bindparam("host"), instances.c.deleted == 0)
-)
 _IN_FLIGHT = prepared(
     select(instances.c.uuid, instances.c.vm_state, instances.c.task_state).where(
         instances.c.deleted == 0, instances.c.task_state.is_not(None)
@@ -370,9 +367,24 @@ _MARK_DELETED = prepared(
 )
 
 
-async def uuids_on_host(db: Executor, host: str) -> list[str]:
-    """The live (not deleted) instances placed on `host` (every heartbeat: prepared)."""
-    return [row["uuid"] for row in await db.all(_ON_HOST, {"host": host})]
+_SYNC_VIEW = prepared(
+    select(
+        instances.c.uuid,
+        instances.c.host,
+        instances.c.vm_state,
+        instances.c.task_state,
+        instances.c.power_state,
+        instances.c.addresses,
+    ).where(instances.c.host == bindparam("host"), instances.c.deleted == 0)
+)
+
+
+async def power_sync_view(db: Executor, host: str) -> list[Row]:
+    """What the power-state sync compares, for every live instance on `host` (one query)."""
+    rows = await db.all(_SYNC_VIEW, {"host": host})
+    for row in rows:
+        row["addresses"] = loads(row["addresses"], [])
+    return rows
 
 
 async def in_flight(db: Executor) -> list[Row]:

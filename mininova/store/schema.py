@@ -238,6 +238,8 @@ instances = Table(
     Column("memory_mb", Int, nullable=False, server_default=text("0")),
     Column("root_gb", Int, nullable=False, server_default=text("0")),
     Index("instances_project", "project_id", "deleted"),
+    # Covers the quota's usage aggregate: counted from the index alone.
+    Index("instances_usage", "project_id", "deleted", "vcpus", "memory_mb"),
     Index("instances_host", "host", "deleted"),
     sqlite_autoincrement=True,
 )

@@ -27,6 +27,7 @@ def upgrade() -> None:
             "instances", sa.Column(name, Int, nullable=False, server_default=sa.text("0"))
         )
     op.create_index("allocations_host", "allocations", ["host"])
+    op.create_index("instances_usage", "instances", ["project_id", "deleted", "vcpus", "memory_mb"])
     op.add_column(
         "compute_nodes", sa.Column("forced_down", Int, nullable=False, server_default=sa.text("0"))
     )
@@ -47,6 +48,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("allocations_host", "allocations")
+    op.drop_index("instances_usage", "instances")
     with op.batch_alter_table("compute_nodes") as batch:
         batch.drop_column("forced_down")
     with op.batch_alter_table("instances") as batch:
