@@ -246,6 +246,9 @@ class Cloud(Managed):
             self._start_fleets()
             return
         env = base_env(self.tmp)
+        # The default heartbeat (5 s), not the e2e tests' 1 s: each beat carries the guest list.
+        for name in ("MININOVA_HEARTBEAT_INTERVAL", "MININOVA_AGENT_HEARTBEAT_INTERVAL"):
+            env.pop(name, None)
         env.update(
             {
                 "MININOVA_AGENT_FAKE_BOOT_SECONDS": str(self.boot_seconds),
