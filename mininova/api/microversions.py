@@ -255,13 +255,27 @@ class Field(Generic[C]):
         return in_range(version, self.since, self.until) and (self.when is None or self.when(ctx))
 
 
+_active: dict[tuple[int, tuple[int, int]], tuple[Any, list[Any]]] = {}
+
+
+def _fields_at(fields: Iterable[Field[C]], version: tuple[int, int]) -> list[Field[C]]:
+    """The rows of a (constant) table whose version range holds `version`, worked out once."""
+    if not isinstance(fields, tuple | list):
+        return [f for f in fields if in_range(version, f.since, f.until)]
+    key = (id(fields), tuple(version))
+    found = _active.get(key)
+    if found is None or found[0] is not fields:
+        found = _active[key] = (fields, [f for f in fields if in_range(version, f.since, f.until)])
+    return found[1]
+
+
 def render_fields(
     fields: Iterable[Field[C]], version: tuple[int, int], ctx: C, into: dict | None = None
 ) -> dict[str, Any]:
     """The view of `ctx` at `version`: each applicable field in table order."""
     view: dict[str, Any] = {} if into is None else into
-    for f in fields:
-        if f.applies(version, ctx):
+    for f in _fields_at(fields, version):
+        if f.when is None or f.when(ctx):
             view[f.name] = f.render(ctx)
     return view
 

@@ -8,6 +8,7 @@ dependencies explicitly.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from mininova.agenthub import AgentHub
@@ -32,7 +33,7 @@ class Services:
     capabilities: Capabilities = field(default_factory=Capabilities)
     extra: dict[str, Any] = field(default_factory=dict)
 
-    @property
+    @cached_property
     def base_url(self) -> str:
         return self.config.base_url
 

@@ -227,6 +227,41 @@ async def list_instances(
     properties, {} when the image is gone); `with_node` adds the host's `node_*` columns
     (`node_id` None when the host has no compute_nodes row).
     """
+    filters = {
+        "uuid": uuid,
+        "project_id": project_id,
+        "host": host,
+        "image_ref": image_ref,
+        "flavor_id": flavor_id,
+        "changed_since": changed_since,
+    }
+    params = {name: value for name, value in filters.items() if value is not None}
+    if limit is not None:
+        params["limit"] = limit
+    shape = (
+        tuple(sorted(params)),
+        sort_key,
+        descending,
+        with_image_properties,
+        with_node,
+    )
+    statement = _listings.get(shape)
+    if statement is None:
+        statement = _listings[shape] = _listing(*shape)
+    return [decode(row) for row in await db.all(statement, params)]  # type: ignore[misc]
+
+
+_listings: dict[tuple[Any, ...], Prepared] = {}
+
+
+def _listing(
+    given: tuple[str, ...],
+    sort_key: str,
+    descending: bool,
+    with_image_properties: bool,
+    with_node: bool,
+) -> Prepared:
+    """The listing statement of one shape (which filters, order, joins), built once."""
     columns: list[Any] = [_i]
     source: Any = _i
     if with_image_properties:
@@ -236,26 +271,19 @@ async def list_instances(
         columns.extend(_NODE_COLUMNS)
         source = source.outerjoin(compute_nodes, compute_nodes.c.host == _i.c.host)
     statement = select(*columns).select_from(source).where(_i.c.deleted == 0)
-    if uuid is not None:
-        statement = statement.where(_i.c.uuid == uuid)
-    if project_id is not None:
-        statement = statement.where(_i.c.project_id == project_id)
-    if host is not None:
-        statement = statement.where(_i.c.host == host)
-    if image_ref is not None:
-        statement = statement.where(_i.c.image_ref == image_ref)
-    if flavor_id is not None:
-        statement = statement.where(_i.c.flavor_id == flavor_id)
-    if changed_since is not None:
-        statement = statement.where(_i.c.updated_at >= changed_since)
+    for name in given:
+        if name == "changed_since":
+            statement = statement.where(_i.c.updated_at >= bindparam(name))
+        elif name != "limit":
+            statement = statement.where(_i.c[name] == bindparam(name))
     column = SORT_COLUMNS[sort_key]
     if descending:
         statement = statement.order_by(column.desc().nulls_last(), _i.c.id.desc())
     else:
         statement = statement.order_by(column.asc().nulls_first(), _i.c.id.asc())
-    if limit is not None:
-        statement = statement.limit(limit)
-    return [decode(row) for row in await db.all(statement)]  # type: ignore[misc]
+    if "limit" in given:
+        statement = statement.limit(bindparam("limit"))
+    return prepared(statement)
 
 
 def fault(message: str, code: int = 500, details: str | None = None) -> dict[str, Any]:
