@@ -9,6 +9,7 @@ if not, the scheduler reloads and decides again.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -79,6 +80,7 @@ class Scheduler:
         self._claims_generation = -1
         self._claims_at = float("-inf")
         self._claiming = 0
+        self._refresh_lock = asyncio.Lock()
 
     async def handle(self, method: str, params: dict[str, Any]) -> Any:
         if method == "select_and_claim":
@@ -88,7 +90,14 @@ class Scheduler:
         raise LookupError(f"scheduler has no method {method!r}")
 
     async def refresh(self, *, force: bool = False) -> None:
-        """Reload what changed behind the scheduler's back (see state.py)."""
+        """Reload what changed behind the scheduler's back (see state.py).
+
+        One reload at a time: a decision that arrives while another one's reload is awaiting
+        the database waits for it instead of deciding on the old view."""
+        async with self._refresh_lock:
+            await self._refresh(force)
+
+    async def _refresh(self, force: bool) -> None:
         store = self.store
         now = timeutil.monotonic()
         claims_changed = store.generation("allocations") != self._claims_generation

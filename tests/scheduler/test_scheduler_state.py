@@ -3,6 +3,7 @@ checked against the database, and a second controller's claims are never overboo
 
 from __future__ import annotations
 
+import asyncio
 import random
 from typing import Any
 
@@ -111,3 +112,19 @@ async def test_a_host_that_goes_away_is_not_chosen(store: Store) -> None:
     await hosts.node_disconnected(store, "a", now_iso())
     with pytest.raises(NoValidHost, match="a: down"):
         await scheduler.select_and_claim(_request("i2"))
+
+
+async def test_parallel_decisions_after_a_change_all_see_it(store: Store) -> None:
+    """Regression (seen on PostgreSQL, where a reload really awaits): two decisions right after
+    the hosts changed must both wait for the one reload, not decide on the old view."""
+    stale = iso(now_utc().fromtimestamp(now_utc().timestamp() - 3600, now_utc().tzinfo))
+    await hosts.node_connected(
+        store, "a", {"vcpus": 8, "memory_mb": 8192, "local_gb": 40}, "fake", stale
+    )
+    scheduler = Scheduler(store, ServeConfig())
+    await scheduler.refresh()  # sees host a long silent: down
+    await hosts.record_heartbeats(store, ["a"], now_iso())  # a heartbeat sweep: up again
+    placed = await asyncio.gather(
+        *(scheduler.select_and_claim(_request(f"p{n}")) for n in range(3))
+    )
+    assert placed == ["a", "a", "a"]
