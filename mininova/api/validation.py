@@ -46,13 +46,14 @@ def compiled(schema: dict[str, Any]) -> jsonschema.Draft7Validator:
     if found is None or found[0] is not schema:
         if len(_validators) > 1024:  # a schema built per call must not grow this forever
             _validators.clear()
+        jsonschema.Draft7Validator.check_schema(schema)
         found = _validators[id(schema)] = (schema, jsonschema.Draft7Validator(schema))
     return found[1]
 
 
 def validate(body: Any, schema: dict[str, Any]) -> None:
     validator = compiled(schema)
-    errors = sorted(validator.iter_errors(body), key=lambda e: list(e.absolute_path))
+    errors = sorted(validator.iter_errors(body), key=lambda e: [str(p) for p in e.absolute_path])
     if errors:
         error = errors[0]
         raise BadRequest(f"Invalid input for field/attribute {_path(error)}. {error.message}")

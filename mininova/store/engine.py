@@ -198,10 +198,6 @@ class Executor:
         await self._run(compiled.string, args, want_rows=False)
         self._touched(table.name)
 
-    async def insert_many(self, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
-        for values in rows:
-            await self.insert(table, values)
-
 
 class Transaction(Executor):
     """Statements inside one BEGIN … COMMIT. Obtain it from `Store.transaction()`."""

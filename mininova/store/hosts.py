@@ -17,11 +17,6 @@ if TYPE_CHECKING:
 # ---- agent links and the scheduler (the lead's) ---------------------------------------------
 
 _ALL_NODES = prepared(select(compute_nodes).order_by(compute_nodes.c.host))
-_CONNECTED = prepared(
-    select(compute_nodes.c.host, compute_nodes.c.last_heartbeat).where(
-        compute_nodes.c.connected == 1
-    )
-)
 _DISCONNECT = prepared(
     update(compute_nodes)
     .where(compute_nodes.c.host == bindparam("h"))
@@ -32,11 +27,6 @@ _DISCONNECT = prepared(
 async def all_nodes(db: Executor) -> list[Row]:
     """Every compute node, in host-name order (the scheduler's one query)."""
     return await db.all(_ALL_NODES)
-
-
-async def connected_nodes(db: Executor) -> list[Row]:
-    """host and last_heartbeat of the nodes marked connected."""
-    return await db.all(_CONNECTED)
 
 
 async def node_connected(

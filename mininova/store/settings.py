@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sqlalchemy import bindparam, delete, select
+from sqlalchemy import bindparam, select
 
 from mininova.store.engine import prepared
 from mininova.store.schema import settings
@@ -13,7 +13,6 @@ if TYPE_CHECKING:
     from mininova.store.engine import Executor
 
 _GET = prepared(select(settings.c.value).where(settings.c.key == bindparam("key")))
-_DELETE = prepared(delete(settings).where(settings.c.key == bindparam("key")))
 
 
 async def get(db: Executor, key: str) -> str | None:
@@ -22,7 +21,3 @@ async def get(db: Executor, key: str) -> str | None:
 
 async def put(db: Executor, key: str, value: str) -> None:
     await db.upsert(settings, {"key": key, "value": value}, conflict=("key",))
-
-
-async def delete_key(db: Executor, key: str) -> None:
-    await db.execute(_DELETE, {"key": key})

@@ -30,13 +30,10 @@ from mininova.store import server_groups as repo
 from mininova.store.db import Row, Store
 from mininova.timeutil import now_iso
 
-# GROUP_FIELDS: tests/api/test_microversions.py. groups_of_instance / find_visible: the
-# transition names servers.py and server_create.py import (use mininova.store.server_groups).
-__all__ = ["GROUP_FIELDS", "POLICIES", "create", "find", "find_visible", "groups_of_instance"]
+# GROUP_FIELDS: tests/api/test_microversions.py imports it from here.
+__all__ = ["GROUP_FIELDS", "POLICIES", "create", "find"]
 
 POLICIES = schemas.POLICIES
-groups_of_instance = repo.groups_of
-find_visible = repo.visible
 
 
 # ------------------------------------------------------------------------ domain functions

@@ -9,6 +9,7 @@ from aiohttp import web
 from mininova.api.context import context, services
 from mininova.api.errors import BadRequest
 from mininova.api.identity import schemas, views
+from mininova.api.validation import validated_body
 from mininova.identity import projects
 
 
@@ -39,7 +40,7 @@ async def show_project(request: web.Request) -> web.Response:
 async def create_project(request: web.Request) -> web.Response:
     svc, ctx = services(request), context(request)
     ctx.require_admin("identity:create_project")
-    body = (await schemas.validated_body(request, schemas.PROJECT_CREATE))["project"]
+    body = (await validated_body(request, schemas.PROJECT_CREATE))["project"]
     row = await projects.create(
         svc.identity,
         name=body["name"],
@@ -66,7 +67,7 @@ async def update_project(request: web.Request) -> web.Response:
     ctx.require_admin("identity:update_project")
     project_id = request.match_info["project_id"]
     await projects.get(svc.identity, project_id)  # 404 before the body's 400
-    body = (await schemas.validated_body(request, schemas.PROJECT_UPDATE))["project"]
+    body = (await validated_body(request, schemas.PROJECT_UPDATE))["project"]
     row = await projects.update(svc.identity, project_id, _project_changes(body))
     return web.json_response({"project": views.project(svc.url, row)})
 

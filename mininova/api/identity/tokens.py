@@ -8,6 +8,7 @@ from mininova.api.context import services
 from mininova.api.errors import BadRequest, NotFound, Unauthorized
 from mininova.api.identity import schemas, views
 from mininova.api.services import Services
+from mininova.api.validation import validated_body
 from mininova.identity.service import AuthFailed, TokenInfo
 
 
@@ -17,7 +18,7 @@ def _body(svc: Services, info: TokenInfo) -> dict:
 
 async def create_token(request: web.Request) -> web.Response:
     svc = services(request)
-    body = await schemas.validated_body(request, schemas.AUTH)
+    body = await validated_body(request, schemas.AUTH)
     identity = body["auth"]["identity"]
     if "password" not in identity["methods"]:
         raise Unauthorized("Only password authentication is supported.")

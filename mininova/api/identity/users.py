@@ -9,6 +9,7 @@ from aiohttp import web
 from mininova.api.context import context, services
 from mininova.api.errors import BadRequest
 from mininova.api.identity import schemas, views
+from mininova.api.validation import validated_body
 from mininova.identity import users
 
 
@@ -35,7 +36,7 @@ async def show_user(request: web.Request) -> web.Response:
 async def create_user(request: web.Request) -> web.Response:
     svc, ctx = services(request), context(request)
     ctx.require_admin("identity:create_user")
-    body = (await schemas.validated_body(request, schemas.USER_CREATE))["user"]
+    body = (await validated_body(request, schemas.USER_CREATE))["user"]
     row = await users.create(
         svc.identity,
         name=body["name"],
@@ -67,7 +68,7 @@ async def update_user(request: web.Request) -> web.Response:
     ctx.require_admin("identity:update_user")
     user_id = request.match_info["user_id"]
     await users.get(svc.identity, user_id)  # 404 before the body's 400
-    body = (await schemas.validated_body(request, schemas.USER_UPDATE))["user"]
+    body = (await validated_body(request, schemas.USER_UPDATE))["user"]
     row = await users.update(svc.identity, user_id, _user_changes(body))
     return web.json_response({"user": views.user(svc.url, row)})
 
