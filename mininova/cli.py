@@ -134,6 +134,7 @@ async def _serve(
     controller = Controller(config, migrate_in_subprocess=True)
     await controller.start()
     click.echo(f"mininova is running at {config.base_url}")
+    click.echo(f"  dashboard:   {config.base_url}/ui/  (log in as admin)")
     click.echo(f"  identity (OS_AUTH_URL): {controller.auth_url}")
     click.echo(f"  credentials: user admin, password in {config.data_dir / 'admin-credentials'}")
     click.echo(f"  clouds.yaml: {config.data_dir / 'clouds.yaml'}  (cloud: mininova)")

@@ -152,6 +152,9 @@ def build_app(services: Services) -> web.Application:
 
 
 async def _root(request: web.Request) -> web.Response:
+    """The endpoints for API clients; a browser (asking for HTML) goes to the dashboard."""
+    if "text/html" in request.headers.get("Accept", ""):
+        raise web.HTTPFound("/ui/")
     svc: Services = request.config_dict[SERVICES]
     return web.json_response(
         {

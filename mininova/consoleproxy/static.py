@@ -1,7 +1,9 @@
-"""Static files of the web console: `/ui/` -> `webui/`, `/ui/novnc/` -> noVNC from npm.
+"""Static files of the web UI: `/ui/` -> the dashboard (`webui/index.html` and its bundle in
+`webui/dist/`), `/ui/console.html` -> the console page, `/ui/novnc/` -> noVNC from npm.
 
-noVNC is never copied into the repository: `scripts/webui-setup.sh` installs the version pinned
-in `webui/package.json` into `webui/node_modules/`. The directory can be moved with the
+Neither noVNC nor the dashboard's libraries are copied into the repository:
+`scripts/webui-setup.sh` installs the versions locked in `webui/package-lock.json` into
+`webui/node_modules/` and builds the dashboard bundle into `webui/dist/`. The directory can be moved with the
 `webui_dir` key of the serve config or `MININOVA_WEBUI_DIR`.
 """
 
@@ -31,18 +33,35 @@ CONTENT_TYPES = {
     ".wasm": "application/wasm",
 }
 
-# The page carries the console token in its URL: never leak it in a Referer, never frame it.
+# The console page carries the console token in its URL: never leak it in a Referer; only
+# the dashboard (same origin) may frame it.
 PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "SAMEORIGIN",
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; connect-src 'self' ws: wss:; "
+        "img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; "
+        "frame-ancestors 'self'; base-uri 'none'; form-action 'none'"
+    ),
+}
+
+# The dashboard: its Keystone token lives in script (sessionStorage, X-Auth-Token), so no
+# inline script, no framing by anyone, no form posts, no connections elsewhere.
+DASHBOARD_HEADERS = {
     "Cache-Control": "no-store",
     "Referrer-Policy": "no-referrer",
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
     "Content-Security-Policy": (
-        "default-src 'self'; script-src 'self'; connect-src 'self' ws: wss:; "
-        "img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; "
+        "default-src 'self'; script-src 'self'; connect-src 'self'; "
+        "img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; frame-src 'self'; "
         "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
     ),
 }
+DASHBOARD_PAGE = "index.html"
+DASHBOARD_BUNDLE = Path("dist/app.js")
 
 
 def webui_dir(config: ServeConfig) -> Path:
@@ -78,7 +97,11 @@ def _not_found(message: str = "Not found.") -> web.Response:
 
 def setup_static(app: web.Application, config: ServeConfig) -> None:
     async def ui_root(request: web.Request) -> web.StreamResponse:
-        raise web.HTTPFound("/ui/console.html")
+        root = webui_dir(config)
+        page = _safe_file(root, DASHBOARD_PAGE)
+        if page is None or not (root / DASHBOARD_BUNDLE).is_file():
+            return _not_found("The dashboard is not built: run scripts/webui-setup.sh")
+        return _file_response(page, DASHBOARD_HEADERS)
 
     async def novnc(request: web.Request) -> web.StreamResponse:
         rel = request.match_info["path"]
@@ -103,9 +126,14 @@ def setup_static(app: web.Application, config: ServeConfig) -> None:
         path = _safe_file(webui_dir(config), rel)
         if path is None:
             return _not_found()
+        if rel == DASHBOARD_PAGE:
+            return await ui_root(request)
         return _file_response(path, PAGE_HEADERS if path.suffix == ".html" else None)
 
-    app.router.add_get("/ui", ui_root)
+    async def ui_redirect(request: web.Request) -> web.StreamResponse:
+        raise web.HTTPFound("/ui/")
+
+    app.router.add_get("/ui", ui_redirect)
     app.router.add_get("/ui/", ui_root)
     app.router.add_get("/ui/novnc/{path:.*}", novnc)
     app.router.add_get("/ui/{path:.*}", ui_file)

@@ -285,8 +285,8 @@ async def test_static_ui_and_novnc(env: ConsoleEnv) -> None:
             async with session.get(env.base + bad) as resp:
                 assert resp.status in (401, 404), bad  # aiohttp may normalize `..` away
                 assert "[project]" not in await resp.text()
-        async with session.get(f"{env.base}/ui/", allow_redirects=False) as resp:
-            assert resp.status == 302
+        async with session.get(f"{env.base}/ui", allow_redirects=False) as resp:
+            assert (resp.status, resp.headers["Location"]) == (302, "/ui/")
         if NOVNC.exists():
             async with session.get(f"{env.base}/ui/novnc/core/rfb.js") as resp:
                 assert resp.status == 200

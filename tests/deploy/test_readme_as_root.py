@@ -187,6 +187,25 @@ async def test_readme_tour_with_default_paths(readme: Readme) -> None:
     url = readme.json("openstack console url show --novnc vm1")["url"]
     assert url.startswith("http://127.0.0.1:8780/ui/console.html?token=")
     await _console_shows_guest(url)
+    await _dashboard_shows_server(text, "vm1")
+
+
+async def _dashboard_shows_server(serve_output: str, name: str) -> None:
+    """The printed dashboard URL, the admin password from the printed file: vm1 is listed."""
+    from tests.ui.dashboard import browser, dashboard_skip_reason
+
+    reason = dashboard_skip_reason()
+    if reason:
+        pytest.skip(reason)
+    match = re.search(r"dashboard:\s+(\S+)", serve_output)
+    assert match, f"serve printed no dashboard URL:\n{serve_output}"
+    password = re.search(r"password=(\S+)", (SERVE_DIR / "admin-credentials").read_text())
+    assert password
+    base = match.group(1).removesuffix("/ui/")
+    async with browser() as chromium:
+        ui = await chromium.login(base, "admin", password.group(1), "admin")
+        await ui.goto("servers")
+        await ui.row(name).wait_status("ACTIVE", timeout=30)
 
 
 async def test_printed_join_command_verbatim(readme: Readme) -> None:
