@@ -10,6 +10,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from mininova.store import Store
 from mininova.store import identity as repo
@@ -52,6 +53,14 @@ class TokenInfo:
     issued_at: datetime
     expires_at: datetime
     audit_id: str
+    # How the user authenticated ("password", or "token" first for a rescoped token).
+    methods: tuple[str, ...] = ("password",)
+    # A rescoped token's second audit id: the audit id of the first token of its chain.
+    parent_audit_id: str | None = None
+
+
+# Keystone's answer to every failed authentication that names no user or project.
+NOT_AUTHENTICATED = "The request you have made requires authentication."
 
 
 class AuthFailed(Exception):
@@ -99,24 +108,72 @@ class IdentityService:
             or not user["enabled"]
             or not check_password(password, user["password_hash"])
         ):
-            raise AuthFailed("The request you have made requires authentication.")
+            raise AuthFailed(NOT_AUTHENTICATED)
         if project_ref is None:
             if not user["default_project_id"]:
                 raise AuthFailed("An unscoped token was requested but no project is set.")
             project_ref = {"id": user["default_project_id"]}
+        project, roles = await self._scope(user, project_ref)
+        return await self._issue(user, project, roles)
+
+    async def rescope(self, token: str, project_ref: dict | None) -> tuple[str, TokenInfo]:
+        """Keystone's token method: a new token for the user of `token`, scoped to
+        `project_ref` (None: the token's own project), where the user must hold a role.
+
+        The original is read afresh (not from the validation cache), so a token revoked a
+        moment ago cannot mint another. The new token never outlives the original (Keystone
+        keeps the expiry, so rescoping cannot extend a login) and carries the original's
+        audit id, or its chain's, as its second audit id."""
+        try:
+            original = await self._load(token_hash(token))
+        except AuthFailed:
+            raise AuthFailed(NOT_AUTHENTICATED) from None
+        if original.expires_at <= now_utc():
+            raise AuthFailed(NOT_AUTHENTICATED)
+        user = await repo.get_user(self.store, original.user_id)
+        if user is None or not user["enabled"]:
+            raise AuthFailed(NOT_AUTHENTICATED)
+        project, roles = await self._scope(user, project_ref or {"id": original.project_id})
+        methods = tuple(dict.fromkeys(("token", *original.methods)))
+        return await self._issue(
+            user,
+            project,
+            roles,
+            expires_at=original.expires_at,
+            methods=methods,
+            parent_audit_id=original.parent_audit_id or original.audit_id,
+        )
+
+    async def _scope(
+        self, user: dict[str, Any], project_ref: dict
+    ) -> tuple[dict[str, Any], list[dict[str, str]]]:
+        """The enabled project `project_ref` names and the user's roles there (AuthFailed if
+        there is no such project or the user holds no role on it)."""
         project = await self.find_project(project_ref)
         if project is None or not project["enabled"]:
-            raise AuthFailed("The request you have made requires authentication.")
+            raise AuthFailed(NOT_AUTHENTICATED)
         roles = await self.roles_for(user["id"], project["id"])
         if not roles:
             raise AuthFailed(f"User {user['id']} has no access to project {project['id']}")
-        return await self._issue(user, project, roles)
+        return project, roles
 
     async def _issue(
-        self, user: dict, project: dict, roles: list[dict[str, str]]
+        self,
+        user: dict,
+        project: dict,
+        roles: list[dict[str, str]],
+        *,
+        expires_at: datetime | None = None,
+        methods: tuple[str, ...] = ("password",),
+        parent_audit_id: str | None = None,
     ) -> tuple[str, TokenInfo]:
+        """Store and cache a new token; it expires after `token_ttl`, or at `expires_at` if
+        that is sooner."""
         token = "mn-" + secrets.token_urlsafe(32)
         issued = now_utc()
+        expires = issued + timedelta(seconds=self.token_ttl)
+        if expires_at is not None and expires_at < expires:
+            expires = expires_at
         info = TokenInfo(
             user_id=user["id"],
             user_name=user["name"],
@@ -124,8 +181,10 @@ class IdentityService:
             project_name=project["name"],
             roles=roles,
             issued_at=issued,
-            expires_at=issued + timedelta(seconds=self.token_ttl),
+            expires_at=expires,
             audit_id=base64.urlsafe_b64encode(secrets.token_bytes(16)).decode().rstrip("="),
+            methods=methods,
+            parent_audit_id=parent_audit_id,
         )
         await repo.insert_token(
             self.store,
@@ -135,6 +194,8 @@ class IdentityService:
             issued_at=iso(info.issued_at),
             expires_at=iso(info.expires_at),
             audit_id=info.audit_id,
+            methods=info.methods,
+            parent_audit_id=info.parent_audit_id,
         )
         self._cache[token_hash(token)] = (info, time.monotonic())
         return token, info
@@ -158,13 +219,13 @@ class IdentityService:
             info = entry[0]
         if info.expires_at <= now_utc():
             self._cache.pop(key, None)
-            raise AuthFailed("The request you have made requires authentication.")
+            raise AuthFailed(NOT_AUTHENTICATED)
         return info
 
     async def _load(self, key: str) -> TokenInfo:
         row = await repo.token_identity(self.store, key)
         if row is None or not row["user_enabled"] or not row["project_enabled"]:
-            raise AuthFailed("The request you have made requires authentication.")
+            raise AuthFailed(NOT_AUTHENTICATED)
         roles = await self.roles_for(row["user_id"], row["project_id"])
         info = TokenInfo(
             user_id=row["user_id"],
@@ -175,9 +236,11 @@ class IdentityService:
             issued_at=parse_iso(row["issued_at"]),
             expires_at=parse_iso(row["expires_at"]),
             audit_id=row["audit_id"],
+            methods=tuple(row["methods"]),
+            parent_audit_id=row["parent_audit_id"],
         )
         if not info.roles:
-            raise AuthFailed("The request you have made requires authentication.")
+            raise AuthFailed(NOT_AUTHENTICATED)
         return info
 
     async def revoke(self, token: str) -> None:

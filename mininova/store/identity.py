@@ -1,6 +1,7 @@
 """Keystone's tables: projects, users, roles, role assignments and tokens.
 
-Rows come back as plain dicts with the table's columns; `enabled` is a 0/1 int. Names are
+Rows come back as plain dicts with the table's columns; `enabled` is a 0/1 int, a project's
+`tags` and a token's `methods` are decoded lists (writers pass lists too). Names are
 unique per table (one Default domain): callers check a name is free inside a transaction that
 holds `NAMES_LOCK` before they insert or rename (see `mininova.identity`).
 """
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, bindparam, delete, select, update
 
+from mininova.store.db import dumps, loads
 from mininova.store.engine import prepared
 from mininova.store.schema import projects, role_assignments, roles, tokens, users
 
@@ -21,7 +23,7 @@ if TYPE_CHECKING:
 # The advisory-lock key of transactions that check a project, user or role name is free.
 NAMES_LOCK = "identity:names"
 
-_PROJECT_COLUMNS = {"id", "name", "domain_id", "description", "enabled", "created_at"}
+_PROJECT_COLUMNS = {"id", "name", "domain_id", "description", "enabled", "created_at", "tags"}
 _USER_COLUMNS = {
     "id",
     "name",
@@ -103,29 +105,43 @@ def _changes(values: Mapping[str, Any], allowed: set[str]) -> dict[str, Any]:
     row = dict(values)
     if "enabled" in row:
         row["enabled"] = int(bool(row["enabled"]))
+    if "tags" in row:
+        row["tags"] = dumps(list(row["tags"] or []))
     return row
+
+
+def _project(row: Row | None) -> Row | None:
+    """A projects row with `tags` decoded."""
+    if row is None:
+        return None
+    out = dict(row)
+    out["tags"] = list(loads(row.get("tags"), []) or [])
+    return out
 
 
 # ---- projects -------------------------------------------------------------------------------
 
 
 async def get_project(db: Executor, project_id: str) -> Row | None:
-    return await db.one(_PROJECT, {"id": project_id})
+    return _project(await db.one(_PROJECT, {"id": project_id}))
 
 
 async def project_by_name(db: Executor, name: str) -> Row | None:
-    return await db.one(_PROJECT_BY_NAME, {"name": name})
+    return _project(await db.one(_PROJECT_BY_NAME, {"name": name}))
 
 
 async def list_projects(db: Executor, *, member: str | None = None) -> list[Row]:
     """All projects by name, or only those where user `member` holds a role."""
     if member is None:
-        return await db.all(_PROJECTS)
-    return await db.all(_PROJECTS_OF_USER, {"user_id": member})
+        rows = await db.all(_PROJECTS)
+    else:
+        rows = await db.all(_PROJECTS_OF_USER, {"user_id": member})
+    return [_project(row) for row in rows]  # type: ignore[misc]
 
 
 async def insert_project(db: Executor, values: Mapping[str, Any]) -> None:
-    """INSERT one project (`id`, `name`, `created_at` required); the name must be free."""
+    """INSERT one project (`id`, `name`, `created_at` required; `tags` a list); the name must
+    be free."""
     await db.insert(projects, _changes(values, _PROJECT_COLUMNS))
 
 
@@ -279,6 +295,8 @@ async def insert_token(
     issued_at: str,
     expires_at: str,
     audit_id: str,
+    methods: Sequence[str] = ("password",),
+    parent_audit_id: str | None = None,
 ) -> None:
     await db.insert(
         tokens,
@@ -289,14 +307,21 @@ async def insert_token(
             "issued_at": issued_at,
             "expires_at": expires_at,
             "audit_id": audit_id,
+            "methods": dumps(list(methods)),
+            "parent_audit_id": parent_audit_id,
         },
     )
 
 
 async def token_identity(db: Executor, token_hash: str) -> Row | None:
-    """A token's row with `user_name`, `user_enabled`, `project_name`, `project_enabled`;
-    None when the token, its user or its project does not exist."""
-    return await db.one(_TOKEN_IDENTITY, {"token_hash": token_hash})
+    """A token's row (`methods` decoded) with `user_name`, `user_enabled`, `project_name`,
+    `project_enabled`; None when the token, its user or its project does not exist."""
+    row = await db.one(_TOKEN_IDENTITY, {"token_hash": token_hash})
+    if row is None:
+        return None
+    out = dict(row)
+    out["methods"] = list(loads(row.get("methods"), None) or ["password"])
+    return out
 
 
 async def delete_token(db: Executor, token_hash: str) -> bool:

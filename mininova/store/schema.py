@@ -45,6 +45,8 @@ projects = Table(
     Column("description", Text, nullable=False, server_default=text("''")),
     _flag("enabled", 1),
     Column("created_at", Text, nullable=False),
+    # Keystone's project tags: a JSON list of strings.
+    Column("tags", Text, nullable=False, server_default=text("'[]'")),
 )
 
 users = Table(
@@ -85,6 +87,10 @@ tokens = Table(
     Column("issued_at", Text, nullable=False),
     Column("expires_at", Text, nullable=False),
     Column("audit_id", Text, nullable=False),
+    # The token's auth methods (a JSON list) and, for a rescoped token, the audit id of the
+    # chain's first token (Keystone's second audit id).
+    Column("methods", Text, nullable=False, server_default=text("'[\"password\"]'")),
+    Column("parent_audit_id", Text),
 )
 
 settings = Table(

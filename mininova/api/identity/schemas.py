@@ -9,7 +9,7 @@ def _wrapped(key: str, inner: dict[str, Any]) -> dict[str, Any]:
     return {"type": "object", "required": [key], "properties": {key: inner}}
 
 
-# POST /v3/auth/tokens (password method; the handler checks the user and the scope)
+# POST /v3/auth/tokens (password or token method; the handler checks the rest)
 AUTH = _wrapped(
     "auth",
     {
@@ -63,3 +63,11 @@ USER_CREATE = _wrapped(
 
 # PATCH /v3/users/{id} (field types are checked by the handler, Keystone's message)
 USER_UPDATE = _wrapped("user", {"type": "object"})
+
+# A project tag (Keystone's rule: 1-255 characters, no '/' nor ','), and a list of them; the
+# limit of 80 counts the distinct tags, so the domain checks it (a repeated tag is ignored).
+PROJECT_TAG = {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[^,/]*$"}
+PROJECT_TAGS = {"type": "array", "items": PROJECT_TAG}
+
+# PUT /v3/projects/{id}/tags
+PROJECT_TAGS_UPDATE = {"type": "object", "required": ["tags"]}

@@ -1,6 +1,8 @@
-"""/v3/auth/tokens: issue (password method), validate (GET/HEAD) and revoke (DELETE)."""
+"""/v3/auth/tokens: issue (password or token method), validate (GET/HEAD), revoke (DELETE)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from aiohttp import web
 
@@ -16,21 +18,43 @@ def _body(svc: Services, info: TokenInfo) -> dict:
     return views.token(info, views.catalog(svc.url, svc.config.region))
 
 
-async def create_token(request: web.Request) -> web.Response:
-    svc = services(request)
-    body = await validated_body(request, schemas.AUTH)
-    identity = body["auth"]["identity"]
-    if "password" not in identity["methods"]:
-        raise Unauthorized("Only password authentication is supported.")
-    user = (identity.get("password") or {}).get("user")
-    if not isinstance(user, dict) or not isinstance(user.get("password"), str):
-        raise BadRequest("auth.identity.password.user with a password is required.")
-    scope = body["auth"].get("scope") or {}
+def _missing(attribute: str, target: str) -> BadRequest:
+    """Keystone's 400 for a required attribute that is absent."""
+    return BadRequest(
+        f"Expecting to find {attribute} in {target}. The server could not comply with the "
+        "request since it is either malformed or otherwise incorrect. The client is assumed "
+        "to be in error."
+    )
+
+
+def _scope_project(auth: dict[str, Any]) -> dict | None:
+    """The project the request scopes to (by id, or by name and domain), or None."""
+    scope = auth.get("scope") or {}
     project = scope.get("project") if isinstance(scope, dict) else None
     if project is not None and not isinstance(project, dict):
         raise BadRequest("auth.scope.project must be an object.")
+    return project
+
+
+async def create_token(request: web.Request) -> web.Response:
+    svc = services(request)
+    auth = (await validated_body(request, schemas.AUTH))["auth"]
+    identity = auth["identity"]
+    methods = identity["methods"]
+    project = _scope_project(auth)
     try:
-        token, info = await svc.identity.authenticate(user, user["password"], project)
+        if "password" in methods:
+            user = (identity.get("password") or {}).get("user")
+            if not isinstance(user, dict) or not isinstance(user.get("password"), str):
+                raise BadRequest("auth.identity.password.user with a password is required.")
+            token, info = await svc.identity.authenticate(user, user["password"], project)
+        elif "token" in methods:
+            ref = identity.get("token")
+            if not isinstance(ref, dict) or not isinstance(ref.get("id"), str):
+                raise _missing("id", "token")
+            token, info = await svc.identity.rescope(ref["id"], project)
+        else:
+            raise Unauthorized("Attempted to authenticate with an unsupported method.")
     except AuthFailed as exc:
         raise Unauthorized(str(exc)) from None
     response = web.json_response(_body(svc, info), status=201)

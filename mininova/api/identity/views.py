@@ -54,11 +54,14 @@ def catalog(url: Url, region: str) -> list[dict[str, Any]]:
 
 def token(info: TokenInfo, catalog_entries: list[dict[str, Any]] | None) -> dict[str, Any]:
     """The token document; `catalog_entries` None leaves the catalog out."""
+    audit_ids = [info.audit_id]
+    if info.parent_audit_id:
+        audit_ids.append(info.parent_audit_id)  # a rescoped token: its chain's first one
     body: dict[str, Any] = {
-        "methods": ["password"],
+        "methods": list(info.methods),
         "expires_at": iso(info.expires_at),
         "issued_at": iso(info.issued_at),
-        "audit_ids": [info.audit_id],
+        "audit_ids": audit_ids,
         "user": {
             "id": info.user_id,
             "name": info.user_name,
@@ -75,7 +78,13 @@ def token(info: TokenInfo, catalog_entries: list[dict[str, Any]] | None) -> dict
 
 
 def collection_links(url: Url, name: str) -> dict[str, Any]:
+    """A collection's links; `name` is its path under /v3 ("projects", "auth/projects")."""
     return {"self": url(f"{PREFIX}/v3/{name}"), "previous": None, "next": None}
+
+
+def project_tags(url: Url, project_id: str, tags: list[str]) -> dict[str, Any]:
+    """The body of GET and PUT /v3/projects/{id}/tags."""
+    return {"tags": list(tags), "links": {"self": url(f"{PREFIX}/v3/projects/{project_id}/tags")}}
 
 
 def project(url: Url, row: dict[str, Any]) -> dict[str, Any]:
@@ -87,7 +96,7 @@ def project(url: Url, row: dict[str, Any]) -> dict[str, Any]:
         "enabled": bool(row["enabled"]),
         "parent_id": row["domain_id"],
         "is_domain": False,
-        "tags": [],
+        "tags": list(row.get("tags") or []),
         "options": {},
         "links": {"self": url(f"{PREFIX}/v3/projects/{row['id']}")},
     }
