@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Install the web console's JavaScript dependencies (noVNC, pinned in webui/package.json and
-# webui/package-lock.json) into webui/node_modules. noVNC is never copied into the repository;
-# `mininova serve` serves it from there under /ui/novnc/.
+# Install the web UI's JavaScript dependencies (pinned in webui/package.json and
+# webui/package-lock.json: noVNC for the console page; Preact, htm and esbuild for the
+# dashboard) into webui/node_modules, then build the dashboard bundle webui/dist/app.js.
+# Neither node_modules/ nor dist/ is committed; `mininova serve` serves noVNC from
+# node_modules under /ui/novnc/ and the dashboard (webui/index.html + dist/) under /ui/.
 #
-#   scripts/webui-setup.sh          # npm ci (exactly the locked versions)
+#   scripts/webui-setup.sh          # npm ci (exactly the locked versions) + npm run build
 #
 # Needs node + npm (scripts/host-setup.sh --browser installs them).
 set -euo pipefail
@@ -23,3 +25,10 @@ test -f node_modules/@novnc/novnc/core/rfb.js || {
     exit 1
 }
 echo "webui-setup: noVNC $(node -p 'require("./node_modules/@novnc/novnc/package.json").version') installed in webui/node_modules"
+
+npm run build --silent
+test -s dist/app.js || {
+    echo "webui-setup: the dashboard did not build (webui/dist/app.js missing)" >&2
+    exit 1
+}
+echo "webui-setup: dashboard built: webui/dist/app.js ($(wc -c <dist/app.js) bytes)"
