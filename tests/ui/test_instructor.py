@@ -64,7 +64,9 @@ async def test_hosts_page_shows_the_libvirt_host(cloud: Cloud) -> None:
         row = ui.page.locator(f'table#hosts tr[data-host="{HOST}"]')
         await row.wait_for(timeout=30_000)
         assert (await row.locator("td.state").text_content() or "").strip().startswith("up")
-        hypervisor = await cli_json(cloud, "hypervisor", "show", HOST)
+        hypervisor = await cli_json(
+            cloud, "--os-compute-api-version", "2.87", "hypervisor", "show", HOST
+        )
         vcpus = row.locator('meter[data-resource="vcpus"]')
         assert await vcpus.get_attribute("max") == str(hypervisor["vcpus"])
         for resource in ("ram", "disk"):
@@ -103,7 +105,8 @@ async def test_class_roster_from_csv_to_end_of_class(
         # The CLI sees the roster: tagged projects, users, quotas.
         projects = await cli_json(cloud, "project", "list", "--tags", f"roster:{CLASS}")
         assert sorted(p["Name"] for p in projects) == [f"{CLASS}-{s}" for s in STUDENTS]
-        quota = await cli_json(cloud, "quota", "show", f"{CLASS}-stu2")
+        rows = await cli_json(cloud, "quota", "show", "--compute", f"{CLASS}-stu2")
+        quota = {row["Resource"]: row["Limit"] for row in rows}  # OSC 7+: one row per resource
         assert (quota["instances"], quota["cores"], quota["ram"]) == (2, 2, 512)
 
         # One VM each, in one action.

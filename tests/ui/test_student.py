@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.kit.wait import wait_for
 from tests.libvirt_e2e.conftest import Cloud, make_ed25519_public_key
 from tests.ui.dashboard import PHONE, browser
 from tests.ui.helpers import FLAVOR, Account, cli, cli_json, ui_skip_reason
@@ -91,9 +92,17 @@ async def test_student_launches_watches_console_stops_deletes(
         await row.act("log")
         log = ui.page.locator("section#log-panel pre#console-log")
         await log.wait_for(state="visible")
+
+        async def identity_line() -> bool:
+            if "hostname=vm-ui" in (await log.text_content() or ""):
+                return True
+            await ui.page.locator("#log-refresh").click()
+            return False
+
+        # The tiny guest prints its identity from the config drive on the serial console.
+        await wait_for(identity_line, 180, 2, "the guest's identity line in the dashboard")
         cli_log = (await cli(cloud, "console", "log", "show", "vm-ui", account=student)).stdout
-        assert cli_log.strip(), "the CLI sees an empty console log"
-        assert (await log.text_content() or "").strip(), "the dashboard shows no console log"
+        assert "hostname=vm-ui" in cli_log
         await ui.page.locator("#log-close").click()
 
         await row.act("stop")
