@@ -224,8 +224,51 @@ async def test_expired_session_returns_to_the_page(cloud: Cloud, student: Accoun
         await ui.page.locator("section#quotas").wait_for()
         assert ui.page.url.endswith("#/servers"), ui.page.url
 
+        # At phone width nothing sticks out sideways (wide tables scroll inside their box).
+        overflow = await ui.page.evaluate(
+            "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        assert overflow <= 1, f"the page is {overflow} px wider than a phone screen"
+
         await ui.page.locator("button#logout").click()
         await ui.page.locator("form#login").wait_for()
+        # Everything the page loaded or called came from the one origin (no CDN).
+        foreign = [url for _, url, _ in ui.responses if not url.startswith(cloud.serve.url)]
+        assert foreign == [], foreign
     # Logout revoked the token.
     proc = await cli(cloud, "token", "revoke", ui.token, check=False)
     assert proc.returncode != 0
+
+
+async def test_keyboard_only_login_and_launch_dialog(cloud: Cloud, student: Account) -> None:
+    """Log in, reach the launch dialog and close it with the keyboard alone."""
+    async with browser() as chromium:
+        ui = await chromium.open(cloud.serve.url)
+        page = ui.page
+        await page.locator('form#login input[name="username"]').focus()
+        await page.keyboard.type(student.user)
+        await page.keyboard.press("Tab")
+        await page.keyboard.type(student.password)
+        await page.keyboard.press("Tab")
+        await page.keyboard.type(student.project)
+        await page.keyboard.press("Enter")
+        await ui.wait_logged_in()
+        await ui.goto("servers")
+        await page.locator("button#launch").wait_for()
+        for _ in range(30):  # Tab through the page until the launch button has the focus
+            await page.keyboard.press("Tab")
+            if await page.evaluate("document.activeElement && document.activeElement.id") == (
+                "launch"
+            ):
+                break
+        else:
+            raise AssertionError("the launch button is not reachable with Tab")
+        await page.keyboard.press("Enter")
+        dialog = page.locator("dialog#launch-dialog")
+        await dialog.wait_for(state="visible")
+        focused_inside = await page.evaluate(
+            "document.getElementById('launch-dialog').contains(document.activeElement)"
+        )
+        assert focused_inside, "the launch dialog did not take the focus"
+        await page.keyboard.press("Escape")
+        await dialog.wait_for(state="hidden")
