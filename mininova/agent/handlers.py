@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
+import os
 import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -21,8 +23,20 @@ import aiohttp
 
 from mininova.agent import tunnel
 from mininova.agent.specs import guest_to_dict, resources_to_dict, spec_from_dict
-from mininova.protocol.core import FAILED, NOT_FOUND, ProtocolError
-from mininova.virt.driver import ComputeDriver, ControllerAccess, DriverError, GuestNotFound
+from mininova.protocol.core import (
+    ADDRESS_REFUSED,
+    FAILED,
+    NOT_FOUND,
+    UNREACHABLE,
+    ProtocolError,
+)
+from mininova.virt.driver import (
+    RUNNING,
+    ComputeDriver,
+    ControllerAccess,
+    DriverError,
+    GuestNotFound,
+)
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +49,22 @@ def _uuid(params: dict[str, Any]) -> str:
     if not isinstance(uuid, str) or not uuid or len(uuid) > 64:
         raise ValueError("uuid must be a non-empty string")
     return uuid
+
+
+def _tunnel_target(params: dict[str, Any]) -> tuple[str, str]:
+    url, token = params.get("tunnel_url"), params.get("tunnel_token")
+    if not isinstance(url, str) or not url.startswith(("ws://", "wss://", "http://", "https://")):
+        raise ValueError("tunnel_url must be a ws(s):// or http(s):// URL")
+    if not isinstance(token, str) or not token:
+        raise ValueError("tunnel_token must be a non-empty string")
+    return url, token
+
+
+def _ip(value: Any) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
 
 
 def _tail(text: str, length: Any) -> str:
@@ -79,6 +109,7 @@ class OrderHandlers:
             "list_guests": self.list_guests,
             "console_output": self.console_output,
             "open_console_tunnel": self.open_console_tunnel,
+            "open_tcp_tunnel": self.open_tcp_tunnel,
             "host_resources": self.host_resources,
             "snapshot": self.snapshot,
         }
@@ -176,13 +207,7 @@ class OrderHandlers:
 
     async def open_console_tunnel(self, params: dict[str, Any]) -> dict[str, Any]:
         uuid = _uuid(params)
-        url, token = params.get("tunnel_url"), params.get("tunnel_token")
-        if not isinstance(url, str) or not url.startswith(
-            ("ws://", "wss://", "http://", "https://")
-        ):
-            raise ValueError("tunnel_url must be a ws(s):// or http(s):// URL")
-        if not isinstance(token, str) or not token:
-            raise ValueError("tunnel_token must be a non-empty string")
+        url, token = _tunnel_target(params)
         async with self._driver_errors():
             endpoint = await self.driver.console_endpoint(uuid)
         try:
@@ -191,6 +216,45 @@ class OrderHandlers:
             raise
         except Exception as exc:
             raise ProtocolError(FAILED, f"console tunnel failed: {exc}") from exc
+        return {}
+
+    async def open_tcp_tunnel(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Connect to `address:port` of a running guest and relay it to the controller.
+
+        `address` must be one of the guest's own fixed IPs as the driver reports them now:
+        the controller names it, but this host never connects anywhere else on its behalf."""
+        uuid = _uuid(params)
+        url, token = _tunnel_target(params)
+        port = params.get("port")
+        if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+            raise ValueError("port must be an integer in 1..65535")
+        wanted = _ip(params.get("address"))
+        if wanted is None:
+            raise ValueError("address must be an IP address")
+        async with self._driver_errors():
+            info = await self.driver.get_info(uuid)
+        if info.power_state != RUNNING:
+            raise ProtocolError(FAILED, f"guest {uuid} is not running")
+        own = {_ip(a.get("addr")) for a in info.addresses if isinstance(a, dict)}
+        if wanted not in own:
+            raise ProtocolError(
+                ADDRESS_REFUSED, f"{wanted} is not a fixed IP address of instance {uuid}"
+            )
+        address = str(wanted)
+        where = f"[{address}]:{port}" if wanted.version == 6 else f"{address}:{port}"
+        try:
+            reader, writer = await tunnel.connect_tcp(address, port)
+        except TimeoutError as exc:
+            raise ProtocolError(UNREACHABLE, f"connecting to {where} timed out") from exc
+        except OSError as exc:
+            reason = os.strerror(exc.errno) if exc.errno else str(exc) or type(exc).__name__
+            raise ProtocolError(UNREACHABLE, f"cannot connect to {where}: {reason}") from exc
+        try:
+            await tunnel.start_relay(
+                url, token, reader, writer, where, self.driver.controller, kind="tcp"
+            )
+        except Exception as exc:
+            raise ProtocolError(FAILED, f"tcp tunnel failed: {exc}") from exc
         return {}
 
     async def host_resources(self, params: dict[str, Any]) -> dict[str, Any]:

@@ -1,9 +1,13 @@
-"""Agent side of a console tunnel.
+"""Agent side of a console tunnel and of a TCP tunnel.
 
 On `open_console_tunnel` the agent connects to the guest's local VNC endpoint (unix socket or
 127.0.0.1:port), dials the controller's data websocket (`tunnel_url`, header
 `Authorization: Bearer <one-time tunnel token>`) and relays bytes both ways in a background
-task. The agent only ever dials out, so consoles work from behind NAT.
+task.
+
+On `open_tcp_tunnel` it does the same with a TCP connection to one of the guest's own fixed
+IPs (checked by the order handler against the driver's guest info) instead of the VNC socket.
+The agent only ever dials out, so consoles and TCP tunnels work from behind NAT.
 """
 
 from __future__ import annotations
@@ -48,10 +52,36 @@ async def open_tunnel(
     """Connect to the guest's VNC endpoint, dial the controller's data websocket at
     `tunnel_url` (the host credential plus the one-time tunnel token as the capability) and
     start relaying bytes in a background task. Returns once both legs are connected."""
-    from websockets.asyncio.client import connect
-
     async with asyncio.timeout(CONNECT_TIMEOUT):
         reader, writer, where = await _connect_endpoint(endpoint)
+    await start_relay(
+        tunnel_url, tunnel_token, reader, writer, where, access, kind="console", keepalive=keepalive
+    )
+
+
+async def connect_tcp(address: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A TCP connection to a guest's `address:port` (`open_tcp_tunnel`); OSError or
+    TimeoutError when the guest does not accept it within CONNECT_TIMEOUT."""
+    async with asyncio.timeout(CONNECT_TIMEOUT):
+        return await asyncio.open_connection(address, port)
+
+
+async def start_relay(
+    tunnel_url: str,
+    tunnel_token: str,
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    where: str,
+    access: ControllerAccess,
+    *,
+    kind: str,
+    keepalive: float = KEEPALIVE,
+) -> None:
+    """Dial the controller's data websocket for an already connected guest stream and relay
+    both ways in a background task (counted by `active_tunnels`). Closes the stream when the
+    dial fails; `kind` ("console", "tcp") only names the tunnel in the log."""
+    from websockets.asyncio.client import connect
+
     try:
         async with asyncio.timeout(CONNECT_TIMEOUT):
             conn = await connect(
@@ -69,27 +99,34 @@ async def open_tunnel(
         writer.close()
         raise
 
+    guest_name = "vnc" if kind == "console" else "guest"
+
     async def run() -> None:
         try:
-            stats = await relay(StreamEnd(reader, writer, "vnc"), WebsocketsEnd(conn, "controller"))
+            stats = await relay(
+                StreamEnd(reader, writer, guest_name), WebsocketsEnd(conn, "controller")
+            )
             log.info(
-                "console tunnel to %s closed: %s (vnc->controller %d B, controller->vnc %d B)",
+                "%s tunnel to %s closed: %s (%s->controller %d B, controller->%s %d B)",
+                kind,
                 where,
                 stats.reason,
+                guest_name,
                 stats.a_to_b,
+                guest_name,
                 stats.b_to_a,
             )
         except Exception:
-            log.exception("console tunnel to %s failed", where)
+            log.exception("%s tunnel to %s failed", kind, where)
         finally:
             writer.close()
             with contextlib.suppress(Exception):
                 await conn.close()
 
-    task = asyncio.create_task(run(), name=f"console-tunnel {where}")
+    task = asyncio.create_task(run(), name=f"{kind}-tunnel {where}")
     _tunnels.add(task)
     task.add_done_callback(_tunnels.discard)
-    log.info("console tunnel opened: %s <-> controller", where)
+    log.info("%s tunnel opened: %s <-> controller", kind, where)
 
 
 def active_tunnels() -> int:

@@ -1,10 +1,12 @@
 """nova-novncproxy: the console websocket proxy and the web console page, on the API port.
 
-Routes (all public: the console token / tunnel token is the credential):
+Routes (public but for /tunnel/tcp: the console token / tunnel token is the credential):
 
 * `GET /console/websockify?token=T[&instance=UUID]` browser websocket (noVNC, subprotocol binary)
 * `GET /console/info?token=T`                      pre-check for the console page (JSON)
 * `GET /agent/tunnel/{id}`                           the agent's data websocket (Bearer tunnel token)
+* `GET /tunnel/tcp/{server_id}?port=P`               TCP to a guest (X-Auth-Token; `tcp.py`)
+* `GET /agent/tcp-tunnel/{id}`                       the agent's data websocket of a TCP tunnel
 * `GET /ui/...`                                      the web console page (`webui/`)
 * `GET /ui/novnc/...`                                noVNC's ES modules (`webui/node_modules/@novnc/novnc`)
 """
@@ -34,8 +36,10 @@ def setup(
     """Add the console routes and the web console pages to `app`; returns the proxy."""
     from mininova.consoleproxy.proxy import ConsoleProxy
     from mininova.consoleproxy.static import setup_static
+    from mininova.consoleproxy.tcp import setup_tcp_tunnels
 
     proxy = ConsoleProxy(config=config, store=store, consoleauth=consoleauth, hub=hub)
     proxy.setup(app)
+    setup_tcp_tunnels(app, config=config, store=store, hub=hub)
     setup_static(app, config)
     return proxy

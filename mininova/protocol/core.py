@@ -30,6 +30,9 @@ INVALID_PARAMS = "invalid_params"
 FAILED = "failed"
 NOT_FOUND = "not_found"
 TIMEOUT = "timeout"
+# open_tcp_tunnel: the address is not one of the guest's own fixed IPs / the guest did not answer.
+ADDRESS_REFUSED = "address_refused"
+UNREACHABLE = "unreachable"
 
 
 class ProtocolError(Exception):

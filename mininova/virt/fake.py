@@ -4,6 +4,10 @@ Spawning takes `boot_seconds`, power operations a few milliseconds. Each guest k
 serial log (so `console_output` means something), a deterministic private IPv4 derived from
 its MAC, and, on first console request, a loopback fake VNC server.
 
+Guest address: `guest_address` (or the env var MININOVA_AGENT_FAKE_GUEST_ADDRESS, e.g.
+127.0.0.1) makes every guest report that one IPv4 instead of its 10.0.x.y, so tests can run a
+real TCP server "in the guest" and reach it through `open_tcp_tunnel`.
+
 Test hooks: a spawn fails with DriverError when the instance metadata has
 `fake_fail_spawn = "1"` or the image name starts with `fail-`; `fake_guest_poweroff(uuid)`
 simulates a guest shutting itself down.
@@ -15,6 +19,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import os
 from collections import deque
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -50,6 +55,7 @@ STATE_NAMES = {
     SUSPENDED: "suspended",
 }
 MAX_LOG_LINES = 2000
+GUEST_ADDRESS_ENV = "MININOVA_AGENT_FAKE_GUEST_ADDRESS"
 
 
 def fake_ipv4(key: str) -> str:
@@ -79,9 +85,13 @@ class FakeDriver(ComputeDriver):
         op_seconds: float = 0.005,
         host_ip: str = "127.0.0.1",
         state_file: Path | None = None,
+        guest_address: str | None = None,
     ) -> None:
         """With `state_file`, guests outlive the agent process (as libvirt guests do)."""
         super().__init__()
+        if guest_address is None:
+            guest_address = os.environ.get(GUEST_ADDRESS_ENV) or None
+        self.guest_address = guest_address
         self.state_file = state_file
         self.vcpus = vcpus
         self.memory_mb = memory_mb
@@ -125,9 +135,12 @@ class FakeDriver(ComputeDriver):
             raise GuestNotFound(f"no guest {uuid} on this host")
         return guest
 
+    def _address(self, spec: InstanceSpec) -> str:
+        return self.guest_address or fake_ipv4(spec.mac_address or spec.uuid)
+
     def _info(self, guest: _Guest) -> GuestInfo:
         spec = guest.spec
-        addr = fake_ipv4(spec.mac_address or spec.uuid)
+        addr = self._address(spec)
         return GuestInfo(
             uuid=spec.uuid,
             power_state=guest.power_state,
@@ -216,7 +229,7 @@ class FakeDriver(ComputeDriver):
                 f"uuid={spec.uuid}",
                 f"domain={spec.domain_name}",
                 f"image={spec.image.name}",
-                f"ip={fake_ipv4(spec.mac_address or spec.uuid)}",
+                f"ip={self._address(spec)}",
             ]
         )
         self._guests[spec.uuid] = guest
