@@ -8,6 +8,15 @@
 #   examples/images/build-tiny-image.sh           # build (re-uses out/cache)
 #   examples/images/build-tiny-image.sh --force   # rebuild even if up to date
 #
+# The guest runs Dropbear (Debian's dropbear-bin, dynamically linked) as its SSH
+# server; the shared libraries it needs are found with readelf (NEEDED entries,
+# recursively) in the .debs of SSH_PKGS.  They are not in the initramfs but in
+# /ssh/ on the boot partition, which /init mounts read-only and runs them from
+# (the initramfs has symlinks into it): syslinux reads the initramfs through
+# the BIOS, slow under TCG, and an initramfs twice the size took seconds
+# longer; the kernel's virtio driver reads /ssh/ in no time.  The qcow2 is
+# compressed, so the uncompressed files cost little space.
+#
 # Environment:
 #   KERNEL_FLAVOUR  Debian kernel flavour, default "amd64" (has ahci for q35
 #                   SATA CD-ROMs); "cloud-amd64" is smaller but lacks ahci.
@@ -34,8 +43,15 @@ MODULES=(
     button evdev
 )
 
+# Debian packages holding Dropbear and every shared library it needs (the build
+# fails, naming the library, if one is missing here).
+SSH_PKGS=(dropbear-bin libc6 libcrypt1 libtomcrypt1 libtommath1 zlib1g libgmp10)
+# Dropbear programs: path in dropbear-bin -> path of its symlink in the initramfs
+# (the file itself goes to /ssh/ on the boot partition).
+SSH_BINS=(usr/sbin/dropbear:sbin/dropbear usr/bin/dropbearkey:bin/dropbearkey)
+
 # --- build tools --------------------------------------------------------------
-TOOLS_PKGS=(mtools dosfstools syslinux syslinux-common fdisk cpio qemu-utils)
+TOOLS_PKGS=(mtools dosfstools syslinux syslinux-common fdisk cpio qemu-utils binutils)
 need_install=()
 for p in "${TOOLS_PKGS[@]}"; do
     [ "$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)" = installed ] || need_install+=("$p")
@@ -52,7 +68,7 @@ fi
 MBR_BIN=/usr/lib/syslinux/mbr/mbr.bin
 [ -f "$MBR_BIN" ] || die "$MBR_BIN missing (syslinux-common)"
 
-# --- Debian packages: kernel + busybox ------------------------------------------
+# --- Debian packages: kernel + busybox + dropbear -------------------------------
 mkdir -p "$CACHE"
 download() {  # download PKG -> prints path of the .deb in the cache
     local pkg="$1" deb
@@ -83,18 +99,24 @@ fi
 [ -n "$KPKG" ] || die "cannot resolve the linux-image-$KERNEL_FLAVOUR kernel package (run apt-get update)"
 KDEB="$(download "$KPKG")"
 BBDEB="$(download busybox-static)"
+SSH_DEBS=()
+for p in "${SSH_PKGS[@]}"; do SSH_DEBS+=("$(download "$p")"); done
 
-STAMP="$(sha256sum "$KDEB" "$BBDEB" "$HERE/tiny/init" "$HERE/tiny/udhcpc.script" "$0" | sha256sum | cut -c1-16)"
+# Inputs of the image: the .debs, every file under tiny/ and this script.
+STAMP="$( { sha256sum "$KDEB" "$BBDEB" "${SSH_DEBS[@]}" "$0"
+            (cd "$HERE" && find tiny -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum)
+          } | sed 's/  .*\// /' | sha256sum | cut -c1-16)"
 if [ "$FORCE" = 0 ] && [ -f "$IMAGE" ] && [ "$(cat "$OUT_DIR/tiny.stamp" 2>/dev/null)" = "$STAMP" ]; then
     log "up to date: $IMAGE"
     exit 0
 fi
 
 rm -rf "$WORK"
-mkdir -p "$WORK/kernel" "$WORK/bb" "$WORK/root"
+mkdir -p "$WORK/kernel" "$WORK/bb" "$WORK/ssh" "$WORK/root"
 log "extracting $(basename "$KDEB")"
 dpkg-deb -x "$KDEB" "$WORK/kernel"
 dpkg-deb -x "$BBDEB" "$WORK/bb"
+for d in "${SSH_DEBS[@]}"; do dpkg-deb -x "$d" "$WORK/ssh"; done
 KVER="$(ls "$WORK/kernel/lib/modules" | head -n1)"
 VMLINUZ="$WORK/kernel/boot/vmlinuz-$KVER"
 [ -f "$VMLINUZ" ] || die "no vmlinuz in $KDEB"
@@ -102,7 +124,7 @@ MODDIR="$WORK/kernel/lib/modules/$KVER"
 
 # --- initramfs ----------------------------------------------------------------
 R="$WORK/root"
-mkdir -p "$R"/{bin,sbin,etc,proc,sys,dev,tmp,run,root,mnt/config,lib/modules}
+mkdir -p "$R"/{bin,sbin,etc/dropbear,proc,sys,dev,tmp,run,root,mnt/config,mnt/boot,lib/modules}
 cp "$WORK/bb/bin/busybox" "$R/bin/busybox"
 ln -s busybox "$R/bin/sh"
 install -m 0755 "$HERE/tiny/init" "$R/init"
@@ -110,6 +132,59 @@ install -m 0755 "$HERE/tiny/udhcpc.script" "$R/etc/udhcpc.script"
 echo "tiny" >"$R/etc/hostname"
 echo "root:x:0:0:root:/root:/bin/sh" >"$R/etc/passwd"
 echo "root:x:0:" >"$R/etc/group"
+echo "/bin/sh" >"$R/etc/shells"
+printf 'passwd: files\ngroup: files\nshadow: files\nhosts: files dns\n' >"$R/etc/nsswitch.conf"
+install -m 0644 "$HERE/tiny/profile" "$R/etc/profile"
+chmod 0700 "$R/root"
+
+# Dropbear and exactly the shared libraries it needs (NEEDED, recursively),
+# into S (-> /ssh/ on the boot partition, mounted at /mnt/boot in the guest):
+# S/<program>, S/lib/<soname>.  The initramfs gets symlinks: /sbin/dropbear,
+# /bin/dropbearkey, the ELF interpreter and /lib/x86_64-linux-gnu (a library
+# directory ld.so searches by default) -> /mnt/boot/ssh/...
+SSH_TREE="$WORK/ssh"
+S="$WORK/sshfiles"
+SSH_MNT=/mnt/boot/ssh
+mkdir -p "$S/lib" "$R/lib"
+ln -s "$SSH_MNT/lib" "$R/lib/x86_64-linux-gnu"
+in_tree() {  # in_tree PATH: PATH inside the extracted .debs, symlinks resolved there
+    local p="$SSH_TREE/$1" t n=0
+    while [ -L "$p" ] && [ "$n" -lt 20 ]; do
+        t="$(readlink "$p")"
+        case "$t" in /*) p="$SSH_TREE$t" ;; *) p="$(dirname "$p")/$t" ;; esac
+        n=$((n + 1))
+    done
+    [ -f "$p" ] && echo "$p"
+}
+declare -A LIBSEEN=()
+add_needed() {  # add_needed ELF: copy the libraries ELF needs into $S/lib
+    local elf="$1" lib d src
+    for lib in $(readelf -d "$elf" | sed -n 's/.*(NEEDED).*\[\(.*\)\]$/\1/p'); do
+        [ -n "${LIBSEEN[$lib]:-}" ] && continue
+        LIBSEEN[$lib]=1
+        src=""
+        for d in lib/x86_64-linux-gnu usr/lib/x86_64-linux-gnu lib usr/lib; do
+            src="$(in_tree "$d/$lib")" && break
+        done
+        [ -n "$src" ] || die "$lib (needed by $(basename "$elf")) is in none of: ${SSH_PKGS[*]}"
+        install -m 0755 "$src" "$S/lib/$lib"
+        add_needed "$S/lib/$lib"
+    done
+}
+for b in "${SSH_BINS[@]}"; do
+    src="$(in_tree "${b%%:*}")" || die "${b%%:*} not in dropbear-bin"
+    prog="$(basename "$src")"
+    install -m 0755 "$src" "$S/$prog"
+    ln -s "$SSH_MNT/$prog" "$R/${b#*:}"
+    add_needed "$S/$prog"
+    interp="$(readelf -l "$src" | sed -n 's/.*Requesting program interpreter: \(.*\)\]$/\1/p')"
+    if [ -n "$interp" ] && [ ! -L "$R$interp" ] && [ "$(dirname "$interp")" != /lib/x86_64-linux-gnu ]; then
+        [ -f "$S/lib/$(basename "$interp")" ] || die "no $interp for ${b%%:*}"
+        mkdir -p "$R$(dirname "$interp")"
+        ln -s "$SSH_MNT/lib/$(basename "$interp")" "$R$interp"
+    fi
+done
+log "dropbear $(dpkg-deb -f "${SSH_DEBS[0]}" Version) + libraries: ${!LIBSEEN[*]} ($(du -sk "$S" | cut -f1) KiB in /ssh/)"
 
 # Module dependency resolution from each .ko's modinfo "depends=" (no depmod
 # needed); writes the load order, dependencies first.
@@ -156,7 +231,7 @@ LABEL tiny
 EOF
 
 PART_START=2048                                   # sectors (1 MiB)
-need_kib=$(( ( $(stat -c %s "$VMLINUZ") + $(stat -c %s "$WORK/initrd.gz") ) / 1024 ))
+need_kib=$(( ( $(stat -c %s "$VMLINUZ") + $(stat -c %s "$WORK/initrd.gz") ) / 1024 + $(du -sk "$S" | cut -f1) ))
 PART_MIB=$(( need_kib / 1024 + 4 ))               # + room for FAT, ldlinux
 [ "$PART_MIB" -ge 16 ] || PART_MIB=16
 PART_SECTORS=$(( PART_MIB * 2048 ))
@@ -169,6 +244,9 @@ mkfs.fat -F 16 -h "$PART_START" -n TINYBOOT "$FAT" >/dev/null
 export MTOOLS_SKIP_CHECK=1
 mcopy -i "$FAT" "$VMLINUZ" ::/vmlinuz
 mcopy -i "$FAT" "$WORK/initrd.gz" ::/initrd.gz
+mmd -i "$FAT" ::/ssh ::/ssh/lib
+for f in "$S"/*; do [ -f "$f" ] && mcopy -i "$FAT" "$f" "::/ssh/$(basename "$f")"; done
+for f in "$S"/lib/*; do mcopy -i "$FAT" "$f" "::/ssh/lib/$(basename "$f")"; done
 mcopy -i "$FAT" "$WORK/syslinux.cfg" ::/syslinux.cfg
 syslinux --install --offset 0 "$FAT"
 
@@ -178,7 +256,7 @@ printf 'label: dos\nstart=%d, size=%d, type=6, bootable\n' "$PART_START" "$PART_
 dd if="$FAT" of="$DISK" bs=512 seek="$PART_START" conv=notrunc,sparse status=none
 dd if="$MBR_BIN" of="$DISK" bs=440 count=1 conv=notrunc status=none
 
-qemu-img convert -q -f raw -O qcow2 "$DISK" "$IMAGE.tmp"
+qemu-img convert -q -c -f raw -O qcow2 "$DISK" "$IMAGE.tmp"
 mv -f "$IMAGE.tmp" "$IMAGE"
 echo "$STAMP" >"$OUT_DIR/tiny.stamp"
 rm -rf "$WORK"

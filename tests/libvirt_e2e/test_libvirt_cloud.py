@@ -129,6 +129,35 @@ def test_boot_and_console_identity(cloud: Cloud) -> None:
     assert {p.name for p in inst.iterdir()} >= {"disk", "disk.config", "console.log"}
 
 
+def test_mininova_ssh_reaches_the_guest_through_its_agent(cloud: Cloud) -> None:
+    """`mininova ssh` with the keypair's private key runs a command in vm1 (Dropbear in the
+    tiny image, the config drive's key), the TCP stream going through the agent's link."""
+    import shutil
+    import sys
+
+    private_key = cloud.root / "k1"  # ssh-keygen wrote it next to k1.pub
+    if not private_key.exists():
+        pytest.skip("ssh-keygen not installed on this host: no private key for k1")
+    if shutil.which("ssh") is None:
+        pytest.skip("ssh client not installed on this host (openssh-client)")
+    _wait_console(cloud, "vm1", "sshd: listening on 22")
+    command = [
+        sys.executable, "-m", "mininova.cli", "ssh", "root@vm1",
+        "-i", str(private_key), "-o", "BatchMode=yes",
+        "cat /etc/hostname; echo through-the-agent",
+    ]  # fmt: skip
+    proc = subprocess.run(command, env=cloud.env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, f"mininova ssh failed: {proc.stderr}{cloud.logs()}"
+    assert proc.stdout.split() == ["vm1", "through-the-agent"], proc.stdout
+    # A key the guest does not hold is refused by the guest's sshd, not by mininova.
+    other = cloud.root / "other.pub"
+    make_ed25519_public_key(other)
+    command[command.index(str(private_key))] = str(other.with_suffix(""))
+    refused = subprocess.run(command, env=cloud.env, capture_output=True, text=True, timeout=120)
+    assert refused.returncode != 0
+    assert "Permission denied (publickey)" in refused.stderr, refused.stderr
+
+
 # -- 3: power actions, checked against libvirt ------------------------------------------------
 
 
