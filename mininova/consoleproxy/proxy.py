@@ -25,7 +25,7 @@ import secrets
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import WSCloseCode, web
 
@@ -73,6 +73,64 @@ def _refusal(status: int, reason: str, message: str) -> web.Response:
 
 def _peer(request: web.Request) -> str:
     return request.remote or "?"
+
+
+class DialinSession(Protocol):
+    """What a tunnel's agent dial-in needs of its session (console or TCP)."""
+
+    state: str
+    host: str
+    tunnel_token_hash: str
+    agent_ws: asyncio.Future
+    done: asyncio.Event
+
+
+async def accept_dialin(
+    request: web.Request,
+    session: DialinSession | None,
+    *,
+    store: Store,
+    keepalive: float | None,
+    kind: str,
+) -> web.StreamResponse:
+    """The agent's dial-in for a pending `kind` tunnel: its host credential, the one-time
+    tunnel token and the tunnel's host must all match; then the websocket joins the session."""
+    credential = enrolment.bearer_secret(request.headers.get("Authorization", ""))
+    token = request.headers.get(CAPABILITY_HEADER, "")
+    digest = hashlib.sha256(token.encode()).hexdigest()
+    try:
+        dialer = await enrolment.host_for_credential(store, credential)
+    except enrolment.EnrolmentRefused as exc:
+        log.warning("%s tunnel dial-in from %s refused: %s", kind, _peer(request), exc)
+        return _refusal(401, "bad_host_credential", "Invalid host credential.")
+    if session is None or session.state != "pending" or session.agent_ws.done():
+        log.warning(
+            "%s tunnel dial-in from %s refused: unknown or finished tunnel", kind, _peer(request)
+        )
+        return _refusal(404, "unknown_tunnel", f"No such {kind} tunnel.")
+    if not token or not hmac.compare_digest(digest, session.tunnel_token_hash):
+        log.warning("%s tunnel dial-in from %s refused: bad tunnel token", kind, _peer(request))
+        return _refusal(401, "bad_tunnel_token", f"Invalid {kind} tunnel token.")
+    if dialer != session.host:
+        log.warning(
+            "%s tunnel dial-in from %s refused: host %s is not %s",
+            kind,
+            _peer(request),
+            dialer,
+            session.host,
+        )
+        return _refusal(403, "wrong_host", f"This {kind} tunnel belongs to another host.")
+    ws = web.WebSocketResponse(heartbeat=keepalive, compress=False, max_msg_size=MAX_MESSAGE)
+    if not ws.can_prepare(request).ok:
+        return _refusal(400, "not_websocket", "A websocket upgrade was expected.")
+    session.tunnel_token_hash = ""  # one-time: no second dial-in with the same token
+    await ws.prepare(request)
+    if session.agent_ws.done():
+        await ws.close(message=f"{kind} session ended".encode())
+        return ws
+    session.agent_ws.set_result(ws)
+    await session.done.wait()
+    return ws
 
 
 def ws_url(base_url: str) -> str:
@@ -311,41 +369,6 @@ class ConsoleProxy:
     async def handle_tunnel(self, request: web.Request) -> web.StreamResponse:
         # scale-out seam: unknown id: look up its controller and relay (or redirect)
         session = self.sessions.get(request.match_info["id"])
-        header = request.headers.get("Authorization", "")
-        credential = enrolment.bearer_secret(header)
-        token = request.headers.get(CAPABILITY_HEADER, "")
-        digest = hashlib.sha256(token.encode()).hexdigest()
-        try:
-            dialer = await enrolment.host_for_credential(self.store, credential)
-        except enrolment.EnrolmentRefused as exc:
-            log.warning("console tunnel dial-in from %s refused: %s", _peer(request), exc)
-            return _refusal(401, "bad_host_credential", "Invalid host credential.")
-        if session is None or session.state != "pending" or session.agent_ws.done():
-            log.warning(
-                "console tunnel dial-in from %s refused: unknown or finished tunnel", _peer(request)
-            )
-            return _refusal(404, "unknown_tunnel", "No such console tunnel.")
-        if not token or not hmac.compare_digest(digest, session.tunnel_token_hash):
-            log.warning("console tunnel dial-in from %s refused: bad tunnel token", _peer(request))
-            return _refusal(401, "bad_tunnel_token", "Invalid console tunnel token.")
-        if dialer != session.host:
-            log.warning(
-                "console tunnel dial-in from %s refused: host %s is not %s",
-                _peer(request),
-                dialer,
-                session.host,
-            )
-            return _refusal(403, "wrong_host", "This console tunnel belongs to another host.")
-        ws = web.WebSocketResponse(
-            heartbeat=self.keepalive, compress=False, max_msg_size=MAX_MESSAGE
+        return await accept_dialin(
+            request, session, store=self.store, keepalive=self.keepalive, kind="console"
         )
-        if not ws.can_prepare(request).ok:
-            return _refusal(400, "not_websocket", "A websocket upgrade was expected.")
-        session.tunnel_token_hash = ""  # one-time: no second dial-in with the same token
-        await ws.prepare(request)
-        if session.agent_ws.done():
-            await ws.close(message=b"console session ended")
-            return ws
-        session.agent_ws.set_result(ws)
-        await session.done.wait()
-        return ws

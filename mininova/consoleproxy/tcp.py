@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import hmac
 import logging
 import secrets
 import time
@@ -41,13 +40,12 @@ from mininova.agenthub import AgentHub
 from mininova.compute.api import get_server
 from mininova.config import ServeConfig
 from mininova.consoleproxy.ends import AiohttpWsEnd
-from mininova.consoleproxy.proxy import MAX_MESSAGE, Session, _peer, _refusal, ws_url
+from mininova.consoleproxy.proxy import MAX_MESSAGE, Session, _peer, _refusal, accept_dialin, ws_url
 from mininova.errors import NotFound
 from mininova.identity.service import AuthFailed, IdentityService
-from mininova.protocol.core import ADDRESS_REFUSED, CAPABILITY_HEADER, UNREACHABLE, ProtocolError
+from mininova.protocol.core import ADDRESS_REFUSED, UNREACHABLE, ProtocolError
 from mininova.relay import relay
 from mininova.store import Store
-from mininova.trust import enrolment
 
 log = logging.getLogger(__name__)
 
@@ -259,41 +257,9 @@ class TcpTunnels:
 
     async def handle_agent(self, request: web.Request) -> web.StreamResponse:
         session = self.sessions.get(request.match_info["id"])
-        credential = enrolment.bearer_secret(request.headers.get("Authorization", ""))
-        token = request.headers.get(CAPABILITY_HEADER, "")
-        digest = hashlib.sha256(token.encode()).hexdigest()
-        try:
-            dialer = await enrolment.host_for_credential(self.store, credential)
-        except enrolment.EnrolmentRefused as exc:
-            log.warning("tcp tunnel dial-in from %s refused: %s", _peer(request), exc)
-            return _refusal(401, "bad_host_credential", "Invalid host credential.")
-        if session is None or session.state != "pending" or session.agent_ws.done():
-            log.warning("tcp tunnel dial-in from %s refused: unknown tunnel", _peer(request))
-            return _refusal(404, "unknown_tunnel", "No such TCP tunnel.")
-        if not token or not hmac.compare_digest(digest, session.tunnel_token_hash):
-            log.warning("tcp tunnel dial-in from %s refused: bad tunnel token", _peer(request))
-            return _refusal(401, "bad_tunnel_token", "Invalid tunnel token.")
-        if dialer != session.host:
-            log.warning(
-                "tcp tunnel dial-in from %s refused: host %s is not %s",
-                _peer(request),
-                dialer,
-                session.host,
-            )
-            return _refusal(403, "wrong_host", "This tunnel belongs to another host.")
-        ws = web.WebSocketResponse(
-            heartbeat=self.keepalive, compress=False, max_msg_size=MAX_MESSAGE
+        return await accept_dialin(
+            request, session, store=self.store, keepalive=self.keepalive, kind="TCP"
         )
-        if not ws.can_prepare(request).ok:
-            return _refusal(400, "not_websocket", "A websocket upgrade was expected.")
-        session.tunnel_token_hash = ""  # one-time: no second dial-in with the same token
-        await ws.prepare(request)
-        if session.agent_ws.done():
-            await ws.close(message=b"tcp tunnel ended")
-            return ws
-        session.agent_ws.set_result(ws)
-        await session.done.wait()
-        return ws
 
 
 TCP_TUNNELS: web.AppKey[TcpTunnels] = web.AppKey("tcp_tunnels", TcpTunnels)
