@@ -36,6 +36,10 @@ _PUBLIC_EXACT = {
     "/compute/v2/",
     "/image",
     "/image/",
+    "/networking",
+    "/networking/",
+    "/networking/v2.0",
+    "/networking/v2.0/",
     "/healthcheck",
 }
 _PUBLIC_PREFIXES = ("/agent", "/console", "/ui", "/static")
@@ -137,6 +141,7 @@ def build_app(services: Services) -> web.Application:
     from mininova.api.compute import routes as compute_routes
     from mininova.api.identity import routes as identity_routes
     from mininova.api.image import routes as image_routes
+    from mininova.api.network import routes as network_routes
 
     app = web.Application(
         middlewares=[api_middleware],
@@ -146,6 +151,7 @@ def build_app(services: Services) -> web.Application:
     identity_routes.setup(app)
     compute_routes.setup(app)
     image_routes.setup(app)
+    network_routes.setup(app)
     app.router.add_get("/", _root)
     app.router.add_get("/healthcheck", _health)
     return app

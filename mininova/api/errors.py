@@ -1,4 +1,9 @@
-"""API errors rendered in Nova's JSON shape: {"<kind>": {"code": N, "message": "..."}}."""
+"""API errors rendered in each service's JSON shape.
+
+Nova: {"<kind>": {"code": N, "message": "..."}}; Keystone (under /identity):
+{"error": {"code", "title", "message"}}; Neutron (under /networking):
+{"NeutronError": {"type", "message", "detail"}}.
+"""
 
 from __future__ import annotations
 
@@ -106,8 +111,38 @@ def keystone_error_response(status: int, message: str) -> web.Response:
     )
 
 
+# Neutron's error types when a handler names none (the webob exception class names).
+NEUTRON_TYPES = {
+    400: "HTTPBadRequest",
+    401: "HTTPUnauthorized",
+    403: "HTTPForbidden",
+    404: "HTTPNotFound",
+    405: "HTTPMethodNotAllowed",
+    406: "HTTPNotAcceptable",
+    409: "HTTPConflict",
+    413: "HTTPRequestEntityTooLarge",
+    415: "HTTPUnsupportedMediaType",
+    500: "HTTPInternalServerError",
+    503: "HTTPServiceUnavailable",
+}
+
+
+def neutron_error_response(status: int, message: str, kind: str | None = None) -> web.Response:
+    body = {
+        "NeutronError": {
+            "type": kind or NEUTRON_TYPES.get(status, "HTTPError"),
+            "message": message,
+            "detail": "",
+        }
+    }
+    return web.Response(status=status, text=json.dumps(body), content_type="application/json")
+
+
 def error_response_for(path: str, status: int, message: str) -> web.Response:
-    """The error body of the service that owns `path` (Keystone's for /identity, else Nova's)."""
+    """The error body of the service that owns `path` (Keystone's for /identity, Neutron's
+    for /networking, else Nova's)."""
     if path.startswith("/identity"):
         return keystone_error_response(status, message)
+    if path == "/networking" or path.startswith("/networking/"):
+        return neutron_error_response(status, message)
     return nova_error_response(status, message)

@@ -1,7 +1,7 @@
 """The one role rule applied to every API request before its handler runs.
 
-`reader` can read and never write: a write (POST/PUT/PATCH/DELETE) under /compute, /image or
-/identity needs the `member` or `admin` role on the token's project. Logging in (POST
+`reader` can read and never write: a write (POST/PUT/PATCH/DELETE) under /compute, /image,
+/identity or /networking needs the `member` or `admin` role on the token's project. Logging in (POST
 /identity/v3/auth/tokens) and revoking a token (DELETE /identity/v3/auth/tokens) are the two
 writes anyone may do. Finer rules (admin-only operations, ownership) stay in the handlers; this
 check runs first, so a reader gets 403 even for an object that does not exist.
@@ -13,7 +13,7 @@ from collections.abc import Iterable
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 WRITE_ROLES = frozenset({"member", "admin"})
-POLICED_PREFIXES = ("/compute", "/image", "/identity")
+POLICED_PREFIXES = ("/compute", "/image", "/identity", "/networking")
 TOKENS_PATH = "/identity/v3/auth/tokens"
 # Writes allowed whatever the roles: log in, and revoke a token (one's own).
 ALWAYS_ALLOWED = frozenset({("POST", TOKENS_PATH), ("DELETE", TOKENS_PATH)})

@@ -5,8 +5,8 @@ The HTTP handlers parse requests and render answers; the operations live here, b
 the `Caller` (the API's RequestContext fits) and, where they start work, the
 `ConductorAPI`; they raise the domain errors of `mininova.errors`.
 
-Server create checks every reference (image, flavor, keypair, availability zone, server
-group) first, then ONE transaction takes the project's quota lock, checks the quota and
+Server create checks every reference (networks, image, flavor, keypair, availability zone,
+server group) first, then ONE transaction takes the project's quota lock, checks the quota and
 inserts the instances with their create actions and group membership; the build is cast
 after commit.
 """
@@ -26,7 +26,7 @@ from mininova.errors import Conflict, Invalid, NotFound, PermissionDenied
 from mininova.hosts import is_up
 from mininova.image import store_ops
 from mininova.protocol import ProtocolError
-from mininova.store import flavors, hosts, images, instances, keypairs, server_groups
+from mininova.store import flavors, hosts, images, instances, keypairs, networks, server_groups
 from mininova.timeutil import now_iso
 
 if TYPE_CHECKING:
@@ -259,6 +259,8 @@ class ServerCreate:
     hostname: str | None = None
     description: str | None = None
     config_drive: bool = False
+    # "auto", "none", None (not given) or the request's list of {"uuid"|"port"|...} entries
+    networks: Any = None
 
 
 @dataclass
@@ -312,10 +314,42 @@ async def _group_from_hints(db: Executor, caller: Caller, hints: dict[str, Any])
     return group
 
 
+async def _check_networks(store: Store, requested: Any) -> None:
+    """Every server gets one NIC on `private`; a request may name that network (as OSC does
+    for `--network private`), nothing else: Nova's 400s for what does not exist here."""
+    if not isinstance(requested, list):
+        return  # "auto", "none" or absent: one NIC on private, as always
+    private_id, _ = await networks.private_ids(store)
+    for entry in requested:
+        if entry.get("port"):
+            raise Invalid(f"Port id {entry['port']} could not be found.")
+        network_id = entry.get("uuid")
+        if network_id is None:
+            continue
+        try:
+            uuidlib.UUID(str(network_id))
+        except ValueError:
+            raise Invalid(
+                f"Bad networks format: network uuid is not in proper format ({network_id})"
+            ) from None
+        if network_id == private_id:
+            continue
+        if await networks.get_network(store, network_id) is not None:
+            raise Invalid(
+                f"Network {network_id} is external: servers attach only to the private network."
+            )
+        raise Invalid(f"Network {network_id} could not be found.")
+    if len([e for e in requested if e.get("uuid")]) > 1:
+        raise Invalid("A server has one NIC here: request the private network once.")
+    if any(e.get("fixed_ip") for e in requested):
+        raise Invalid("A fixed IP cannot be requested: the host's DHCP server assigns it.")
+
+
 async def create_servers(
     store: Store, conductor: ConductorAPI, caller: Caller, req: ServerCreate
 ) -> CreatedServers:
     """Create min_count..max_count servers (as many as the quota allows) and cast their build."""
+    await _check_networks(store, req.networks)
     image = await _image_for(store, caller, req.image_ref)
     flavor = await _flavor_for(store, caller, req.flavor_ref, image)
     flavor_snapshot = {

@@ -335,6 +335,45 @@ server_group_members = Table(
     PrimaryKeyConstraint("group_id", "instance_uuid"),
 )
 
+# Networks and subnets an admin creates through the network API (external networks). The
+# `private` network and its subnet are not rows: they describe the hosts' libvirt network, and
+# only their ids are kept (in `settings`, written by migration 0004).
+networks = Table(
+    "networks",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("project_id", Text, nullable=False),
+    Column("description", Text, nullable=False, server_default=text("''")),
+    _flag("admin_state_up", 1),
+    _flag("shared"),
+    _flag("external"),
+    Column("mtu", Int, nullable=False, server_default=text("1500")),
+    Column("created_at", Text, nullable=False),
+    Column("updated_at", Text, nullable=False),
+)
+
+subnets = Table(
+    "subnets",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("network_id", Text, ForeignKey("networks.id", ondelete="CASCADE"), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("project_id", Text, nullable=False),
+    Column("description", Text, nullable=False, server_default=text("''")),
+    Column("ip_version", Int, nullable=False),
+    Column("cidr", Text, nullable=False),
+    Column("gateway_ip", Text),
+    _flag("enable_dhcp", 1),
+    # JSON lists: [{"start": ..., "end": ...}], ["8.8.8.8"], [{"destination":, "nexthop":}]
+    Column("allocation_pools", Text, nullable=False, server_default=text("'[]'")),
+    Column("dns_nameservers", Text, nullable=False, server_default=text("'[]'")),
+    Column("host_routes", Text, nullable=False, server_default=text("'[]'")),
+    Column("created_at", Text, nullable=False),
+    Column("updated_at", Text, nullable=False),
+    Index("subnets_network", "network_id"),
+)
+
 join_tokens = Table(
     "join_tokens",
     metadata,

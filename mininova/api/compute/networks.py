@@ -1,7 +1,8 @@
 """Compute API: the nova-network proxy os-networks.
 
-mininova has no Neutron: OSC resolves `--network private` through `GET /os-networks`
-(microversion 2.1). Like Nova, the proxy is gone (404) from 2.36.
+Clients without the catalog's network service (older OSC at microversion 2.1) resolve
+`--network private` here; the id is the one the network API shows (`/networking`, stored by
+migration 0004 with this same value). Like Nova, the proxy is gone (404) from 2.36.
 """
 
 from __future__ import annotations

@@ -116,6 +116,7 @@ def parse_create(request: web.Request, body: dict[str, Any]) -> compute.ServerCr
         hostname=server.get("hostname") or None,
         description=server.get("description"),
         config_drive=server.get("config_drive") not in (None, False, "", "False"),
+        networks=server.get("networks"),
     )
 
 

@@ -17,6 +17,7 @@ CATALOG_SERVICES = (
     ("identity", "keystone", "/identity"),
     ("compute", "nova", "/compute/v2.1"),
     ("image", "glance", "/image"),
+    ("network", "neutron", "/networking"),
 )
 INTERFACES = ("public", "internal", "admin")
 

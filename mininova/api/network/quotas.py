@@ -1,0 +1,79 @@
+"""Network API: quotas, read-only (what `openstack quota show` asks the network service).
+
+Nothing limits networks, subnets or ports here (they are not made by projects), so every
+limit is -1 (unlimited); `details` counts what the project owns.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from mininova.api.context import context, services
+from mininova.api.network import model
+from mininova.api.network.errors import neutron_handler, policy_denied
+
+RESOURCES = (
+    "network",
+    "subnet",
+    "port",
+    "router",
+    "floatingip",
+    "security_group",
+    "security_group_rule",
+    "rbac_policy",
+    "subnetpool",
+)
+
+
+def _project(request: web.Request) -> str:
+    ctx = context(request)
+    project_id = request.match_info["project_id"]
+    if project_id != ctx.project_id and not ctx.is_admin:
+        raise policy_denied("rule:get_quota")
+    return project_id
+
+
+@neutron_handler
+async def list_quotas(request: web.Request) -> web.Response:
+    """Projects with non-default quotas: none."""
+    if not context(request).is_admin:
+        raise policy_denied("rule:get_quota")
+    return web.json_response({"quotas": []})
+
+
+@neutron_handler
+async def show_quota(request: web.Request) -> web.Response:
+    _project(request)
+    return web.json_response({"quota": dict.fromkeys(RESOURCES, -1)})
+
+
+@neutron_handler
+async def default_quota(request: web.Request) -> web.Response:
+    _project(request)
+    return web.json_response({"quota": dict.fromkeys(RESOURCES, -1)})
+
+
+@neutron_handler
+async def quota_details(request: web.Request) -> web.Response:
+    project_id = _project(request)
+    svc, ctx = services(request), context(request)
+    used = dict.fromkeys(RESOURCES, 0)
+    used["network"] = sum(
+        n["project_id"] == project_id for n in await model.visible_networks(svc.store, ctx)
+    )
+    used["subnet"] = sum(
+        s["project_id"] == project_id for s in await model.visible_subnets(svc.store, ctx)
+    )
+    used["port"] = sum(
+        p["project_id"] == project_id for p in await model.visible_ports(svc.store, ctx)
+    )
+    body = {name: {"limit": -1, "used": used[name], "reserved": 0} for name in RESOURCES}
+    return web.json_response({"quota": body})
+
+
+def setup(router: web.UrlDispatcher, prefix: str) -> None:
+    router.add_get(prefix + "/quotas", list_quotas)
+    router.add_get(prefix + "/quotas/{project_id}", show_quota)
+    router.add_get(prefix + "/quotas/{project_id}/default", default_quota)
+    router.add_get(prefix + "/quotas/{project_id}/details", quota_details)
+    router.add_get(prefix + "/quotas/{project_id}/details.json", quota_details)

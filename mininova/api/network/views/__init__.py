@@ -1,0 +1,1 @@
+"""Pure views of the network API: rows in, Neutron documents out."""

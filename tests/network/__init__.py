@@ -1,0 +1,1 @@
+"""The network API (Neutron v2.0 subset): in-process API tests and the real clients."""
