@@ -36,7 +36,8 @@ def tiny_image(cloud: Cloud) -> str:  # noqa: F811
 @pytest.fixture(scope="module")
 def student(cloud: Cloud) -> Account:  # noqa: F811
     """A member of their own project, made with the CLI as an instructor would."""
-    account = Account("alice", secrets.token_urlsafe(12), "class-a")
+    # "pw" first: a password starting with "-" would be read as an option by the CLI.
+    account = Account("alice", "pw" + secrets.token_urlsafe(12), "class-a")
     cloud.run("project", "create", account.project)
     cloud.run(
         "user",
