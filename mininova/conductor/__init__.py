@@ -268,6 +268,11 @@ class Conductor:
 
     # ---- reads that need the host ----------------------------------------------------------
 
+    async def do_sync_network(self, hosts: list[str]) -> None:
+        """Send each connected host its desired network state (see mininova/network/)."""
+        # Implemented with the host firewall (issue 9); until then nothing is pushed.
+        return None
+
     async def do_console_output(self, uuid: str, length: int | None) -> str:
         inst = await db.get(self.store, uuid)
         if inst is None or not inst["host"]:

@@ -31,6 +31,10 @@ class ConductorAPI:
     def delete_instance(self, uuid: str) -> None:
         self.bus.cast(SERVICE, "delete_instance", uuid=uuid)
 
+    def sync_network(self, hosts: list[str]) -> None:
+        """Push the security-group and floating-IP state of these hosts to their agents."""
+        self.bus.cast(SERVICE, "sync_network", hosts=sorted({h for h in hosts if h}))
+
     async def console_output(self, uuid: str, length: int | None, timeout: float = 40) -> str:
         return await self.bus.call(
             SERVICE, "console_output", uuid=uuid, length=length, timeout=timeout

@@ -374,6 +374,80 @@ subnets = Table(
     Index("subnets_network", "network_id"),
 )
 
+# Security groups (Neutron's model): a project's groups, their rules, and which servers are
+# in which group. A project's `default` group is made on first use (store/security_groups.py).
+security_groups = Table(
+    "security_groups",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("project_id", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("description", Text, nullable=False, server_default=text("''")),
+    _flag("stateful", 1),
+    _flag("is_default", 0),
+    Column("revision_number", Int, nullable=False, server_default=text("0")),
+    Column("created_at", Text, nullable=False),
+    Column("updated_at", Text, nullable=False),
+    Index("security_groups_project", "project_id"),
+)
+
+security_group_rules = Table(
+    "security_group_rules",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column(
+        "security_group_id",
+        Text,
+        ForeignKey("security_groups.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("project_id", Text, nullable=False),
+    Column("direction", Text, nullable=False),  # ingress | egress
+    Column("ethertype", Text, nullable=False),  # IPv4 | IPv6
+    Column("protocol", Text),  # tcp, udp, icmp, a number, or NULL (any)
+    Column("port_range_min", Int),
+    Column("port_range_max", Int),
+    Column("remote_ip_prefix", Text),
+    Column("remote_group_id", Text),
+    Column("description", Text, nullable=False, server_default=text("''")),
+    Column("created_at", Text, nullable=False),
+    Column("updated_at", Text, nullable=False),
+    Index("security_group_rules_group", "security_group_id"),
+)
+
+instance_security_groups = Table(
+    "instance_security_groups",
+    metadata,
+    Column("instance_uuid", Text, nullable=False),
+    Column("security_group_id", Text, ForeignKey("security_groups.id"), nullable=False),
+    PrimaryKeyConstraint("instance_uuid", "security_group_id"),
+    Index("instance_security_groups_group", "security_group_id"),
+)
+
+# Floating IPs allocated from an external network's subnet; `port_id`/`instance_uuid`/
+# `fixed_ip_address` are set while one is associated with a server's port.
+floating_ips = Table(
+    "floating_ips",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("project_id", Text, nullable=False),
+    Column(
+        "floating_network_id", Text, ForeignKey("networks.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("subnet_id", Text, nullable=False),
+    Column("floating_ip_address", Text, nullable=False),
+    Column("port_id", Text),
+    Column("instance_uuid", Text),
+    Column("fixed_ip_address", Text),
+    Column("description", Text, nullable=False, server_default=text("''")),
+    Column("revision_number", Int, nullable=False, server_default=text("0")),
+    Column("created_at", Text, nullable=False),
+    Column("updated_at", Text, nullable=False),
+    UniqueConstraint("floating_network_id", "floating_ip_address", name="floating_ips_address"),
+    Index("floating_ips_project", "project_id"),
+    Index("floating_ips_instance", "instance_uuid"),
+)
+
 join_tokens = Table(
     "join_tokens",
     metadata,
