@@ -61,9 +61,7 @@ def upgrade() -> None:
         _text("created_at", False),
         _text("updated_at", False),
     )
-    op.create_index(
-        "security_group_rules_group", "security_group_rules", ["security_group_id"]
-    )
+    op.create_index("security_group_rules_group", "security_group_rules", ["security_group_id"])
     op.create_table(
         "instance_security_groups",
         _text("instance_uuid", False),
