@@ -15,8 +15,11 @@ import http.server
 import ipaddress
 import json
 import re
+import shutil
 import ssl
 import stat
+import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -31,6 +34,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from tests.e2e.procs import BIN
 from tests.lab.conftest import HOST2, Lab, RealHost
 from tests.libvirt_e2e.conftest import make_ed25519_public_key
 from tests.libvirt_e2e.host import TINY_IMAGE, domain_names, domstate
@@ -40,6 +44,7 @@ pytestmark = pytest.mark.netns
 FLAVOR = "m1.micro"  # the tiny guest needs 128 MiB (see tests/libvirt_e2e)
 BOOT_TIMEOUT = 240
 VM = "vm-lab"
+MININOVA_BIN = str(BIN / "mininova")
 
 
 # -- helpers ----------------------------------------------------------------------------------
@@ -438,6 +443,104 @@ async def test_browser_console_over_https(lab: Lab, host2: RealHost, vm: dict) -
                 f" VNC endpoint: {exc}\n" + "\n".join(failed)
             )
         raise AssertionError(f"{exc}{lab.logs()}") from None
+
+
+# -- 3b: ssh through the agent's own link, the host behind NAT -------------------------------
+
+NAT_TABLE = "mnlab_nat"
+
+
+def _nft_in_namespace(lab: Lab, script: str) -> None:
+    proc = subprocess.run(
+        ["ip", "netns", "exec", lab.ns, "nft", "-f", "-"],
+        input=script,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert proc.returncode == 0, f"nft in {lab.ns}: {proc.stderr}"
+
+
+def _connects(host: str, port: int, netns: str | None = None) -> bool:
+    """Whether a TCP connect to host:port succeeds within 3 s (from `netns` if given)."""
+    code = (
+        "import socket,sys\n"
+        "try:\n"
+        f"    socket.create_connection(({host!r}, {port}), timeout=3).close()\n"
+        "except OSError:\n"
+        "    sys.exit(1)\n"
+    )
+    cmd = (["ip", "netns", "exec", netns] if netns else []) + [sys.executable, "-c", code]
+    return subprocess.run(cmd, capture_output=True, timeout=30).returncode == 0
+
+
+@pytest.mark.libvirt
+def test_ssh_through_the_agent_behind_nat(lab: Lab, host2: RealHost, vm: dict) -> None:
+    """host2 drops every connection it did not open (as a NAT does): nothing reaches it but
+    the replies to its own outbound websocket. `mininova ssh` still gets a shell on its guest,
+    and is refused with a clear message until the security group admits port 22."""
+    if shutil.which("nft") is None:
+        pytest.skip("host capability missing: nft (Debian package nftables) is not installed")
+    if shutil.which("ssh") is None:
+        pytest.skip("host capability missing: ssh client (openssh-client) is not installed")
+    private_key = lab.root / "k"  # make_ed25519_public_key wrote it next to k.pub
+    if not private_key.exists():
+        pytest.skip("host capability missing: ssh-keygen (no private key for keypair k)")
+    # host2 reaches its guests on this machine's libvirt network (192.168.122.0/24, served
+    # from the root namespace) through its veth; libvirt's firewall would reject a routed
+    # connection into virbr0, so admit ours (source: the address this lab created).
+    guest_route = ("-n", lab.ns, "route", "replace", "192.168.122.0/24", "via", lab.ctl_ip)
+    assert subprocess.run(["ip", *guest_route], capture_output=True).returncode == 0
+    accept = ["LIBVIRT_FWI", "-s", lab.ns_ip, "-o", "virbr0", "-j", "ACCEPT"]
+    subprocess.run(["iptables", "-I", *accept], check=True, capture_output=True)
+    listener = subprocess.Popen(
+        [
+            "ip", "netns", "exec", lab.ns, sys.executable, "-c",
+            "import socket,time\n"
+            "s=socket.create_server(('0.0.0.0', 2222))\n"
+            "time.sleep(600)\n",
+        ]
+    )  # fmt: skip
+    try:
+        lab.wait(lambda: _connects(lab.ns_ip, 2222, lab.ns), 20, "a listener inside host2")
+        assert _connects(lab.ns_ip, 2222), "host2's listener should be reachable before NAT"
+        _nft_in_namespace(
+            lab,
+            f"table inet {NAT_TABLE} {{\n"
+            "  chain input { type filter hook input priority -50; policy accept;\n"
+            "    iif lo accept; ct state established,related accept; ct state new drop; }\n"
+            "}\n",
+        )
+        assert not _connects(lab.ns_ip, 2222), "host2 still accepts inbound connections"
+
+        _wait_console(lab, VM, "sshd: listening on 22")
+        command = [
+            MININOVA_BIN, "ssh", f"root@{VM}", "-i", str(private_key), "-o", "BatchMode=yes",
+            "cat /etc/hostname; echo behind-nat",
+        ]  # fmt: skip
+        refused = subprocess.run(
+            command, env=lab.os_env, capture_output=True, text=True, timeout=120
+        )
+        assert refused.returncode != 0, refused.stdout
+        assert "port 22" in refused.stderr and "security group rule create" in refused.stderr, (
+            refused.stderr
+        )
+        lab.osc(
+            "security", "group", "rule", "create", "--protocol", "tcp", "--dst-port", "22",
+            "default",
+        )  # fmt: skip
+        proc = subprocess.run(command, env=lab.os_env, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, f"mininova ssh failed: {proc.stderr}{lab.logs()}"
+        assert proc.stdout.split() == [VM, "behind-nat"], proc.stdout
+        assert "open_tcp_tunnel" in host2.agent.text(), host2.agent.text()
+    finally:
+        listener.kill()
+        listener.wait(timeout=10)
+        subprocess.run(
+            ["ip", "netns", "exec", lab.ns, "nft", "delete", "table", "inet", NAT_TABLE],
+            capture_output=True,
+        )
+        subprocess.run(["iptables", "-D", *accept], capture_output=True)
 
 
 # -- 4a: a wrong CA pin stops the agent before any secret leaves it ---------------------------
