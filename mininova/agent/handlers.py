@@ -112,6 +112,7 @@ class OrderHandlers:
             "open_tcp_tunnel": self.open_tcp_tunnel,
             "host_resources": self.host_resources,
             "snapshot": self.snapshot,
+            "network_sync": self.network_sync,
         }
         for op in POWER_OPS:
             table[op] = self._power_op(op)
@@ -260,6 +261,16 @@ class OrderHandlers:
     async def host_resources(self, params: dict[str, Any]) -> dict[str, Any]:
         async with self._driver_errors():
             return resources_to_dict(await self.driver.host_resources())
+
+    async def network_sync(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Enforce the desired network state (`state`, version 1) of this host's guests.
+
+        Partial failures (one address, one command) come back in the result's `errors`."""
+        state = params.get("state")
+        if not isinstance(state, dict) or state.get("version") != 1:
+            raise ValueError("state must be a network state document of version 1")
+        async with self._driver_errors():
+            return await self.driver.apply_network(state)
 
     async def snapshot(self, params: dict[str, Any]) -> dict[str, Any]:
         """Snapshot the root disk and upload it to the image API (`upload_url`, `capability`)."""

@@ -13,17 +13,18 @@ import logging
 from typing import Any
 
 from mininova import instance_states as st
-from mininova.agenthub import AgentHub
+from mininova.agenthub import AgentHub, HostUnavailable
 from mininova.conductor.rpcapi import ConductorAPI
 from mininova.conductor.specs import image_file_path, instance_spec
 from mininova.config import ServeConfig
 from mininova.consoleauth.client import ConsoleAuthClient
 from mininova.errors import NoValidHost
 from mininova.image.client import ImageClient
+from mininova.network.hoststate import desired_state
 from mininova.protocol import ProtocolError
 from mininova.scheduler import Request
 from mininova.scheduler.client import SchedulerClient
-from mininova.store import Store, allocations, server_groups
+from mininova.store import Store, allocations, host_network, server_groups
 from mininova.store import instances as db
 from mininova.timeutil import now_iso
 from mininova.trust.capabilities import Capabilities
@@ -59,6 +60,8 @@ class Conductor:
         self._missing: dict[str, int] = {}
         # scale-out seam: per-instance locks are in-process; need an advisory lock
         self._locks: dict[str, asyncio.Lock] = {}
+        # one network push per host at a time, each computing the state when it runs
+        self._net_locks: dict[str, asyncio.Lock] = {}
 
     def _lock(self, uuid: str) -> asyncio.Lock:
         return self._locks.setdefault(uuid, asyncio.Lock())
@@ -147,6 +150,8 @@ class Conductor:
                 )
                 if not landed:  # deleted while spawning: the delete path cleans up
                     log.info("instance %s changed during spawn", uuid)
+                else:
+                    await self._network_changed(inst["project_id"], host)
                 return
             await db.update(
                 self.store,
@@ -222,11 +227,14 @@ class Conductor:
                     log.warning("delete of %s on %s deferred: %s", uuid, host, exc.message)
                     await db.finish_event(self.store, event, False, exc.message)
             await self._mark_deleted(uuid)
+            await self._network_changed(inst["project_id"], host)
 
     async def _mark_deleted(self, uuid: str) -> None:
         async with self.store.transaction() as tx:
             await allocations.release(tx, uuid)
             await server_groups.remove_member(tx, uuid)
+            # its floating IPs are disassociated, its security group memberships forgotten
+            await host_network.release_instance(tx, uuid, now_iso())
             await db.mark_deleted(tx, uuid, st.DELETED)
         await self.scheduler.release(uuid)  # its in-memory claim
         self.consoleauth.revoke_instance(uuid)
@@ -269,9 +277,39 @@ class Conductor:
     # ---- reads that need the host ----------------------------------------------------------
 
     async def do_sync_network(self, hosts: list[str]) -> None:
-        """Send each connected host its desired network state (see mininova/network/)."""
-        # Implemented with the host firewall (issue 9); until then nothing is pushed.
-        return None
+        """Send each connected host its desired network state (mininova/network/hoststate.py)
+        with the agent order `network_sync`; failures are logged, never raised."""
+        await asyncio.gather(*(self._push_network(h) for h in sorted(set(hosts)) if h))
+
+    async def _push_network(self, host: str) -> None:
+        lock = self._net_locks.setdefault(host, asyncio.Lock())
+        async with lock:
+            try:
+                state = await desired_state(self.store, host)
+                result = await self.hub.call(host, "network_sync", {"state": state}, timeout=60)
+            except HostUnavailable:
+                return  # pushed again when the agent (re)connects
+            except ProtocolError as exc:
+                log.warning("network sync of %s failed: %s", host, exc.message)
+                return
+            except Exception:  # a push must never take the conductor down
+                log.exception("network sync of %s failed", host)
+                return
+        errors = result.get("errors") if isinstance(result, dict) else None
+        if errors:
+            log.warning("network sync of %s: %s", host, "; ".join(map(str, errors)))
+        else:
+            log.info("network sync of %s: %d instance(s)", host, len(state["instances"]))
+
+    async def _network_changed(self, project_id: str, host: str | None) -> None:
+        """An instance appeared, changed address or went: its host and the hosts of its
+        project (whose remote-group rules may name it) get their state, asynchronously."""
+        try:
+            hosts = await host_network.hosts_of_project(self.store, project_id)
+        except Exception:
+            log.exception("cannot list the hosts of project %s", project_id)
+            hosts = []
+        self.conductor.sync_network([*hosts, host or ""])
 
     async def do_console_output(self, uuid: str, length: int | None) -> str:
         inst = await db.get(self.store, uuid)
@@ -313,6 +351,7 @@ class Conductor:
                     "host %s runs guest %s that this cloud does not know; left alone", host, uuid
                 )
         await self.do_sync_power_states(host, guests)
+        await self._push_network(host)  # restart reconciliation: the whole state, now
 
     async def do_sync_power_states(self, host: str, guests: list[dict[str, Any]]) -> None:
         reported = {
@@ -353,7 +392,11 @@ class Conductor:
         if isinstance(addresses, list) and addresses and addresses != inst["addresses"]:
             changes["addresses"] = addresses
         if changes:
-            await db.update(self.store, uuid, expect_task_state=None, **changes)
+            landed = await db.update(self.store, uuid, expect_task_state=None, **changes)
+            if landed and "addresses" in changes:
+                row = inst if "project_id" in inst else await db.get(self.store, uuid)
+                if row is not None:
+                    await self._network_changed(row["project_id"], row["host"])
 
     async def _guest_missing(self, uuid: str) -> None:
         inst = await db.get(self.store, uuid)

@@ -202,3 +202,8 @@ class ComputeDriver(abc.ABC):
     async def snapshot(self, uuid: str, dest: Path) -> None:
         """Write a standalone qcow2 copy of the guest's root disk to `dest`."""
         raise DriverError(f"the {self.name} driver cannot snapshot")
+
+    async def apply_network(self, state: dict) -> dict:
+        """Enforce the controller's desired network state (`network_sync`, version 1: security
+        groups and floating IPs of this host's guests); {"ok", "errors", ...}."""
+        raise DriverError(f"the {self.name} driver cannot enforce network state")

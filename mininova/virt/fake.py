@@ -101,6 +101,8 @@ class FakeDriver(ComputeDriver):
         self.host_ip = host_ip
         self._guests: dict[str, _Guest] = {}
         self._vnc_lock = asyncio.Lock()
+        self.network_state: dict | None = None  # the last `network_sync` state
+        self.network_syncs = 0
         self._load()
 
     # -- persistence -----------------------------------------------------------------------
@@ -297,6 +299,23 @@ class FakeDriver(ComputeDriver):
         dest.write_bytes(
             b"QFI\xfb" + f"fake snapshot of {guest.spec.uuid}\n".encode() + b"\0" * 4096
         )
+
+    async def apply_network(self, state: dict) -> dict:
+        """Record the desired network state (`network_state`, and `fake-network.json` next
+        to the state file) so tests can see what the controller pushed; nothing is enforced."""
+        self.network_state = state
+        self.network_syncs += 1
+        if self.state_file is not None:
+            self.state_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            write_private(self.network_file, json.dumps(state))
+        guests = state.get("instances") if isinstance(state, dict) else None
+        return {"ok": True, "errors": [], "guests": len(guests or [])}
+
+    @property
+    def network_file(self) -> Path:
+        """Where a fake agent with a state file writes the last network state it got."""
+        base = self.state_file or Path("fake-guests.json")
+        return base.with_name("fake-network.json")
 
     # -- test hooks ------------------------------------------------------------------------
 

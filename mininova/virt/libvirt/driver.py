@@ -55,6 +55,7 @@ from mininova.virt.driver import (
 from mininova.virt.libvirt import guestxml
 from mininova.virt.libvirt.configdrive import build_config_drive
 from mininova.virt.libvirt.events import EventThread
+from mininova.virt.libvirt.firewall import Firewall
 from mininova.virt.libvirt.images import ImageCache, create_overlay, inspect_image, run
 from mininova.virt.libvirt.probe import kvm_device_problem, probe_kvm
 
@@ -153,6 +154,7 @@ class LibvirtDriver(ComputeDriver):
         self._tasks: set[asyncio.Task] = set()
         self._last_state: dict[str, int] = {}
         self._reboots: dict[str, int] = {}
+        self._firewall: Firewall | None = None
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -494,6 +496,26 @@ class LibvirtDriver(ComputeDriver):
             if ip:
                 out.append({"version": 4, "addr": ip, "mac": mac})
         return out
+
+    async def apply_network(self, state: dict) -> dict:
+        """Security groups and floating IPs in nftables (firewall.py), on the bridge of the
+        configured libvirt network; what was added is recorded in `<instances>/_network.json`."""
+        if self._firewall is None:
+
+            def bridge() -> str:
+                net = self._usable_network()
+                with contextlib.suppress(libvirt.libvirtError):
+                    if net is not None:
+                        return str(net.bridgeName())
+                return "virbr0"
+
+            self._firewall = Firewall(
+                self.instances_path / "_network.json", await self._run(bridge)
+            )
+        try:
+            return await self._firewall.apply(state)
+        except ValueError as exc:
+            raise DriverError(f"bad network state: {exc}") from exc
 
     # -- guests -----------------------------------------------------------------------------
 

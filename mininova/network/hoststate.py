@@ -1,0 +1,165 @@
+"""A host's desired network state: the document the conductor pushes with `network_sync`.
+
+Version 1 (docs/agent-protocol.md):
+
+    {"version": 1, "host": "fw1",
+     "instances": [{"uuid", "mac", "fixed_ips": ["192.168.122.10"],
+                    "security_groups": [ids],
+                    "ingress": [rule], "egress": [rule],
+                    "floating_ips": [{"id", "address", "cidr", "fixed_ip"}]}]}
+    rule = {"id", "security_group_id", "ethertype", "protocol", "port_range_min",
+            "port_range_max", "remote_ip_prefix", "remote_group_id",
+            "remote_ips": [fixed IPs of the remote group's members] or null}
+
+An instance in no security group gets its project's `default` group; when the project has
+no default group row yet, Neutron's default rules are used (all egress, ingress only from the
+project's other group-less instances). A remote group's members are its live instances on any
+host; an instance is a member of its own group too.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from mininova.store import host_network as repo
+
+if TYPE_CHECKING:
+    from mininova.store.engine import Executor, Row
+
+VERSION = 1
+# Stand-in id of a project's default group that has no row yet.
+IMPLICIT_DEFAULT = "default"
+
+
+def fixed_ips(addresses: Any) -> list[str]:
+    """The fixed IPs an instance's `addresses` (as the agent reported them) name, in order."""
+    out: list[str] = []
+    for item in addresses if isinstance(addresses, list) else []:
+        addr = item.get("addr") if isinstance(item, dict) else None
+        if isinstance(addr, str) and addr and addr not in out:
+            out.append(addr)
+    return out
+
+
+def _implicit_default_rules() -> list[dict[str, Any]]:
+    """Neutron's default group: egress anywhere (IPv4, IPv6), ingress from the same group."""
+    return [
+        {
+            "id": f"{IMPLICIT_DEFAULT}-{direction}-{ethertype}",
+            "security_group_id": IMPLICIT_DEFAULT,
+            "direction": direction,
+            "ethertype": ethertype,
+            "protocol": None,
+            "port_range_min": None,
+            "port_range_max": None,
+            "remote_ip_prefix": None,
+            "remote_group_id": IMPLICIT_DEFAULT if direction == "ingress" else None,
+        }
+        for direction in ("ingress", "egress")
+        for ethertype in ("IPv4", "IPv6")
+    ]
+
+
+def _rule_doc(rule: Row, remote_ips: list[str] | None) -> dict[str, Any]:
+    return {
+        "id": rule["id"],
+        "security_group_id": rule["security_group_id"],
+        "ethertype": rule["ethertype"],
+        "protocol": rule["protocol"],
+        "port_range_min": rule["port_range_min"],
+        "port_range_max": rule["port_range_max"],
+        "remote_ip_prefix": rule["remote_ip_prefix"],
+        "remote_group_id": rule["remote_group_id"],
+        "remote_ips": remote_ips,
+    }
+
+
+async def desired_state(db: Executor, host: str) -> dict[str, Any]:
+    """The network state `host` must enforce for its live instances (version 1)."""
+    on_host = await repo.instances_on_host(db, host)
+    uuids = [row["uuid"] for row in on_host]
+    member_of = await repo.memberships(db, uuids)
+    projects = sorted({row["project_id"] for row in on_host})
+    defaults = await repo.default_groups(db, projects)
+
+    def effective(row: Row) -> list[str]:
+        listed = member_of.get(row["uuid"])
+        if listed:
+            return listed
+        return [defaults.get(row["project_id"], f"{IMPLICIT_DEFAULT}:{row['project_id']}")]
+
+    groups_of = {row["uuid"]: effective(row) for row in on_host}
+    real_ids = sorted({g for gs in groups_of.values() for g in gs if ":" not in g})
+    rules_by_group: dict[str, list[Row]] = {}
+    for rule in await repo.rules(db, real_ids):
+        rules_by_group.setdefault(rule["security_group_id"], []).append(rule)
+    for gs in groups_of.values():
+        for g in gs:
+            if g.startswith(f"{IMPLICIT_DEFAULT}:"):
+                rules_by_group[g] = [
+                    {
+                        **r,
+                        "security_group_id": g,
+                        "remote_group_id": g if r["remote_group_id"] else None,
+                    }
+                    for r in _implicit_default_rules()
+                ]
+
+    # Remote groups -> their members' fixed IPs.
+    remote_ids = sorted(
+        {r["remote_group_id"] for rs in rules_by_group.values() for r in rs if r["remote_group_id"]}
+    )
+    explicit = [g for g in remote_ids if ":" not in g]
+    members = await repo.members(db, explicit)
+    meta = await repo.groups(db, explicit)
+    # A default group's members include the project's instances that are in no group.
+    lone_projects = sorted(
+        {meta[g]["project_id"] for g in explicit if g in meta and meta[g]["is_default"]}
+        | {g.split(":", 1)[1] for g in remote_ids if ":" in g}
+    )
+    lone = await repo.ungrouped(db, lone_projects)
+    remote_ips: dict[str, list[str]] = {}
+    for g in remote_ids:
+        if ":" in g:
+            rows = lone.get(g.split(":", 1)[1], [])
+        else:
+            rows = list(members.get(g, []))
+            if g in meta and meta[g]["is_default"]:
+                rows += lone.get(meta[g]["project_id"], [])
+        ips: list[str] = []
+        for row in rows:
+            ips += [ip for ip in fixed_ips(row["addresses"]) if ip not in ips]
+        remote_ips[g] = ips
+
+    floating = await repo.floating_of(db, uuids)
+    docs: list[dict[str, Any]] = []
+    for row in on_host:
+        uuid = row["uuid"]
+        ingress: list[dict[str, Any]] = []
+        egress: list[dict[str, Any]] = []
+        for g in groups_of[uuid]:
+            for rule in rules_by_group.get(g, []):
+                remote = rule["remote_group_id"]
+                doc = _rule_doc(rule, remote_ips.get(remote, []) if remote else None)
+                (ingress if rule["direction"] == "ingress" else egress).append(doc)
+        docs.append(
+            {
+                "uuid": uuid,
+                "mac": row["mac_address"],
+                "fixed_ips": fixed_ips(row["addresses"]),
+                "security_groups": [g for g in groups_of[uuid] if ":" not in g],
+                "ingress": ingress,
+                "egress": egress,
+                "floating_ips": [
+                    {
+                        "id": f["id"],
+                        "address": f["floating_ip_address"],
+                        "cidr": f["cidr"],
+                        "fixed_ip": f["fixed_ip_address"],
+                    }
+                    for f in floating.get(uuid, [])
+                    if f["cidr"]
+                ],
+            }
+        )
+    return {"version": VERSION, "host": host, "instances": docs}
