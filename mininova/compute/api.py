@@ -25,8 +25,10 @@ from mininova.consoleauth import CONSOLE_VM_STATES
 from mininova.errors import Conflict, Invalid, NotFound, PermissionDenied
 from mininova.hosts import is_up
 from mininova.image import store_ops
+from mininova.network import security_groups as secgroups
 from mininova.protocol import ProtocolError
 from mininova.store import flavors, hosts, images, instances, keypairs, networks, server_groups
+from mininova.store import security_groups as secgroup_store
 from mininova.timeutil import now_iso
 
 if TYPE_CHECKING:
@@ -219,6 +221,12 @@ async def server_groups_of(db: Executor, inst: Row) -> list[str]:
     return await server_groups.groups_of(db, inst["uuid"])
 
 
+async def security_group_names(db: Executor, uuids: list[str]) -> dict[str, list[str]]:
+    """The unique names of each server's security groups (Nova shows names only)."""
+    groups = await secgroup_store.groups_of_instances(db, uuids)
+    return {uuid: list(dict.fromkeys(g["name"] for g in rows)) for uuid, rows in groups.items()}
+
+
 async def list_actions(db: Executor, caller: Caller, uuid: str) -> tuple[Row, list[Row]]:
     """The server and its actions, newest first."""
     inst = await get_server(db, caller, uuid)
@@ -261,6 +269,8 @@ class ServerCreate:
     config_drive: bool = False
     # "auto", "none", None (not given) or the request's list of {"uuid"|"port"|...} entries
     networks: Any = None
+    # names or ids of the request's `security_groups` (the project's `default` when empty)
+    security_groups: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -373,6 +383,9 @@ async def create_servers(
         raise Invalid(f"The requested availability zone is not available: {zone}")
     hints = dict(req.scheduler_hints)
     group = await _group_from_hints(store, caller, hints)
+    firewall_groups = await secgroups.resolve_for_server(
+        store, caller, req.security_groups, caller.project_id
+    )
     if req.host:
         if not caller.is_admin:
             raise PermissionDenied("Policy doesn't allow host in server create to be performed.")
@@ -427,6 +440,8 @@ async def create_servers(
             )
             if group is not None:
                 await server_groups.add_member(tx, group["id"], uuid)
+            for firewall_group in firewall_groups:
+                await secgroup_store.add_member(tx, uuid, firewall_group["id"])
             await instances.start_action(
                 tx, uuid, "create", caller.request_id, caller.user_id, caller.project_id
             )

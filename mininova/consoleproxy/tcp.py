@@ -12,7 +12,8 @@
 
 The agent's order and its dial-in happen BEFORE the client's websocket upgrade, so every
 refusal is an HTTP status with a JSON body `{"error": {"code", "reason", "message"}}` the CLI
-prints: 400 bad port, 401/403 token or role, 404 server, 409 not ACTIVE / no fixed IP,
+prints: 400 bad port, 401/403 token or role, 403 (reason `security_group`) no ingress rule
+of the server's security groups allows the port, 404 server, 409 not ACTIVE / no fixed IP,
 429/503 session limits, 502 the guest refused or did not answer (reason `unreachable`) or the
 agent refused the address, 503 host not connected, 504 setup timed out. No Keystone token
 reaches the agent: it gets a one-time tunnel token for one dial-in, as the console does.
@@ -43,6 +44,7 @@ from mininova.consoleproxy.ends import AiohttpWsEnd
 from mininova.consoleproxy.proxy import MAX_MESSAGE, Session, _peer, _refusal, accept_dialin, ws_url
 from mininova.errors import NotFound
 from mininova.identity.service import AuthFailed, IdentityService
+from mininova.network.security_groups import tunnel_refusal
 from mininova.protocol.core import ADDRESS_REFUSED, UNREACHABLE, ProtocolError
 from mininova.relay import relay
 from mininova.store import Store
@@ -167,6 +169,9 @@ class TcpTunnels:
         address = fixed_address(inst["addresses"])
         if address is None:
             return _refusal(409, "no_address", f"Server {uuid} has no fixed IP address.")
+        refused = await tunnel_refusal(self.store, inst, port)
+        if refused is not None:  # the server's security groups, as its host's firewall would
+            return _refusal(403, "security_group", refused)
         max_per = self._limit("tcp_tunnel_max_per_instance", DEFAULT_MAX_PER_INSTANCE)
         if self.per_instance[uuid] >= max_per:
             return _refusal(429, "too_many_sessions", "Too many TCP tunnels to this server.")

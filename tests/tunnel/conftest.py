@@ -63,10 +63,24 @@ async def guest_server(handler: StreamHandler = echo) -> AsyncIterator[GuestServ
         await server.wait_closed()
 
 
+async def allow_tcp(api: ApiClient) -> str:
+    """An ingress TCP rule (every port) in the project's `default` security group, as the
+    tunnel asks; its id."""
+    _, body, _ = await api.get("/networking/v2.0/security-groups?name=default")
+    (group,) = body["security_groups"]
+    rule = {"security_group_id": group["id"], "direction": "ingress", "protocol": "tcp"}
+    status, body, _ = await api.post(
+        "/networking/v2.0/security-group-rules", json={"security_group_rule": rule}
+    )
+    assert status == 201, body
+    return str(body["security_group_rule"]["id"])
+
+
 @pytest.fixture
 async def env(controller: Controller, api: ApiClient, tmp_path: Path) -> AsyncIterator[ConsoleEnv]:
     agent, driver, task = await start_agent(controller, tmp_path / "agent", host="tunnel-node")
     driver.guest_address = GUEST_IP
+    await allow_tcp(api)
     try:
         yield ConsoleEnv(controller, api, driver, agent)
     finally:

@@ -92,6 +92,10 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
         image = tmp / "disk.qcow2"
         image.write_bytes(b"QFI\xfb" + b"\0" * 4096)
         osc_json(env, "image", "create", "--file", str(image), "--disk-format", "qcow2", "img")
+        run_client(
+            env, "openstack", "security", "group", "rule", "create", "--protocol", "tcp",
+            "--dst-port", "1:65535", "default",
+        )  # fmt: skip
         osc_json(env, "server", "create", "--image", "img", "--flavor", "1", "--wait", "vm1")
         off = osc_json(env, "server", "create", "--image", "img", "--flavor", "1", "--wait", "off")
         run_client(env, "openstack", "server", "stop", "off")
@@ -247,3 +251,20 @@ def test_wrong_password_and_bad_ports(cloud: dict[str, str]) -> None:
     )
     assert proc.returncode == 2
     assert "expected LOCAL_PORT:GUEST_PORT, e.g. 8080:80" in proc.stderr
+
+
+def test_tunnel_refused_by_security_groups(cloud: dict[str, str]) -> None:
+    """A server whose only group admits no TCP: `mininova tunnel` prints the refusal, which
+    names the server and port and the rule to add, and exits non-zero."""
+    env = cloud
+    osc_json(env, "security", "group", "create", "closed")
+    server = osc_json(
+        env, "server", "create", "--image", "img", "--flavor", "1", "--security-group",
+        "closed", "--wait", "closed-vm",
+    )  # fmt: skip
+    proc = mininova(env, "tunnel", "closed-vm", "22")
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode != 0
+    text = err.decode()
+    assert "refused (403)" in text and server["id"] in text and "TCP port 22" in text, text
+    assert "openstack security group rule create --protocol tcp --dst-port 22 closed" in text

@@ -15,7 +15,7 @@ from mininova.protocol.core import ProtocolError
 from tests.conftest import ApiClient
 from tests.console.conftest import SERVERS, ConsoleEnv
 from tests.kit.wait import wait_for
-from tests.tunnel.conftest import GUEST_IP, guest_server
+from tests.tunnel.conftest import GUEST_IP, allow_tcp, guest_server
 
 
 def tunnel_url(env: ConsoleEnv, server: str, port: object) -> str:
@@ -151,6 +151,7 @@ async def test_refusals(env: ConsoleEnv, member_api: ApiClient) -> None:
         assert status == 202, body
         mine = body["server"]["id"]
         await member_api.wait_server(mine, "ACTIVE")
+        await allow_tcp(member_api)
         async with aiohttp.ClientSession() as session:
             for token in (member_api.token, env.api.token):
                 ws = await open_tunnel(session, env, mine, port, token)
@@ -204,4 +205,45 @@ async def test_session_limits(env: ConsoleEnv) -> None:
         await ws.send_bytes(b"ok")
         assert await read_exactly(ws, 2) == b"ok"
         await ws.close()
+    await assert_no_tunnel_left(env)
+
+
+async def test_security_groups_must_allow_the_port(env: ConsoleEnv) -> None:
+    """No ingress TCP rule for the port in the server's groups: 403 before any agent order,
+    with the command that fixes it; the rule for exactly that port opens the tunnel."""
+    groups = "/networking/v2.0/security-groups"
+    rules = "/networking/v2.0/security-group-rules"
+    _, body, _ = await env.api.get(f"{rules}?protocol=tcp&direction=ingress")
+    for rule in body["security_group_rules"]:  # what the fixture allowed
+        assert (await env.api.delete(f"{rules}/{rule['id']}"))[0] == 204
+    uuid = await env.server("closed-vm")
+    async with guest_server() as guest:
+        status, message = await refusal(env, uuid, guest.port, env.api.token)
+        assert status == 403, message
+        assert uuid in message and f"TCP port {guest.port}" in message
+        assert (
+            f"openstack security group rule create --protocol tcp --dst-port {guest.port} default"
+            in message
+        )
+        assert guest.connections == 0
+        _, body, _ = await env.api.get(f"{groups}?name=default")
+        group_id = body["security_groups"][0]["id"]
+        for prefix, allowed in (("10.0.0.0/8", False), ("192.168.122.0/24", True)):
+            rule = {
+                "security_group_id": group_id,
+                "direction": "ingress",
+                "protocol": "tcp",
+                "port_range_min": guest.port,
+                "port_range_max": guest.port,
+                "remote_ip_prefix": prefix,
+            }
+            status, body, _ = await env.api.post(rules, json={"security_group_rule": rule})
+            assert status == 201, body
+            if not allowed:  # not from the agent's host address
+                assert (await refusal(env, uuid, guest.port, env.api.token))[0] == 403
+        async with aiohttp.ClientSession() as session:
+            ws = await open_tunnel(session, env, uuid, guest.port, env.api.token)
+            await ws.send_bytes(b"open")
+            assert await read_exactly(ws, 4) == b"open"
+            await ws.close()
     await assert_no_tunnel_left(env)

@@ -22,6 +22,7 @@ def setup(app: web.Application) -> None:
         infra_quota,
         keypairs,
         networks,
+        security_groups,
         server_actions,
         server_groups,
         servers,
@@ -48,5 +49,6 @@ def setup(app: web.Application) -> None:
         floating_ip_pools,
         images,
         consoles,
+        security_groups,
     ):
         module.setup(app.router, PREFIX)

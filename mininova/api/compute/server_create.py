@@ -78,6 +78,17 @@ def check_ip(value: Any, version: int, field: str) -> str | None:
     return str(addr)
 
 
+def _security_group_refs(given: Any) -> list[str]:
+    """The names (or ids) of the request's `security_groups: [{"name": …}]`."""
+    refs = []
+    for item in given or ():
+        name = item.get("name")
+        if not isinstance(name, str) or not name:
+            raise BadRequest("Invalid input for field/attribute security_groups.")
+        refs.append(name)
+    return refs
+
+
 def parse_create(request: web.Request, body: dict[str, Any]) -> compute.ServerCreate:
     """The checked body of POST /servers as the compute API's request."""
     server = body["server"]
@@ -117,6 +128,7 @@ def parse_create(request: web.Request, body: dict[str, Any]) -> compute.ServerCr
         description=server.get("description"),
         config_drive=server.get("config_drive") not in (None, False, "", "False"),
         networks=server.get("networks"),
+        security_groups=_security_group_refs(server.get("security_groups")),
     )
 
 
@@ -129,11 +141,13 @@ async def create_server(request: web.Request) -> web.Response:
     if str(server.get("return_reservation_id", "")).lower() in ("true", "1"):
         return web.json_response({"reservation_id": created.reservation_id}, status=202)
     first = created.uuids[0]
+    names = (await compute.security_group_names(svc.store, [first]))[first]
     view = views.created_view(
         svc.base_url,
         first,
         server.get("OS-DCF:diskConfig", "MANUAL"),
         server.get("adminPass") or secrets.token_urlsafe(9),
+        names,
     )
     response = web.json_response({"server": view}, status=202)
     response.headers["Location"] = svc.url(f"/compute/v2.1/servers/{first}")

@@ -18,6 +18,7 @@ from mininova.api.microversions import V2_71, V2_98, at_least
 from mininova.api.pagination import next_query, parse_limit
 from mininova.api.validation import validated_body
 from mininova.compute import api as compute
+from mininova.store import floating_ips
 from mininova.store.db import Row
 from mininova.timeutil import iso, parse_iso
 
@@ -35,7 +36,24 @@ async def _show(request: web.Request, uuid: str) -> tuple[Row, list[str] | None]
         svc.store, ctx, uuid, with_image_properties=at_least(mv, V2_98), with_node=ctx.is_admin
     )
     groups = await compute.server_groups_of(svc.store, inst) if at_least(mv, V2_71) else None
+    (inst,) = await _with_floating_ips(request, [inst])
+    (inst,) = await _with_security_groups(request, [inst])
     return inst, groups
+
+
+async def _with_security_groups(request: web.Request, rows: list[Row]) -> list[Row]:
+    """The servers with their security groups' names as `security_group_names` (one query)."""
+    names = await compute.security_group_names(
+        services(request).store, [row["uuid"] for row in rows]
+    )
+    return [{**row, "security_group_names": names[row["uuid"]]} for row in rows]
+
+
+async def _with_floating_ips(request: web.Request, rows: list[Row]) -> list[Row]:
+    """The servers with their associated floating IPs as `floating_ips` (one query)."""
+    uuids = [row["uuid"] for row in rows]
+    found = await floating_ips.floating_ips_of_instances(services(request).store, uuids)
+    return [{**row, "floating_ips": found[row["uuid"]]} for row in rows]
 
 
 def _host_status(request: web.Request, inst: Row) -> str | None:
@@ -110,6 +128,8 @@ async def list_servers_detail(request: web.Request) -> web.Response:
         with_image_properties=with_props,
         with_node=ctx.is_admin,
     )
+    items = await _with_floating_ips(request, items)
+    items = await _with_security_groups(request, items)
     servers = [
         views.show_view(
             svc.base_url,
@@ -236,12 +256,12 @@ async def delete_metadata_item(request: web.Request) -> web.Response:
 
 
 async def list_ips(request: web.Request) -> web.Response:
-    inst = await get_server(request)
+    (inst,) = await _with_floating_ips(request, [await get_server(request)])
     return web.json_response(views.ips_view(inst))
 
 
 async def show_ips(request: web.Request) -> web.Response:
-    inst = await get_server(request)
+    (inst,) = await _with_floating_ips(request, [await get_server(request)])
     network = request.match_info["network"]
     addresses = views.ips_view(inst)["addresses"]
     if network not in addresses:

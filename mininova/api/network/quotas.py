@@ -1,15 +1,17 @@
 """Network API: quotas, read-only (what `openstack quota show` asks the network service).
 
-Nothing limits networks, subnets or ports here (they are not made by projects), so every
-limit is -1 (unlimited); `details` counts what the project owns.
+Nothing limits networks, subnets or ports here (they are not made by projects), so their
+limit is -1 (unlimited); `floatingip` is the project's `floating_ips` quota (mininova.quota).
+`details` counts what the project owns.
 """
 
 from __future__ import annotations
 
 from aiohttp import web
 
+from mininova import quota
 from mininova.api.context import context, services
-from mininova.api.network import model
+from mininova.api.network import floatingips, model, security_groups
 from mininova.api.network.errors import neutron_handler, policy_denied
 
 RESOURCES = (
@@ -43,14 +45,22 @@ async def list_quotas(request: web.Request) -> web.Response:
 
 @neutron_handler
 async def show_quota(request: web.Request) -> web.Response:
-    _project(request)
-    return web.json_response({"quota": dict.fromkeys(RESOURCES, -1)})
+    project_id = _project(request)
+    body = dict.fromkeys(RESOURCES, -1)
+    body["floatingip"], _ = await floatingips.quota_usage(request, project_id)
+    for name, (limit, _) in (await security_groups.quota_usage(request, project_id)).items():
+        body[name] = limit
+    return web.json_response({"quota": body})
 
 
 @neutron_handler
 async def default_quota(request: web.Request) -> web.Response:
     _project(request)
-    return web.json_response({"quota": dict.fromkeys(RESOURCES, -1)})
+    body = dict.fromkeys(RESOURCES, -1)
+    body["floatingip"] = quota.DEFAULTS["floating_ips"]
+    body["security_group"] = quota.DEFAULTS["security_groups"]
+    body["security_group_rule"] = quota.DEFAULTS["security_group_rules"]
+    return web.json_response({"quota": body})
 
 
 @neutron_handler
@@ -68,6 +78,10 @@ async def quota_details(request: web.Request) -> web.Response:
         p["project_id"] == project_id for p in await model.visible_ports(svc.store, ctx)
     )
     body = {name: {"limit": -1, "used": used[name], "reserved": 0} for name in RESOURCES}
+    limit, in_use = await floatingips.quota_usage(request, project_id)
+    body["floatingip"] = {"limit": limit, "used": in_use, "reserved": 0}
+    for name, (limit, in_use) in (await security_groups.quota_usage(request, project_id)).items():
+        body[name] = {"limit": limit, "used": in_use, "reserved": 0}
     return web.json_response({"quota": body})
 
 

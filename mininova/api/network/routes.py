@@ -11,7 +11,15 @@ from __future__ import annotations
 from aiohttp import web
 
 from mininova.api.context import services
-from mininova.api.network import networks, ports, quotas, subnets
+from mininova.api.network import (
+    floatingips,
+    networks,
+    ports,
+    quotas,
+    security_group_rules,
+    security_groups,
+    subnets,
+)
 from mininova.api.network.views import versions as views
 
 PREFIX = "/networking"
@@ -28,7 +36,10 @@ def setup(app: web.Application) -> None:
     networks.setup(r, V2)
     subnets.setup(r, V2)
     ports.setup(r, V2)
+    floatingips.setup(r, V2)
     quotas.setup(r, V2)
+    security_groups.setup(r, V2)
+    security_group_rules.setup(r, V2)
 
 
 async def versions(request: web.Request) -> web.Response:

@@ -61,12 +61,20 @@ def host_id(project_id: str, host: str | None) -> str:
 
 
 def addresses(inst: dict[str, Any], full: bool) -> dict[str, list[dict[str, Any]]]:
+    """The fixed addresses, then the associated floating IPs (`inst["floating_ips"]`, rows
+    of mininova.store.floating_ips the handler fetched), on the one network, as Nova shows."""
     items = []
     for addr in inst["addresses"]:
         item: dict[str, Any] = {"version": addr.get("version", 4), "addr": addr["addr"]}
         if full:
             item["OS-EXT-IPS:type"] = "fixed"
             item["OS-EXT-IPS-MAC:mac_addr"] = addr.get("mac") or inst["mac_address"]
+        items.append(item)
+    for fip in inst.get("floating_ips") or ():
+        item = {"version": 4, "addr": fip["floating_ip_address"]}
+        if full:
+            item["OS-EXT-IPS:type"] = "floating"
+            item["OS-EXT-IPS-MAC:mac_addr"] = inst["mac_address"]
         items.append(item)
     return {NETWORK_NAME: items} if items else {}
 
@@ -177,7 +185,10 @@ COMMON_FIELDS: tuple[Field[ServerView], ...] = (
 # GET /servers/{id} and /servers/detail (and update/rebuild from 2.75).
 SHOW_FIELDS: tuple[Field[ServerView], ...] = COMMON_FIELDS + (
     Field("key_name", lambda s: s.inst["key_name"]),
-    Field("security_groups", lambda s: [{"name": "default"}]),
+    Field(
+        "security_groups",
+        lambda s: [{"name": name} for name in s.inst.get("security_group_names") or ()],
+    ),
     Field("OS-EXT-AZ:availability_zone", lambda s: s.inst["availability_zone"] or "nova"),
     Field("OS-EXT-STS:task_state", lambda s: s.inst["task_state"]),
     Field("OS-EXT-STS:vm_state", lambda s: s.inst["vm_state"]),
@@ -271,13 +282,15 @@ def ips_view(inst: dict[str, Any]) -> dict[str, Any]:
     return {"addresses": addresses(inst, False)}
 
 
-def created_view(base: str, uuid: str, disk_config: str, admin_pass: str) -> dict[str, Any]:
-    """The `server` of POST /servers' 202."""
+def created_view(
+    base: str, uuid: str, disk_config: str, admin_pass: str, security_groups: list[str]
+) -> dict[str, Any]:
+    """The `server` of POST /servers' 202 (`security_groups`: its groups' unique names)."""
     return {
         "id": uuid,
         "links": links(base, "servers", uuid),
         "OS-DCF:diskConfig": disk_config,
-        "security_groups": [{"name": "default"}],
+        "security_groups": [{"name": name} for name in security_groups],
         "adminPass": admin_pass,
     }
 
