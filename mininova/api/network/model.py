@@ -15,7 +15,7 @@ import uuid
 from typing import Any
 
 from mininova.api.context import RequestContext
-from mininova.store import instances, networks
+from mininova.store import instances, networks, security_groups
 from mininova.store.db import Store
 
 PRIVATE_NAME = "private"
@@ -152,6 +152,7 @@ async def visible_ports(store: Store, ctx: RequestContext) -> list[dict[str, Any
     rows = await instances.list_instances(
         store, project_id=None if ctx.is_admin else ctx.project_id, descending=False
     )
+    groups = await security_groups.groups_of_instances(store, [inst["uuid"] for inst in rows])
     out = []
     for inst in rows:
         mac = (inst["mac_address"] or "").lower()
@@ -177,6 +178,7 @@ async def visible_ports(store: Store, ctx: RequestContext) -> list[dict[str, Any
                 "device_owner": "compute:" + (inst["availability_zone"] or DEFAULT_ZONE),
                 "status": _port_status(inst["vm_state"]),
                 "host": inst["host"] or "",
+                "security_groups": [group["id"] for group in groups[inst["uuid"]]],
                 "created_at": _stamp(inst["created_at"]),
                 "updated_at": _stamp(inst["updated_at"]),
             }
