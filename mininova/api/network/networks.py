@@ -23,6 +23,7 @@ from mininova.api.network.errors import (
 )
 from mininova.api.network.schemas import networks as schemas
 from mininova.api.network.views import networks as views
+from mininova.store import floating_ips
 from mininova.store import networks as repo
 from mininova.timeutil import now_iso
 
@@ -97,8 +98,15 @@ async def delete_network(request: web.Request) -> web.Response:
             f"Unable to complete operation on network {record['id']}. The network is the "
             "compute hosts' own and cannot be deleted.",
         )
-    # Nothing can use an external network yet (no routers, floating IPs or ports on it), so
-    # its subnets go with it, as Neutron deletes the subnets of a network without ports.
+    if await floating_ips.count_on_network(svc.store, record["id"]):
+        raise NeutronFault(
+            "NetworkInUse",
+            409,
+            f"Unable to complete operation on network {record['id']}. There are one or more "
+            "floating IPs still in use on the network.",
+        )
+    # No router or port uses an external network, so its subnets go with it, as Neutron
+    # deletes the subnets of a network without ports.
     await repo.delete_network(svc.store, record["id"])
     return web.Response(status=204)
 
