@@ -37,6 +37,7 @@ _COUNT_PROJECT = prepared(
 _COUNT_NETWORK = prepared(
     select(func.count().label("n")).where(_f.c.floating_network_id == bindparam("network"))
 )
+_COUNT_SUBNET = prepared(select(func.count().label("n")).where(_f.c.subnet_id == bindparam("id")))
 _ON_FIXED_IP = prepared(
     select(_f).where(
         _f.c.floating_network_id == bindparam("network"),
@@ -119,6 +120,11 @@ async def count_in_project(db: Executor, project_id: str) -> int:
 
 async def count_on_network(db: Executor, network_id: str) -> int:
     return int(await db.scalar(_COUNT_NETWORK, {"network": network_id}) or 0)
+
+
+async def count_on_subnet(db: Executor, subnet_id: str) -> int:
+    """How many floating IPs were allocated from this subnet."""
+    return int(await db.scalar(_COUNT_SUBNET, {"id": subnet_id}) or 0)
 
 
 async def on_fixed_ip(db: Executor, network_id: str, port_id: str, fixed_ip: str) -> Row | None:

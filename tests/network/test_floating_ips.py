@@ -443,3 +443,17 @@ async def test_nova_floating_ip_pools_are_the_external_networks(
     assert body == {"floating_ip_pools": [{"name": "public"}, {"name": "public2"}]}
     status, _, _ = await member_api.get(pools, version="2.36")
     assert status == 404
+
+
+async def test_subnet_with_floating_ips_cannot_be_deleted(api: ApiClient) -> None:
+    """Neutron's 409 SubnetInUse while a floating IP came from the subnet; 204 after."""
+    public, subnet = await _public(api, "10.77.0.0/24", "pub-inuse")
+    status, body = await _create(api, public["id"])
+    assert status == 201, body
+    status, fault, _ = await api.delete(f"{N}/subnets/{subnet['id']}")
+    assert status == 409, fault
+    neutron_error(fault, "SubnetInUse")
+    status, _, _ = await api.delete(f"{FIPS}/{body['floatingip']['id']}")
+    assert status == 204
+    status, _, _ = await api.delete(f"{N}/subnets/{subnet['id']}")
+    assert status == 204

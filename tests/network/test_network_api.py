@@ -119,6 +119,9 @@ async def test_catalog_and_version_documents(api: ApiClient, controller: Control
         "networks",
         "subnets",
         "ports",
+        "security-groups",
+        "security-group-rules",
+        "floatingips",
         "quotas",
     }
     assert {"href": api.base + "/networking/v2.0/networks", "rel": "self"} in [

@@ -27,6 +27,7 @@ from mininova.api.network.errors import (
 from mininova.api.network.networks import find as find_network
 from mininova.api.network.schemas import subnets as schemas
 from mininova.api.network.views import subnets as views
+from mininova.store import floating_ips
 from mininova.store import networks as repo
 from mininova.timeutil import now_iso
 
@@ -207,6 +208,13 @@ async def delete_subnet(request: web.Request) -> web.Response:
             409,
             f"Unable to complete operation on subnet {record['id']}: it is the compute hosts' "
             "libvirt network and cannot be deleted.",
+        )
+    if await floating_ips.count_on_subnet(svc.store, record["id"]):
+        raise NeutronFault(
+            "SubnetInUse",
+            409,
+            f"Unable to complete operation on subnet {record['id']}: "
+            "One or more floating IPs are allocated from it.",
         )
     await repo.delete_subnet(svc.store, record["id"])
     return web.Response(status=204)

@@ -8,6 +8,9 @@ RESOURCES = (
     ("network", "networks"),
     ("subnet", "subnets"),
     ("port", "ports"),
+    ("security_group", "security-groups"),
+    ("security_group_rule", "security-group-rules"),
+    ("floatingip", "floatingips"),
     ("quota", "quotas"),
 )
 
