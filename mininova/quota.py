@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from mininova.errors import Invalid, QuotaExceeded
-from mininova.store import quotas, server_groups
+from mininova.store import floating_ips, quotas, security_groups, server_groups
 
 if TYPE_CHECKING:
     from mininova.store.engine import Executor
@@ -85,9 +85,13 @@ async def reset_limits(db: Executor, project_id: str) -> None:
 async def get_usage(db: Executor, project_id: str, user_id: str | None = None) -> dict[str, int]:
     """What a project uses now (one aggregate query): instances, cores and ram of its live
     instances, key_pairs of `user_id` (keypairs are per user; 0 when None) and its
-    server_groups. Other resources are 0."""
+    server_groups, and the network API's security groups, rules and floating IPs. Other
+    resources are 0."""
     usage = dict.fromkeys(DEFAULTS, 0)
     usage.update(await quotas.usage(db, project_id, user_id))
+    usage["security_groups"] = await security_groups.count_groups(db, project_id)
+    usage["security_group_rules"] = await security_groups.count_rules(db, project_id)
+    usage["floating_ips"] = await floating_ips.count_in_project(db, project_id)
     return usage
 
 

@@ -450,6 +450,9 @@ async def test_subnet_with_floating_ips_cannot_be_deleted(api: ApiClient) -> Non
     public, subnet = await _public(api, "10.77.0.0/24", "pub-inuse")
     status, body = await _create(api, public["id"])
     assert status == 201, body
+    # Nova's limits (below 2.36) count it as well.
+    _, limits, _ = await api.get("/compute/v2.1/limits", version="2.1")
+    assert limits["limits"]["absolute"]["totalFloatingIpsUsed"] == 1, limits
     status, fault, _ = await api.delete(f"{N}/subnets/{subnet['id']}")
     assert status == 409, fault
     neutron_error(fault, "SubnetInUse")
