@@ -10,6 +10,7 @@ reconnects; a deleted server leaves no rule behind.
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import socket
 import subprocess
@@ -18,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from tests.libvirt_e2e.conftest import make_ed25519_public_key
 from tests.libvirt_e2e.host import TINY_IMAGE
 from tests.netfw.conftest import HOST, TABLE, FwCloud, skip_reason
 
@@ -53,6 +55,18 @@ def banner_from_host(address: str) -> str:
 def banner_from_laptop(cloud: FwCloud, address: str) -> str:
     proc = cloud.lan.in_laptop(sys.executable, "-c", PROBE, address)
     return (proc.stdout or proc.stderr).strip()
+
+
+def ssh_from_laptop(cloud: FwCloud, address: str, command: str) -> subprocess.CompletedProcess:
+    """The system ssh client, run in the laptop namespace, with keypair fwkey's private key."""
+    key = cloud.root / "fwkey"
+    if shutil.which("ssh") is None or not key.exists():
+        pytest.skip("host capability missing: ssh client or ssh-keygen (openssh-client)")
+    return cloud.lan.in_laptop(
+        "ssh", "-i", str(key), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
+        "-o", "UserKnownHostsFile=/dev/null", "-o", "ConnectTimeout=10", f"root@{address}",
+        command, timeout=90,
+    )  # fmt: skip
 
 
 def ruleset() -> str:
@@ -111,9 +125,12 @@ def test_boot(cloud: FwCloud) -> None:
         "image", "create", "--file", str(TINY_IMAGE), "--disk-format", "qcow2",
         "--container-format", "bare", "--public", "tiny",
     )  # fmt: skip
+    make_ed25519_public_key(cloud.root / "fwkey.pub")
+    cloud.run("keypair", "create", "--public-key", str(cloud.root / "fwkey.pub"), "fwkey")
     server = cloud.json(
-        "server", "create", "--image", "tiny", "--flavor", "m1.micro", "--wait", "fwvm"
-    )
+        "server", "create", "--image", "tiny", "--flavor", "m1.micro", "--key-name", "fwkey",
+        "--wait", "fwvm",
+    )  # fmt: skip
     cloud.ids.add(server["id"])
     assert server["status"] == "ACTIVE" and server["OS-EXT-SRV-ATTR:host"] == HOST, server
     cloud.facts["fixed"] = fixed_ip(cloud, "fwvm")
@@ -160,6 +177,10 @@ def test_floating_ip_reaches_the_guest_from_the_laptop(cloud: FwCloud) -> None:
     cloud.wait(lambda: banner_from_laptop(cloud, fip).startswith(BANNER), 60, "ssh via the FIP")
     assert (fip, cloud.facts["fixed"]) in dnat_targets()
     assert fip in lan_addresses(cloud)
+    # A student on the LAN logs in with the keypair's private key.
+    login = ssh_from_laptop(cloud, fip, "cat /etc/hostname; echo via-floating-ip")
+    assert login.returncode == 0, f"ssh from the laptop failed: {login.stderr}{cloud.logs()}"
+    assert login.stdout.split() == ["fwvm", "via-floating-ip"], login.stdout
 
     cloud.run("server", "remove", "floating", "ip", "fwvm", fip)
     cloud.wait(lambda: fip not in lan_addresses(cloud), 30, "the FIP to leave the LAN")
