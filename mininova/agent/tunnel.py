@@ -16,7 +16,13 @@ import asyncio
 import contextlib
 import logging
 
-from mininova.relay import StreamEnd, WebsocketsEnd, relay
+from mininova.relay import (
+    SocketEnd,
+    WebsocketsEnd,
+    connect_socket_end,
+    connect_unix_socket_end,
+    relay,
+)
 from mininova.virt.driver import ConsoleEndpoint, ControllerAccess
 
 log = logging.getLogger(__name__)
@@ -28,17 +34,14 @@ MAX_MESSAGE = 16 * 1024 * 1024
 _tunnels: set[asyncio.Task[None]] = set()
 
 
-async def _connect_endpoint(
-    endpoint: ConsoleEndpoint,
-) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, str]:
+async def _connect_endpoint(endpoint: ConsoleEndpoint) -> tuple[SocketEnd, str]:
     if endpoint.unix_path is not None:
-        reader, writer = await asyncio.open_unix_connection(str(endpoint.unix_path))
-        return reader, writer, f"unix:{endpoint.unix_path}"
+        end = await connect_unix_socket_end(str(endpoint.unix_path), "vnc")
+        return end, f"unix:{endpoint.unix_path}"
     if endpoint.port is None:
         raise ValueError("console endpoint has neither a unix socket nor a port")
     host = endpoint.host or "127.0.0.1"
-    reader, writer = await asyncio.open_connection(host, endpoint.port)
-    return reader, writer, f"{host}:{endpoint.port}"
+    return await connect_socket_end(host, endpoint.port, "vnc"), f"{host}:{endpoint.port}"
 
 
 async def open_tunnel(
@@ -53,33 +56,38 @@ async def open_tunnel(
     `tunnel_url` (the host credential plus the one-time tunnel token as the capability) and
     start relaying bytes in a background task. Returns once both legs are connected."""
     async with asyncio.timeout(CONNECT_TIMEOUT):
-        reader, writer, where = await _connect_endpoint(endpoint)
+        guest, where = await _connect_endpoint(endpoint)
     await start_relay(
-        tunnel_url, tunnel_token, reader, writer, where, access, kind="console", keepalive=keepalive
+        tunnel_url, tunnel_token, guest, guest, where, access, kind="console", keepalive=keepalive
     )
 
 
-async def connect_tcp(address: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+async def connect_tcp(address: str, port: int) -> tuple[SocketEnd, SocketEnd]:
     """A TCP connection to a guest's `address:port` (`open_tcp_tunnel`); OSError or
-    TimeoutError when the guest does not accept it within CONNECT_TIMEOUT."""
+    TimeoutError when the guest does not accept it within CONNECT_TIMEOUT.
+
+    The pair is one `SocketEnd` twice (its reading and its writing side), what `start_relay`
+    takes."""
     async with asyncio.timeout(CONNECT_TIMEOUT):
-        return await asyncio.open_connection(address, port)
+        guest = await connect_socket_end(address, port, "guest")
+    return guest, guest
 
 
 async def start_relay(
     tunnel_url: str,
     tunnel_token: str,
-    reader: asyncio.StreamReader,
-    writer: asyncio.StreamWriter,
+    reader: SocketEnd,
+    writer: SocketEnd,
     where: str,
     access: ControllerAccess,
     *,
     kind: str,
     keepalive: float = KEEPALIVE,
 ) -> None:
-    """Dial the controller's data websocket for an already connected guest stream and relay
-    both ways in a background task (counted by `active_tunnels`). Closes the stream when the
-    dial fails; `kind` ("console", "tcp") only names the tunnel in the log."""
+    """Dial the controller's data websocket for an already connected guest socket (`reader`
+    and `writer`: its two sides, one `SocketEnd`) and relay both ways in a background task
+    (counted by `active_tunnels`). Closes the socket when the dial fails; `kind` ("console",
+    "tcp") only names the tunnel in the log."""
     from websockets.asyncio.client import connect
 
     try:
@@ -96,16 +104,15 @@ async def start_relay(
                 proxy=None,
             )
     except BaseException:
-        writer.close()
+        writer.close_now()
         raise
 
     guest_name = "vnc" if kind == "console" else "guest"
+    reader.name = guest_name
 
     async def run() -> None:
         try:
-            stats = await relay(
-                StreamEnd(reader, writer, guest_name), WebsocketsEnd(conn, "controller")
-            )
+            stats = await relay(reader, WebsocketsEnd(conn, "controller"))
             log.info(
                 "%s tunnel to %s closed: %s (%s->controller %d B, controller->%s %d B)",
                 kind,
@@ -119,7 +126,7 @@ async def start_relay(
         except Exception:
             log.exception("%s tunnel to %s failed", kind, where)
         finally:
-            writer.close()
+            writer.close_now()
             with contextlib.suppress(Exception):
                 await conn.close()
 

@@ -14,7 +14,13 @@ from mininova.relay.core import (
     RelayStats,
     relay,
 )
-from mininova.relay.ends import StreamEnd, WebsocketsEnd
+from mininova.relay.ends import (
+    SocketEnd,
+    StreamEnd,
+    WebsocketsEnd,
+    connect_socket_end,
+    connect_unix_socket_end,
+)
 
 __all__ = [
     "DEFAULT_CAPACITY",
@@ -24,7 +30,10 @@ __all__ = [
     "Pipe",
     "PipeClosed",
     "RelayStats",
+    "SocketEnd",
     "StreamEnd",
     "WebsocketsEnd",
+    "connect_socket_end",
+    "connect_unix_socket_end",
     "relay",
 ]

@@ -1,20 +1,24 @@
 """Byte relay between two connection ends, with backpressure and bounded buffers.
 
-Sans-I/O core: `Pipe` is a plain bounded byte buffer (no asyncio, no sockets). `AsyncPipe`
-adds waiting on top of it, and `relay(a, b)` moves bytes both ways between two `End`s through
-one `AsyncPipe` per direction:
+`relay(a, b)` moves bytes both ways between two `End`s, one task per direction, each read
+handed straight to the other end's write (no intermediate buffer, no copy, no task hand-off):
 
-    a.read() -> pipe(a->b) -> b.write()        b.read() -> pipe(b->a) -> a.write()
+    a.read() -> b.write()        b.read() -> a.write()
 
-Backpressure: a reader only reads the next chunk when its pipe has room (fewer than `capacity`
-bytes buffered) and a writer's `write()` returns only once the sink has drained below its own
-transport limit, so a fast side can never make us buffer more than `capacity + chunk` bytes per
-direction, however slow the other side is. When either side ends (EOF, error, close), both ends
-are closed and the relay returns its statistics.
+Backpressure: the next read only happens once the sink's `write()` returned, and a `write()`
+returns only once the sink has drained below its own transport limit, so a fast side can never
+make the relay hold more than one read per direction, however slow the other side is; the
+ends' transports (aiohttp's and `websockets`' read queues, asyncio's StreamReader limit) stop
+reading from their sockets when their own bounded buffers are full. When either side ends (EOF,
+error, close), both ends are closed and the relay returns its statistics.
+
+`Pipe` (a plain bounded byte buffer, sans-I/O) and `AsyncPipe` (awaitable put/get on top of it)
+are kept as building blocks for ends that need a bounded queue of their own.
 
 An `End` is anything with `async read() -> bytes` (b"" at the end), `async write(data)` and
-`async close(reason)`; `mininova.relay.ends` adapts `websockets` connections and asyncio
-streams, `mininova.consoleproxy.ends` aiohttp websockets; tests use in-memory ends.
+`async close(reason)`; `mininova.relay.ends` adapts `websockets` connections, asyncio
+streams and plain sockets (`SocketEnd`), `mininova.consoleproxy.ends` aiohttp websockets;
+tests use in-memory ends.
 
 Pure asyncio (no aiohttp): the agent's console tunnel and the console proxy share it.
 """
@@ -31,7 +35,7 @@ from typing import Protocol
 log = logging.getLogger(__name__)
 
 DEFAULT_CAPACITY = 256 * 1024
-DEFAULT_CHUNK = 64 * 1024
+DEFAULT_CHUNK = 256 * 1024
 
 
 class End(Protocol):
@@ -156,51 +160,39 @@ class RelayStats:
     high_water: dict[str, int] = field(default_factory=dict)
 
 
-async def _reader(src: End, pipe: AsyncPipe) -> str:
+async def _pump(src: End, dst: End, moved: list[int]) -> str:
+    """Move bytes src -> dst until src ends; each read is written before the next read.
+
+    One task and no intermediate buffer per direction: a chunk goes from `src.read()`
+    straight to `dst.write()` (no copy, no hand-off to another task), and the next read only
+    happens once the sink took the previous chunk. The ends' own transports and the kernel's
+    socket buffers keep the bytes flowing meanwhile, up to their limits (that is the
+    pipelining; the relay itself holds at most one chunk per direction).
+    """
     try:
         while True:
             data = await src.read()
             if not data:
                 return f"{src.name} closed"
-            await pipe.put(data)
-    finally:
-        pipe.end()
-
-
-async def _writer(pipe: AsyncPipe, dst: End, chunk: int) -> str:
-    while True:
-        data = await pipe.get(chunk)
-        if not data:
-            return "drained"
-        await dst.write(data)
-
-
-async def _direction(src: End, dst: End, pipe: AsyncPipe, chunk: int) -> str:
-    """Move bytes src -> dst until src ends (then flush what is buffered) or a side fails."""
-    reader = asyncio.create_task(_reader(src, pipe))
-    writer = asyncio.create_task(_writer(pipe, dst, chunk))
-    try:
-        done, _ = await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_EXCEPTION)
-        for task in done:
-            exc = task.exception()
-            if exc is not None:
-                return f"{src.name}->{dst.name} failed: {type(exc).__name__}: {exc}"
-        if not writer.done():
-            await writer
-        return reader.result()
-    finally:
-        for task in (reader, writer):
-            task.cancel()
-        await asyncio.gather(reader, writer, return_exceptions=True)
+            moved[0] += len(data)
+            if len(data) > moved[1]:
+                moved[1] = len(data)
+            await dst.write(data)
+    except Exception as exc:
+        return f"{src.name}->{dst.name} failed: {type(exc).__name__}: {exc}"
 
 
 async def relay(
     a: End, b: End, *, capacity: int = DEFAULT_CAPACITY, chunk: int = DEFAULT_CHUNK
 ) -> RelayStats:
-    """Relay both ways until one side ends; then close both ends. Cancellation-safe."""
-    ab, ba = AsyncPipe(capacity), AsyncPipe(capacity)
-    forward = asyncio.create_task(_direction(a, b, ab, chunk), name=f"relay {a.name}->{b.name}")
-    backward = asyncio.create_task(_direction(b, a, ba, chunk), name=f"relay {b.name}->{a.name}")
+    """Relay both ways until one side ends; then close both ends. Cancellation-safe.
+
+    `capacity` and `chunk` are accepted for compatibility and no longer used: the relay
+    buffers at most one read per direction (`RelayStats.high_water` is the largest one)."""
+    del capacity, chunk
+    ab, ba = [0, 0], [0, 0]
+    forward = asyncio.create_task(_pump(a, b, ab), name=f"relay {a.name}->{b.name}")
+    backward = asyncio.create_task(_pump(b, a, ba), name=f"relay {b.name}->{a.name}")
     stats = RelayStats()
     try:
         done, _ = await asyncio.wait({forward, backward}, return_when=asyncio.FIRST_COMPLETED)
@@ -211,12 +203,8 @@ async def relay(
         for task in (forward, backward):
             task.cancel()
         await asyncio.gather(forward, backward, return_exceptions=True)
-        stats.a_to_b = ab.pipe.total_out
-        stats.b_to_a = ba.pipe.total_out
-        stats.high_water = {
-            f"{a.name}->{b.name}": ab.pipe.high_water,
-            f"{b.name}->{a.name}": ba.pipe.high_water,
-        }
+        stats.a_to_b, stats.b_to_a = ab[0], ba[0]
+        stats.high_water = {f"{a.name}->{b.name}": ab[1], f"{b.name}->{a.name}": ba[1]}
         reason = stats.reason or "relay stopped"
         for end in (a, b):
             with contextlib.suppress(Exception):
