@@ -38,6 +38,7 @@ def create_driver(config: AgentConfig) -> ComputeDriver:
             instances_path=instances_dir(config),
             network=config.libvirt_network,
             sync_interval=config.sync_interval,
+            network_record=config.data_dir / "network.json",
         )
     raise ValueError(
         f"unknown compute driver {config.driver!r} (expected one of: {', '.join(DRIVERS)})"

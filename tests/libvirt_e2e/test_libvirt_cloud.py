@@ -141,12 +141,8 @@ def test_mininova_ssh_reaches_the_guest_through_its_agent(cloud: Cloud) -> None:
     if shutil.which("ssh") is None:
         pytest.skip("ssh client not installed on this host (openssh-client)")
     _wait_console(cloud, "vm1", "sshd: listening on 22")
-    opened = subprocess.run(
-        ["openstack", "security", "group", "rule", "create", "--protocol", "tcp",
-         "--dst-port", "22", "default"],
-        env=cloud.env, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
-    assert opened.returncode == 0, f"ssh rule not created: {opened.stderr}"
+    cloud.run("security", "group", "rule", "create", "--protocol", "tcp", "--dst-port", "22",
+              "default")  # fmt: skip
     command = [
         sys.executable, "-m", "mininova.cli", "ssh", "root@vm1",
         "-i", str(private_key), "-o", "BatchMode=yes",

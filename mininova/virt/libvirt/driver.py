@@ -128,6 +128,7 @@ class LibvirtDriver(ComputeDriver):
         reboot_timeout: float = 30.0,
         lease_wait: float = 20.0,
         probe_timeout: float = 10.0,
+        network_record: Path | None = None,
     ) -> None:
         super().__init__()
         if virt_type not in ("auto", "kvm", "qemu"):
@@ -137,6 +138,10 @@ class LibvirtDriver(ComputeDriver):
         self.virt_type = "qemu" if virt_type == "auto" else virt_type
         self.virt_type_reason = ""
         self.instances_path = Path(instances_path)
+        # What the firewall added (addresses, rules), so a restarted agent removes stale ones.
+        self.network_record = network_record or self.instances_path.with_name(
+            self.instances_path.name + ".network.json"
+        )
         self.network = network
         self.sync_interval = sync_interval
         self.shutdown_timeout = shutdown_timeout
@@ -499,7 +504,8 @@ class LibvirtDriver(ComputeDriver):
 
     async def apply_network(self, state: dict) -> dict:
         """Security groups and floating IPs in nftables (firewall.py), on the bridge of the
-        configured libvirt network; what was added is recorded in `<instances>/_network.json`."""
+        configured libvirt network; what was added is recorded in `network_record` (the agent's
+        data dir: `network.json`)."""
         if self._firewall is None:
 
             def bridge() -> str:
@@ -509,9 +515,7 @@ class LibvirtDriver(ComputeDriver):
                         return str(net.bridgeName())
                 return "virbr0"
 
-            self._firewall = Firewall(
-                self.instances_path / "_network.json", await self._run(bridge)
-            )
+            self._firewall = Firewall(self.network_record, await self._run(bridge))
         try:
             return await self._firewall.apply(state)
         except ValueError as exc:
