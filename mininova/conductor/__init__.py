@@ -234,7 +234,7 @@ class Conductor:
             await allocations.release(tx, uuid)
             await server_groups.remove_member(tx, uuid)
             # its floating IPs are disassociated, its security group memberships forgotten
-            await host_network.release_instance(tx, uuid, now_iso())
+            await host_network.release_instance(tx, uuid)
             await db.mark_deleted(tx, uuid, st.DELETED)
         await self.scheduler.release(uuid)  # its in-memory claim
         self.consoleauth.revoke_instance(uuid)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import bindparam, delete, func, select, update
 
 from mininova.store.engine import prepared
-from mininova.store.schema import floating_ips, instances
+from mininova.store.schema import floating_ips
 from mininova.timeutil import now_iso
 
 if TYPE_CHECKING:
@@ -79,13 +79,6 @@ _CLEAR_INSTANCE = prepared(
         revision_number=_f.c.revision_number + 1,
         updated_at=bindparam("v_now"),
     )
-)
-_ON_HOST = prepared(
-    select(_f, instances.c.mac_address, instances.c.host)
-    .join(instances, instances.c.uuid == _f.c.instance_uuid)
-    .where(instances.c.host == bindparam("host"), instances.c.deleted == 0)
-    .where(_f.c.port_id.is_not(None))
-    .order_by(*_ORDER)
 )
 
 
@@ -165,8 +158,13 @@ async def disassociate_instance(db: Executor, instance_uuid: str) -> list[Row]:
     async with getattr(db, "store", db).transaction() as tx:
         rows = await tx.all(_OF_INSTANCE, {"uuid": instance_uuid})
         if rows:
-            await tx.execute(_CLEAR_INSTANCE, {"uuid": instance_uuid, "v_now": now_iso()})
+            await clear_instance(tx, instance_uuid)
     return rows
+
+
+async def clear_instance(db: Executor, instance_uuid: str) -> None:
+    """Disassociate every floating IP of a server (in the caller's transaction)."""
+    await db.execute(_CLEAR_INSTANCE, {"uuid": instance_uuid, "v_now": now_iso()})
 
 
 async def floating_ips_of_instances(db: Executor, uuids: list[str]) -> dict[str, list[Row]]:
@@ -176,10 +174,3 @@ async def floating_ips_of_instances(db: Executor, uuids: list[str]) -> dict[str,
         for row in await db.all(_OF_INSTANCES, {"uuids": list(uuids)}):
             found.setdefault(row["instance_uuid"], []).append(row)
     return found
-
-
-async def associated_on_host(db: Executor, host: str) -> list[Row]:
-    """Every associated floating IP whose server is on `host` and not deleted, oldest first:
-    the floating_ips row (`instance_uuid`, `fixed_ip_address`, `floating_ip_address`, …) with
-    the server's `mac_address` and `host`."""
-    return await db.all(_ON_HOST, {"host": host})

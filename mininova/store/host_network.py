@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import bindparam, select
 
+from mininova.store import floating_ips as floating_ip_records
+from mininova.store import security_groups as security_group_records
 from mininova.store.db import loads
 from mininova.store.engine import prepared
 from mininova.store.schema import (
@@ -83,18 +85,6 @@ _FLOATING = prepared(
     .where(_f.c.instance_uuid.in_(bindparam("uuids", expanding=True)))
     .order_by(_f.c.floating_ip_address)
 )
-_DISASSOCIATE = prepared(
-    update(_f)
-    .where(_f.c.instance_uuid == bindparam("uuid"))
-    .values(
-        port_id=None,
-        instance_uuid=None,
-        fixed_ip_address=None,
-        updated_at=bindparam("now"),
-        revision_number=_f.c.revision_number + 1,
-    )
-)
-_FORGET = prepared(delete(_m).where(_m.c.instance_uuid == bindparam("uuid")))
 _HOST_OF = prepared(select(_i.c.host).where(_i.c.uuid == bindparam("uuid")))
 
 
@@ -173,11 +163,11 @@ async def host_of(db: Executor, uuid: str) -> str | None:
     return await db.scalar(_HOST_OF, {"uuid": uuid})
 
 
-async def release_instance(db: Executor, uuid: str, now: str) -> None:
+async def release_instance(db: Executor, uuid: str) -> None:
     """A deleted server's network clean-up: disassociate its floating IPs, forget its
     security group memberships."""
-    await db.execute(_DISASSOCIATE, {"uuid": uuid, "now": now})
-    await db.execute(_FORGET, {"uuid": uuid})
+    await floating_ip_records.clear_instance(db, uuid)
+    await security_group_records.forget_instance(db, uuid)
 
 
 _PROJECT_HOSTS = prepared(

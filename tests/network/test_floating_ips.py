@@ -400,7 +400,7 @@ async def test_server_delete_disassociates(
     assert kept["floating_ip_address"] == fip["floating_ip_address"]
 
 
-async def test_store_reads_for_hosts_and_servers(
+async def test_store_reads_for_servers(
     api: ApiClient, member_api: ApiClient, controller: Controller, host: FakeDriver
 ) -> None:
     public, _ = await _public(api)
@@ -416,11 +416,6 @@ async def test_store_reads_for_hosts_and_servers(
     found = await floating_ips.floating_ips_of_instances(store, [server["id"], "nope"])
     assert [r["id"] for r in found[server["id"]]] == [fip["id"]] and found["nope"] == []
     assert await floating_ips.floating_ips_of_instances(store, []) == {}
-    (on_host,) = await floating_ips.associated_on_host(store, "node1")
-    assert on_host["id"] == fip["id"] and on_host["instance_uuid"] == server["id"]
-    assert on_host["fixed_ip_address"] == fixed and on_host["mac_address"] == port["mac_address"]
-    assert on_host["floating_ip_address"] == fip["floating_ip_address"]
-    assert await floating_ips.associated_on_host(store, "node2") == []
 
     (changed,) = await floating_ips.disassociate_instance(store, server["id"])
     assert changed["id"] == fip["id"] and changed["fixed_ip_address"] == fixed
@@ -428,7 +423,7 @@ async def test_store_reads_for_hosts_and_servers(
     _, body, _ = await member_api.get(f"{FIPS}/{fip['id']}")
     assert body["floatingip"]["status"] == "DOWN" and body["floatingip"]["port_id"] is None
     assert body["floatingip"]["revision_number"] == 1
-    assert await floating_ips.associated_on_host(store, "node1") == []
+    assert await floating_ips.floating_ips_of_instances(store, [server["id"]]) == {server["id"]: []}
 
 
 async def test_nova_floating_ip_pools_are_the_external_networks(
