@@ -25,7 +25,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -36,6 +36,9 @@ from tests.libvirt_e2e.host import host_skip_reason, purge_domains, tail
 
 HOST = "lv1"
 VIRT_TYPE = os.environ.get("MININOVA_E2E_VIRT_TYPE", "auto")
+
+
+CloudT = TypeVar("CloudT", bound="Cloud")
 
 
 @dataclass
@@ -179,12 +182,13 @@ def make_ed25519_public_key(path: Path) -> tuple[str, str]:
     return key, ":".join(digest[i : i + 2] for i in range(0, 32, 2))
 
 
-@pytest.fixture(scope="module")
-def cloud(request: pytest.FixtureRequest) -> Iterator[Cloud]:
-    reason = host_skip_reason()
-    if reason:
-        pytest.skip(reason)
-    root = Path(tempfile.mkdtemp(prefix="mininova-e2e-", dir="/var/tmp"))
+@contextlib.contextmanager
+def real_cloud(
+    request: pytest.FixtureRequest, host: str, make: Callable[..., CloudT], prefix: str
+) -> Iterator[CloudT]:
+    """`mininova serve` + one real libvirt agent named `host` under a fresh /var/tmp
+    directory; on exit the agent and serve stop and this cloud's domains and files go."""
+    root = Path(tempfile.mkdtemp(prefix=prefix, dir="/var/tmp"))
     root.chmod(0o755)
     env = base_env(root, fresh_database_url(request))  # PostgreSQL mode: a fresh database
     env.update(
@@ -200,12 +204,12 @@ def cloud(request: pytest.FixtureRequest) -> Iterator[Cloud]:
     serve = Serve(root / "serve", free_port(), env)
     agent = Agent(
         serve,
-        HOST,
+        host,
         driver="libvirt",
         data_dir=root / "agent",
         extra_env={"MININOVA_AGENT_VIRT_TYPE": VIRT_TYPE},
     )
-    cl = Cloud(root, serve, agent)
+    cl = make(root, serve, agent)
     shutil.rmtree(cl.instances, ignore_errors=True)  # left over from an interrupted run
     try:
         serve.start()
@@ -224,3 +228,12 @@ def cloud(request: pytest.FixtureRequest) -> Iterator[Cloud]:
         if os.environ.get("MININOVA_E2E_KEEP") != "1":
             shutil.rmtree(root, ignore_errors=True)
             shutil.rmtree(cl.instances, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def cloud(request: pytest.FixtureRequest) -> Iterator[Cloud]:
+    reason = host_skip_reason()
+    if reason:
+        pytest.skip(reason)
+    with real_cloud(request, HOST, Cloud, "mininova-e2e-") as cl:
+        yield cl

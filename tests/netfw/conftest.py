@@ -9,12 +9,9 @@ Clean-up (also after a failure): this cloud's domains (by uuid), the agent's nft
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import signal
 import subprocess
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,10 +19,9 @@ from pathlib import Path
 import pytest
 
 from mininova.paths import INSTANCES_ROOT
-from tests.e2e.procs import Agent, Serve, base_env, free_port
-from tests.kit.pg_fixtures import fresh_database_url
-from tests.libvirt_e2e.conftest import VIRT_TYPE, Cloud
-from tests.libvirt_e2e.host import host_skip_reason, purge_domains
+from tests.e2e.procs import Agent, Serve
+from tests.libvirt_e2e.conftest import Cloud, real_cloud
+from tests.libvirt_e2e.host import host_skip_reason
 
 HOST = "fw1"
 TABLE = "mininova_fw1"
@@ -138,44 +134,14 @@ def lan() -> Iterator[Lan]:
 
 @pytest.fixture(scope="module")
 def cloud(request: pytest.FixtureRequest, lan: Lan) -> Iterator[FwCloud]:
-    root = Path(tempfile.mkdtemp(prefix="mininova-netfw-", dir="/var/tmp"))
-    root.chmod(0o755)
-    env = base_env(root, fresh_database_url(request))
-    env.update(
-        {
-            "MININOVA_HEARTBEAT_INTERVAL": "2",
-            "MININOVA_MISSED_HEARTBEATS_DOWN": "5",
-            "MININOVA_AGENT_HEARTBEAT_INTERVAL": "2",
-            "MININOVA_AGENT_RECONNECT_MAX_BACKOFF": "1",
-        }
-    )
-    serve = Serve(root / "serve", free_port(), env)
-    agent = Agent(
-        serve,
-        HOST,
-        driver="libvirt",
-        data_dir=root / "agent",
-        extra_env={"MININOVA_AGENT_VIRT_TYPE": VIRT_TYPE},
-    )
-    cl = FwCloud(root, serve, agent)
-    cl.lan = lan
-    shutil.rmtree(cl.instances, ignore_errors=True)
+    def make(root: Path, serve: Serve, agent: Agent) -> FwCloud:
+        made = FwCloud(root, serve, agent)
+        made.lan = lan
+        return made
+
     try:
-        serve.start()
-        agent.start()
-        cl.wait_agent_connected()
-        yield cl
+        with real_cloud(request, HOST, make, "mininova-netfw-") as cl:
+            yield cl
     finally:
-        with contextlib.suppress(Exception):
-            agent.stop(signal.SIGTERM)
-        ids = set(cl.ids)
-        with contextlib.suppress(Exception):
-            ids |= cl.instance_ids_in_db()
-        with contextlib.suppress(Exception):
-            serve.stop()
-        purge_domains(uuids=ids)
         _run("nft", "delete", "table", "ip", TABLE, check=False)
         _drop_forward_rule()
-        if os.environ.get("MININOVA_E2E_KEEP") != "1":
-            shutil.rmtree(root, ignore_errors=True)
-            shutil.rmtree(cl.instances, ignore_errors=True)
