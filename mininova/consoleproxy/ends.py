@@ -80,7 +80,7 @@ class AiohttpRawEnd:
         self._size += len(data)
         if self._size >= self.limit and not self._paused:
             self._paused = True
-            self.protocol.pause_reading()
+            self.transport.pause_reading()  # not aiohttp's: that would pause its HTTP parser
         self._wake()
         return False, b""
 
@@ -114,7 +114,8 @@ class AiohttpRawEnd:
         self._size -= len(data)
         if self._paused and self._size < self.limit and not self._eof:
             self._paused = False
-            self.protocol.resume_reading()
+            if self.transport is not None and not self.transport.is_closing():
+                self.transport.resume_reading()
         return data
 
     async def write(self, data: bytes) -> None:
