@@ -48,7 +48,7 @@ class AiohttpWsEnd:
                 await asyncio.wait_for(self.ws.close(message=close_message(reason)), 5)
 
 
-RAW_LIMIT = 1 << 20  # an AiohttpRawEnd stops reading its socket above this backlog
+RAW_LIMIT = 2 << 20  # an AiohttpRawEnd stops reading its socket above this backlog
 COALESCE = 64 * 1024
 
 

@@ -49,7 +49,7 @@ from mininova.consoleproxy.ends import AiohttpRawEnd, AiohttpWsEnd
 from mininova.consoleproxy.origin import check_origin
 from mininova.protocol.core import CAPABILITY_HEADER
 from mininova.relay import ChunkedEnd, End, relay
-from mininova.relay.ends import set_keepalive
+from mininova.relay.ends import READ_SIZE, set_keepalive, set_read_size
 from mininova.relay.upgrade import UPGRADE, is_raw_upgrade
 from mininova.store import Store
 from mininova.trust import enrolment
@@ -165,6 +165,7 @@ async def _accept_raw(
     await resp.write(b"")  # sends the 101 now (aiohttp holds headers for the body)
     if request.transport is not None:
         set_keepalive(request.transport, keepalive or 0)
+        set_read_size(request.transport, READ_SIZE)
     chunked = ChunkedEnd(end, "agent", keepalive or 0)
     if session.agent_end.done():
         await chunked.close()

@@ -89,7 +89,18 @@ class StreamEnd:
             await asyncio.wait_for(self.writer.wait_closed(), 5)
 
 
-SOCKET_LIMIT = 4 * DEFAULT_CHUNK  # a SocketEnd stops reading its socket above this backlog
+SOCKET_LIMIT = 8 * DEFAULT_CHUNK  # a SocketEnd stops reading its socket above this backlog
+READ_SIZE = 1 << 20  # bytes a socket read may return at once (asyncio's default: 256 KiB)
+
+
+def set_read_size(transport: asyncio.BaseTransport, size: int) -> None:
+    """Let asyncio's socket transport read up to `size` bytes per recv (fewer reads,
+    callbacks and frames per GB); `max_size` is the selector transport's own attribute,
+    left alone where it does not exist (TLS, other loops)."""
+    if isinstance(getattr(transport, "max_size", None), int):
+        transport.max_size = size  # type: ignore[attr-defined]
+
+
 COALESCE = 64 * 1024
 
 
@@ -125,6 +136,7 @@ class SocketEnd(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        set_read_size(transport, READ_SIZE)
 
     def data_received(self, data: bytes) -> None:
         self._chunks.append(data)
