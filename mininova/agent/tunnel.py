@@ -51,7 +51,7 @@ async def open_tunnel(
     *,
     keepalive: float = KEEPALIVE,
 ) -> None:
-    """Connect to the guest's VNC endpoint, dial the controller's data websocket at
+    """Connect to the guest's VNC endpoint, dial the controller's raw tunnel at
     `tunnel_url` (the host credential plus the one-time tunnel token as the capability) and
     start relaying bytes in a background task. Returns once both legs are connected."""
     async with asyncio.timeout(CONNECT_TIMEOUT):

@@ -1,4 +1,4 @@
-"""nova-novncproxy: browser websocket <-> agent data websocket, on the controller's port.
+"""nova-novncproxy: browser websocket <-> the agent's raw tunnel, on the controller's port.
 
     browser (noVNC) --GET /console/websockify?token=T--> proxy
         proxy: Origin check, consoleauth.check(T) -> (instance, host), session limits
@@ -9,7 +9,7 @@
         relays bytes both ways (mininova.relay); a websocket dial-in (agents before the raw
         tunnel) is still accepted
 
-The controller never connects to a compute host: the agent dials the data websocket, so
+The controller never connects to a compute host: the agent dials the tunnel, so
 consoles work when hosts are behind NAT. The browser's leg gets websocket keepalive pings
 every `console_keepalive` seconds (idle NAT/proxies cut silent connections), the agent's raw
 leg TCP keepalive probes after as many idle seconds.
