@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from pathlib import Path
 
 import pytest
 
@@ -112,3 +114,32 @@ def test_chunk_decoder_splits_without_copies() -> None:
     assert decoder.feed(whole)[0] is whole  # a read inside one chunk is passed as is
     with pytest.raises(ValueError):
         ChunkDecoder().feed(chunk_header(1 << 30))
+
+
+async def test_dial_over_tls_verifies_the_pinned_ca(tmp_path: Path) -> None:
+    import ssl
+
+    from mininova.relay.upgrade import chunk_header
+    from mininova.tls import client_ssl_context, ensure_server_tls, server_ssl_context
+
+    tls = ensure_server_tls(tmp_path / "tls", ["127.0.0.1"])
+    other = ensure_server_tls(tmp_path / "other", ["127.0.0.1"])
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(Exception):
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(SWITCH + chunk_header(2) + b"ok")
+            await writer.drain()
+            await reader.read()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=server_ssl_context(tls))
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        pinned = client_ssl_context(tls.ca_file.read_bytes())
+        end = await dial_raw_tunnel(f"wss://127.0.0.1:{port}/t", {}, "c", ssl=pinned)
+        assert bytes(await end.read()) == b"ok"
+        await end.close()
+        wrong = client_ssl_context(other.ca_file.read_bytes())
+        with pytest.raises(ssl.SSLCertVerificationError):
+            await dial_raw_tunnel(f"https://127.0.0.1:{port}/t", {}, "c", ssl=wrong)
