@@ -86,7 +86,8 @@ async def start_relay(
     """Dial the controller's raw tunnel for an already connected guest socket (`reader` and
     `writer`: its two sides, one `SocketEnd`) and relay both ways in a background task
     (counted by `active_tunnels`). Closes the socket when the dial fails; `kind` ("console",
-    "tcp") only names the tunnel in the log. `keepalive`: TCP keepalive idle seconds."""
+    "tcp") only names the tunnel in the log. `keepalive`: idle seconds before a keepalive
+    chunk (and TCP keepalive probes) on the controller connection."""
     try:
         async with asyncio.timeout(CONNECT_TIMEOUT):
             conn = await dial_raw_tunnel(
