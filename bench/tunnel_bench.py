@@ -11,8 +11,9 @@ Every party is its own process, all on loopback:
               127.0.0.1 (MININOVA_AGENT_FAKE_GUEST_ADDRESS); then it runs the real CLI
   websockify  the `websockify` executable of this venv, `127.0.0.1:W 127.0.0.1:<source>`
   tcp-relay   a minimal asyncio TCP relay (this script's `--role relay`)
-  client      this process: one aiohttp websocket client, used identically for the three
-              websocket paths; a plain asyncio stream for the TCP relay
+  client      this process: one minimal websocket client (`WsConn`, this script's own, on
+              asyncio's buffered protocol), used identically for the three websocket paths;
+              a plain asyncio protocol for the TCP relay
 
 Paths measured with the same client code and the same source:
 
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
@@ -228,26 +230,193 @@ class Procs:
 # -- the client ----------------------------------------------------------------------------------
 
 
-class WsConn:
-    """One aiohttp websocket client connection (binary frames, no compression)."""
+class WsConn(asyncio.BufferedProtocol):
+    """The bench's websocket client, the same for the three websocket paths: a minimal
+    RFC 6455 client on asyncio's buffered protocol (the socket is read straight into one
+    1 MiB buffer, no per-read bytes object).
 
-    def __init__(self, session: Any, ws: Any) -> None:
-        self.session, self.ws = session, ws
+    It sends binary frames, masked as a client must, with one random key per connection
+    (the masked form of the last payload is kept: the upload sends the same 256 KiB block
+    again and again); it reads the server's frames exactly (headers split across reads
+    included), answers pings, and in `discard` mode only counts data payload bytes without
+    copying them (the download). No compression, no fragmentation on send."""
+
+    BUF = 1 << 20
+
+    def __init__(self) -> None:
+        self.transport: Any = None
+        self.buf = bytearray(self.BUF)
+        self.view = memoryview(self.buf)
+        self.filled = 0  # bytes at the start of buf not parsed yet (a partial header)
+        self.handshake: bytes | None = b""
+        self.opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.remaining = 0  # payload bytes left in the current frame
+        self.opcode = 0
+        self.control = bytearray()
+        self.chunks: list[bytes] = []
+        self.counted = 0
+        self.discarding = False
+        self.eof = False
+        self.waiter: asyncio.Future[None] | None = None
+        self.paused: asyncio.Future[None] | None = None
+        self.mask = os.urandom(4)
+        self.mask_int = int.from_bytes(self.mask * (BLOCK // 4), "little")
+        self.last: tuple[bytes, bytes] | None = None
+
+    # -- asyncio ----------------------------------------------------------------------
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self.view[self.filled :]
+
+    def buffer_updated(self, nbytes: int) -> None:
+        end = self.filled + nbytes
+        pos = 0
+        if self.handshake is not None:
+            self.handshake += bytes(self.view[:end])
+            head, sep, rest = self.handshake.partition(b"\r\n\r\n")
+            if not sep:
+                self.filled = 0
+                return
+            self.handshake = None
+            status = head.split(b"\r\n", 1)[0]
+            if status.split(b" ")[1:2] != [b"101"]:
+                self.opened.set_exception(ConnectionError(f"handshake: {status.decode()}"))
+                return
+            self.opened.set_result(None)
+            self.buf[: len(rest)] = rest
+            end = len(rest)
+        view = self.view
+        while pos < end:
+            if self.remaining:
+                take = min(self.remaining, end - pos)
+                if self.opcode == 2 and self.discarding:
+                    self.counted += take
+                elif self.opcode in (0, 1, 2):
+                    self.chunks.append(bytes(view[pos : pos + take]))
+                else:
+                    self.control += view[pos : pos + take]
+                pos += take
+                self.remaining -= take
+                if not self.remaining and self.opcode >= 8:
+                    self._control_frame()
+                continue
+            if end - pos < 2:
+                break
+            b0, b1 = view[pos], view[pos + 1]
+            if b1 & 0x80:
+                raise ConnectionError("masked frame from the server")
+            length, header = b1 & 0x7F, 2
+            if length == 126:
+                if end - pos < 4:
+                    break
+                length, header = int.from_bytes(view[pos + 2 : pos + 4], "big"), 4
+            elif length == 127:
+                if end - pos < 10:
+                    break
+                length, header = int.from_bytes(view[pos + 2 : pos + 10], "big"), 10
+            pos += header
+            opcode = b0 & 0x0F
+            if opcode != 0:  # a continuation keeps its message's opcode
+                self.opcode = opcode
+            self.remaining = length
+            if opcode >= 8:
+                self.control = bytearray()
+                if not length:
+                    self._control_frame()
+        self.filled = end - pos
+        if self.filled:
+            self.buf[: self.filled] = view[pos:end]
+        self._wake()
+
+    def _control_frame(self) -> None:
+        if self.opcode == 9:  # ping -> pong
+            self._send_frame(0xA, bytes(self.control))
+        elif self.opcode == 8:
+            self.eof = True
+        self.opcode = 2
+
+    def _wake(self) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+    def pause_writing(self) -> None:
+        self.paused = asyncio.get_running_loop().create_future()
+
+    def resume_writing(self) -> None:
+        if self.paused is not None and not self.paused.done():
+            self.paused.set_result(None)
+        self.paused = None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.eof = True
+        self.resume_writing()
+        if not self.opened.done():
+            self.opened.set_exception(ConnectionError("closed during the handshake"))
+        self._wake()
+
+    # -- frames ----------------------------------------------------------------------
+
+    def _masked(self, data: bytes) -> bytes:
+        if self.last is not None and self.last[0] is data:
+            return self.last[1]
+        n = len(data)
+        key = self.mask_int if n == BLOCK else int.from_bytes(self.mask * (n // 4 + 1), "little")
+        masked = (int.from_bytes(data, "little") ^ (key & ((1 << (8 * n)) - 1))).to_bytes(
+            n, "little"
+        )
+        self.last = (data, masked)
+        return masked
+
+    def _send_frame(self, opcode: int, data: bytes) -> None:
+        n = len(data)
+        if n < 126:
+            head = struct.pack("!BB", 0x80 | opcode, 0x80 | n)
+        elif n < 65536:
+            head = struct.pack("!BBH", 0x80 | opcode, 0xFE, n)
+        else:
+            head = struct.pack("!BBQ", 0x80 | opcode, 0xFF, n)
+        self.transport.write(head + self.mask + self._masked(data))
+
+    # -- the bench's connection interface ---------------------------------------------------
+
+    async def _wait(self) -> None:
+        if self.eof:
+            raise ConnectionError("websocket closed")
+        self.waiter = asyncio.get_running_loop().create_future()
+        await self.waiter
 
     async def send(self, data: bytes) -> None:
-        await self.ws.send_bytes(data)
+        self._send_frame(2, data)
+        if self.paused is not None:
+            await self.paused
 
     async def recv(self) -> bytes:
-        import aiohttp
+        while not self.chunks:
+            await self._wait()
+        data = self.chunks[0] if len(self.chunks) == 1 else b"".join(self.chunks)
+        self.chunks.clear()
+        return data
 
-        msg = await self.ws.receive()
-        if msg.type != aiohttp.WSMsgType.BINARY:
-            raise ConnectionError(f"websocket ended: {msg.type.name} {msg.extra}")
-        return msg.data
+    async def discard(self, nbytes: int) -> None:
+        """Wait until `nbytes` data payload bytes arrived, counting them only."""
+        self.discarding = True
+        self.counted += sum(len(c) for c in self.chunks)
+        self.chunks.clear()
+        while self.counted < nbytes:
+            await self._wait()
+        self.discarding = False
+        self.counted -= nbytes
 
     async def close(self) -> None:
-        await self.ws.close()
-        await self.session.close()
+        with contextlib.suppress(Exception):
+            self.transport.write(b"\x88\x82" + self.mask + self._xor2(b"\x03\xe8"))
+        self.transport.close()
+
+    def _xor2(self, data: bytes) -> bytes:
+        return bytes(b ^ self.mask[i] for i, b in enumerate(data))
 
 
 class TcpConn(asyncio.Protocol):
@@ -260,6 +429,8 @@ class TcpConn(asyncio.Protocol):
         self.eof = False
         self.waiter: asyncio.Future[None] | None = None
         self.paused: asyncio.Future[None] | None = None
+        self.discarding = False
+        self.counted = 0
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
@@ -273,7 +444,10 @@ class TcpConn(asyncio.Protocol):
         self.paused = None
 
     def data_received(self, data: bytes) -> None:
-        self.chunks.append(data)
+        if self.discarding:
+            self.counted += len(data)
+        else:
+            self.chunks.append(data)
         if self.waiter is not None and not self.waiter.done():
             self.waiter.set_result(None)
 
@@ -298,27 +472,50 @@ class TcpConn(asyncio.Protocol):
         self.chunks.clear()
         return data
 
+    async def discard(self, nbytes: int) -> None:
+        """Wait until `nbytes` bytes arrived, counting them only (as `WsConn.discard`)."""
+        self.discarding = True
+        self.counted += sum(len(c) for c in self.chunks)
+        self.chunks.clear()
+        while self.counted < nbytes:
+            if self.eof:
+                raise ConnectionError("closed")
+            self.waiter = asyncio.get_running_loop().create_future()
+            await self.waiter
+        self.discarding = False
+        self.counted -= nbytes
+
     async def close(self) -> None:
         self.transport.close()
 
 
 async def ws_connect(url: str, headers: dict[str, str] | None = None) -> WsConn:
-    import aiohttp
+    """Open the bench's websocket (`WsConn`) to a ws:// URL."""
+    import base64
+    from urllib.parse import urlsplit
 
-    session = aiohttp.ClientSession()
+    parts = urlsplit(url)
+    loop = asyncio.get_running_loop()
+    _, conn = await loop.create_connection(WsConn, parts.hostname, parts.port or 80)
+    key = base64.b64encode(os.urandom(16)).decode()
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    lines = [
+        f"GET {target} HTTP/1.1",
+        f"Host: {parts.netloc}",
+        "Connection: Upgrade",
+        "Upgrade: websocket",
+        "Sec-WebSocket-Version: 13",
+        f"Sec-WebSocket-Key: {key}",
+        "Sec-WebSocket-Protocol: binary",
+        *(f"{k}: {v}" for k, v in (headers or {}).items()),
+    ]
+    conn.transport.write(("\r\n".join(lines) + "\r\n\r\n").encode())
     try:
-        ws = await session.ws_connect(
-            url,
-            headers=headers,
-            protocols=("binary",),
-            max_msg_size=0,
-            compress=0,
-            autoping=True,
-        )
+        await conn.opened
     except BaseException:
-        await session.close()
+        conn.transport.close()
         raise
-    return WsConn(session, ws)
+    return conn
 
 
 Connect = Callable[[], Awaitable[Any]]
@@ -358,9 +555,7 @@ async def download(connect: Connect, nbytes: int) -> float:
     try:
         start = time.perf_counter()
         await conn.send(HEADER.pack(b"D", nbytes))
-        got = 0
-        while got < nbytes:
-            got += len(await conn.recv())
+        await conn.discard(nbytes)
         return nbytes / (time.perf_counter() - start) / 1e6
     finally:
         await conn.close()

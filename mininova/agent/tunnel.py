@@ -1,9 +1,10 @@
 """Agent side of a console tunnel and of a TCP tunnel.
 
 On `open_console_tunnel` the agent connects to the guest's local VNC endpoint (unix socket or
-127.0.0.1:port), dials the controller's data websocket (`tunnel_url`, header
-`Authorization: Bearer <one-time tunnel token>`) and relays bytes both ways in a background
-task.
+127.0.0.1:port), dials the controller at `tunnel_url` (its host credential plus the one-time
+tunnel token) with an HTTP/1.1 `Upgrade: tcp` request (`mininova.relay.upgrade`: after the 101
+the connection carries the tunnel's bytes as they are, no websocket framing) and relays bytes
+both ways in a background task: two raw sockets, `SocketEnd` on both.
 
 On `open_tcp_tunnel` it does the same with a TCP connection to one of the guest's own fixed
 IPs (checked by the order handler against the driver's guest info) instead of the VNC socket.
@@ -13,14 +14,13 @@ The agent only ever dials out, so consoles and TCP tunnels work from behind NAT.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from mininova.relay import (
     SocketEnd,
-    WebsocketsEnd,
     connect_socket_end,
     connect_unix_socket_end,
+    dial_raw_tunnel,
     relay,
 )
 from mininova.virt.driver import ConsoleEndpoint, ControllerAccess
@@ -29,7 +29,6 @@ log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 10.0
 KEEPALIVE = 20.0
-MAX_MESSAGE = 16 * 1024 * 1024
 
 _tunnels: set[asyncio.Task[None]] = set()
 
@@ -52,7 +51,7 @@ async def open_tunnel(
     *,
     keepalive: float = KEEPALIVE,
 ) -> None:
-    """Connect to the guest's VNC endpoint, dial the controller's data websocket at
+    """Connect to the guest's VNC endpoint, dial the controller's raw tunnel at
     `tunnel_url` (the host credential plus the one-time tunnel token as the capability) and
     start relaying bytes in a background task. Returns once both legs are connected."""
     async with asyncio.timeout(CONNECT_TIMEOUT):
@@ -84,24 +83,19 @@ async def start_relay(
     kind: str,
     keepalive: float = KEEPALIVE,
 ) -> None:
-    """Dial the controller's data websocket for an already connected guest socket (`reader`
-    and `writer`: its two sides, one `SocketEnd`) and relay both ways in a background task
+    """Dial the controller's raw tunnel for an already connected guest socket (`reader` and
+    `writer`: its two sides, one `SocketEnd`) and relay both ways in a background task
     (counted by `active_tunnels`). Closes the socket when the dial fails; `kind` ("console",
-    "tcp") only names the tunnel in the log."""
-    from websockets.asyncio.client import connect
-
+    "tcp") only names the tunnel in the log. `keepalive`: idle seconds before a keepalive
+    chunk (and TCP keepalive probes) on the controller connection."""
     try:
         async with asyncio.timeout(CONNECT_TIMEOUT):
-            conn = await connect(
+            conn = await dial_raw_tunnel(
                 tunnel_url,
-                **access.ws_ssl(tunnel_url),
-                additional_headers=access.headers(tunnel_token),
-                compression=None,
-                max_size=MAX_MESSAGE,
-                ping_interval=keepalive if keepalive > 0 else None,
-                ping_timeout=keepalive if keepalive > 0 else None,
-                open_timeout=CONNECT_TIMEOUT,
-                proxy=None,
+                access.headers(tunnel_token),
+                "controller",
+                ssl=access.ssl,  # the pinned CA (wss/https only), else default verification
+                keepalive=keepalive,
             )
     except BaseException:
         writer.close_now()
@@ -112,7 +106,7 @@ async def start_relay(
 
     async def run() -> None:
         try:
-            stats = await relay(reader, WebsocketsEnd(conn, "controller"))
+            stats = await relay(reader, conn)
             log.info(
                 "%s tunnel to %s closed: %s (%s->controller %d B, controller->%s %d B)",
                 kind,
@@ -127,8 +121,7 @@ async def start_relay(
             log.exception("%s tunnel to %s failed", kind, where)
         finally:
             writer.close_now()
-            with contextlib.suppress(Exception):
-                await conn.close()
+            conn.close_now()
 
     task = asyncio.create_task(run(), name=f"{kind}-tunnel {where}")
     _tunnels.add(task)

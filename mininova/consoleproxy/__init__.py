@@ -4,9 +4,9 @@ Routes (public but for /tunnel/tcp: the console token / tunnel token is the cred
 
 * `GET /console/websockify?token=T[&instance=UUID]` browser websocket (noVNC, subprotocol binary)
 * `GET /console/info?token=T`                      pre-check for the console page (JSON)
-* `GET /agent/tunnel/{id}`                           the agent's data websocket (Bearer tunnel token)
+* `GET /agent/tunnel/{id}`                           the agent's dial-in (Upgrade: tcp; tunnel token)
 * `GET /tunnel/tcp/{server_id}?port=P`               TCP to a guest (X-Auth-Token; `tcp.py`)
-* `GET /agent/tcp-tunnel/{id}`                       the agent's data websocket of a TCP tunnel
+* `GET /agent/tcp-tunnel/{id}`                       the agent's dial-in of a TCP tunnel
 * `GET /ui/...`                                      the web console page (`webui/`)
 * `GET /ui/novnc/...`                                noVNC's ES modules (`webui/node_modules/@novnc/novnc`)
 """

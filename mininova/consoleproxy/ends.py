@@ -1,9 +1,11 @@
-"""The aiohttp websocket `End` of the byte relay (`mininova.relay`); HTTP side only."""
+"""The aiohttp `End`s of the byte relay (`mininova.relay`): websockets and the agents' raw
+tunnel connections; HTTP side only."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import deque
 from typing import Any
 
 from mininova.relay.ends import close_message
@@ -44,3 +46,89 @@ class AiohttpWsEnd:
         if not self.ws.closed:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.ws.close(message=close_message(reason)), 5)
+
+
+RAW_LIMIT = 2 << 20  # an AiohttpRawEnd stops reading its socket above this backlog
+COALESCE = 64 * 1024
+
+
+class AiohttpRawEnd:
+    """The agent's raw tunnel connection (`Upgrade: tcp`, `mininova.relay.upgrade`) once
+    aiohttp's handler answered 101: bytes as they are, no framing.
+
+    It is the connection's payload parser (`request.protocol.set_parser(end)`): aiohttp
+    hands it every chunk read from the socket (`feed_data`), as the bytes object the
+    transport made; reading pauses while `limit` bytes wait for `read()`. `write()` goes
+    straight to the transport and waits only while the transport is above its high-water mark.
+    """
+
+    def __init__(self, request: Any, name: str, limit: int = RAW_LIMIT) -> None:
+        self.name = name
+        self.limit = limit
+        self.protocol = request.protocol
+        self.transport = request.transport
+        self._chunks: deque[bytes] = deque()
+        self._size = 0
+        self._eof = False
+        self._paused = False
+        self._waiter: asyncio.Future[None] | None = None
+
+    # -- aiohttp's payload parser interface ---------------------------------------------
+
+    def feed_data(self, data: bytes) -> tuple[bool, bytes]:
+        self._chunks.append(data)
+        self._size += len(data)
+        if self._size >= self.limit and not self._paused:
+            self._paused = True
+            self.transport.pause_reading()  # not aiohttp's: that would pause its HTTP parser
+        self._wake()
+        return False, b""
+
+    def feed_eof(self) -> None:
+        self._eof = True
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    # -- End ----------------------------------------------------------------------------
+
+    async def read(self) -> bytes:
+        while not self._chunks:
+            if self._eof or self.transport is None or self.transport.is_closing():
+                return b""
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        data = self._chunks.popleft()
+        if self._chunks and len(data) < COALESCE:
+            parts = [data]
+            size = len(data)
+            while self._chunks and size + len(self._chunks[0]) <= COALESCE:
+                size += len(self._chunks[0])
+                parts.append(self._chunks.popleft())
+            data = b"".join(parts)
+        self._size -= len(data)
+        if self._paused and self._size < self.limit and not self._eof:
+            self._paused = False
+            if self.transport is not None and not self.transport.is_closing():
+                self.transport.resume_reading()
+        return data
+
+    async def write(self, data: bytes) -> None:
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            raise ConnectionResetError(f"{self.name} is closed")
+        transport.write(data)
+        if self.protocol.writing_paused:
+            await self.protocol._drain_helper()  # aiohttp's own drain (StreamWriter.drain)
+
+    async def close(self, reason: str = "") -> None:
+        """Close the connection (buffered output is still flushed by the transport)."""
+        self._eof = True
+        self._wake()
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()

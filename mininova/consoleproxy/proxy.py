@@ -1,14 +1,18 @@
-"""nova-novncproxy: browser websocket <-> agent data websocket, on the controller's port.
+"""nova-novncproxy: browser websocket <-> the agent's raw tunnel, on the controller's port.
 
     browser (noVNC) --GET /console/websockify?token=T--> proxy
         proxy: Origin check, consoleauth.check(T) -> (instance, host), session limits
         proxy --hub.call(host, "open_console_tunnel", {uuid, tunnel_url, tunnel_token})--> agent
-    agent  --GET /agent/tunnel/<id>  (Authorization: Bearer <one-time tunnel token)--> proxy
-        proxy pairs the two websockets and relays bytes both ways (mininova.relay)
+    agent  --GET /agent/tunnel/<id>  (host credential + one-time tunnel token,
+                                      Upgrade: tcp; mininova.relay.upgrade)--> proxy
+        proxy answers 101, pairs the browser's websocket with the agent's raw connection and
+        relays bytes both ways (mininova.relay); a websocket dial-in (agents before the raw
+        tunnel) is still accepted
 
-The controller never connects to a compute host: the agent dials the data websocket, so
-consoles work when hosts are behind NAT. Both legs get websocket keepalive pings every
-`console_keepalive` seconds (idle NAT/proxies cut silent connections).
+The controller never connects to a compute host: the agent dials the tunnel, so
+consoles work when hosts are behind NAT. The browser's leg gets websocket keepalive pings
+every `console_keepalive` seconds (idle NAT/proxies cut silent connections), the agent's raw
+leg TCP keepalive probes after as many idle seconds.
 
 `GET /console/info?token=T` answers the console page's pre-check (instance name, or the reason
 the token is refused) without consuming a single-use token.
@@ -41,10 +45,12 @@ from mininova.consoleauth import (
     ConsoleAuthError,
 )
 from mininova.consoleauth.client import ConsoleAuthClient
-from mininova.consoleproxy.ends import AiohttpWsEnd
+from mininova.consoleproxy.ends import AiohttpRawEnd, AiohttpWsEnd
 from mininova.consoleproxy.origin import check_origin
 from mininova.protocol.core import CAPABILITY_HEADER
-from mininova.relay import relay
+from mininova.relay import ChunkedEnd, End, relay
+from mininova.relay.ends import READ_SIZE, set_keepalive, set_read_size
+from mininova.relay.upgrade import UPGRADE, is_raw_upgrade
 from mininova.store import Store
 from mininova.trust import enrolment
 
@@ -81,7 +87,7 @@ class DialinSession(Protocol):
     state: str
     host: str
     tunnel_token_hash: str
-    agent_ws: asyncio.Future
+    agent_end: asyncio.Future
     done: asyncio.Event
 
 
@@ -94,7 +100,9 @@ async def accept_dialin(
     kind: str,
 ) -> web.StreamResponse:
     """The agent's dial-in for a pending `kind` tunnel: its host credential, the one-time
-    tunnel token and the tunnel's host must all match; then the websocket joins the session."""
+    tunnel token and the tunnel's host must all match; then the connection joins the session
+    (as the session's `agent_end`) until the session is done: a raw connection after
+    `Upgrade: tcp` (`mininova.relay.upgrade`), else a websocket (older agents)."""
     credential = enrolment.bearer_secret(request.headers.get("Authorization", ""))
     token = request.headers.get(CAPABILITY_HEADER, "")
     digest = hashlib.sha256(token.encode()).hexdigest()
@@ -103,7 +111,7 @@ async def accept_dialin(
     except enrolment.EnrolmentRefused as exc:
         log.warning("%s tunnel dial-in from %s refused: %s", kind, _peer(request), exc)
         return _refusal(401, "bad_host_credential", "Invalid host credential.")
-    if session is None or session.state != "pending" or session.agent_ws.done():
+    if session is None or session.state != "pending" or session.agent_end.done():
         log.warning(
             "%s tunnel dial-in from %s refused: unknown or finished tunnel", kind, _peer(request)
         )
@@ -120,17 +128,54 @@ async def accept_dialin(
             session.host,
         )
         return _refusal(403, "wrong_host", f"This {kind} tunnel belongs to another host.")
+    if is_raw_upgrade(request.headers.get("Connection", ""), request.headers.get("Upgrade", "")):
+        session.tunnel_token_hash = ""  # one-time: no second dial-in with the same token
+        return await _accept_raw(request, session, keepalive)
     ws = web.WebSocketResponse(heartbeat=keepalive, compress=False, max_msg_size=MAX_MESSAGE)
     if not ws.can_prepare(request).ok:
-        return _refusal(400, "not_websocket", "A websocket upgrade was expected.")
+        return _refusal(400, "not_websocket", "A websocket or tcp upgrade was expected.")
     session.tunnel_token_hash = ""  # one-time: no second dial-in with the same token
     await ws.prepare(request)
-    if session.agent_ws.done():
+    if session.agent_end.done():
         await ws.close(message=f"{kind} session ended".encode())
         return ws
-    session.agent_ws.set_result(ws)
+    session.agent_end.set_result(AiohttpWsEnd(ws, "agent"))
     await session.done.wait()
     return ws
+
+
+async def _accept_raw(
+    request: web.Request, session: DialinSession, keepalive: float | None
+) -> web.StreamResponse:
+    """101 to `Upgrade: tcp`; the connection is then the session's `ChunkedEnd` on an
+    `AiohttpRawEnd` (keepalive chunks every `keepalive` idle seconds).
+
+    The end becomes the connection's payload parser before the 101 is sent (the agent sends
+    nothing before it read the 101), so every later byte reaches it; the handler stays until
+    the session is done, then the connection closes (no keep-alive after a tunnel)."""
+    resp = web.StreamResponse(
+        status=101,
+        reason="Switching Protocols",
+        headers={"Connection": "Upgrade", "Upgrade": UPGRADE},
+    )
+    resp.force_close()
+    end = AiohttpRawEnd(request, "agent")
+    request.protocol.set_parser(end)
+    await resp.prepare(request)
+    await resp.write(b"")  # sends the 101 now (aiohttp holds headers for the body)
+    if request.transport is not None:
+        set_keepalive(request.transport, keepalive or 0)
+        set_read_size(request.transport, READ_SIZE)
+    chunked = ChunkedEnd(end, "agent", keepalive or 0)
+    if session.agent_end.done():
+        await chunked.close()
+        return resp
+    session.agent_end.set_result(chunked)
+    try:
+        await session.done.wait()
+    finally:
+        await chunked.close()
+    return resp
 
 
 def ws_url(base_url: str) -> str:
@@ -147,7 +192,7 @@ class Session:
     instance_uuid: str
     host: str
     tunnel_token_hash: str
-    agent_ws: asyncio.Future[web.WebSocketResponse]
+    agent_end: asyncio.Future[End]
     done: asyncio.Event = field(default_factory=asyncio.Event)
     started: float = field(default_factory=time.monotonic)
     state: str = "pending"
@@ -185,8 +230,8 @@ class ConsoleProxy:
 
     async def _on_shutdown(self, app: web.Application) -> None:
         for session in list(self.sessions.values()):
-            if not session.agent_ws.done():
-                session.agent_ws.cancel()
+            if not session.agent_end.done():
+                session.agent_end.cancel()
             session.done.set()
 
     # -- token checks ------------------------------------------------------------------
@@ -276,14 +321,14 @@ class ConsoleProxy:
             instance_uuid=uuid,
             host=host,
             tunnel_token_hash=hashlib.sha256(tunnel_token.encode()).hexdigest(),
-            agent_ws=asyncio.get_running_loop().create_future(),
+            agent_end=asyncio.get_running_loop().create_future(),
         )
         self.sessions[session.id] = session
         self.per_instance[uuid] += 1
         try:
             await ws.prepare(request)
-            agent_ws = await self._open_tunnel(session, tunnel_token, ws)
-            if agent_ws is None:
+            agent = await self._open_tunnel(session, tunnel_token, ws)
+            if agent is None:
                 return ws
             session.state = "paired"
             log.info(
@@ -293,7 +338,7 @@ class ConsoleProxy:
                 host,
                 _peer(request),
             )
-            stats = await relay(AiohttpWsEnd(ws, "browser"), AiohttpWsEnd(agent_ws, "agent"))
+            stats = await relay(AiohttpWsEnd(ws, "browser"), agent)
             log.info(
                 "console session %s closed after %.0fs: %s (browser->agent %d B,"
                 " agent->browser %d B)",
@@ -306,8 +351,8 @@ class ConsoleProxy:
             return ws
         finally:
             session.state = "closed"
-            if not session.agent_ws.done():
-                session.agent_ws.cancel()
+            if not session.agent_end.done():
+                session.agent_end.cancel()
             session.done.set()
             self.sessions.pop(session.id, None)
             self.per_instance[uuid] -= 1
@@ -319,8 +364,8 @@ class ConsoleProxy:
 
     async def _open_tunnel(
         self, session: Session, tunnel_token: str, ws: web.WebSocketResponse
-    ) -> web.WebSocketResponse | None:
-        """Ask the agent to dial back; returns its websocket, or closes the browser's."""
+    ) -> End | None:
+        """Ask the agent to dial back; returns its connection, or closes the browser's."""
         hub = self.hub
         path = f"/agent/tunnel/{session.id}"
         params = {
@@ -338,11 +383,11 @@ class ConsoleProxy:
                 await hub.call(
                     session.host, "open_console_tunnel", params, timeout=self.tunnel_timeout
                 )
-                return await session.agent_ws
+                return await session.agent_end
         except TimeoutError:
             reason = f"console tunnel setup timed out after {self.tunnel_timeout:g}s"
         except asyncio.CancelledError:
-            if session.agent_ws.cancelled() and asyncio.current_task().cancelling() == 0:
+            if session.agent_end.cancelled() and asyncio.current_task().cancelling() == 0:
                 reason = "console session cancelled"
             else:
                 raise

@@ -6,8 +6,10 @@
     controller --hub.call(host, "open_tcp_tunnel", {uuid, address, port, tunnel_url,
                                                     tunnel_token})--> agent
         agent: address is one of that guest's own fixed IPs (driver), connects address:P
-    agent  --GET /agent/tcp-tunnel/<id> (host credential + one-time tunnel token)--> controller
-        controller upgrades the client's websocket and relays binary frames both ways
+    agent  --GET /agent/tcp-tunnel/<id> (host credential + one-time tunnel token,
+                                         Upgrade: tcp; then raw bytes)--> controller
+        controller upgrades the client's websocket and relays its binary frames' payloads
+        to and from the agent's raw connection
         (mininova.relay: bounded buffers, backpressure; either side's close closes both)
 
 The agent's order and its dial-in happen BEFORE the client's websocket upgrade, so every
@@ -46,7 +48,7 @@ from mininova.errors import NotFound
 from mininova.identity.service import AuthFailed, IdentityService
 from mininova.network.security_groups import tunnel_refusal
 from mininova.protocol.core import ADDRESS_REFUSED, UNREACHABLE, ProtocolError
-from mininova.relay import relay
+from mininova.relay import End, relay
 from mininova.store import Store
 
 log = logging.getLogger(__name__)
@@ -126,8 +128,8 @@ class TcpTunnels:
 
     async def _on_shutdown(self, app: web.Application) -> None:
         for session in list(self.sessions.values()):
-            if not session.agent_ws.done():
-                session.agent_ws.cancel()
+            if not session.agent_end.done():
+                session.agent_end.cancel()
             session.done.set()
 
     # -- the client ------------------------------------------------------------------------
@@ -189,20 +191,20 @@ class TcpTunnels:
             instance_uuid=uuid,
             host=inst["host"],
             tunnel_token_hash=hashlib.sha256(tunnel_token.encode()).hexdigest(),
-            agent_ws=asyncio.get_running_loop().create_future(),
+            agent_end=asyncio.get_running_loop().create_future(),
         )
         self.sessions[session.id] = session
         self.per_instance[uuid] += 1
         label = f"tcp tunnel {session.id[:8]} to {uuid} port {port}"
         try:
-            agent_ws = await self._open(session, tunnel_token, address, port)
-            if isinstance(agent_ws, web.Response):
-                log.warning("%s from %s failed: %s", label, _peer(request), agent_ws.text)
-                return agent_ws
+            agent = await self._open(session, tunnel_token, address, port)
+            if isinstance(agent, web.Response):
+                log.warning("%s from %s failed: %s", label, _peer(request), agent.text)
+                return agent
             session.state = "paired"
             await ws.prepare(request)
             log.info("%s on %s opened (%s)", label, session.host, _peer(request))
-            stats = await relay(AiohttpWsEnd(ws, "client"), AiohttpWsEnd(agent_ws, "agent"))
+            stats = await relay(AiohttpWsEnd(ws, "client"), agent)
             log.info(
                 "%s closed after %.0fs: %s (client->guest %d B, guest->client %d B)",
                 label,
@@ -214,11 +216,11 @@ class TcpTunnels:
             return ws
         finally:
             session.state = "closed"
-            if not session.agent_ws.done():
-                session.agent_ws.cancel()
-            elif not session.agent_ws.cancelled() and not session.agent_ws.result().closed:
+            if not session.agent_end.done():
+                session.agent_end.cancel()
+            elif not session.agent_end.cancelled():
                 with contextlib.suppress(Exception):
-                    await session.agent_ws.result().close(message=b"tcp tunnel ended")
+                    await session.agent_end.result().close("tcp tunnel ended")
             session.done.set()
             self.sessions.pop(session.id, None)
             self.per_instance[uuid] -= 1
@@ -230,8 +232,8 @@ class TcpTunnels:
 
     async def _open(
         self, session: Session, tunnel_token: str, address: str, port: int
-    ) -> web.WebSocketResponse | web.Response:
-        """Order the agent to connect and dial back; its websocket, or the refusal."""
+    ) -> End | web.Response:
+        """Order the agent to connect and dial back; its connection, or the refusal."""
         path = f"/agent/tcp-tunnel/{session.id}"
         params = {
             "uuid": session.instance_uuid,
@@ -249,7 +251,7 @@ class TcpTunnels:
                 await self.hub.call(
                     session.host, "open_tcp_tunnel", params, timeout=self.setup_timeout
                 )
-                return await session.agent_ws
+                return await session.agent_end
         except TimeoutError:
             return _refusal(
                 504, "timeout", f"The tunnel setup timed out after {self.setup_timeout:g}s."

@@ -15,17 +15,21 @@ from mininova.relay.core import (
     relay,
 )
 from mininova.relay.ends import (
+    ChunkedEnd,
     SocketEnd,
     StreamEnd,
     WebsocketsEnd,
     connect_socket_end,
     connect_unix_socket_end,
+    dial_raw_tunnel,
 )
+from mininova.relay.upgrade import UpgradeRefused
 
 __all__ = [
     "DEFAULT_CAPACITY",
     "DEFAULT_CHUNK",
     "AsyncPipe",
+    "ChunkedEnd",
     "End",
     "Pipe",
     "PipeClosed",
@@ -35,5 +39,7 @@ __all__ = [
     "WebsocketsEnd",
     "connect_socket_end",
     "connect_unix_socket_end",
+    "dial_raw_tunnel",
+    "UpgradeRefused",
     "relay",
 ]

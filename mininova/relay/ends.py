@@ -7,10 +7,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
+import ssl as ssl_module
 from collections import deque
 from typing import Any
+from urllib.parse import urlsplit
 
 from mininova.relay.core import DEFAULT_CHUNK
+from mininova.relay.upgrade import (
+    KEEPALIVE_CHUNK,
+    ChunkDecoder,
+    check_switched,
+    chunk_header,
+    parse_response_head,
+    request_head,
+    split_head,
+)
 
 
 def close_message(reason: str) -> bytes:
@@ -77,7 +89,18 @@ class StreamEnd:
             await asyncio.wait_for(self.writer.wait_closed(), 5)
 
 
-SOCKET_LIMIT = 4 * DEFAULT_CHUNK  # a SocketEnd stops reading its socket above this backlog
+SOCKET_LIMIT = 8 * DEFAULT_CHUNK  # a SocketEnd stops reading its socket above this backlog
+READ_SIZE = 1 << 20  # bytes a socket read may return at once (asyncio's default: 256 KiB)
+
+
+def set_read_size(transport: asyncio.BaseTransport, size: int) -> None:
+    """Let asyncio's socket transport read up to `size` bytes per recv (fewer reads,
+    callbacks and frames per GB); `max_size` is the selector transport's own attribute,
+    left alone where it does not exist (TLS, other loops)."""
+    if isinstance(getattr(transport, "max_size", None), int):
+        transport.max_size = size  # type: ignore[attr-defined]
+
+
 COALESCE = 64 * 1024
 
 
@@ -113,6 +136,7 @@ class SocketEnd(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        set_read_size(transport, READ_SIZE)
 
     def data_received(self, data: bytes) -> None:
         self._chunks.append(data)
@@ -186,6 +210,11 @@ class SocketEnd(asyncio.Protocol):
         if self._lost:
             raise ConnectionResetError(f"{self.name} closed while writing")
 
+    def unread(self, data: bytes) -> None:
+        """Put `data` back in front of what `read()` returns next (after a handshake)."""
+        self._chunks.appendleft(data)
+        self._size += len(data)
+
     def close_now(self) -> None:
         """Close without waiting (buffered output is still flushed by the transport)."""
         if self.transport is not None and not self.transport.is_closing():
@@ -211,3 +240,143 @@ async def connect_unix_socket_end(path: str, name: str, limit: int = SOCKET_LIMI
     loop = asyncio.get_running_loop()
     _, end = await loop.create_unix_connection(lambda: SocketEnd(name, limit), path)
     return end
+
+
+def set_keepalive(transport: asyncio.BaseTransport, idle: float) -> None:
+    """TCP keepalive probes after `idle` seconds of silence (a raw tunnel has no websocket
+    pings; idle NAT/proxies would cut it); no-op where the options are missing."""
+    sock = transport.get_extra_info("socket")
+    if sock is None or idle <= 0:
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, max(1, int(idle)))
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, max(1, int(idle) // 2))
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 4)
+
+
+async def dial_raw_tunnel(
+    url: str,
+    headers: dict[str, str],
+    name: str,
+    *,
+    ssl: Any = None,
+    keepalive: float = 0,
+    limit: int = SOCKET_LIMIT,
+) -> ChunkedEnd:
+    """Open a raw tunnel to the controller (`mininova.relay.upgrade`): TCP, TLS for
+    https:// and wss:// (`ssl`: the pinned CA's context, else default verification), the
+    `Upgrade: tcp` request with `headers`, the 101; then the tunnel's chunks on a
+    `SocketEnd` (`ChunkedEnd`, a keepalive chunk after `keepalive` idle seconds).
+    Raises `UpgradeRefused` (the controller's status and message) or OSError."""
+    parts = urlsplit(url)
+    secure = parts.scheme in ("https", "wss")
+    if parts.scheme not in ("http", "https", "ws", "wss") or not parts.hostname:
+        raise ValueError(f"not an http(s):// or ws(s):// URL: {url!r}")
+    port = parts.port or (443 if secure else 80)
+    context = None
+    if secure:
+        context = ssl if ssl is not None else ssl_module.create_default_context()
+    loop = asyncio.get_running_loop()
+    _, end = await loop.create_connection(
+        lambda: SocketEnd(name, limit),
+        parts.hostname,
+        port,
+        ssl=context,
+        server_hostname=parts.hostname if secure else None,
+    )
+    try:
+        assert end.transport is not None
+        host = parts.netloc.rpartition("@")[2]
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        end.transport.write(request_head(host, target, headers))
+        buffer = b""
+        while (split := split_head(buffer)) is None:
+            data = await end.read()
+            if not data:
+                raise ConnectionResetError("the controller closed the tunnel connection")
+            buffer += data
+        head, rest = split
+        response = parse_response_head(head)
+        if response.status != 101:
+            while len(rest) < min(response.content_length, MAX_ERROR_BODY):
+                data = await end.read()
+                if not data:
+                    break
+                rest += data
+        check_switched(response, rest)
+        if rest:  # tunnel bytes right behind the 101
+            end.unread(rest)
+        set_keepalive(end.transport, keepalive)
+        return ChunkedEnd(end, name, keepalive)
+    except BaseException:
+        end.close_now()
+        raise
+
+
+MAX_ERROR_BODY = 64 * 1024
+
+
+class ChunkedEnd:
+    """The raw tunnel's chunk layer (`mininova.relay.upgrade`) on a byte `End`: `read()`
+    returns payloads (memoryview slices of what the inner end read: no copies; small pieces
+    waiting together are joined), `write(data)` sends a 4-byte header and `data` as is;
+    after `keepalive` seconds without a write it sends a keepalive chunk (0: never)."""
+
+    def __init__(self, inner: Any, name: str, keepalive: float = 0) -> None:
+        self.inner = inner
+        self.name = name
+        self._decoder = ChunkDecoder()
+        self._pending: deque[bytes | memoryview] = deque()
+        self._last_write = asyncio.get_running_loop().time()
+        self._writing = False  # no keepalive between a header and its payload
+        self._keepalive: asyncio.Task[None] | None = None
+        if keepalive > 0:
+            self._keepalive = asyncio.create_task(self._keep_alive(keepalive))
+
+    async def _keep_alive(self, interval: float) -> None:
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(Exception):
+            while True:
+                await asyncio.sleep(max(0.05, self._last_write + interval - loop.time()))
+                if loop.time() - self._last_write >= interval and not self._writing:
+                    self._last_write = loop.time()
+                    await self.inner.write(KEEPALIVE_CHUNK)
+
+    async def read(self) -> bytes:
+        while not self._pending:
+            data = await self.inner.read()
+            if not data:
+                return b""
+            self._pending.extend(self._decoder.feed(data))
+        data = self._pending.popleft()
+        if self._pending and len(data) < COALESCE:
+            parts = [data]
+            size = len(data)
+            while self._pending and size + len(self._pending[0]) <= COALESCE:
+                size += len(self._pending[0])
+                parts.append(self._pending.popleft())
+            return b"".join(parts)
+        return data  # type: ignore[return-value]  # a memoryview is as good to the relay
+
+    async def write(self, data: bytes) -> None:
+        self._last_write = asyncio.get_running_loop().time()
+        if len(data) <= COALESCE:
+            await self.inner.write(chunk_header(len(data)) + data)
+        else:  # no copy of a large payload: its header goes first
+            self._writing = True
+            try:
+                await self.inner.write(chunk_header(len(data)))
+                await self.inner.write(data)
+            finally:
+                self._writing = False
+
+    async def close(self, reason: str = "") -> None:
+        if self._keepalive is not None:
+            self._keepalive.cancel()
+        await self.inner.close(reason)
+
+    def close_now(self) -> None:
+        if self._keepalive is not None:
+            self._keepalive.cancel()
+        self.inner.close_now()

@@ -247,3 +247,30 @@ async def test_security_groups_must_allow_the_port(env: ConsoleEnv) -> None:
             assert await read_exactly(ws, 4) == b"open"
             await ws.close()
     await assert_no_tunnel_left(env)
+
+
+async def test_websocket_dial_in_of_older_agents(
+    env: ConsoleEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An agent that dials in with a websocket (before `Upgrade: tcp`) is still relayed."""
+    from websockets.asyncio.client import connect
+
+    from mininova.agent import tunnel
+    from mininova.relay import WebsocketsEnd
+
+    class LegacyEnd(WebsocketsEnd):
+        def close_now(self) -> None:
+            asyncio.ensure_future(self.close())
+
+    async def websocket_dial(url: str, headers: dict, name: str, **_: object) -> LegacyEnd:
+        return LegacyEnd(await connect(url, additional_headers=headers, compression=None), name)
+
+    monkeypatch.setattr(tunnel, "dial_raw_tunnel", websocket_dial)
+    uuid = await env.server("legacy-agent-vm")
+    payload = os.urandom(300_000)
+    async with guest_server() as guest, aiohttp.ClientSession() as session:
+        ws = await open_tunnel(session, env, uuid, guest.port, env.api.token)
+        await ws.send_bytes(payload)
+        assert await read_exactly(ws, len(payload)) == payload
+        await ws.close()
+    await assert_no_tunnel_left(env)
