@@ -108,25 +108,22 @@ def test_server_in_groups(serve: Serve, image: str) -> None:
     run_client(env, "openstack", "security", "group", "delete", "app", "ops")
 
 
-@pytest.mark.parametrize(
-    ("args", "status", "needle"),
-    [
-        (("--protocol", "tcp", "--dst-port", "0"), "400", "port"),
-        (("--protocol", "tcp", "--dst-port", "70000"), "400", "port"),
-        (("--protocol", "icmp", "--icmp-type", "300"), "400", "300"),
-        (("--protocol", "bogus"), "400", "bogus"),
-        (("--protocol", "tcp", "--remote-ip", "10.0.0.0/33"), "400", "10.0.0.0/33"),
-    ],
-)
-def test_bad_rules_are_refused_and_leave_nothing(
-    serve: Serve, args: tuple[str, ...], status: str, needle: str
-) -> None:
+BAD_RULES = [
+    (("--protocol", "tcp", "--dst-port", "0"), "port"),
+    (("--protocol", "tcp", "--dst-port", "70000"), "port"),
+    (("--protocol", "icmp", "--icmp-type", "300"), "300"),
+    (("--protocol", "bogus"), "bogus"),
+    (("--protocol", "tcp", "--remote-ip", "10.0.0.0/33"), "10.0.0.0/33"),
+]
+
+
+def test_bad_rules_are_refused_and_leave_nothing(serve: Serve) -> None:
     env = serve.os_env()
-    if "strict" not in {g["Name"] for g in osc_json(env, "security", "group", "list")}:
-        osc_json(env, "security", "group", "create", "strict")
+    osc_json(env, "security", "group", "create", "strict")
     before = osc_json(env, "security", "group", "rule", "list", "strict")
-    stderr = _fails(env, "security", "group", "rule", "create", *args, "strict")
-    assert status in stderr and needle in stderr, stderr
+    for args, needle in BAD_RULES:
+        stderr = _fails(env, "security", "group", "rule", "create", *args, "strict")
+        assert "400" in stderr and needle in stderr, (args, stderr)
     assert osc_json(env, "security", "group", "rule", "list", "strict") == before
 
 
