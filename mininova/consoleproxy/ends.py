@@ -8,7 +8,7 @@ import contextlib
 from collections import deque
 from typing import Any
 
-from mininova.relay.ends import close_message
+from mininova.relay.ends import close_message, take_coalesced
 
 
 class AiohttpWsEnd:
@@ -49,7 +49,6 @@ class AiohttpWsEnd:
 
 
 RAW_LIMIT = 2 << 20  # an AiohttpRawEnd stops reading its socket above this backlog
-COALESCE = 64 * 1024
 
 
 class AiohttpRawEnd:
@@ -103,14 +102,7 @@ class AiohttpRawEnd:
                 await self._waiter
             finally:
                 self._waiter = None
-        data = self._chunks.popleft()
-        if self._chunks and len(data) < COALESCE:
-            parts = [data]
-            size = len(data)
-            while self._chunks and size + len(self._chunks[0]) <= COALESCE:
-                size += len(self._chunks[0])
-                parts.append(self._chunks.popleft())
-            data = b"".join(parts)
+        data = take_coalesced(self._chunks)
         self._size -= len(data)
         if self._paused and self._size < self.limit and not self._eof:
             self._paused = False

@@ -104,6 +104,20 @@ def set_read_size(transport: asyncio.BaseTransport, size: int) -> None:
 COALESCE = 64 * 1024
 
 
+def take_coalesced(chunks: deque[Any], limit: int = COALESCE) -> Any:
+    """Pop the first chunk; when it is small and more wait, join the following ones up to
+    `limit` bytes (one write instead of many). A lone or large chunk comes back as it is."""
+    data = chunks.popleft()
+    if not chunks or len(data) >= limit:
+        return data
+    parts = [data]
+    size = len(data)
+    while chunks and size + len(chunks[0]) <= limit:
+        size += len(chunks[0])
+        parts.append(chunks.popleft())
+    return b"".join(parts) if len(parts) > 1 else data
+
+
 class SocketEnd(asyncio.Protocol):
     """A TCP or unix socket as an `End`, straight on asyncio's transport (no StreamReader).
 
@@ -182,14 +196,7 @@ class SocketEnd(asyncio.Protocol):
                 await self._read_waiter
             finally:
                 self._read_waiter = None
-        data = self._chunks.popleft()
-        if self._chunks and len(data) < COALESCE:  # small chunks waiting: one write of them
-            parts = [data]
-            size = len(data)
-            while self._chunks and size + len(self._chunks[0]) <= COALESCE:
-                size += len(self._chunks[0])
-                parts.append(self._chunks.popleft())
-            data = b"".join(parts)
+        data = take_coalesced(self._chunks)
         self._size -= len(data)
         if self._reading_paused and self._size < self.limit and not self._lost:
             assert self.transport is not None
@@ -349,15 +356,7 @@ class ChunkedEnd:
             if not data:
                 return b""
             self._pending.extend(self._decoder.feed(data))
-        data = self._pending.popleft()
-        if self._pending and len(data) < COALESCE:
-            parts = [data]
-            size = len(data)
-            while self._pending and size + len(self._pending[0]) <= COALESCE:
-                size += len(self._pending[0])
-                parts.append(self._pending.popleft())
-            return b"".join(parts)
-        return data  # type: ignore[return-value]  # a memoryview is as good to the relay
+        return take_coalesced(self._pending)  # a memoryview is as good to the relay
 
     async def write(self, data: bytes) -> None:
         self._last_write = asyncio.get_running_loop().time()
