@@ -605,71 +605,35 @@ async def boot_server(base: str, username: str, password: str) -> tuple[str, str
     guest address 127.0.0.1 is its fixed IP)."""
     import aiohttp
 
-    body = {
-        "auth": {
-            "identity": {
-                "methods": ["password"],
-                "password": {
-                    "user": {"name": username, "domain": {"name": "Default"}, "password": password}
-                },
-            },
-            "scope": {"project": {"name": "admin", "domain": {"name": "Default"}}},
-        }
-    }
+    from bench.boot_bench import Api
+
     async with aiohttp.ClientSession() as s:
-        async with s.post(base + "/identity/v3/auth/tokens", json=body) as r:
-            r.raise_for_status()
-            token = r.headers["X-Subject-Token"]
-        h = {"X-Auth-Token": token}
-        async with s.post(
-            base + "/image/v2/images",
-            headers=h,
-            json={"name": "bench", "disk_format": "qcow2", "container_format": "bare"},
-        ) as r:
-            image = (await r.json())["id"]
-        async with s.put(
-            f"{base}/image/v2/images/{image}/file",
-            data=b"x" * 1024,
-            headers={**h, "Content-Type": "application/octet-stream"},
-        ):
-            pass
-        for _ in range(200):  # the agent may still be connecting
-            async with s.get(base + "/compute/v2.1/os-hypervisors", headers=h) as r:
-                if (await r.json()).get("hypervisors"):
-                    break
-            await asyncio.sleep(0.1)
-        async with s.post(
-            base + "/compute/v2.1/servers",
-            headers={**h, "OpenStack-API-Version": "compute 2.37"},
-            json={
-                "server": {"name": "bench", "imageRef": image, "flavorRef": "1", "networks": "none"}
-            },
-        ) as r:
-            uuid = (await r.json())["server"]["id"]
-        for _ in range(300):
-            async with s.get(f"{base}/compute/v2.1/servers/{uuid}", headers=h) as r:
-                status = (await r.json())["server"]["status"]
-            if status == "ACTIVE":
-                return token, uuid
-            if status == "ERROR":
-                break
-            await asyncio.sleep(0.05)
-    raise RuntimeError(f"bench server {uuid} never became ACTIVE")
+        api = Api(s, base)
+        await api.login(password, user=username)
+        image = await api.upload_image(1024)
+        await api.wait_hosts_up(1)
+        _, server = await api.boot("bench", image, poll=0.05, timeout=15)
+    if server["status"] != "ACTIVE":
+        raise RuntimeError(f"bench server {server['id']} is {server['status']}, not ACTIVE")
+    return api.token, server["id"]
 
 
 async def allow_port(base: str, token: str, uuid: str, port: int) -> None:
     """An ingress rule for `port` in the server's security groups (a TCP tunnel needs one)."""
     import aiohttp
 
-    h = {"X-Auth-Token": token, "OpenStack-API-Version": "compute 2.1"}
+    from bench.boot_bench import Api
+
     async with aiohttp.ClientSession() as s:
-        async with s.get(f"{base}/compute/v2.1/servers/{uuid}", headers=h) as r:
-            names = {g["name"] for g in (await r.json())["server"].get("security_groups", [])}
-        async with s.get(f"{base}/compute/v2.1/os-security-groups", headers=h) as r:
-            if r.status == 404:
-                return  # a mininova without security groups
-            groups = (await r.json())["security_groups"]
-        for group in groups:
+        api = Api(s, base)
+        api.token = token
+        legacy = {"headers": {"OpenStack-API-Version": "compute 2.1"}}
+        server = await api.call("GET", f"/compute/v2.1/servers/{uuid}", (200,), **legacy)
+        names = {g["name"] for g in server["server"].get("security_groups", [])}
+        listed = await api.call("GET", "/compute/v2.1/os-security-groups", (200, 404), **legacy)
+        if listed is None or "security_groups" not in listed:
+            return  # a mininova without security groups
+        for group in listed["security_groups"]:
             if group["name"] in (names or {"default"}):
                 rule = {
                     "parent_group_id": group["id"],
@@ -677,13 +641,13 @@ async def allow_port(base: str, token: str, uuid: str, port: int) -> None:
                     "from_port": port,
                     "to_port": port,
                 }
-                async with s.post(
-                    f"{base}/compute/v2.1/os-security-group-rules",
-                    headers=h,
+                await api.call(
+                    "POST",
+                    "/compute/v2.1/os-security-group-rules",
+                    (200,),
                     json={"security_group_rule": rule},
-                ) as r:
-                    if r.status >= 400:
-                        raise RuntimeError(f"security group rule: {r.status} {await r.text()}")
+                    **legacy,
+                )
 
 
 async def console_token(base: str, token: str, uuid: str) -> str:
