@@ -39,6 +39,8 @@ import aiohttp
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.boot_bench import Api  # noqa: E402
+
 BLOCK = b"\x5a" * 65536
 PING = b"p" * 32
 
@@ -203,51 +205,13 @@ async def start_mininova(source_port: int, workdir: Path) -> tuple[Any, Any]:
 
     base = config.base_url
     async with aiohttp.ClientSession() as s:
-        body = {
-            "auth": {
-                "identity": {
-                    "methods": ["password"],
-                    "password": {
-                        "user": {
-                            "name": creds.username,
-                            "domain": {"name": "Default"},
-                            "password": creds.password,
-                        }
-                    },
-                },
-                "scope": {"project": {"name": creds.project, "domain": {"name": "Default"}}},
-            }
-        }
-        async with s.post(base + "/identity/v3/auth/tokens", json=body) as r:
-            token = r.headers["X-Subject-Token"]
-        h = {"X-Auth-Token": token}
-        async with s.post(
-            base + "/image/v2/images",
-            headers=h,
-            json={"name": "bench", "disk_format": "qcow2", "container_format": "bare"},
-        ) as r:
-            image = (await r.json())["id"]
-        async with s.put(
-            f"{base}/image/v2/images/{image}/file",
-            data=b"x" * 1024,
-            headers={**h, "Content-Type": "application/octet-stream"},
-        ):
-            pass
-        async with s.post(
-            base + "/compute/v2.1/servers",
-            headers={**h, "OpenStack-API-Version": "compute 2.37"},
-            json={
-                "server": {"name": "bench", "imageRef": image, "flavorRef": "1", "networks": "none"}
-            },
-        ) as r:
-            uuid = (await r.json())["server"]["id"]
-        for _ in range(200):
-            async with s.get(f"{base}/compute/v2.1/servers/{uuid}", headers=h) as r:
-                if (await r.json())["server"]["status"] == "ACTIVE":
-                    break
-            await asyncio.sleep(0.05)
-        else:
+        api = Api(s, base)
+        await api.login(creds.password, user=creds.username, project=creds.project)
+        image = await api.upload_image(1024)
+        _, server = await api.boot("bench", image, poll=0.05, timeout=10)
+        if server["status"] != "ACTIVE":
             raise RuntimeError("bench server never became ACTIVE")
+        uuid = server["id"]
 
     async def connect() -> WsClient:
         result = await ctl.bus.call("consoleauth", "authorize", instance_uuid=uuid)
