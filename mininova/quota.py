@@ -82,13 +82,21 @@ async def reset_limits(db: Executor, project_id: str) -> None:
     await quotas.reset(db, project_id)
 
 
-async def get_usage(db: Executor, project_id: str, user_id: str | None = None) -> dict[str, int]:
-    """What a project uses now (one aggregate query): instances, cores and ram of its live
-    instances, key_pairs of `user_id` (keypairs are per user; 0 when None) and its
-    server_groups, and the network API's security groups, rules and floating IPs. Other
-    resources are 0."""
+async def compute_usage(
+    db: Executor, project_id: str, user_id: str | None = None
+) -> dict[str, int]:
+    """What a project uses of the compute resources (one aggregate query): instances, cores
+    and ram of its live instances, key_pairs of `user_id` (keypairs are per user; 0 when
+    None) and its server_groups. Other resources are 0."""
     usage = dict.fromkeys(DEFAULTS, 0)
     usage.update(await quotas.usage(db, project_id, user_id))
+    return usage
+
+
+async def get_usage(db: Executor, project_id: str, user_id: str | None = None) -> dict[str, int]:
+    """`compute_usage` plus the network API's security groups, rules and floating IPs (the
+    limits, quota-set and quota-update views)."""
+    usage = await compute_usage(db, project_id, user_id)
     usage["security_groups"] = await security_groups.count_groups(db, project_id)
     usage["security_group_rules"] = await security_groups.count_rules(db, project_id)
     usage["floating_ips"] = await floating_ips.count_in_project(db, project_id)
@@ -146,7 +154,7 @@ async def check_instance_quota(
 async def check_keypair_quota(db: Executor, project_id: str, user_id: str) -> None:
     """Raise QuotaExceeded when the user already holds as many keypairs as allowed."""
     limits = await get_limits(db, project_id)
-    usage = await get_usage(db, project_id, user_id)
+    usage = await compute_usage(db, project_id, user_id)
     if _over(limits["key_pairs"], usage["key_pairs"], 1):
         raise QuotaExceeded("Quota exceeded, too many key pairs.")
 

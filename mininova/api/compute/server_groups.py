@@ -57,7 +57,7 @@ async def create(
     async with store.transaction() as tx:
         await tx.lock(f"quota:{project_id}")
         limit = (await quota.get_limits(tx, project_id))["server_groups"]
-        used = (await quota.get_usage(tx, project_id))["server_groups"]
+        used = (await quota.compute_usage(tx, project_id))["server_groups"]
         if 0 <= limit < used + 1:
             raise QuotaExceeded("Quota exceeded, too many server groups.")
         await repo.insert(
