@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from mininova.network import security_groups
 from mininova.store import host_network as repo
 
 if TYPE_CHECKING:
@@ -39,25 +40,6 @@ def fixed_ips(addresses: Any) -> list[str]:
         if isinstance(addr, str) and addr and addr not in out:
             out.append(addr)
     return out
-
-
-def _implicit_default_rules() -> list[dict[str, Any]]:
-    """Neutron's default group: egress anywhere (IPv4, IPv6), ingress from the same group."""
-    return [
-        {
-            "id": f"{IMPLICIT_DEFAULT}-{direction}-{ethertype}",
-            "security_group_id": IMPLICIT_DEFAULT,
-            "direction": direction,
-            "ethertype": ethertype,
-            "protocol": None,
-            "port_range_min": None,
-            "port_range_max": None,
-            "remote_ip_prefix": None,
-            "remote_group_id": IMPLICIT_DEFAULT if direction == "ingress" else None,
-        }
-        for direction in ("ingress", "egress")
-        for ethertype in ("IPv4", "IPv6")
-    ]
 
 
 def _rule_doc(rule: Row, remote_ips: list[str] | None) -> dict[str, Any]:
@@ -95,14 +77,10 @@ async def desired_state(db: Executor, host: str) -> dict[str, Any]:
         rules_by_group.setdefault(rule["security_group_id"], []).append(rule)
     for gs in groups_of.values():
         for g in gs:
-            if g.startswith(f"{IMPLICIT_DEFAULT}:"):
+            if g.startswith(f"{IMPLICIT_DEFAULT}:"):  # Neutron's default rules, no row yet
+                rules = security_groups.new_group_rules(g, g.split(":", 1)[1], "", is_default=True)
                 rules_by_group[g] = [
-                    {
-                        **r,
-                        "security_group_id": g,
-                        "remote_group_id": g if r["remote_group_id"] else None,
-                    }
-                    for r in _implicit_default_rules()
+                    {**r, "id": f"{g}-{r['direction']}-{r['ethertype']}"} for r in rules
                 ]
 
     # Remote groups -> their members' fixed IPs.

@@ -139,16 +139,22 @@ async def _insert_group(
             "updated_at": now,
         },
     )
-    for ethertype in ETHERTYPES:
-        await repo.insert_rule(db, _rule_values(group_id, project_id, "egress", ethertype, now))
+    for rule in new_group_rules(group_id, project_id, now, is_default=is_default):
+        await repo.insert_rule(db, rule)
+
+
+def new_group_rules(
+    group_id: str, project_id: str, now: str, *, is_default: bool
+) -> list[dict[str, Any]]:
+    """The rules Neutron gives a new group: egress anywhere (IPv4, IPv6); a project's default
+    group also admits ingress from its own members."""
+    rules = [_rule_values(group_id, project_id, "egress", e, now) for e in ETHERTYPES]
     if is_default:
-        for ethertype in ETHERTYPES:
-            await repo.insert_rule(
-                db,
-                _rule_values(
-                    group_id, project_id, "ingress", ethertype, now, remote_group_id=group_id
-                ),
-            )
+        rules += [
+            _rule_values(group_id, project_id, "ingress", e, now, remote_group_id=group_id)
+            for e in ETHERTYPES
+        ]
+    return rules
 
 
 async def ensure_default(db: Executor, project_id: str) -> Row:
