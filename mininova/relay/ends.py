@@ -10,7 +10,7 @@ import contextlib
 import socket
 import ssl as ssl_module
 from collections import deque
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 from mininova.relay.core import DEFAULT_CHUNK
@@ -148,8 +148,7 @@ class SocketEnd(asyncio.Protocol):
     # -- asyncio.Protocol ---------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
         set_read_size(transport, READ_SIZE)
 
     def data_received(self, data: bytes) -> None:

@@ -55,6 +55,7 @@ _JSON_DEFAULTS: dict[str, Any] = {
     "addresses": [],
     "fault": None,
     "scheduler_hints": {},
+    "system_metadata": {},
 }
 
 _i = instances

@@ -243,10 +243,14 @@ instances = Table(
     Column("vcpus", Int, nullable=False, server_default=text("0")),
     Column("memory_mb", Int, nullable=False, server_default=text("0")),
     Column("root_gb", Int, nullable=False, server_default=text("0")),
+    # Nova's system metadata (JSON object): password, shelved image, resize flavors.
+    Column("system_metadata", Text, nullable=False, server_default=text("'{}'")),
+    Column("deleted_at", Text),  # when a server was (soft) deleted
     Index("instances_project", "project_id", "deleted"),
     # Covers the quota's usage aggregate: counted from the index alone.
     Index("instances_usage", "project_id", "deleted", "vcpus", "memory_mb"),
     Index("instances_host", "host", "deleted"),
+    Index("instances_deleted_at", "vm_state", "deleted_at"),
     sqlite_autoincrement=True,
 )
 
@@ -277,6 +281,27 @@ instance_action_events = Table(
     Column("result", Text),
     Column("host", Text),
     Column("traceback", Text),
+    sqlite_autoincrement=True,
+)
+
+migrations = Table(
+    "migrations",
+    metadata,
+    _serial(),
+    Column("uuid", Text, nullable=False, unique=True),
+    Column("instance_uuid", Text, nullable=False),
+    Column("project_id", Text, nullable=False),
+    Column("user_id", Text, nullable=False),
+    Column("migration_type", Text, nullable=False),  # "resize" | "migration"
+    Column("source_compute", Text, nullable=False),
+    Column("dest_compute", Text),
+    Column("old_flavor", Text, nullable=False),  # JSON flavor documents
+    Column("new_flavor", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("created_at", Text, nullable=False),
+    Column("updated_at", Text, nullable=False),
+    Index("migrations_instance", "instance_uuid"),
+    Index("migrations_status", "status"),
     sqlite_autoincrement=True,
 )
 
