@@ -94,6 +94,18 @@ async def test_other_projects_server_is_404(api: ApiClient, member_api: ApiClien
     assert status == 403 and err["forbidden"]["code"] == 403
 
 
+async def test_all_tenants_is_admin_only(api: ApiClient, member_api: ApiClient) -> None:
+    """Nova's policy: a member asking for every project's servers gets 403, not their own."""
+    for path, rule in ((SERVERS, "index"), (SERVERS + "/detail", "detail")):
+        status, err, _ = await member_api.get(path + "?all_tenants=1")
+        assert status == 403, err
+        assert f"os_compute_api:servers:{rule}:get_all_tenants" in err["forbidden"]["message"]
+        status, _, _ = await member_api.get(path + "?all_tenants=0")
+        assert status == 200
+    status, _, _ = await api.get(SERVERS + "/detail?all_tenants")
+    assert status == 200
+
+
 async def test_view_keys_follow_microversion(api: ApiClient) -> None:
     image = await api.upload_image()
     _, body, _ = await api.post(SERVERS, json=_body(image))

@@ -72,9 +72,13 @@ def _bool_param(value: str | None) -> bool:
     return value is not None and value.lower() in ("1", "true", "yes", "on", "")
 
 
-def _list_query(request: web.Request) -> compute.ServerQuery:
-    """The list filters of the contract, parsed (400 for malformed ones)."""
+def _list_query(request: web.Request, policy: str) -> compute.ServerQuery:
+    """The list filters of the contract, parsed (400 for malformed ones). `all_tenants` is
+    admin-only: a member asking for it gets Nova's 403 for the `policy` rule."""
     q = request.query
+    all_tenants = "all_tenants" in q and _bool_param(q.get("all_tenants"))
+    if all_tenants:
+        context(request).require_admin(f"os_compute_api:servers:{policy}:get_all_tenants")
     changes = q.get("changes-since") or q.get("changes_since")
     since = None
     if changes:
@@ -86,7 +90,7 @@ def _list_query(request: web.Request) -> compute.ServerQuery:
                 f"Value: {changes}. '{changes}' is not a 'date-time'"
             ) from None
     return compute.ServerQuery(
-        all_tenants="all_tenants" in q and _bool_param(q.get("all_tenants")),
+        all_tenants=all_tenants,
         project_id=q.get("project_id") or q.get("tenant_id") or None,
         host=q.get("host") or None,
         image_ref=q["image"].rsplit("/", 1)[-1] if q.get("image") else None,
@@ -111,7 +115,7 @@ def _links_for(request: web.Request, items: list[Row], path: str) -> dict[str, A
 
 async def list_servers(request: web.Request) -> web.Response:
     svc = services(request)
-    items = await compute.list_servers(svc.store, context(request), _list_query(request))
+    items = await compute.list_servers(svc.store, context(request), _list_query(request, "index"))
     body: dict[str, Any] = {"servers": [views.brief_view(svc.base_url, r) for r in items]}
     body.update(_links_for(request, items, "/compute/v2.1/servers"))
     return web.json_response(body)
@@ -124,7 +128,7 @@ async def list_servers_detail(request: web.Request) -> web.Response:
     items = await compute.list_servers(
         svc.store,
         ctx,
-        _list_query(request),
+        _list_query(request, "detail"),
         with_image_properties=with_props,
         with_node=ctx.is_admin,
     )
