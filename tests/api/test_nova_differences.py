@@ -7,6 +7,7 @@ unknown networks and security groups, which the networking work had already made
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from mininova.agent.handlers import _tail
 from mininova.config import AgentConfig
 from mininova.controller import Controller
 from mininova.virt.fake import FakeDriver
+from tests.api.cli import run_openstack
 from tests.conftest import ApiClient
 from tests.kit.wait import wait_for
 
@@ -301,9 +303,7 @@ async def test_extensions_list_what_clients_look_for(api: ApiClient) -> None:
 # ---- injectNetworkInfo --------------------------------------------------------------------
 
 
-async def test_inject_network_info(
-    api: ApiClient, member_api: ApiClient, host: FakeDriver
-) -> None:
+async def test_inject_network_info(api: ApiClient, member_api: ApiClient, host: FakeDriver) -> None:
     uuid = await _boot_active(api)
     action = f"{SERVERS}/{uuid}/action"
     _, before, _ = await api.get(f"{SERVERS}/{uuid}/os-instance-actions")
@@ -331,3 +331,19 @@ async def test_inject_network_info(
     assert status == 403, body
     status, _, _ = await member_api.post(action, json={"injectNetworkInfo": None})
     assert status == 404
+
+
+async def test_quota_set_default_with_the_openstack_cli(
+    api: ApiClient, controller: Controller
+) -> None:
+    """`openstack quota set --default` sends PUT /os-quota-class-sets/default (SDK)."""
+    rc, out, err = await run_openstack(
+        controller, "quota", "set", "--default", "--instances", "7", "--cores", "11"
+    )
+    assert rc == 0, err
+    rc, out, err = await run_openstack(controller, "quota", "show", "--default", "-f", "json")
+    assert rc == 0, err
+    shown = {row["Resource"]: row["Limit"] for row in json.loads(out)}
+    assert shown["instances"] == 7 and shown["cores"] == 11
+    _, body, _ = await api.get(QUOTA_CLASS, version="2.57")
+    assert body["quota_class_set"]["instances"] == 7
