@@ -8,6 +8,8 @@ here, so the tests store one below the API, as that POST would.
 from __future__ import annotations
 
 import asyncio
+import sys
+from pathlib import Path
 
 import openstack
 import pytest
@@ -15,6 +17,7 @@ import pytest
 from mininova.compute import server_password
 from mininova.controller import Controller
 from mininova.store import instances
+from tests.api.cli import cli_env
 from tests.conftest import ApiClient
 
 SERVERS = "/compute/v2.1/servers"
@@ -114,3 +117,26 @@ def test_password_chunks_bounds() -> None:
     assert server_password.password_chunks(None) == {f"password_{i}": "" for i in range(4)}
     with pytest.raises(ValueError):
         server_password.password_chunks("x" * (4 * 255 + 1))
+
+
+async def test_novaclient_get_and_clear_password(api: ApiClient, controller: Controller) -> None:
+    """`nova get-password` (no private key: the stored text) and `nova clear-password`."""
+    uuid = await _server(api, "novavm")
+    await server_password.set_password(controller.store, uuid, ENCRYPTED)
+
+    async def nova(*args: str) -> str:
+        proc = await asyncio.create_subprocess_exec(
+            str(Path(sys.executable).parent / "nova"),
+            *args,
+            env=cli_env(controller),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(proc.communicate(), 120)
+        assert proc.returncode == 0, err.decode()
+        return out.decode()
+
+    assert (await nova("get-password", uuid)).strip() == ENCRYPTED
+    await nova("clear-password", uuid)
+    assert await _password(api, uuid) == (200, {"password": ""})
