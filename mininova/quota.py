@@ -34,9 +34,38 @@ DEFAULTS: dict[str, int] = {
 COUNTED = ("instances", "cores", "ram", "key_pairs", "server_groups")
 
 
-async def get_limits(db: Executor, project_id: str) -> dict[str, int]:
-    """The effective hard limits of a project: defaults overlaid with its `quotas` rows."""
+# Quota classes (os-quota-class-sets) keep their limits as `quotas` rows of this pseudo
+# project; as Nova, only the `default` class counts: it replaces DEFAULTS for every project.
+_CLASS_PREFIX = "quota_class:"
+DEFAULT_CLASS = "default"
+
+
+async def class_limits(db: Executor, class_name: str = DEFAULT_CLASS) -> dict[str, int]:
+    """A quota class's limits: DEFAULTS overlaid with the default class, then with its own."""
     limits = dict(DEFAULTS)
+    names = [DEFAULT_CLASS] if class_name == DEFAULT_CLASS else [DEFAULT_CLASS, class_name]
+    for name in names:
+        for resource, limit in (await quotas.limits(db, _CLASS_PREFIX + name)).items():
+            if resource in limits:
+                limits[resource] = limit
+    return limits
+
+
+async def update_class_limits(
+    db: Executor, class_name: str, updates: dict[str, int]
+) -> dict[str, int]:
+    """os-quota-class-sets update: store the class's limits (-1 or more); its limits after."""
+    for key, limit in updates.items():
+        if limit < -1:
+            raise Invalid(f"Quota limit {limit} for {key} must be -1 or greater.")
+    await set_limits(db, _CLASS_PREFIX + class_name, updates)
+    return await class_limits(db, class_name)
+
+
+async def get_limits(db: Executor, project_id: str) -> dict[str, int]:
+    """The effective hard limits of a project: the default quota class (DEFAULTS unless
+    changed) overlaid with the project's `quotas` rows."""
+    limits = await class_limits(db)
     for resource, limit in (await quotas.limits(db, project_id)).items():
         if resource in limits:
             limits[resource] = limit
@@ -172,6 +201,21 @@ async def fit_instances(
             raise
     await check_instance_quota(db, project_id, min_count, vcpus, ram)
     return min_count
+
+
+async def check_metadata_items(db: Executor, project_id: str, count: int) -> None:
+    """metadata_items: a server may not carry more metadata items than the project's limit.
+
+    Message as Nova's MetadataLimitExceeded (403): "Maximum number of metadata items exceeds
+    128"."""
+    limit = (await get_limits(db, project_id))["metadata_items"]
+    if _over(limit, 0, count):
+        raise QuotaExceeded(f"Maximum number of metadata items exceeds {limit}")
+
+
+async def metadata_items_allowed(db: Executor, project_id: str, count: int) -> bool:
+    """Whether `count` metadata items fit the project's metadata_items limit."""
+    return not _over((await get_limits(db, project_id))["metadata_items"], 0, count)
 
 
 async def check_group_members(db: Executor, group: dict[str, Any], count: int) -> None:

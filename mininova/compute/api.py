@@ -38,7 +38,6 @@ if TYPE_CHECKING:
     from mininova.store import Store
     from mininova.store.engine import Executor, Row
 
-MAX_METADATA_ITEMS = 128
 _CONSOLE_BUSY_TASK_STATES = ("deleting",)
 
 # The os-instance-actions name of each state action.
@@ -360,6 +359,7 @@ async def create_servers(
 ) -> CreatedServers:
     """Create min_count..max_count servers (as many as the quota allows) and cast their build."""
     await _check_networks(store, req.networks)
+    await quota.check_metadata_items(store, caller.project_id, len(req.metadata))
     image = await _image_for(store, caller, req.image_ref)
     flavor = await _flavor_for(store, caller, req.flavor_ref, image)
     flavor_snapshot = {
@@ -478,14 +478,20 @@ async def delete_server(store: Store, conductor: ConductorAPI, caller: Caller, i
 # ------------------------------------------------------------------------------ metadata
 
 
-async def _change_metadata(store: Store, caller: Caller, inst: Row, change: Any) -> dict[str, str]:
-    """Read-modify-write a server's metadata in one transaction; the new metadata."""
+async def _change_metadata(
+    store: Store, caller: Caller, inst: Row, change: Any, *, check_quota: bool = True
+) -> dict[str, str]:
+    """Read-modify-write a server's metadata in one transaction; the new metadata.
+
+    As Nova, the result is held to the caller's metadata_items quota (403), deletes aside."""
     check_locked(caller, inst)
     async with store.transaction() as tx:
         current = await instances.get(tx, inst["uuid"])
         if current is None:
             raise _not_found(inst["uuid"])
         meta = change(dict(current["metadata"]))
+        if check_quota:
+            await quota.check_metadata_items(tx, caller.project_id, len(meta))
         await instances.update(tx, inst["uuid"], metadata=meta)
     return meta
 
@@ -499,13 +505,7 @@ async def replace_metadata(
 async def merge_metadata(
     store: Store, caller: Caller, inst: Row, meta: dict[str, str]
 ) -> dict[str, str]:
-    def merged(old: dict[str, str]) -> dict[str, str]:
-        new = {**old, **meta}
-        if len(new) > MAX_METADATA_ITEMS:
-            raise Invalid("Quota exceeded for metadata_items.")
-        return new
-
-    return await _change_metadata(store, caller, inst, merged)
+    return await _change_metadata(store, caller, inst, lambda old: {**old, **meta})
 
 
 async def set_metadata_item(store: Store, caller: Caller, inst: Row, key: str, value: str) -> None:
@@ -518,7 +518,7 @@ async def delete_metadata_item(store: Store, caller: Caller, inst: Row, key: str
             raise NotFound("Metadata item was not found")
         return {k: v for k, v in old.items() if k != key}
 
-    await _change_metadata(store, caller, inst, without)
+    await _change_metadata(store, caller, inst, without, check_quota=False)
 
 
 # ------------------------------------------------------------------------------- actions

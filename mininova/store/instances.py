@@ -47,6 +47,7 @@ _UPDATABLE = {
     "access_ip_v6",
     "description",
     "availability_zone",
+    "system_metadata",
 }
 _JSON = {"addresses", "metadata", "fault"}
 _JSON_DEFAULTS: dict[str, Any] = {

@@ -53,7 +53,7 @@ async def test_hello_and_orders(ctl: FakeController, running: Running) -> None:
     full = (await conn.call("console_output", {"uuid": uuid, "length": None}))["output"]
     assert "mininova fake guest" in full and f"uuid={uuid}" in full
     tail = (await conn.call("console_output", {"uuid": uuid, "length": 1}))["output"]
-    assert tail == full.splitlines(keepends=True)[-1]
+    assert tail == full.splitlines()[-1]
     assert "shutdown" in tail
 
     guests = await conn.call("list_guests")

@@ -115,7 +115,9 @@ def _create_values(spec: dict[str, Any]) -> dict[str, Any]:
     flavor_id = spec.get("id")
     if flavor_id is None:
         flavor_id = str(uuid.uuid4())
-    elif not _FLAVOR_ID_RE.match(flavor_id):
+    elif not isinstance(flavor_id, str):
+        flavor_id = str(flavor_id)  # Nova stores a numeric id as its string
+    if not _FLAVOR_ID_RE.match(flavor_id):
         raise BadRequest(
             f"Invalid input for field/attribute id. Value: {flavor_id}. Invalid flavor id."
         )

@@ -12,10 +12,11 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
+from mininova import quota
 from mininova.api.compute.schemas import images as schemas
 from mininova.api.compute.views import images as views
 from mininova.api.context import context, mv_at_least, services
-from mininova.api.errors import BadRequest, Forbidden, NotFound, OverLimit
+from mininova.api.errors import BadRequest, Forbidden, NotFound
 from mininova.api.image import listing
 from mininova.api.microversions import V2_36, V2_39
 from mininova.api.validation import json_body
@@ -143,10 +144,17 @@ async def show_meta_item(request: web.Request) -> web.Response:
     return web.json_response({"meta": {key: row["properties"][key]}})
 
 
-async def _save_meta(request: web.Request, row: dict[str, Any], props: dict[str, str]) -> None:
-    if len(props) > schemas.MAX_IMAGE_META:
-        raise OverLimit("Quota exceeded for metadata items.")
-    await ops.set_properties(services(request).store, row["id"], props)
+async def _save_meta(
+    request: web.Request, row: dict[str, Any], props: dict[str, str], *, check_quota: bool = True
+) -> None:
+    """Store the image's new properties; as Nova, over the caller's metadata_items quota is
+    403 "Image metadata limit exceeded" (deletes are not held to it)."""
+    store = services(request).store
+    if check_quota and not await quota.metadata_items_allowed(
+        store, context(request).project_id, len(props)
+    ):
+        raise Forbidden("Image metadata limit exceeded")
+    await ops.set_properties(store, row["id"], props)
 
 
 async def _writable(request: web.Request) -> dict[str, Any]:
@@ -185,5 +193,5 @@ async def delete_meta_item(request: web.Request) -> web.Response:
     if key not in row["properties"]:
         raise NotFound(f"Metadata item was not found: {key}")
     props = {k: v for k, v in row["properties"].items() if k != key}
-    await _save_meta(request, row, props)
+    await _save_meta(request, row, props, check_quota=False)
     return web.Response(status=204)

@@ -1,4 +1,4 @@
-"""Compute API: /limits and /os-quota-sets, backed by mininova.quota."""
+"""Compute API: /limits, /os-quota-sets and /os-quota-class-sets, backed by mininova.quota."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from mininova import quota
+from mininova.api.compute.schemas import quota_classes as class_schemas
 from mininova.api.compute.schemas import quota_sets as schemas
 from mininova.api.context import context, microversion, mv_at_least, services
 from mininova.api.errors import Forbidden
@@ -105,9 +106,37 @@ async def show_quota_detail(request: web.Request) -> web.Response:
 
 async def show_quota_defaults(request: web.Request) -> web.Response:
     project_id = request.match_info["project_id"]
+    defaults = await quota.class_limits(services(request).store)
     body: dict[str, Any] = {"id": project_id}
-    body.update({k: quota.DEFAULTS[k] for k in quota_resources(request)})
+    body.update({k: defaults[k] for k in quota_resources(request)})
     return web.json_response({"quota_set": body})
+
+
+# -- os-quota-class-sets (as Nova: only the `default` class changes anything) ---------------
+
+
+async def show_quota_class_set(request: web.Request) -> web.Response:
+    """GET /os-quota-class-sets/{class} (admin, as Nova's policy): the class's limits."""
+    context(request).require_admin("os_compute_api:os-quota-class-sets:show")
+    class_name = request.match_info["class_name"]
+    limits = await quota.class_limits(services(request).store, class_name)
+    body: dict[str, Any] = {"id": class_name}
+    body.update({k: limits[k] for k in class_schemas.resources_for(microversion(request))})
+    return web.json_response({"quota_class_set": body})
+
+
+async def update_quota_class_set(request: web.Request) -> web.Response:
+    """PUT /os-quota-class-sets/{class} (admin): store the class's limits; with `default`,
+    the defaults of every project without its own override change."""
+    context(request).require_admin("os_compute_api:os-quota-class-sets:update")
+    mv = microversion(request)
+    body = await validated_body(request, class_schemas.update_for(mv))
+    updates = {k: int(v) for k, v in body["quota_class_set"].items() if k != "networks"}
+    limits = await quota.update_class_limits(
+        services(request).store, request.match_info["class_name"], updates
+    )
+    shown = {k: limits[k] for k in class_schemas.resources_for(mv)}
+    return web.json_response({"quota_class_set": shown})
 
 
 async def update_quota_set(request: web.Request) -> web.Response:
@@ -138,3 +167,6 @@ def setup(router: web.UrlDispatcher, prefix: str) -> None:
     router.add_get(base, show_quota_set)
     router.add_put(base, update_quota_set)
     router.add_delete(base, delete_quota_set)
+    classes = prefix + "/os-quota-class-sets/{class_name}"
+    router.add_get(classes, show_quota_class_set)
+    router.add_put(classes, update_quota_class_set)

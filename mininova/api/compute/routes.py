@@ -25,6 +25,7 @@ def setup(app: web.Application) -> None:
         security_groups,
         server_actions,
         server_groups,
+        server_password,
         servers,
         services,
         versions,
@@ -50,5 +51,6 @@ def setup(app: web.Application) -> None:
         images,
         consoles,
         security_groups,
+        server_password,
     ):
         module.setup(app.router, PREFIX)

@@ -33,7 +33,8 @@ def _create(with_description: bool) -> dict[str, Any]:
             "maxLength": 255,
             "pattern": r"^(?!\s)[\s\S]*(?<!\s)$",
         },
-        "id": {"type": ["string", "null"], "minLength": 1, "maxLength": 255},
+        # As Nova: a string or a number (stored and shown as its string), or null.
+        "id": {"type": ["string", "number", "null"], "minLength": 1, "maxLength": 255},
         "ram": POSITIVE,
         "vcpus": POSITIVE,
         "disk": NON_NEGATIVE,

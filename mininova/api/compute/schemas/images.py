@@ -10,8 +10,6 @@ import jsonschema
 from mininova.api.errors import BadRequest
 from mininova.image.store_ops import RESERVED
 
-MAX_IMAGE_META = 128
-
 METADATA = {"type": "object"}
 META_KEY = {"type": "string", "minLength": 1, "maxLength": 255}
 META_VALUE = {"type": "string", "maxLength": 255}
