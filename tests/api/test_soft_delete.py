@@ -156,9 +156,10 @@ async def test_soft_delete_then_restore(api: ApiClient, host: FakeDriver) -> Non
     # Restore only starts from SOFT_DELETED.
     status, reply = await _action(api, uuid, {"restore": None})
     assert status == 409
-    assert "Cannot 'restore' instance while it is in vm_state active" in reply["conflictingRequest"][
-        "message"
-    ]
+    assert (
+        "Cannot 'restore' instance while it is in vm_state active"
+        in reply["conflictingRequest"]["message"]
+    )
 
 
 async def test_force_delete_deletes_now(
