@@ -433,6 +433,10 @@ class Conductor(SoftDeletes):
             uuid, task = row["uuid"], row["task_state"]
             if task == st.DELETING:
                 self.conductor.delete_instance(uuid)
+            elif task == st.SOFT_DELETING:  # power_off/power_on again: both are idempotent
+                self.conductor.soft_delete_instance(uuid)
+            elif task == st.RESTORING:
+                self.conductor.restore_instance(uuid)
             elif row["vm_state"] == st.BUILDING:
                 await self.scheduler.release(uuid)
                 await db.update(

@@ -128,3 +128,13 @@ async def test_reaper_leaves_a_server_being_restored(cloud: Cloud, fake_clock: F
         None,
     )
     assert cloud.hub.sent("destroy") == []
+
+
+async def test_restart_resumes_soft_delete_and_restore(cloud: Cloud) -> None:
+    deleting = await _soft_deleting(cloud)
+    restoring = await cloud.instance(vm_state=st.SOFT_DELETED, task_state=st.RESTORING, host="n1")
+    await cloud.conductor.recover()
+    casts = cloud.conductor.conductor.calls  # type: ignore[attr-defined]
+    assert sorted(casts) == sorted(
+        [("soft_delete_instance", (deleting,)), ("restore_instance", (restoring,))]
+    )
