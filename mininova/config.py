@@ -35,6 +35,9 @@ class ServeConfig:
     build_retries: int = 3
     spawn_timeout: float = 300.0
     action_timeout: float = 180.0
+    # Soft delete (Nova's reclaim_instance_interval): > 0 keeps deleted servers SOFT_DELETED,
+    # powered off and restorable, for this many seconds before the reaper deletes them.
+    reclaim_instance_interval: int = 0
     cpu_allocation_ratio: float = 4.0
     ram_allocation_ratio: float = 1.5
     disk_allocation_ratio: float = 1.0

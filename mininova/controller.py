@@ -163,6 +163,8 @@ class Controller:
         self._tasks.append(asyncio.create_task(hub.monitor(), name="hub-monitor"))
         # scale-out seam: recover() must only fail work this controller owned
         self._tasks.append(asyncio.create_task(conductor.recover(), name="conductor-recover"))
+        if cfg.reclaim_instance_interval > 0:  # soft delete: the reaper of SOFT_DELETED servers
+            self._tasks.append(asyncio.create_task(conductor.reclaim_loop(), name="reclaim"))
         log.info("mininova controller listening on %s", cfg.base_url)
 
     def _ensure_tls(self) -> ServerTls:

@@ -18,6 +18,7 @@ SUSPENDED = "suspended"
 STOPPED = "stopped"
 ERROR = "error"
 DELETED = "deleted"
+SOFT_DELETED = "soft-delete"  # Nova's vm_states.SOFT_DELETED: deleted, reclaimable until reaped
 
 # task_state
 SCHEDULING = "scheduling"
@@ -32,6 +33,8 @@ SUSPENDING = "suspending"
 RESUMING = "resuming"
 DELETING = "deleting"
 IMAGE_SNAPSHOT = "image_snapshot"
+SOFT_DELETING = "soft-deleting"
+RESTORING = "restoring"
 
 # vm_states from which a snapshot (createImage) may start; it does not change the vm_state.
 SNAPSHOT_ALLOWED = frozenset({ACTIVE, STOPPED, PAUSED, SUSPENDED})
@@ -81,6 +84,17 @@ ACTIONS: dict[str, Action] = {
         _action("unpause", {PAUSED}, UNPAUSING, ACTIVE, RUNNING, "unpause"),
         _action("suspend", {ACTIVE}, SUSPENDING, SUSPENDED, SUSPENDED_POWER, "suspend"),
         _action("resume", {SUSPENDED}, RESUMING, ACTIVE, RUNNING, "resume"),
+        # Soft delete (reclaim_instance_interval > 0): the guest is powered off and kept, with
+        # its allocation and quota, until `restore`, `forceDelete` or the reclaim reaper.
+        _action(
+            "soft_delete",
+            {ACTIVE, STOPPED, PAUSED, SUSPENDED},
+            SOFT_DELETING,
+            SOFT_DELETED,
+            SHUTDOWN,
+            "power_off",
+        ),
+        _action("restore", {SOFT_DELETED}, RESTORING, ACTIVE, RUNNING, "power_on"),
     )
 }
 
@@ -103,6 +117,35 @@ def can_delete(task_state: str | None) -> bool:
     return task_state != DELETING
 
 
+# What a DELETE starts (see delete_path).
+DELETE_NONE = "none"  # nothing: a delete under way, or a server already soft-deleted
+DELETE_SOFT = "soft"
+DELETE_HARD = "hard"
+
+
+def delete_path(vm_state: str, task_state: str | None, host: str | None, soft: bool) -> str:
+    """What DELETE /servers/{id} does (`soft`: reclaim_instance_interval > 0).
+
+    A soft delete needs a settled, placed server in a state `soft_delete` starts from;
+    anything else (building, ERROR, a task under way) takes the normal delete path. A second
+    DELETE of a soft-deleted server leaves it alone (forceDelete deletes it now).
+    """
+    if not can_delete(task_state):
+        return DELETE_NONE
+    if vm_state == SOFT_DELETED and task_state is None:
+        return DELETE_NONE if soft else DELETE_HARD
+    if soft and host and task_state is None and vm_state in ACTIONS["soft_delete"].allowed:
+        return DELETE_SOFT
+    return DELETE_HARD
+
+
+def check_force_delete(task_state: str | None) -> None:
+    """forceDelete may start from any vm_state with no task running (as Nova), else
+    InvalidState."""
+    if task_state is not None:
+        raise InvalidState(f"Cannot 'forceDelete' instance while it is in task_state {task_state}")
+
+
 _STATUS_BY_VM_STATE = {
     ACTIVE: "ACTIVE",
     BUILDING: "BUILD",
@@ -111,6 +154,7 @@ _STATUS_BY_VM_STATE = {
     SUSPENDED: "SUSPENDED",
     ERROR: "ERROR",
     DELETED: "DELETED",
+    SOFT_DELETED: "SOFT_DELETED",
 }
 
 _STATUS_BY_TASK_STATE = {
@@ -154,7 +198,7 @@ def vm_state_for_power(power_state: int, current_vm_state: str) -> str | None:
     Returns None when the report does not change the vm_state. A guest that stopped by
     itself becomes STOPPED (SHUTOFF), as Nova's power-state sync does.
     """
-    if current_vm_state in (BUILDING, ERROR, DELETED):
+    if current_vm_state in (BUILDING, ERROR, DELETED, SOFT_DELETED):
         return None
     mapping = {
         RUNNING: ACTIVE,

@@ -58,3 +58,42 @@ def test_power_reports_move_settled_instances() -> None:
     assert st.vm_state_for_power(st.RUNNING, st.STOPPED) == st.ACTIVE
     assert st.vm_state_for_power(st.RUNNING, st.ACTIVE) is None
     assert st.vm_state_for_power(st.SHUTDOWN, st.BUILDING) is None
+
+
+def test_soft_delete_states() -> None:
+    assert st.status(st.SOFT_DELETED, None) == "SOFT_DELETED"
+    assert st.vm_states_for_status("SOFT_DELETED") == [(st.SOFT_DELETED, None)]
+    assert st.check_action("restore", st.SOFT_DELETED, None).agent_method == "power_on"
+    with pytest.raises(st.InvalidState):
+        st.check_action("restore", st.ACTIVE, None)
+    with pytest.raises(st.InvalidState):
+        st.check_action("start", st.SOFT_DELETED, None)
+    # A powered-off soft-deleted guest does not turn the server into SHUTOFF.
+    assert st.vm_state_for_power(st.SHUTDOWN, st.SOFT_DELETED) is None
+    assert st.vm_state_for_power(st.RUNNING, st.SOFT_DELETED) is None
+
+
+@pytest.mark.parametrize(
+    ("vm", "task", "host", "soft", "path"),
+    [
+        (st.ACTIVE, None, "h1", True, st.DELETE_SOFT),
+        (st.STOPPED, None, "h1", True, st.DELETE_SOFT),
+        (st.ACTIVE, None, "h1", False, st.DELETE_HARD),
+        (st.ERROR, None, "h1", True, st.DELETE_HARD),
+        (st.BUILDING, st.SPAWNING, "h1", True, st.DELETE_HARD),
+        (st.ACTIVE, st.REBOOTING, "h1", True, st.DELETE_HARD),
+        (st.ACTIVE, None, None, True, st.DELETE_HARD),
+        (st.SOFT_DELETED, None, "h1", True, st.DELETE_NONE),
+        (st.SOFT_DELETED, None, "h1", False, st.DELETE_HARD),
+        (st.SOFT_DELETED, st.RESTORING, "h1", True, st.DELETE_HARD),
+        (st.ACTIVE, st.DELETING, "h1", True, st.DELETE_NONE),
+    ],
+)
+def test_delete_path(vm: str, task: str | None, host: str | None, soft: bool, path: str) -> None:
+    assert st.delete_path(vm, task, host, soft) == path
+
+
+def test_force_delete_needs_no_task() -> None:
+    st.check_force_delete(None)
+    with pytest.raises(st.InvalidState, match="forceDelete"):
+        st.check_force_delete(st.SOFT_DELETING)

@@ -462,10 +462,19 @@ async def update_server(db: Executor, caller: Caller, inst: Row, changes: dict[s
         await instances.update(db, inst["uuid"], **changes)
 
 
-async def delete_server(store: Store, conductor: ConductorAPI, caller: Caller, inst: Row) -> None:
-    """Start deleting a server (a delete already under way is left alone)."""
+async def delete_server(
+    store: Store, conductor: ConductorAPI, caller: Caller, inst: Row, *, soft: bool = False
+) -> None:
+    """Start deleting a server (a delete already under way is left alone); with `soft`
+    (reclaim_instance_interval > 0) a soft delete where the state machine says so."""
     check_locked(caller, inst)
-    if not st.can_delete(inst["task_state"]):
+    path = st.delete_path(inst["vm_state"], inst["task_state"], inst["host"], soft)
+    if path == st.DELETE_NONE:
+        return
+    if path == st.DELETE_SOFT:
+        from mininova.compute import soft_delete
+
+        await soft_delete.soft_delete_server(store, conductor, caller, inst)
         return
     async with store.transaction() as tx:
         await instances.start_action(

@@ -15,6 +15,7 @@ from typing import Any
 from mininova import instance_states as st
 from mininova.agenthub import AgentHub, HostUnavailable
 from mininova.conductor.rpcapi import ConductorAPI
+from mininova.conductor.soft_delete import SoftDeletes
 from mininova.conductor.specs import image_file_path, instance_spec
 from mininova.config import ServeConfig
 from mininova.consoleauth.client import ConsoleAuthClient
@@ -35,7 +36,7 @@ log = logging.getLogger(__name__)
 MISSING_SWEEPS = 2
 
 
-class Conductor:
+class Conductor(SoftDeletes):
     def __init__(
         self,
         *,
@@ -432,6 +433,10 @@ class Conductor:
             uuid, task = row["uuid"], row["task_state"]
             if task == st.DELETING:
                 self.conductor.delete_instance(uuid)
+            elif task == st.SOFT_DELETING:  # power_off/power_on again: both are idempotent
+                self.conductor.soft_delete_instance(uuid)
+            elif task == st.RESTORING:
+                self.conductor.restore_instance(uuid)
             elif row["vm_state"] == st.BUILDING:
                 await self.scheduler.release(uuid)
                 await db.update(

@@ -31,6 +31,16 @@ class ConductorAPI:
     def delete_instance(self, uuid: str) -> None:
         self.bus.cast(SERVICE, "delete_instance", uuid=uuid)
 
+    def soft_delete_instance(self, uuid: str) -> None:
+        self.bus.cast(SERVICE, "soft_delete_instance", uuid=uuid)
+
+    def restore_instance(self, uuid: str) -> None:
+        self.bus.cast(SERVICE, "restore_instance", uuid=uuid)
+
+    async def reclaim_instances(self, timeout: float = 600) -> list[str]:
+        """Run the soft-delete reaper once now; the uuids it deleted."""
+        return await self.bus.call(SERVICE, "reclaim_instances", timeout=timeout)
+
     def sync_network(self, hosts: list[str]) -> None:
         """Push the security-group and floating-IP state of these hosts to their agents."""
         self.bus.cast(SERVICE, "sync_network", hosts=sorted({h for h in hosts if h}))

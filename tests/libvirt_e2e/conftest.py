@@ -184,10 +184,16 @@ def make_ed25519_public_key(path: Path) -> tuple[str, str]:
 
 @contextlib.contextmanager
 def real_cloud(
-    request: pytest.FixtureRequest, host: str, make: Callable[..., CloudT], prefix: str
+    request: pytest.FixtureRequest,
+    host: str,
+    make: Callable[..., CloudT],
+    prefix: str,
+    env: dict[str, str] | None = None,
 ) -> Iterator[CloudT]:
     """`mininova serve` + one real libvirt agent named `host` under a fresh /var/tmp
-    directory; on exit the agent and serve stop and this cloud's domains and files go."""
+    directory (`env`: more variables for both, e.g. MININOVA_* settings); on exit the agent
+    and serve stop and this cloud's domains and files go."""
+    extra_env = env or {}
     root = Path(tempfile.mkdtemp(prefix=prefix, dir="/var/tmp"))
     root.chmod(0o755)
     env = base_env(root, fresh_database_url(request))  # PostgreSQL mode: a fresh database
@@ -199,6 +205,7 @@ def real_cloud(
             "MININOVA_MISSED_HEARTBEATS_DOWN": "5",
             "MININOVA_AGENT_HEARTBEAT_INTERVAL": "2",
             "MININOVA_AGENT_RECONNECT_MAX_BACKOFF": "1",
+            **extra_env,
         }
     )
     serve = Serve(root / "serve", free_port(), env)

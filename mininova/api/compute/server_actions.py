@@ -18,6 +18,7 @@ from mininova.api.errors import BadRequest
 from mininova.api.microversions import V2_45
 from mininova.api.validation import json_body, validate
 from mininova.compute import api as compute
+from mininova.compute import soft_delete
 from mininova.store.db import Row
 
 ActionHandler = Callable[[web.Request, Row, Any], Awaitable[web.Response]]
@@ -93,6 +94,18 @@ async def _create_image(request: web.Request, inst: Row, body: Any) -> web.Respo
     return web.Response(status=202, headers={"Location": location})
 
 
+async def _restore(request: web.Request, inst: Row, _body: Any) -> web.Response:
+    svc = services(request)
+    await soft_delete.restore_server(svc.store, svc.conductor, context(request), inst)
+    return web.Response(status=202)
+
+
+async def _force_delete(request: web.Request, inst: Row, _body: Any) -> web.Response:
+    svc = services(request)
+    await soft_delete.force_delete_server(svc.store, svc.conductor, context(request), inst)
+    return web.Response(status=202)
+
+
 ACTIONS: dict[str, ActionHandler] = {
     "os-stop": _simple("stop"),
     "os-start": _simple("start"),
@@ -110,6 +123,8 @@ ACTIONS: dict[str, ActionHandler] = {
     "addSecurityGroup": security_groups.add_security_group,
     "removeSecurityGroup": security_groups.remove_security_group,
     "injectNetworkInfo": admin_actions.inject_network_info,
+    "restore": _restore,
+    "forceDelete": _force_delete,
 }
 
 

@@ -198,7 +198,8 @@ async def update_server(request: web.Request) -> web.Response:
 async def delete_server(request: web.Request) -> web.Response:
     svc = services(request)
     inst = await get_server(request)
-    await compute.delete_server(svc.store, svc.conductor, context(request), inst)
+    soft = svc.config.reclaim_instance_interval > 0
+    await compute.delete_server(svc.store, svc.conductor, context(request), inst, soft=soft)
     return web.Response(status=204)
 
 
