@@ -35,6 +35,10 @@ class ServeConfig:
     build_retries: int = 3
     spawn_timeout: float = 300.0
     action_timeout: float = 180.0
+    # shelve: seconds a SHELVED server keeps its host before it is offloaded (0: at once,
+    # -1: never automatically); the periodic offload runs every shelved_poll_interval s
+    shelved_offload_time: int = 0
+    shelved_poll_interval: float = 3600.0
     cpu_allocation_ratio: float = 4.0
     ram_allocation_ratio: float = 1.5
     disk_allocation_ratio: float = 1.0

@@ -116,7 +116,7 @@ class Controller:
         if self.tls is not None:
             hub.ca_pem = self.tls.ca_file.read_bytes()
         scheduler = Scheduler(store, cfg)
-        images = ImageService(store)
+        images = ImageService(store, cfg)
         consoleauth = ConsoleAuth(store, cfg)
         conductor = Conductor(
             config=cfg,
@@ -163,6 +163,10 @@ class Controller:
         self._tasks.append(asyncio.create_task(hub.monitor(), name="hub-monitor"))
         # scale-out seam: recover() must only fail work this controller owned
         self._tasks.append(asyncio.create_task(conductor.recover(), name="conductor-recover"))
+        if cfg.shelved_offload_time > 0:
+            self._tasks.append(
+                asyncio.create_task(conductor.run_shelved_poller(), name="shelved-offload-poller")
+            )
         log.info("mininova controller listening on %s", cfg.base_url)
 
     def _ensure_tls(self) -> ServerTls:

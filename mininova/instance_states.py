@@ -18,6 +18,8 @@ SUSPENDED = "suspended"
 STOPPED = "stopped"
 ERROR = "error"
 DELETED = "deleted"
+SHELVED = "shelved"
+SHELVED_OFFLOADED = "shelved_offloaded"
 
 # task_state
 SCHEDULING = "scheduling"
@@ -32,6 +34,10 @@ SUSPENDING = "suspending"
 RESUMING = "resuming"
 DELETING = "deleting"
 IMAGE_SNAPSHOT = "image_snapshot"
+SHELVING = "shelving"
+SHELVING_IMAGE_UPLOADING = "shelving_image_uploading"
+SHELVING_OFFLOADING = "shelving_offloading"
+UNSHELVING = "unshelving"
 
 # vm_states from which a snapshot (createImage) may start; it does not change the vm_state.
 SNAPSHOT_ALLOWED = frozenset({ACTIVE, STOPPED, PAUSED, SUSPENDED})
@@ -81,8 +87,25 @@ ACTIONS: dict[str, Action] = {
         _action("unpause", {PAUSED}, UNPAUSING, ACTIVE, RUNNING, "unpause"),
         _action("suspend", {ACTIVE}, SUSPENDING, SUSPENDED, SUSPENDED_POWER, "suspend"),
         _action("resume", {SUSPENDED}, RESUMING, ACTIVE, RUNNING, "resume"),
+        # shelve: power off, snapshot the root disk (task SHELVING_IMAGE_UPLOADING), SHELVED;
+        # then, per `shelved_offload_time`, shelve_offload (mininova/conductor/shelve.py)
+        _action(
+            "shelve", {ACTIVE, STOPPED, PAUSED, SUSPENDED}, SHELVING, SHELVED, SHUTDOWN, "snapshot"
+        ),
+        # shelve_offload: the guest destroyed, its host's claim released, host None
+        _action(
+            "shelve_offload", {SHELVED}, SHELVING_OFFLOADING, SHELVED_OFFLOADED, NOSTATE, "destroy"
+        ),
+        # unshelve: SHELVED powers on where it is; SHELVED_OFFLOADED is scheduled and spawned
+        # from the shelved image (task SPAWNING on the host). A failure clears the task and
+        # leaves the vm_state as it was (with a fault), as Nova does.
+        _action("unshelve", {SHELVED, SHELVED_OFFLOADED}, UNSHELVING, ACTIVE, RUNNING, "spawn"),
     )
 }
+
+# vm_states whose guest is kept powered off (or is gone) on purpose: the power-state sync
+# leaves them alone.
+SHELVED_STATES = frozenset({SHELVED, SHELVED_OFFLOADED})
 
 
 class InvalidState(Exception):
@@ -111,6 +134,8 @@ _STATUS_BY_VM_STATE = {
     SUSPENDED: "SUSPENDED",
     ERROR: "ERROR",
     DELETED: "DELETED",
+    SHELVED: "SHELVED",
+    SHELVED_OFFLOADED: "SHELVED_OFFLOADED",
 }
 
 _STATUS_BY_TASK_STATE = {
@@ -154,7 +179,7 @@ def vm_state_for_power(power_state: int, current_vm_state: str) -> str | None:
     Returns None when the report does not change the vm_state. A guest that stopped by
     itself becomes STOPPED (SHUTOFF), as Nova's power-state sync does.
     """
-    if current_vm_state in (BUILDING, ERROR, DELETED):
+    if current_vm_state in (BUILDING, ERROR, DELETED) or current_vm_state in SHELVED_STATES:
         return None
     mapping = {
         RUNNING: ACTIVE,

@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from mininova.api.compute import security_groups
+from mininova.api.compute import security_groups, shelve
 from mininova.api.compute.schemas import servers as schemas
 from mininova.api.compute.servers import get_server
 from mininova.api.context import context, mv_at_least, services
@@ -109,6 +109,9 @@ ACTIONS: dict[str, ActionHandler] = {
     "createImage": _create_image,
     "addSecurityGroup": security_groups.add_security_group,
     "removeSecurityGroup": security_groups.remove_security_group,
+    "shelve": shelve.shelve,
+    "shelveOffload": shelve.shelve_offload,
+    "unshelve": shelve.unshelve,
 }
 
 
