@@ -10,8 +10,9 @@
   SHELVED_OFFLOADED one is scheduled like a build (task `spawning` on the chosen host) with the
   shelved image as its image. Success: ACTIVE, the shelved image deleted, the keys cleared. A
   failure clears the task and leaves the vm_state as it was, with a fault (Nova's behaviour).
-- `poll_shelved_instances` (every `shelved_poll_interval` s when `shelved_offload_time` > 0)
-  offloads servers SHELVED for longer than `shelved_offload_time`, read from timeutil's clock.
+- `poll_shelved_instances` (a bus call; every `shelved_poll_interval` s when
+  `shelved_offload_time` > 0) offloads servers SHELVED for longer than
+  `shelved_offload_time`, read from timeutil's clock.
 """
 
 from __future__ import annotations
@@ -339,7 +340,7 @@ class ShelveMixin:
 
     # ---- the periodic offload -------------------------------------------------------------
 
-    async def poll_shelved_instances(self) -> int:
+    async def do_poll_shelved_instances(self) -> int:
         """Offload the servers SHELVED for `shelved_offload_time` seconds or more; how many.
 
         Nothing is offloaded by this task when `shelved_offload_time` is 0 (shelve offloads at
@@ -367,6 +368,6 @@ class ShelveMixin:
         while True:
             await asyncio.sleep(max(0.05, self.config.shelved_poll_interval))
             try:
-                await self.poll_shelved_instances()
+                await self.do_poll_shelved_instances()
             except Exception:  # the poller must outlive a failed pass
                 log.exception("shelved-offload poll failed")
