@@ -214,6 +214,30 @@ async def test_shelve_offloads_then_unshelve_schedules_anew(
     ]
 
 
+async def test_failed_unshelve_stays_offloaded_with_a_fault(
+    api: ApiClient, controller: Controller, driver: FakeDriver
+) -> None:
+    """The fake driver fails spawns of images named fail-*: the shelved image of a server
+    named fail-1 is fail-1-shelved, so its unshelve fails on the only host."""
+    image = await api.upload_image("cirros")
+    uuid = await _boot(api, image, "fail-1")
+    assert (await _action(api, uuid, {"shelve": None}))[0] == 202
+    await _settled(api, uuid, "SHELVED_OFFLOADED")
+    assert (await _action(api, uuid, {"unshelve": None}))[0] == 202
+    server = await _settled(api, uuid, "SHELVED_OFFLOADED", "ACTIVE", "ERROR")
+    assert server["status"] == "SHELVED_OFFLOADED"
+    assert server["OS-EXT-SRV-ATTR:host"] is None
+    assert uuid not in await _guests(driver)
+    assert not await _claimed(controller, uuid)
+    assert controller.store is not None
+    row = await instance_rows.get(controller.store, uuid)
+    assert row is not None and "fake spawn failure" in row["fault"]["message"]
+    assert row["system_metadata"]["shelved_image_id"]  # kept for the next try
+    assert ("compute_unshelve_instance", "Error") in await _events(api, uuid, "unshelve")
+    (snap,) = await _images_named(api, "fail-1-shelved")
+    assert snap["status"] == "active"
+
+
 @pytest.mark.parametrize("offload_time", [-1])
 async def test_offload_time_minus_one_keeps_shelved(
     api: ApiClient, member_api: ApiClient, controller: Controller, driver: FakeDriver
@@ -324,3 +348,19 @@ async def test_openstack_cli_shelve_offload_unshelve(
     assert rc == 0, err
     assert (await _settled(api, uuid, "ACTIVE"))["OS-EXT-SRV-ATTR:host"] == HOST
     assert await _images_named(api, "cli1-shelved") == []
+
+
+@pytest.mark.parametrize(
+    ("action", "status"), [("os-stop", "SHUTOFF"), ("pause", "PAUSED"), ("suspend", "SUSPENDED")]
+)
+async def test_shelve_from_stopped_paused_suspended(
+    api: ApiClient, driver: FakeDriver, action: str, status: str
+) -> None:
+    image = await api.upload_image("cirros")
+    uuid = await _boot(api, image)
+    assert (await _action(api, uuid, {action: None}))[0] == 202
+    await _settled(api, uuid, status)
+    assert (await _action(api, uuid, {"shelve": None}))[0] == 202
+    server = await _settled(api, uuid, "SHELVED_OFFLOADED", "ERROR", status)
+    assert server["status"] == "SHELVED_OFFLOADED", server.get("fault")
+    assert uuid not in await _guests(driver)
