@@ -38,6 +38,10 @@ class ServeConfig:
     # Soft delete (Nova's reclaim_instance_interval): > 0 keeps deleted servers SOFT_DELETED,
     # powered off and restorable, for this many seconds before the reaper deletes them.
     reclaim_instance_interval: int = 0
+    # shelve: seconds a SHELVED server keeps its host before it is offloaded (0: at once,
+    # -1: never automatically); the periodic offload runs every shelved_poll_interval s
+    shelved_offload_time: int = 0
+    shelved_poll_interval: float = 3600.0
     cpu_allocation_ratio: float = 4.0
     ram_allocation_ratio: float = 1.5
     disk_allocation_ratio: float = 1.0

@@ -116,7 +116,7 @@ class Controller:
         if self.tls is not None:
             hub.ca_pem = self.tls.ca_file.read_bytes()
         scheduler = Scheduler(store, cfg)
-        images = ImageService(store)
+        images = ImageService(store, cfg)
         consoleauth = ConsoleAuth(store, cfg)
         conductor = Conductor(
             config=cfg,
@@ -165,6 +165,10 @@ class Controller:
         self._tasks.append(asyncio.create_task(conductor.recover(), name="conductor-recover"))
         if cfg.reclaim_instance_interval > 0:  # soft delete: the reaper of SOFT_DELETED servers
             self._tasks.append(asyncio.create_task(conductor.reclaim_loop(), name="reclaim"))
+        if cfg.shelved_offload_time > 0:
+            self._tasks.append(
+                asyncio.create_task(conductor.run_shelved_poller(), name="shelved-offload-poller")
+            )
         log.info("mininova controller listening on %s", cfg.base_url)
 
     def _ensure_tls(self) -> ServerTls:

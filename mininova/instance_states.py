@@ -19,6 +19,8 @@ STOPPED = "stopped"
 ERROR = "error"
 DELETED = "deleted"
 SOFT_DELETED = "soft-delete"  # Nova's vm_states.SOFT_DELETED: deleted, reclaimable until reaped
+SHELVED = "shelved"
+SHELVED_OFFLOADED = "shelved_offloaded"
 
 # task_state
 SCHEDULING = "scheduling"
@@ -35,6 +37,10 @@ DELETING = "deleting"
 IMAGE_SNAPSHOT = "image_snapshot"
 SOFT_DELETING = "soft-deleting"
 RESTORING = "restoring"
+SHELVING = "shelving"
+SHELVING_IMAGE_UPLOADING = "shelving_image_uploading"
+SHELVING_OFFLOADING = "shelving_offloading"
+UNSHELVING = "unshelving"
 
 # vm_states from which a snapshot (createImage) may start; it does not change the vm_state.
 SNAPSHOT_ALLOWED = frozenset({ACTIVE, STOPPED, PAUSED, SUSPENDED})
@@ -95,8 +101,25 @@ ACTIONS: dict[str, Action] = {
             "power_off",
         ),
         _action("restore", {SOFT_DELETED}, RESTORING, ACTIVE, RUNNING, "power_on"),
+        # shelve: power off, snapshot the root disk (task SHELVING_IMAGE_UPLOADING), SHELVED;
+        # then, per `shelved_offload_time`, shelve_offload (mininova/conductor/shelve.py)
+        _action(
+            "shelve", {ACTIVE, STOPPED, PAUSED, SUSPENDED}, SHELVING, SHELVED, SHUTDOWN, "snapshot"
+        ),
+        # shelve_offload: the guest destroyed, its host's claim released, host None
+        _action(
+            "shelve_offload", {SHELVED}, SHELVING_OFFLOADING, SHELVED_OFFLOADED, NOSTATE, "destroy"
+        ),
+        # unshelve: SHELVED powers on where it is; SHELVED_OFFLOADED is scheduled and spawned
+        # from the shelved image (task SPAWNING on the host). A failure clears the task and
+        # leaves the vm_state as it was (with a fault), as Nova does.
+        _action("unshelve", {SHELVED, SHELVED_OFFLOADED}, UNSHELVING, ACTIVE, RUNNING, "spawn"),
     )
 }
+
+# vm_states whose guest is kept powered off (or is gone) on purpose: the power-state sync
+# leaves them alone.
+SHELVED_STATES = frozenset({SHELVED, SHELVED_OFFLOADED})
 
 
 class InvalidState(Exception):
@@ -155,6 +178,8 @@ _STATUS_BY_VM_STATE = {
     ERROR: "ERROR",
     DELETED: "DELETED",
     SOFT_DELETED: "SOFT_DELETED",
+    SHELVED: "SHELVED",
+    SHELVED_OFFLOADED: "SHELVED_OFFLOADED",
 }
 
 _STATUS_BY_TASK_STATE = {
@@ -198,7 +223,9 @@ def vm_state_for_power(power_state: int, current_vm_state: str) -> str | None:
     Returns None when the report does not change the vm_state. A guest that stopped by
     itself becomes STOPPED (SHUTOFF), as Nova's power-state sync does.
     """
-    if current_vm_state in (BUILDING, ERROR, DELETED, SOFT_DELETED):
+    if current_vm_state in (BUILDING, ERROR, DELETED, SOFT_DELETED) or (
+        current_vm_state in SHELVED_STATES
+    ):
         return None
     mapping = {
         RUNNING: ACTIVE,

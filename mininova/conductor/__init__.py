@@ -15,6 +15,7 @@ from typing import Any
 from mininova import instance_states as st
 from mininova.agenthub import AgentHub, HostUnavailable
 from mininova.conductor.rpcapi import ConductorAPI
+from mininova.conductor.shelve import ShelveMixin
 from mininova.conductor.soft_delete import SoftDeletes
 from mininova.conductor.specs import image_file_path, instance_spec
 from mininova.config import ServeConfig
@@ -36,7 +37,7 @@ log = logging.getLogger(__name__)
 MISSING_SWEEPS = 2
 
 
-class Conductor(SoftDeletes):
+class Conductor(SoftDeletes, ShelveMixin):
     def __init__(
         self,
         *,

@@ -28,6 +28,15 @@ class ConductorAPI:
     def snapshot_instance(self, uuid: str, image_id: str) -> None:
         self.bus.cast(SERVICE, "snapshot_instance", uuid=uuid, image_id=image_id)
 
+    def shelve_instance(self, uuid: str, image_id: str) -> None:
+        self.bus.cast(SERVICE, "shelve_instance", uuid=uuid, image_id=image_id)
+
+    def shelve_offload_instance(self, uuid: str) -> None:
+        self.bus.cast(SERVICE, "shelve_offload_instance", uuid=uuid)
+
+    def unshelve_instance(self, uuid: str, host: str | None = None) -> None:
+        self.bus.cast(SERVICE, "unshelve_instance", uuid=uuid, host=host)
+
     def delete_instance(self, uuid: str) -> None:
         self.bus.cast(SERVICE, "delete_instance", uuid=uuid)
 

@@ -15,3 +15,7 @@ class ImageClient:
         return await self.bus.call(
             SERVICE, "set_image_status", image_id=image_id, status=status, expect=expect
         )
+
+    async def delete_image(self, image_id: str) -> None:
+        """Remove an image record and its file (a shelved server's snapshot, at unshelve)."""
+        await self.bus.call(SERVICE, "delete_image", image_id=image_id)

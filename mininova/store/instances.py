@@ -409,6 +409,23 @@ _SYNC_VIEW = prepared(
 )
 
 
+_SETTLED_IN = prepared(
+    select(instances.c.uuid, instances.c.system_metadata).where(
+        instances.c.vm_state == bindparam("vm_state"),
+        instances.c.task_state.is_(None),
+        instances.c.deleted == 0,
+    )
+)
+
+
+async def settled_in_state(db: Executor, vm_state: str) -> list[Row]:
+    """uuid and (decoded) system_metadata of live instances in `vm_state` with no task."""
+    rows = await db.all(_SETTLED_IN, {"vm_state": vm_state})
+    for row in rows:
+        row["system_metadata"] = loads(row["system_metadata"], {})
+    return rows
+
+
 async def power_sync_view(db: Executor, host: str) -> list[Row]:
     """What the power-state sync compares, for every live instance on `host` (one query)."""
     rows = await db.all(_SYNC_VIEW, {"host": host})

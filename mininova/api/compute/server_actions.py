@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from mininova.api.compute import admin_actions, security_groups
+from mininova.api.compute import admin_actions, security_groups, shelve
 from mininova.api.compute.schemas import servers as schemas
 from mininova.api.compute.servers import get_server
 from mininova.api.context import context, mv_at_least, services
@@ -125,6 +125,9 @@ ACTIONS: dict[str, ActionHandler] = {
     "injectNetworkInfo": admin_actions.inject_network_info,
     "restore": _restore,
     "forceDelete": _force_delete,
+    "shelve": shelve.shelve,
+    "shelveOffload": shelve.shelve_offload,
+    "unshelve": shelve.unshelve,
 }
 
 
