@@ -32,6 +32,7 @@ SUSPENDING = "suspending"
 RESUMING = "resuming"
 DELETING = "deleting"
 IMAGE_SNAPSHOT = "image_snapshot"
+REBUILDING = "rebuilding"
 
 # vm_states from which a snapshot (createImage) may start; it does not change the vm_state.
 SNAPSHOT_ALLOWED = frozenset({ACTIVE, STOPPED, PAUSED, SUSPENDED})
@@ -57,6 +58,15 @@ class Action:
     lands_vm_state: str
     lands_power_state: int
     agent_method: str
+    # (origin vm_state, landing vm_state, landing power_state) overriding the landing above
+    lands_from: tuple[tuple[str, str, int], ...] = ()
+
+    def landing(self, origin_vm_state: str) -> tuple[str, int]:
+        """Where the action lands when it started from `origin_vm_state`."""
+        for origin, vm, power in self.lands_from:
+            if origin == origin_vm_state:
+                return vm, power
+        return self.lands_vm_state, self.lands_power_state
 
 
 def _action(name: str, allowed: set[str], task: str, vm: str, power: int, method: str) -> Action:
@@ -81,6 +91,16 @@ ACTIONS: dict[str, Action] = {
         _action("unpause", {PAUSED}, UNPAUSING, ACTIVE, RUNNING, "unpause"),
         _action("suspend", {ACTIVE}, SUSPENDING, SUSPENDED, SUSPENDED_POWER, "suspend"),
         _action("resume", {SUSPENDED}, RESUMING, ACTIVE, RUNNING, "resume"),
+        # Nova: a fresh root disk from the image; a stopped server is stopped again after it
+        Action(
+            "rebuild",
+            frozenset({ACTIVE, STOPPED, ERROR}),
+            REBUILDING,
+            ACTIVE,
+            RUNNING,
+            "rebuild",
+            lands_from=((STOPPED, STOPPED, SHUTDOWN),),
+        ),
     )
 }
 
@@ -120,6 +140,9 @@ _STATUS_BY_TASK_STATE = {
     (PAUSED, REBOOTING_HARD): "HARD_REBOOT",
     (SUSPENDED, REBOOTING_HARD): "HARD_REBOOT",
     (ERROR, REBOOTING_HARD): "HARD_REBOOT",
+    (ACTIVE, REBUILDING): "REBUILD",
+    (STOPPED, REBUILDING): "REBUILD",
+    (ERROR, REBUILDING): "REBUILD",
 }
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from mininova import instance_states as st
 from mininova.agenthub import AgentHub, HostUnavailable
+from mininova.conductor.rebuild import rebuild_instance
 from mininova.conductor.rpcapi import ConductorAPI
 from mininova.conductor.specs import image_file_path, instance_spec
 from mininova.config import ServeConfig
@@ -206,6 +207,12 @@ class Conductor:
                 power_state=spec.lands_power_state,
                 task_state=None,
             )
+
+    # ---- rebuild ------------------------------------------------------------------------------
+
+    async def do_rebuild_instance(self, uuid: str, preserve_ephemeral: bool = False) -> None:
+        async with self._lock(uuid):
+            await rebuild_instance(self, uuid, preserve_ephemeral)
 
     # ---- delete -------------------------------------------------------------------------------
 

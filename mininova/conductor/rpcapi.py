@@ -28,6 +28,9 @@ class ConductorAPI:
     def snapshot_instance(self, uuid: str, image_id: str) -> None:
         self.bus.cast(SERVICE, "snapshot_instance", uuid=uuid, image_id=image_id)
 
+    def rebuild_instance(self, uuid: str, preserve_ephemeral: bool = False) -> None:
+        self.bus.cast(SERVICE, "rebuild_instance", uuid=uuid, preserve_ephemeral=preserve_ephemeral)
+
     def delete_instance(self, uuid: str) -> None:
         self.bus.cast(SERVICE, "delete_instance", uuid=uuid)
 

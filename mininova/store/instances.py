@@ -47,6 +47,11 @@ _UPDATABLE = {
     "access_ip_v6",
     "description",
     "availability_zone",
+    # rebuild
+    "image_ref",
+    "key_name",
+    "key_data",
+    "user_data",
 }
 _JSON = {"addresses", "metadata", "fault"}
 _JSON_DEFAULTS: dict[str, Any] = {

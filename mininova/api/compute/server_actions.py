@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from mininova.api.compute import security_groups
+from mininova.api.compute import security_groups, server_rebuild
 from mininova.api.compute.schemas import servers as schemas
 from mininova.api.compute.servers import get_server
 from mininova.api.context import context, mv_at_least, services
@@ -107,6 +107,7 @@ ACTIONS: dict[str, ActionHandler] = {
     "os-getConsoleOutput": _console_output,
     "os-getVNCConsole": _vnc_console,
     "createImage": _create_image,
+    "rebuild": server_rebuild.rebuild,
     "addSecurityGroup": security_groups.add_security_group,
     "removeSecurityGroup": security_groups.remove_security_group,
 }
