@@ -75,6 +75,8 @@ async def rebuild_server(
         st.check_action("rebuild", inst["vm_state"], inst["task_state"])
     except st.InvalidState as exc:
         raise Conflict(f"{exc}") from None
+    if not inst["host"]:
+        raise Conflict(f"Instance {inst['uuid']} has no host to be rebuilt on.")
     await _rebuild_image(store, caller, req.image_ref, inst["flavor"] or {})
     changes: dict[str, Any] = {"image_ref": req.image_ref, "task_state": st.REBUILDING}
     if req.key_name is not UNSET:

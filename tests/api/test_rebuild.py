@@ -275,6 +275,25 @@ async def test_rebuild_refusals(api: ApiClient, member_api: ApiClient, driver: F
     status, body = await _rebuild(member_api, mine, imageRef=image)
     assert status == 409 and "locked" in body["conflictingRequest"]["message"], body
 
+    # a server that never got a host (its build failed) has nothing to rebuild: 409
+    status, resp, _ = await api.post(
+        SERVERS,
+        json={
+            "server": {
+                "name": "nowhere",
+                "imageRef": image,
+                "flavorRef": "1",
+                "networks": "none",
+                "host": "no-such-host",
+            }
+        },
+        version="2.74",
+    )
+    assert status == 202, resp
+    await api.wait_server(resp["server"]["id"], "ERROR")
+    status, body = await _rebuild(api, resp["server"]["id"], imageRef=image)
+    assert status == 409 and "no host" in body["conflictingRequest"]["message"], body
+
     # nothing was recorded or changed by the refusals
     _, actions, _ = await api.get(f"{SERVERS}/{uuid}/os-instance-actions")
     assert "rebuild" not in [a["action"] for a in actions["instanceActions"]]
