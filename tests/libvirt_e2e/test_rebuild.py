@@ -78,7 +78,7 @@ def _wait_console(cloud: Cloud, name: str, needle: str, count: int = 1) -> str:
     def seen() -> bool:
         nonlocal out
         out = cloud.console(name)
-        return out.splitlines().count(needle) >= count
+        return sum(line.startswith(needle) for line in out.splitlines()) >= count
 
     try:
         cloud.wait(seen, BOOT_TIMEOUT, f"{needle!r} x{count} on the console of {name}", 1)
