@@ -71,4 +71,3 @@ def test_server_rebuild_with_image_name_and_wait(serve: Serve, image: str, tmp_p
 
     actions = osc_json(env, "server", "event", "list", server["id"])
     assert [a["Action"] for a in actions] == ["rebuild", "create"]
-
