@@ -168,7 +168,7 @@ async def test_rebuild_answers_the_full_view_from_2_75_and_takes_newer_fields(
         key_name="k1",
         user_data="aGk=",
         description="rebuilt",
-        hostname="Other Host",
+        hostname="other-host",
         preserve_ephemeral=True,
     )
     assert status == 202, body
