@@ -34,6 +34,9 @@ DELETING = "deleting"
 IMAGE_SNAPSHOT = "image_snapshot"
 REBUILDING = "rebuilding"
 
+# Tasks whose interruption (a controller restart) leaves the guest half-made: ERROR, as Nova.
+ERROR_IF_INTERRUPTED = frozenset({REBUILDING})
+
 # vm_states from which a snapshot (createImage) may start; it does not change the vm_state.
 SNAPSHOT_ALLOWED = frozenset({ACTIVE, STOPPED, PAUSED, SUSPENDED})
 

@@ -448,5 +448,13 @@ class Conductor:
                     task_state=None,
                     fault=db.fault("The controller restarted during the build."),
                 )
+            elif task in st.ERROR_IF_INTERRUPTED:
+                await db.update(
+                    self.store,
+                    uuid,
+                    vm_state=st.ERROR,
+                    task_state=None,
+                    fault=db.fault(f"The controller restarted during the task {task}."),
+                )
             else:
                 await db.update(self.store, uuid, task_state=None)

@@ -91,6 +91,14 @@ async def test_nothing_is_ordered_unless_the_task_is_rebuilding(cloud: Cloud) ->
     assert (await cloud.get(uuid))["task_state"] == st.DELETING
 
 
+async def test_a_rebuild_cut_by_a_controller_restart_is_error(cloud: Cloud) -> None:  # noqa: F811
+    uuid = await _rebuilding(cloud, st.ACTIVE)
+    await cloud.conductor.recover()
+    inst = await cloud.get(uuid)
+    assert (inst["vm_state"], inst["task_state"]) == (st.ERROR, None)
+    assert "restarted" in inst["fault"]["message"]
+
+
 def test_state_machine_rows() -> None:
     spec = st.check_action("rebuild", st.ERROR, None)
     assert spec.task_state == st.REBUILDING
