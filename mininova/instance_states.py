@@ -41,6 +41,10 @@ SHELVING = "shelving"
 SHELVING_IMAGE_UPLOADING = "shelving_image_uploading"
 SHELVING_OFFLOADING = "shelving_offloading"
 UNSHELVING = "unshelving"
+REBUILDING = "rebuilding"
+
+# Tasks whose interruption (a controller restart) leaves the guest half-made: ERROR, as Nova.
+ERROR_IF_INTERRUPTED = frozenset({REBUILDING})
 
 # vm_states from which a snapshot (createImage) may start; it does not change the vm_state.
 SNAPSHOT_ALLOWED = frozenset({ACTIVE, STOPPED, PAUSED, SUSPENDED})
@@ -66,6 +70,15 @@ class Action:
     lands_vm_state: str
     lands_power_state: int
     agent_method: str
+    # (origin vm_state, landing vm_state, landing power_state) overriding the landing above
+    lands_from: tuple[tuple[str, str, int], ...] = ()
+
+    def landing(self, origin_vm_state: str) -> tuple[str, int]:
+        """Where the action lands when it started from `origin_vm_state`."""
+        for origin, vm, power in self.lands_from:
+            if origin == origin_vm_state:
+                return vm, power
+        return self.lands_vm_state, self.lands_power_state
 
 
 def _action(name: str, allowed: set[str], task: str, vm: str, power: int, method: str) -> Action:
@@ -114,6 +127,16 @@ ACTIONS: dict[str, Action] = {
         # from the shelved image (task SPAWNING on the host). A failure clears the task and
         # leaves the vm_state as it was (with a fault), as Nova does.
         _action("unshelve", {SHELVED, SHELVED_OFFLOADED}, UNSHELVING, ACTIVE, RUNNING, "spawn"),
+        # Nova: a fresh root disk from the image; a stopped server is stopped again after it
+        Action(
+            "rebuild",
+            frozenset({ACTIVE, STOPPED, ERROR}),
+            REBUILDING,
+            ACTIVE,
+            RUNNING,
+            "rebuild",
+            lands_from=((STOPPED, STOPPED, SHUTDOWN),),
+        ),
     )
 }
 
@@ -189,6 +212,9 @@ _STATUS_BY_TASK_STATE = {
     (PAUSED, REBOOTING_HARD): "HARD_REBOOT",
     (SUSPENDED, REBOOTING_HARD): "HARD_REBOOT",
     (ERROR, REBOOTING_HARD): "HARD_REBOOT",
+    (ACTIVE, REBUILDING): "REBUILD",
+    (STOPPED, REBUILDING): "REBUILD",
+    (ERROR, REBUILDING): "REBUILD",
 }
 
 

@@ -108,6 +108,7 @@ class OrderHandlers:
     def table(self) -> dict[str, Handler]:
         table: dict[str, Handler] = {
             "spawn": self.spawn,
+            "rebuild": self.rebuild,
             "destroy": self.destroy,
             "reboot": self.reboot,
             "get_info": self.get_info,
@@ -169,6 +170,18 @@ class OrderHandlers:
         spec = spec_from_dict(params["instance"])
         async with self.guest_lock(spec.uuid), self._driver_errors():
             return guest_to_dict(await self.driver.spawn(spec))
+
+    async def rebuild(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Rebuild an existing guest from `instance` (a spawn spec): fresh root disk and
+        config drive, same domain, MAC and address; started only if `power_on`."""
+        if "instance" not in params:
+            raise ValueError("rebuild needs an instance")
+        spec = spec_from_dict(params["instance"])
+        power_on = params.get("power_on", True)
+        if not isinstance(power_on, bool):
+            raise ValueError("power_on must be a boolean")
+        async with self.guest_lock(spec.uuid), self._driver_errors():
+            return guest_to_dict(await self.driver.rebuild(spec, power_on))
 
     async def destroy(self, params: dict[str, Any]) -> dict[str, Any]:
         uuid = _uuid(params)

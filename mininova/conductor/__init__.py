@@ -14,6 +14,7 @@ from typing import Any
 
 from mininova import instance_states as st
 from mininova.agenthub import AgentHub, HostUnavailable
+from mininova.conductor.rebuild import rebuild_instance
 from mininova.conductor.rpcapi import ConductorAPI
 from mininova.conductor.shelve import ShelveMixin
 from mininova.conductor.soft_delete import SoftDeletes
@@ -208,6 +209,12 @@ class Conductor(SoftDeletes, ShelveMixin):
                 power_state=spec.lands_power_state,
                 task_state=None,
             )
+
+    # ---- rebuild ------------------------------------------------------------------------------
+
+    async def do_rebuild_instance(self, uuid: str, preserve_ephemeral: bool = False) -> None:
+        async with self._lock(uuid):
+            await rebuild_instance(self, uuid, preserve_ephemeral)
 
     # ---- delete -------------------------------------------------------------------------------
 
@@ -446,6 +453,14 @@ class Conductor(SoftDeletes, ShelveMixin):
                     vm_state=st.ERROR,
                     task_state=None,
                     fault=db.fault("The controller restarted during the build."),
+                )
+            elif task in st.ERROR_IF_INTERRUPTED:
+                await db.update(
+                    self.store,
+                    uuid,
+                    vm_state=st.ERROR,
+                    task_state=None,
+                    fault=db.fault(f"The controller restarted during the task {task}."),
                 )
             else:
                 await db.update(self.store, uuid, task_state=None)

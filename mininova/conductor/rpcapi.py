@@ -37,6 +37,9 @@ class ConductorAPI:
     def unshelve_instance(self, uuid: str, host: str | None = None) -> None:
         self.bus.cast(SERVICE, "unshelve_instance", uuid=uuid, host=host)
 
+    def rebuild_instance(self, uuid: str, preserve_ephemeral: bool = False) -> None:
+        self.bus.cast(SERVICE, "rebuild_instance", uuid=uuid, preserve_ephemeral=preserve_ephemeral)
+
     def delete_instance(self, uuid: str) -> None:
         self.bus.cast(SERVICE, "delete_instance", uuid=uuid)
 

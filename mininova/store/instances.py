@@ -48,6 +48,11 @@ _UPDATABLE = {
     "description",
     "availability_zone",
     "system_metadata",
+    # rebuild
+    "image_ref",
+    "key_name",
+    "key_data",
+    "user_data",
 }
 _JSON = {"addresses", "metadata", "fault"}
 _JSON_DEFAULTS: dict[str, Any] = {

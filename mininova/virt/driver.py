@@ -199,6 +199,12 @@ class ComputeDriver(abc.ABC):
     @abc.abstractmethod
     async def console_endpoint(self, uuid: str) -> ConsoleEndpoint: ...
 
+    async def rebuild(self, spec: InstanceSpec, power_on: bool) -> GuestInfo:
+        """Replace the guest's root disk with a fresh one from `spec.image` and its config
+        drive from `spec`, keeping its domain, MAC and address; start it if `power_on`.
+        Raises GuestNotFound when the guest is not on this host."""
+        raise DriverError(f"the {self.name} driver cannot rebuild")
+
     async def snapshot(self, uuid: str, dest: Path) -> None:
         """Write a standalone qcow2 copy of the guest's root disk to `dest`."""
         raise DriverError(f"the {self.name} driver cannot snapshot")

@@ -239,6 +239,34 @@ class FakeDriver(ComputeDriver):
         guest.log.append(f"{spec.hostname} login:")
         return self._info(guest)
 
+    async def rebuild(self, spec: InstanceSpec, power_on: bool) -> GuestInfo:
+        """The guest's spec becomes `spec` (same MAC and domain) and it boots again, logging
+        the boot lines anew; fails like spawn for a `fail-` image."""
+        guest = self._get(spec.uuid)
+        await self._set_state(guest, SHUTDOWN, "rebuild: power off")
+        await asyncio.sleep(self.boot_seconds)
+        guest = self._get(spec.uuid)
+        if spec.image.name.startswith("fail-"):
+            raise DriverError("fake rebuild failure requested")
+        spec.mac_address, spec.domain_name = guest.spec.mac_address, guest.spec.domain_name
+        guest.spec = spec
+        guest.log.extend(
+            [
+                f"[fake] rebuild from image {spec.image.name}",
+                "mininova fake guest",
+                f"hostname={spec.hostname}",
+                f"uuid={spec.uuid}",
+                f"domain={spec.domain_name}",
+                f"image={spec.image.name}",
+                f"ip={self._address(spec)}",
+            ]
+        )
+        self._save()
+        if power_on:
+            await self._set_state(guest, RUNNING, "boot")
+            guest.log.append(f"{spec.hostname} login:")
+        return self._info(guest)
+
     async def destroy(self, uuid: str) -> None:
         guest = self._guests.pop(uuid, None)
         if guest is not None:

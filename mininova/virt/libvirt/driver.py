@@ -58,6 +58,7 @@ from mininova.virt.libvirt.events import EventThread
 from mininova.virt.libvirt.firewall import Firewall
 from mininova.virt.libvirt.images import ImageCache, create_overlay, inspect_image, run
 from mininova.virt.libvirt.probe import kvm_device_problem, probe_kvm
+from mininova.virt.libvirt.rebuild import rebuild_guest
 
 LOG = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -616,6 +617,11 @@ class LibvirtDriver(ComputeDriver):
             await asyncio.sleep(1)  # network without a DHCP range: wait for a lease
             info = await self.get_info(spec.uuid)
         return info
+
+    async def rebuild(self, spec: InstanceSpec, power_on: bool) -> GuestInfo:
+        """A fresh root disk and config drive, the same domain (see rebuild.py)."""
+        spec.uuid = _check_uuid(spec.uuid)
+        return await rebuild_guest(self, spec, power_on)
 
     async def destroy(self, uuid: str) -> None:
         uuid = _check_uuid(uuid)
