@@ -35,6 +35,10 @@ class ServeConfig:
     build_retries: int = 3
     spawn_timeout: float = 300.0
     action_timeout: float = 180.0
+    # resize / cold migration (Nova's options of the same names)
+    allow_resize_to_same_host: bool = False
+    resize_confirm_window: int = 0  # s a resized server waits before auto-confirm; 0: never
+    migration_timeout: float = 1800.0  # how long one disk move may take (s)
     cpu_allocation_ratio: float = 4.0
     ram_allocation_ratio: float = 1.5
     disk_allocation_ratio: float = 1.0

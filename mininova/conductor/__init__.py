@@ -14,6 +14,7 @@ from typing import Any
 
 from mininova import instance_states as st
 from mininova.agenthub import AgentHub, HostUnavailable
+from mininova.conductor.resize import ResizeOps
 from mininova.conductor.rpcapi import ConductorAPI
 from mininova.conductor.specs import image_file_path, instance_spec
 from mininova.config import ServeConfig
@@ -35,7 +36,7 @@ log = logging.getLogger(__name__)
 MISSING_SWEEPS = 2
 
 
-class Conductor:
+class Conductor(ResizeOps):
     def __init__(
         self,
         *,

@@ -47,6 +47,13 @@ _UPDATABLE = {
     "access_ip_v6",
     "description",
     "availability_zone",
+    # resize / migration: the flavor and what the quota counts of it, the old vm_state
+    "flavor",
+    "flavor_id",
+    "vcpus",
+    "memory_mb",
+    "root_gb",
+    "system_metadata",
 }
 _JSON = {"addresses", "metadata", "fault"}
 _JSON_DEFAULTS: dict[str, Any] = {

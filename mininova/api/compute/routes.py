@@ -21,6 +21,7 @@ def setup(app: web.Application) -> None:
         images,
         infra_quota,
         keypairs,
+        migrations,
         networks,
         security_groups,
         server_actions,
@@ -50,5 +51,6 @@ def setup(app: web.Application) -> None:
         images,
         consoles,
         security_groups,
+        migrations,
     ):
         module.setup(app.router, PREFIX)

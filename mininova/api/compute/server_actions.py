@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from mininova.api.compute import security_groups
+from mininova.api.compute import migrations, security_groups
 from mininova.api.compute.schemas import servers as schemas
 from mininova.api.compute.servers import get_server
 from mininova.api.context import context, mv_at_least, services
@@ -108,6 +108,10 @@ ACTIONS: dict[str, ActionHandler] = {
     "os-getVNCConsole": _vnc_console,
     "createImage": _create_image,
     "addSecurityGroup": security_groups.add_security_group,
+    "resize": migrations.resize,
+    "migrate": migrations.migrate,
+    "confirmResize": migrations.confirm_resize,
+    "revertResize": migrations.revert_resize,
     "removeSecurityGroup": security_groups.remove_security_group,
 }
 
