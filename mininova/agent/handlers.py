@@ -312,7 +312,10 @@ class OrderHandlers:
                 return {"power_state": before}
             if not isinstance(capability, str) or not capability:
                 raise ValueError("capability must be a non-empty string")
-            with tempfile.TemporaryDirectory(prefix="mininova-move-") as tmp:
+            staging = self.driver.staging_dir()
+            if staging is not None:
+                await asyncio.to_thread(staging.mkdir, mode=0o700, parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(prefix="mininova-move-", dir=staging) as tmp:
                 dest = Path(tmp) / "disk.qcow2"
                 await self.driver.export_resize_disk(uuid, dest)
                 digest = await asyncio.to_thread(_sha256, dest)
@@ -333,7 +336,10 @@ class OrderHandlers:
                 return guest_to_dict(await self.driver.finish_resize(spec, power_on, None))
             if not isinstance(disk, dict) or not isinstance(disk.get("sha256"), str):
                 raise ValueError("disk must name url, capability and sha256")
-            with tempfile.TemporaryDirectory(prefix="mininova-move-") as tmp:
+            staging = self.driver.staging_dir()
+            if staging is not None:
+                await asyncio.to_thread(staging.mkdir, mode=0o700, parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(prefix="mininova-move-", dir=staging) as tmp:
                 path = Path(tmp) / "disk.qcow2"
                 await download_file(
                     str(disk["url"]), path, self.driver.controller, str(disk["capability"])

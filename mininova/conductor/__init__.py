@@ -351,6 +351,7 @@ class Conductor(ResizeOps):
                 log.warning(
                     "host %s runs guest %s that this cloud does not know; left alone", host, uuid
                 )
+        await self.reconcile_moves(host, {u for u in known if isinstance(u, str)})
         await self.do_sync_power_states(host, guests)
         await self._push_network(host)  # restart reconciliation: the whole state, now
 

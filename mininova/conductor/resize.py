@@ -389,10 +389,53 @@ class ResizeOps:
         return confirmed
 
     async def poll_unconfirmed_resizes(self, interval: float = 10.0) -> None:
-        """Run `confirm_expired_resizes` forever (a controller task)."""
+        """Run `confirm_expired_resizes` and `drop_moves_of_deleted` forever (a controller
+        task)."""
         while True:
             await asyncio.sleep(interval)
             try:
                 await self.confirm_expired_resizes()
+                await self.drop_moves_of_deleted()
             except Exception:  # the sweep must never die
-                log.exception("auto-confirm sweep failed")
+                log.exception("resize sweep failed")
+
+    async def drop_moves_of_deleted(self) -> int:
+        """A server deleted while it waited in VERIFY_RESIZE: as Nova confirms the resize on
+        delete, its migration's claim (the old flavor on the source) is released and the
+        source drops its kept copy; how many such migrations were closed."""
+        closed = 0
+        for migration in await migrations.with_status(self.store, "finished"):
+            uuid = migration["instance_uuid"]
+            row = await db.get(self.store, uuid, include_deleted=True)
+            if row is None or not row["deleted"]:
+                continue
+            await self._best_effort(migration["source_compute"], "confirm_resize", {"uuid": uuid})
+            await self.scheduler.release(migration["uuid"])
+            await migrations.set_status(self.store, migration["uuid"], "confirmed", now_iso())
+            closed += 1
+        return closed
+
+    # ---- an agent (re)connected -------------------------------------------------------------
+
+    async def reconcile_moves(self, host: str, guests: set[str]) -> None:
+        """Left-overs of moves on a host that was away: a guest built on it by a move that
+        then failed or was reverted (the instance lives elsewhere now) is destroyed; a kept
+        copy whose resize was confirmed while it was away is dropped."""
+        for uuid in sorted(guests):
+            row = await db.get(self.store, uuid)
+            if row is None or row["host"] == host or row["task_state"] is not None:
+                continue
+            migration = await migrations.latest_of_instance(self.store, uuid)
+            if migration is None or migration["status"] not in ("error", "reverted", "confirmed"):
+                continue
+            if host not in (migration["source_compute"], migration["dest_compute"]):
+                continue
+            log.info(
+                "reaping %s on %s: left over from its migration %s", uuid, host, migration["uuid"]
+            )
+            await self._best_effort(host, "destroy", {"uuid": uuid})
+        for migration in (await migrations.with_status(self.store, "confirmed"))[-50:]:
+            if migration["source_compute"] == host and migration["dest_compute"] != host:
+                await self._best_effort(
+                    host, "confirm_resize", {"uuid": migration["instance_uuid"]}
+                )

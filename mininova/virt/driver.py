@@ -227,6 +227,10 @@ class ComputeDriver(abc.ABC):
         `power_on`."""
         raise DriverError(f"the {self.name} driver cannot resize")
 
+    def staging_dir(self) -> Path | None:
+        """Where a moved disk is downloaded to (None: the system's temp dir)."""
+        return None
+
     async def confirm_resize(self, uuid: str) -> None:  # noqa: B027 - optional hook
         """Drop what `resize_prepare` kept aside (nothing kept: nothing to do)."""
 

@@ -343,7 +343,8 @@ class FakeDriver(ComputeDriver):
         self, spec: InstanceSpec, power_on: bool, disk: Path | None
     ) -> GuestInfo:
         hook = spec.metadata.get("fake_finish_resize")
-        if hook == "hang":
+        if hook == "hang":  # half built: the guest exists here, the answer never comes
+            self._guests[spec.uuid] = _Guest(spec=spec, power_state=SHUTDOWN)
             await asyncio.Event().wait()
         if hook == "fail":
             raise DriverError("fake finish_resize failure requested")

@@ -68,6 +68,25 @@ class Cloud:
         )
         return action["instanceAction"]["events"]
 
+    async def start_agent(self, host: str, tmp_path: Path) -> None:
+        """Start (or restart, with the same guests) the in-process agent of `host`."""
+        driver = self.drivers.setdefault(host, FakeDriver(boot_seconds=0.01, op_seconds=0))
+        config = self.controller.config
+        agent = Agent(
+            AgentConfig(
+                controller=config.base_url,
+                token=self.controller.join_token,
+                host=host,
+                driver="fake",
+                data_dir=tmp_path / host,
+                heartbeat_interval=0.2,
+                reconnect_max_backoff=0.2,
+            ),
+            driver,
+        )
+        self.tasks[host] = asyncio.create_task(agent.run())
+        await asyncio.wait_for(agent.connected.wait(), 5)
+
     async def stop_agent(self, host: str) -> None:
         task = self.tasks.pop(host)
         task.cancel()
@@ -96,23 +115,7 @@ async def cloud(tmp_path: Path, hosts: int, **settings: Any) -> AsyncIterator[Cl
         api = ApiClient(config.base_url, session, token, body["project"]["id"], body["user"]["id"])
         c = Cloud(ctl, api, {})
         for index in range(hosts):
-            host = f"host{index + 1}"
-            driver = FakeDriver(boot_seconds=0.01, op_seconds=0)
-            agent = Agent(
-                AgentConfig(
-                    controller=config.base_url,
-                    token=ctl.join_token,
-                    host=host,
-                    driver="fake",
-                    data_dir=tmp_path / host,
-                    heartbeat_interval=0.2,
-                    reconnect_max_backoff=0.2,
-                ),
-                driver,
-            )
-            c.tasks[host] = asyncio.create_task(agent.run())
-            c.drivers[host] = driver
-            await asyncio.wait_for(agent.connected.wait(), 5)
+            await c.start_agent(f"host{index + 1}", tmp_path)
 
         async def all_up() -> bool:
             _, body, _ = await api.get("/compute/v2.1/os-hypervisors/detail", version="2.88")
@@ -270,6 +273,21 @@ async def test_cold_migration_through_the_controller_and_auto_confirm(tmp_path: 
         status, body, _ = await c.api.get(f"{SERVERS}/{uuid}/migrations", version="2.23")
         assert (status, body) == (200, {"migrations": []})  # no live migrations here
 
+        # deleted while waiting in VERIFY_RESIZE: the old claim and the kept copy go too
+        status, _ = await c.action(uuid, {"migrate": None})
+        assert status == 202
+        await c.api.wait_server(uuid, "VERIFY_RESIZE")
+        status, _, _ = await c.api.delete(f"{SERVERS}/{uuid}")
+        assert status == 204
+
+        async def gone() -> bool:
+            return (await c.api.get(f"{SERVERS}/{uuid}"))[0] == 404
+
+        await wait_for(gone, 10, 0.05, f"{uuid} to be deleted")
+        assert await conductor.drop_moves_of_deleted() == 1
+        assert await c.claims() == {}
+        assert c.drivers["host1"].kept_aside() == c.drivers["host2"].kept_aside() == []
+
 
 async def test_target_dies_mid_migration(tmp_path: Path) -> None:
     async with cloud(tmp_path, 2) as c:
@@ -291,10 +309,18 @@ async def test_target_dies_mid_migration(tmp_path: Path) -> None:
         assert back["OS-EXT-STS:task_state"] is None
         assert (await c.drivers[source].get_info(uuid)).power_state == 1
         assert c.drivers[source].kept_aside() == []
-        assert await c.drivers[target].list_guests() == []
         assert await c.claims() == {uuid: (source, 1, 64)}
         assert (await c.migrations())[0]["status"] == "error"
         assert list((c.controller.config.data_dir / "migrations").iterdir()) == []
+        # the target had half built the guest: when it returns, that is reaped
+        assert [g.uuid for g in await c.drivers[target].list_guests()] == [uuid]
+        await c.start_agent(target, tmp_path)
+
+        async def reaped() -> bool:
+            return await c.drivers[target].list_guests() == []
+
+        await wait_for(reaped, 10, 0.05, "the half-built guest on the target to be reaped")
+        assert (await c.drivers[source].get_info(uuid)).power_state == 1
 
 
 async def test_revert_with_source_down_is_409(tmp_path: Path) -> None:
