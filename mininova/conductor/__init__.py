@@ -430,6 +430,7 @@ class Conductor(ResizeOps):
     # scale-out seam: scope to instances whose work this controller owned
     async def recover(self) -> None:
         """After a controller restart: finish or fail work that was in flight."""
+        await self.recover_moves()  # resize / migration (conductor/resize.py)
         for row in await db.in_flight(self.store):
             uuid, task = row["uuid"], row["task_state"]
             if task == st.DELETING:

@@ -415,6 +415,45 @@ class ResizeOps:
             closed += 1
         return closed
 
+    # ---- a controller restart -------------------------------------------------------------
+
+    async def recover_moves(self) -> None:
+        """Moves cut short by a controller restart: confirms and reverts are run again (a
+        revert whose hosts are not back yet returns to VERIFY_RESIZE, to be retried); a
+        move in flight is rolled back to its source (claims, flavor, state and a fault; the
+        source restores the kept guest when it reconnects, see `reconcile_moves`)."""
+        for status in ("pre-migrating", "migrating", "post-migrating", "confirming", "reverting"):
+            for migration in await migrations.with_status(self.store, status):
+                uuid = migration["instance_uuid"]
+                inst = await db.get(self.store, uuid)
+                if inst is None:
+                    await migrations.set_status(self.store, migration["uuid"], "error", now_iso())
+                    continue
+                if status == "confirming":
+                    await self.do_confirm_resize(uuid, migration["uuid"])
+                elif status == "reverting":
+                    await self.do_revert_resize(uuid, migration["uuid"])
+                else:
+                    await self.scheduler.release(uuid)
+                    await self._restore_old_claim(
+                        uuid,
+                        migration["uuid"],
+                        migration["source_compute"],
+                        migration["old_flavor"],
+                    )
+                    await self._roll_back(
+                        inst, migration, "The controller restarted during the resize/migration."
+                    )
+                    dest = migration["dest_compute"]
+                    if dest and status == "post-migrating":  # the new guest may exist there
+                        same = dest == migration["source_compute"]
+                        await self._best_effort(
+                            dest, "destroy", {"uuid": uuid, "keep_resize": same}
+                        )
+                    await self._revert_source(
+                        migration["source_compute"], uuid, inst["power_state"] == st.RUNNING
+                    )
+
     # ---- an agent (re)connected -------------------------------------------------------------
 
     async def reconcile_moves(self, host: str, guests: set[str]) -> None:
@@ -434,6 +473,22 @@ class ResizeOps:
                 "reaping %s on %s: left over from its migration %s", uuid, host, migration["uuid"]
             )
             await self._best_effort(host, "destroy", {"uuid": uuid})
+        for migration in (await migrations.with_status(self.store, "error"))[-50:]:
+            uuid = migration["instance_uuid"]
+            if migration["source_compute"] != host or uuid in guests:
+                continue
+            row = await db.get(self.store, uuid)
+            if row is not None and row["host"] == host and row["task_state"] is None:
+                # rolled back while this host was away: the kept guest comes back now
+                power_on = row["vm_state"] == st.ACTIVE
+                info = await self._revert_source(host, uuid, power_on)
+                if info.get("power_state") is not None:
+                    await db.update(
+                        self.store,
+                        uuid,
+                        expect_task_state=None,
+                        power_state=int(info["power_state"]),
+                    )
         for migration in (await migrations.with_status(self.store, "confirmed"))[-50:]:
             if migration["source_compute"] == host and migration["dest_compute"] != host:
                 await self._best_effort(

@@ -378,3 +378,14 @@ async def test_openstack_cli_resize_confirm_revert_migrate(tmp_path: Path) -> No
         await c.api.wait_server(uuid, "ACTIVE")
         listed = json.loads(await osc("server", "migration", "list", "-f", "json"))
         assert sorted(m["Status"] for m in listed) == ["confirmed", "reverted"]
+
+
+async def test_migration_disks_need_a_capability(tmp_path: Path) -> None:
+    async with cloud(tmp_path, 0) as c:
+        path = "/migration-disks/0b6c2a4e-1d6e-4a8e-9a55-2f3d2f7d9a10"
+        status, body, _ = await c.api.get(path)  # a Keystone token is not enough
+        assert status == 403, body
+        status, _, _ = await c.api.put(
+            path, data=b"x", headers={"X-Mininova-Capability": "mnc_forged"}, token=False
+        )
+        assert status in (401, 403)
