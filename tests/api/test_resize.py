@@ -60,6 +60,12 @@ class Cloud:
         assert status == 200, body
         return body["migrations"]
 
+    async def used(self) -> tuple[int, int]:
+        """(cores, RAM MiB) the project's quota counts now (GET /limits)."""
+        _, body, _ = await self.api.get("/compute/v2.1/limits")
+        absolute = body["limits"]["absolute"]
+        return absolute["totalCoresUsed"], absolute["totalRAMUsed"]
+
     async def events(self, uuid: str) -> list[dict]:
         _, actions, _ = await self.api.get(f"{SERVERS}/{uuid}/os-instance-actions")
         request_id = actions["instanceActions"][0]["request_id"]
@@ -168,6 +174,7 @@ async def test_resize_same_host_confirm_then_revert(tmp_path: Path) -> None:
             migration["uuid"]: ("host1", 1, 64),
         }
         assert c.drivers["host1"].kept_aside() == [uuid]
+        assert await c.used() == (1, 512)  # the larger flavor counts until confirm/revert
         # power actions are refused while it waits for confirmation
         status, _ = await c.action(uuid, {"os-stop": None})
         assert status == 409
@@ -186,12 +193,14 @@ async def test_resize_same_host_confirm_then_revert(tmp_path: Path) -> None:
         status, _ = await c.action(uuid, {"resize": {"flavorRef": "5"}})
         assert status == 202
         await c.api.wait_server(uuid, "VERIFY_RESIZE")
+        assert await c.used() == (2, 4096)
         status, _ = await c.action(uuid, {"revertResize": None})
         assert status == 202
         reverted = await c.api.wait_server(uuid, "ACTIVE")
         assert _flavor(reverted) == ("m1.tiny", 1, 512)
         assert await c.claims() == {uuid: ("host1", 1, 512)}
         assert (await c.migrations())[0]["status"] == "reverted"
+        assert await c.used() == (1, 512)
         guest = await c.drivers["host1"].get_info(uuid)
         assert guest.power_state == 1
         log = await c.drivers["host1"].console_output(uuid)
@@ -277,6 +286,15 @@ async def test_cold_migration_through_the_controller_and_auto_confirm(tmp_path: 
         status, _ = await c.action(uuid, {"migrate": None})
         assert status == 202
         await c.api.wait_server(uuid, "VERIFY_RESIZE")
+        # 2.59: paged by limit and marker, newest first
+        path = "/compute/v2.1/os-migrations?limit=1"
+        _, first, _ = await c.api.get(path, version="2.59")
+        (newest,) = first["migrations"]
+        assert newest["status"] == "finished" and "migrations_links" in first
+        _, second, _ = await c.api.get(f"{path}&marker={newest['uuid']}", version="2.59")
+        assert [m["status"] for m in second["migrations"]] == ["confirmed"]
+        status, _, _ = await c.api.get(f"{path}&marker=nope", version="2.59")
+        assert status == 400
         status, _, _ = await c.api.delete(f"{SERVERS}/{uuid}")
         assert status == 204
 

@@ -12,12 +12,13 @@ from aiohttp import web
 
 from mininova.api.compute.servers import get_server
 from mininova.api.context import context, mv_at_least, services
-from mininova.api.errors import NotFound
-from mininova.api.microversions import V2_23, V2_56, V2_59, V2_80
+from mininova.api.errors import BadRequest, NotFound
+from mininova.api.microversions import V2_23, V2_56, V2_59, V2_66, V2_80
+from mininova.api.pagination import next_query, paginate
 from mininova.api.validation import validate
 from mininova.compute import resize as ops
 from mininova.store.db import Row
-from mininova.timeutil import nova_usec_time
+from mininova.timeutil import iso, nova_usec_time, parse_iso
 
 RESIZE = {
     "type": "object",
@@ -101,17 +102,51 @@ def _view(request: web.Request, row: Row) -> dict[str, Any]:
     return view
 
 
+def _time_filter(query: Any, name: str) -> str | None:
+    raw = query.get(name)
+    if not raw:
+        return None
+    try:
+        return iso(parse_iso(raw))
+    except ValueError:
+        raise BadRequest(
+            f"Invalid input for field/attribute {name}. Value: {raw}. '{raw}' is not a 'date-time'"
+        ) from None
+
+
 async def list_migrations(request: web.Request) -> web.Response:
+    """Newest first; filters as Nova's; from 2.59 paged by `limit`/`marker` (a migration
+    uuid) with `changes-since`, from 2.66 `changes-before`, from 2.80 `user_id`/`project_id`."""
     ctx = context(request)
     ctx.require_admin("os_compute_api:os-migrations:index")
     query = request.query
     rows = await ops.list_migrations(
         services(request).store, ctx, instance_uuid=query.get("instance_uuid")
     )
-    for key in ("status", "migration_type", "source_compute"):
+    keys = ["status", "migration_type", "source_compute"]
+    if mv_at_least(request, V2_80):
+        keys += ["user_id", "project_id"]
+    for key in keys:
         if query.get(key):
             rows = [r for r in rows if r[key] == query[key]]
-    return web.json_response({"migrations": [_view(request, r) for r in rows]})
+    links: dict[str, Any] = {}
+    if mv_at_least(request, V2_59):
+        since = _time_filter(query, "changes-since")
+        before = _time_filter(query, "changes-before") if mv_at_least(request, V2_66) else None
+        if since is not None:
+            rows = [r for r in rows if iso(parse_iso(r["updated_at"])) >= since]
+        if before is not None:
+            rows = [r for r in rows if iso(parse_iso(r["updated_at"])) <= before]
+        marker = query.get("marker")
+        if marker is not None and marker not in {r["uuid"] for r in rows}:
+            raise BadRequest(f"Marker {marker} could not be found.")
+        rows, limit = paginate(rows, query, lambda r: r["uuid"])
+        if limit and len(rows) == limit:
+            url = services(request).url(
+                "/compute/v2.1/os-migrations?" + next_query(query, rows[-1]["uuid"])
+            )
+            links["migrations_links"] = [{"rel": "next", "href": url}]
+    return web.json_response({"migrations": [_view(request, r) for r in rows], **links})
 
 
 async def server_migrations(request: web.Request) -> web.Response:
