@@ -19,7 +19,7 @@ from mininova import timeutil
 from mininova.agent import Agent
 from mininova.config import AgentConfig, ServeConfig
 from mininova.controller import Controller
-from mininova.store import allocations
+from mininova.store import allocations, instances, migrations
 from mininova.virt.fake import FakeDriver
 from tests.api.cli import run_openstack
 from tests.conftest import ApiClient, free_port, login
@@ -407,3 +407,42 @@ async def test_migration_disks_need_a_capability(tmp_path: Path) -> None:
             path, data=b"x", headers={"X-Mininova-Capability": "mnc_forged"}, token=False
         )
         assert status in (401, 403)
+
+
+async def test_restart_recovery_rolls_a_move_in_flight_back(tmp_path: Path) -> None:
+    """A controller restart finds a move cut short: it goes back to its source."""
+    async with cloud(tmp_path, 1, allow_resize_to_same_host=True) as c:
+        uuid = (await c.boot())["id"]
+        store = c.controller.store
+        inst = await instances.get(store, uuid)
+        assert inst is not None
+        now = timeutil.now_iso()
+        # what the conductor had written when the controller stopped mid-move
+        await migrations.create(
+            store,
+            {
+                "uuid": "9c3e4f0a-4c1b-4c55-8a34-61c3a0f1c2d7",
+                "instance_uuid": uuid,
+                "project_id": inst["project_id"],
+                "user_id": inst["user_id"],
+                "migration_type": "resize",
+                "source_compute": "host1",
+                "dest_compute": "host1",
+                "old_flavor": inst["flavor"],
+                "new_flavor": {**inst["flavor"], "id": "3", "name": "m1.tiny", "ram": 512},
+                "status": "migrating",
+                "created_at": now,
+                "updated_at": now,
+            },
+        )
+        await instances.update(store, uuid, task_state="resize_migrating", memory_mb=512)
+        await allocations.claim(store, "9c3e4f0a-4c1b-4c55-8a34-61c3a0f1c2d7", "host1", 1, 64, 1)
+        await allocations.claim(store, uuid, "host1", 1, 512, 1)
+
+        await c.controller.conductor.recover_moves()
+        server = await c.api.wait_server(uuid, "ACTIVE")
+        assert server["OS-EXT-STS:task_state"] is None
+        assert _flavor(server) == ("m1.nano", 1, 64)
+        assert await c.claims() == {uuid: ("host1", 1, 64)}
+        assert await c.used() == (1, 64)
+        assert (await c.migrations())[0]["status"] == "error"
