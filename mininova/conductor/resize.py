@@ -44,6 +44,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+_MOVE_TASKS = (st.RESIZE_PREP, st.RESIZE_MIGRATING, st.RESIZE_MIGRATED, st.RESIZE_FINISH)
+
+
 def _quota_columns(flavor: dict[str, Any]) -> dict[str, Any]:
     return {
         "flavor": flavor,
@@ -209,7 +212,7 @@ class ResizeOps:
             if disk is not None:
                 disk.close(self.capabilities)
         await db.finish_event(self.store, event, True)
-        await db.update(
+        landed = await db.update(
             self.store,
             uuid,
             expect_task_state=st.RESIZE_FINISH,
@@ -224,6 +227,13 @@ class ResizeOps:
                 if k in ("flavor", "flavor_id", "root_gb")
             },
         )
+        if not landed:  # deleted meanwhile: nothing of the move may stay on either host
+            log.info("instance %s was deleted during its move; dropping both copies", uuid)
+            await self._best_effort(dest, "destroy", {"uuid": uuid, "keep_resize": same})
+            await self._best_effort(source, "confirm_resize", {"uuid": uuid})
+            await self.scheduler.release(migration_uuid)
+            await migrations.set_status(self.store, migration_uuid, "error", now_iso())
+            return
         await migrations.set_status(self.store, migration_uuid, "finished", now_iso())
         log.info("instance %s resized/migrated %s → %s (VERIFY_RESIZE)", uuid, source, dest)
         await self._network_changed(inst["project_id"], dest)
@@ -259,6 +269,7 @@ class ResizeOps:
         await db.update(
             self.store,
             inst["uuid"],
+            expect_task_state=_MOVE_TASKS,  # never over a delete that started
             host=migration["source_compute"],
             vm_state=landing,
             task_state=None,

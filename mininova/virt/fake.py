@@ -319,8 +319,8 @@ class FakeDriver(ComputeDriver):
         return base.with_name("fake-network.json")
 
     # -- resize / cold migration ----------------------------------------------------------
-    # Test hook: instance metadata `fake_finish_resize` = "fail" (DriverError) or "hang"
-    # (never answers, so a test can stop the agent mid-migration).
+    # Test hook: instance metadata `fake_finish_resize` = "fail" (DriverError), "slow" (0.5 s)
+    # or "hang" (never answers, so a test can stop the agent mid-migration).
 
     async def resize_prepare(self, uuid: str) -> int:
         guest = self._get(uuid)
@@ -348,6 +348,8 @@ class FakeDriver(ComputeDriver):
             await asyncio.Event().wait()
         if hook == "fail":
             raise DriverError("fake finish_resize failure requested")
+        if hook == "slow":
+            await asyncio.sleep(0.5)
         await asyncio.sleep(self.boot_seconds)
         old = self._resized.get(spec.uuid)
         guest = _Guest(spec=spec, power_state=SHUTDOWN)

@@ -446,3 +446,25 @@ async def test_restart_recovery_rolls_a_move_in_flight_back(tmp_path: Path) -> N
         assert await c.claims() == {uuid: ("host1", 1, 64)}
         assert await c.used() == (1, 64)
         assert (await c.migrations())[0]["status"] == "error"
+
+
+async def test_delete_during_a_move_leaves_nothing(tmp_path: Path) -> None:
+    async with cloud(tmp_path, 2) as c:
+        server = await c.boot(metadata={"fake_finish_resize": "slow"})
+        uuid = server["id"]
+        status, _ = await c.action(uuid, {"migrate": None})
+        assert status == 202
+        await _wait_task(
+            c, uuid, lambda s: s["OS-EXT-STS:task_state"] == "resize_finish", "the move to finish"
+        )
+        status, _, _ = await c.api.delete(f"{SERVERS}/{uuid}")
+        assert status == 204
+
+        async def gone() -> bool:
+            return (await c.api.get(f"{SERVERS}/{uuid}"))[0] == 404
+
+        await wait_for(gone, 10, 0.05, f"{uuid} to be deleted")
+        for driver in c.drivers.values():
+            assert await driver.list_guests() == [] and driver.kept_aside() == []
+        assert await c.claims() == {}
+        assert (await c.migrations())[0]["status"] == "error"
