@@ -42,6 +42,10 @@ class ServeConfig:
     # -1: never automatically); the periodic offload runs every shelved_poll_interval s
     shelved_offload_time: int = 0
     shelved_poll_interval: float = 3600.0
+    # resize / cold migration (Nova's options of the same names)
+    allow_resize_to_same_host: bool = False
+    resize_confirm_window: int = 0  # s a resized server waits before auto-confirm; 0: never
+    migration_timeout: float = 1800.0  # how long one disk move may take (s)
     cpu_allocation_ratio: float = 4.0
     ram_allocation_ratio: float = 1.5
     disk_allocation_ratio: float = 1.0

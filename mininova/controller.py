@@ -12,7 +12,7 @@ import socket
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -55,6 +55,7 @@ class Controller:
         self.bus: Bus | None = None
         self.services: Services | None = None
         self.hub: AgentHub | None = None
+        self.conductor: Any = None  # the Conductor, once started
         self.consoleproxy: ConsoleProxy | None = None
         self.app: web.Application | None = None
         self.runner: web.AppRunner | None = None
@@ -128,6 +129,7 @@ class Controller:
             consoleauth=consoleauth_client,
             conductor=conductor_api,
         )
+        self.conductor = conductor  # tests drive its periodic tasks (resize auto-confirm)
         bus.register(scheduler_service, scheduler.handle)
         bus.register(conductor_service, conductor.handle)
         bus.register(consoleauth_service, consoleauth.handle)
@@ -169,6 +171,9 @@ class Controller:
             self._tasks.append(
                 asyncio.create_task(conductor.run_shelved_poller(), name="shelved-offload-poller")
             )
+        self._tasks.append(
+            asyncio.create_task(conductor.poll_unconfirmed_resizes(), name="resize-auto-confirm")
+        )
         log.info("mininova controller listening on %s", cfg.base_url)
 
     def _ensure_tls(self) -> ServerTls:

@@ -21,6 +21,7 @@ DELETED = "deleted"
 SOFT_DELETED = "soft-delete"  # Nova's vm_states.SOFT_DELETED: deleted, reclaimable until reaped
 SHELVED = "shelved"
 SHELVED_OFFLOADED = "shelved_offloaded"
+RESIZED = "resized"  # resized or cold-migrated, waiting for confirm/revert (VERIFY_RESIZE)
 
 # task_state
 SCHEDULING = "scheduling"
@@ -45,6 +46,13 @@ REBUILDING = "rebuilding"
 
 # Tasks whose interruption (a controller restart) leaves the guest half-made: ERROR, as Nova.
 ERROR_IF_INTERRUPTED = frozenset({REBUILDING})
+RESIZE_PREP = "resize_prep"
+RESIZE_MIGRATING = "resize_migrating"
+RESIZE_MIGRATED = "resize_migrated"
+RESIZE_FINISH = "resize_finish"
+RESIZE_REVERTING = "resize_reverting"
+RESIZE_CONFIRMING = "resize_confirming"
+RESIZE_TASK_STATES = (RESIZE_PREP, RESIZE_MIGRATING, RESIZE_MIGRATED, RESIZE_FINISH)
 
 # vm_states from which a snapshot (createImage) may start; it does not change the vm_state.
 SNAPSHOT_ALLOWED = frozenset({ACTIVE, STOPPED, PAUSED, SUSPENDED})
@@ -145,6 +153,46 @@ ACTIONS: dict[str, Action] = {
 SHELVED_STATES = frozenset({SHELVED, SHELVED_OFFLOADED})
 
 
+@dataclass(frozen=True)
+class MoveAction:
+    """A resize-family action (resize, migrate, confirmResize, revertResize): which
+    vm_states allow it, the task_state it starts with and the vm_state it lands in (None: the
+    vm_state it had before the resize started, kept in system_metadata `old_vm_state`)."""
+
+    name: str
+    allowed: frozenset[str]
+    task_state: str | None
+    lands_vm_state: str | None
+
+
+MOVE_ACTIONS: dict[str, MoveAction] = {
+    m.name: m
+    for m in (
+        # task_state steps: resize_prep (API) → resize_migrating (source) → resize_migrated
+        # (disk moved) → resize_finish (destination) → vm_state resized, no task
+        MoveAction("resize", frozenset({ACTIVE, STOPPED}), RESIZE_PREP, RESIZED),
+        MoveAction("migrate", frozenset({ACTIVE, STOPPED}), RESIZE_PREP, RESIZED),
+        MoveAction("confirmResize", frozenset({RESIZED}), RESIZE_CONFIRMING, None),
+        MoveAction("revertResize", frozenset({RESIZED}), RESIZE_REVERTING, None),
+    )
+}
+
+
+def check_move(action: str, vm_state: str, task_state: str | None) -> MoveAction:
+    """The MoveAction if it may start now, else raise InvalidState naming why."""
+    spec = MOVE_ACTIONS[action]
+    if task_state is not None:
+        raise InvalidState(f"Cannot '{action}' instance while it is in task_state {task_state}")
+    if vm_state not in spec.allowed:
+        raise InvalidState(f"Cannot '{action}' instance while it is in vm_state {vm_state}")
+    return spec
+
+
+def resize_landing(old_vm_state: str | None) -> str:
+    """The vm_state after confirm or revert: the one the server had before (ACTIVE/STOPPED)."""
+    return old_vm_state if old_vm_state in (ACTIVE, STOPPED) else ACTIVE
+
+
 class InvalidState(Exception):
     """The action cannot start from the instance's current state (HTTP 409)."""
 
@@ -203,6 +251,7 @@ _STATUS_BY_VM_STATE = {
     SOFT_DELETED: "SOFT_DELETED",
     SHELVED: "SHELVED",
     SHELVED_OFFLOADED: "SHELVED_OFFLOADED",
+    RESIZED: "VERIFY_RESIZE",
 }
 
 _STATUS_BY_TASK_STATE = {
@@ -215,6 +264,8 @@ _STATUS_BY_TASK_STATE = {
     (ACTIVE, REBUILDING): "REBUILD",
     (STOPPED, REBUILDING): "REBUILD",
     (ERROR, REBUILDING): "REBUILD",
+    **{(vm, task): "RESIZE" for vm in (ACTIVE, STOPPED) for task in RESIZE_TASK_STATES},
+    (RESIZED, RESIZE_REVERTING): "REVERT_RESIZE",
 }
 
 
@@ -249,7 +300,7 @@ def vm_state_for_power(power_state: int, current_vm_state: str) -> str | None:
     Returns None when the report does not change the vm_state. A guest that stopped by
     itself becomes STOPPED (SHUTOFF), as Nova's power-state sync does.
     """
-    if current_vm_state in (BUILDING, ERROR, DELETED, SOFT_DELETED) or (
+    if current_vm_state in (BUILDING, ERROR, DELETED, SOFT_DELETED, RESIZED) or (
         current_vm_state in SHELVED_STATES
     ):
         return None

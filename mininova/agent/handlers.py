@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import ipaddress
 import logging
 import os
@@ -119,6 +120,10 @@ class OrderHandlers:
             "host_resources": self.host_resources,
             "snapshot": self.snapshot,
             "network_sync": self.network_sync,
+            "resize_prepare": self.resize_prepare,
+            "finish_resize": self.finish_resize,
+            "confirm_resize": self.confirm_resize,
+            "finish_revert_resize": self.finish_revert_resize,
         }
         for op in POWER_OPS:
             table[op] = self._power_op(op)
@@ -187,6 +192,8 @@ class OrderHandlers:
         uuid = _uuid(params)
         async with self.guest_lock(uuid), self._driver_errors():
             await self.driver.destroy(uuid)
+            if not params.get("keep_resize"):  # a copy kept aside by a resize goes too
+                await self.driver.confirm_resize(uuid)
         return {}
 
     async def reboot(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -305,6 +312,97 @@ class OrderHandlers:
             size = dest.stat().st_size
             await upload_file(dest, url, self.driver.controller, capability)
         return {"size": size}
+
+    # -- resize / cold migration --------------------------------------------------------------
+
+    async def resize_prepare(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Power off and keep the guest aside; with `upload_url`/`capability` also stream its
+        root disk (standalone qcow2) to the controller. Result: power state, sha256, size."""
+        uuid = _uuid(params)
+        url, capability = params.get("upload_url"), params.get("capability")
+        if url is not None and (
+            not isinstance(url, str) or not url.startswith(("http://", "https://"))
+        ):
+            raise ValueError("upload_url must be an http(s) URL")
+        async with self.guest_lock(uuid), self._driver_errors():
+            before = await self.driver.resize_prepare(uuid)
+            if url is None:
+                return {"power_state": before}
+            if not isinstance(capability, str) or not capability:
+                raise ValueError("capability must be a non-empty string")
+            staging = self.driver.staging_dir()
+            if staging is not None:
+                await asyncio.to_thread(staging.mkdir, mode=0o700, parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(prefix="mininova-move-", dir=staging) as tmp:
+                dest = Path(tmp) / "disk.qcow2"
+                await self.driver.export_resize_disk(uuid, dest)
+                digest = await asyncio.to_thread(_sha256, dest)
+                size = dest.stat().st_size
+                await upload_file(dest, url, self.driver.controller, capability)
+        return {"power_state": before, "sha256": digest, "size": size}
+
+    async def finish_resize(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Build the resized/migrated guest: from the copy kept on this host, or from the
+        `disk` the controller holds (downloaded, its sha256 checked before use)."""
+        if "instance" not in params:
+            raise ValueError("finish_resize needs an instance")
+        spec = spec_from_dict(params["instance"])
+        power_on = bool(params.get("power_on", True))
+        disk = params.get("disk")
+        async with self.guest_lock(spec.uuid), self._driver_errors():
+            if disk is None:
+                return guest_to_dict(await self.driver.finish_resize(spec, power_on, None))
+            if not isinstance(disk, dict) or not isinstance(disk.get("sha256"), str):
+                raise ValueError("disk must name url, capability and sha256")
+            staging = self.driver.staging_dir()
+            if staging is not None:
+                await asyncio.to_thread(staging.mkdir, mode=0o700, parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(prefix="mininova-move-", dir=staging) as tmp:
+                path = Path(tmp) / "disk.qcow2"
+                await download_file(
+                    str(disk["url"]), path, self.driver.controller, str(disk["capability"])
+                )
+                digest = await asyncio.to_thread(_sha256, path)
+                if digest != disk["sha256"]:
+                    raise ProtocolError(
+                        FAILED, f"moved disk checksum mismatch: got {digest}, want {disk['sha256']}"
+                    )
+                return guest_to_dict(await self.driver.finish_resize(spec, power_on, path))
+
+    async def confirm_resize(self, params: dict[str, Any]) -> dict[str, Any]:
+        uuid = _uuid(params)
+        async with self.guest_lock(uuid), self._driver_errors():
+            await self.driver.confirm_resize(uuid)
+        return {}
+
+    async def finish_revert_resize(self, params: dict[str, Any]) -> dict[str, Any]:
+        uuid = _uuid(params)
+        async with self.guest_lock(uuid), self._driver_errors():
+            info = await self.driver.finish_revert_resize(uuid, bool(params.get("power_on", True)))
+        return guest_to_dict(info) if info is not None else {}
+
+
+def _sha256(path: Path) -> str:
+    sha = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            sha.update(block)
+    return sha.hexdigest()
+
+
+async def download_file(url: str, dest: Path, access: ControllerAccess, capability: str) -> None:
+    """Stream `GET url` into `dest` (a migration's disk); ProtocolError on refusal."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(url, headers=access.headers(capability), ssl=access.http_ssl) as resp,
+    ):
+        if resp.status >= 300:
+            raise ProtocolError(
+                FAILED, f"disk download refused: {resp.status} {(await resp.text())[:200]}"
+            )
+        with open(dest, "wb") as fh:
+            async for block in resp.content.iter_chunked(1 << 20):
+                await asyncio.to_thread(fh.write, block)
 
 
 async def upload_file(path: Path, url: str, access: ControllerAccess, capability: str) -> None:

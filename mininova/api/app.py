@@ -138,6 +138,7 @@ async def _admitted(request: web.Request, handler: Handler, path: str) -> web.St
 
 
 def build_app(services: Services) -> web.Application:
+    from mininova.api import migration_disk
     from mininova.api.compute import routes as compute_routes
     from mininova.api.identity import routes as identity_routes
     from mininova.api.image import routes as image_routes
@@ -152,6 +153,7 @@ def build_app(services: Services) -> web.Application:
     compute_routes.setup(app)
     image_routes.setup(app)
     network_routes.setup(app)
+    migration_disk.setup(app)
     app.router.add_get("/", _root)
     app.router.add_get("/healthcheck", _health)
     return app

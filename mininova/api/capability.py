@@ -19,8 +19,11 @@ from mininova.trust.capabilities import CapabilityDenied, Grant
 
 log = logging.getLogger(__name__)
 
-# The only routes an agent's order ever needs: image data download (spawn) and upload (snapshot).
-CAPABILITY_ROUTES = re.compile(r"^/image/v2/images/[0-9A-Za-z-]+/file$")
+# The only routes an agent's order ever needs: image data download (spawn) and upload
+# (snapshot), and a migration's disk on its way between two hosts (resize, cold migration).
+CAPABILITY_ROUTES = re.compile(
+    r"^(/image/v2/images/[0-9A-Za-z-]+/file|/migration-disks/[0-9a-f-]+)$"
+)
 
 CAPABILITY: web.RequestKey[Grant] = web.RequestKey("capability", Grant)
 

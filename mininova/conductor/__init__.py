@@ -15,6 +15,7 @@ from typing import Any
 from mininova import instance_states as st
 from mininova.agenthub import AgentHub, HostUnavailable
 from mininova.conductor.rebuild import rebuild_instance
+from mininova.conductor.resize import ResizeOps
 from mininova.conductor.rpcapi import ConductorAPI
 from mininova.conductor.shelve import ShelveMixin
 from mininova.conductor.soft_delete import SoftDeletes
@@ -38,7 +39,7 @@ log = logging.getLogger(__name__)
 MISSING_SWEEPS = 2
 
 
-class Conductor(SoftDeletes, ShelveMixin):
+class Conductor(SoftDeletes, ShelveMixin, ResizeOps):
     def __init__(
         self,
         *,
@@ -359,6 +360,7 @@ class Conductor(SoftDeletes, ShelveMixin):
                 log.warning(
                     "host %s runs guest %s that this cloud does not know; left alone", host, uuid
                 )
+        await self.reconcile_moves(host, {u for u in known if isinstance(u, str)})
         await self.do_sync_power_states(host, guests)
         await self._push_network(host)  # restart reconciliation: the whole state, now
 
@@ -437,6 +439,7 @@ class Conductor(SoftDeletes, ShelveMixin):
     # scale-out seam: scope to instances whose work this controller owned
     async def recover(self) -> None:
         """After a controller restart: finish or fail work that was in flight."""
+        await self.recover_moves()  # resize / migration (conductor/resize.py)
         for row in await db.in_flight(self.store):
             uuid, task = row["uuid"], row["task_state"]
             if task == st.DELETING:

@@ -40,6 +40,18 @@ class ConductorAPI:
     def rebuild_instance(self, uuid: str, preserve_ephemeral: bool = False) -> None:
         self.bus.cast(SERVICE, "rebuild_instance", uuid=uuid, preserve_ephemeral=preserve_ephemeral)
 
+    def resize_instance(self, uuid: str, migration_uuid: str, host: str | None = None) -> None:
+        """Resize or cold-migrate (mininova/conductor/resize.py); `host`: the admin's target."""
+        self.bus.cast(
+            SERVICE, "resize_instance", uuid=uuid, migration_uuid=migration_uuid, host=host
+        )
+
+    def confirm_resize(self, uuid: str, migration_uuid: str) -> None:
+        self.bus.cast(SERVICE, "confirm_resize", uuid=uuid, migration_uuid=migration_uuid)
+
+    def revert_resize(self, uuid: str, migration_uuid: str) -> None:
+        self.bus.cast(SERVICE, "revert_resize", uuid=uuid, migration_uuid=migration_uuid)
+
     def delete_instance(self, uuid: str) -> None:
         self.bus.cast(SERVICE, "delete_instance", uuid=uuid)
 

@@ -53,6 +53,12 @@ _UPDATABLE = {
     "key_name",
     "key_data",
     "user_data",
+    # resize / migration: the flavor and what the quota counts of it, the old vm_state
+    "flavor",
+    "flavor_id",
+    "vcpus",
+    "memory_mb",
+    "root_gb",
 }
 _JSON = {"addresses", "metadata", "fault"}
 _JSON_DEFAULTS: dict[str, Any] = {

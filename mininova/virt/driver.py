@@ -213,3 +213,33 @@ class ComputeDriver(abc.ABC):
         """Enforce the controller's desired network state (`network_sync`, version 1: security
         groups and floating IPs of this host's guests); {"ok", "errors", ...}."""
         raise DriverError(f"the {self.name} driver cannot enforce network state")
+
+    # -- resize / cold migration (mininova/virt/libvirt/resize.py for libvirt) ------------------
+
+    async def resize_prepare(self, uuid: str) -> int:
+        """Power the guest off and keep it aside (disk and definition, no longer a guest of
+        this host) until `confirm_resize` or `finish_revert_resize`; its power state before."""
+        raise DriverError(f"the {self.name} driver cannot resize")
+
+    async def export_resize_disk(self, uuid: str, dest: Path) -> None:
+        """Write the kept-aside root disk as one standalone qcow2 (no backing file) to `dest`."""
+        raise DriverError(f"the {self.name} driver cannot migrate")
+
+    async def finish_resize(
+        self, spec: InstanceSpec, power_on: bool, disk: Path | None
+    ) -> GuestInfo:
+        """Build the guest with `spec.flavor` from the kept-aside disk of this host (`disk`
+        None) or from a moved standalone disk, grown to the flavor's size; start it if
+        `power_on`."""
+        raise DriverError(f"the {self.name} driver cannot resize")
+
+    def staging_dir(self) -> Path | None:
+        """Where a moved disk is downloaded to (None: the system's temp dir)."""
+        return None
+
+    async def confirm_resize(self, uuid: str) -> None:  # noqa: B027 - optional hook
+        """Drop what `resize_prepare` kept aside (nothing kept: nothing to do)."""
+
+    async def finish_revert_resize(self, uuid: str, power_on: bool) -> GuestInfo | None:
+        """Bring the kept-aside guest back as it was (None: nothing was kept aside)."""
+        return None

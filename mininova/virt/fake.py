@@ -100,6 +100,7 @@ class FakeDriver(ComputeDriver):
         self.op_seconds = op_seconds
         self.host_ip = host_ip
         self._guests: dict[str, _Guest] = {}
+        self._resized: dict[str, _Guest] = {}  # kept aside by resize_prepare (not persisted)
         self._vnc_lock = asyncio.Lock()
         self.network_state: dict | None = None  # the last `network_sync` state
         self.network_syncs = 0
@@ -344,6 +345,82 @@ class FakeDriver(ComputeDriver):
         """Where a fake agent with a state file writes the last network state it got."""
         base = self.state_file or Path("fake-guests.json")
         return base.with_name("fake-network.json")
+
+    # -- resize / cold migration ----------------------------------------------------------
+    # Test hook: instance metadata `fake_finish_resize` = "fail" (DriverError), "slow" (0.5 s)
+    # or "hang" (never answers, so a test can stop the agent mid-migration).
+
+    async def resize_prepare(self, uuid: str) -> int:
+        guest = self._get(uuid)
+        before = guest.power_state
+        if before != SHUTDOWN:
+            await self._set_state(guest, SHUTDOWN, "resize: power off")
+        self._guests.pop(uuid)
+        self._resized[uuid] = guest
+        self._save()
+        return before
+
+    async def export_resize_disk(self, uuid: str, dest: Path) -> None:
+        guest = self._resized.get(uuid)
+        if guest is None:
+            raise GuestNotFound(f"no guest {uuid} kept aside on this host")
+        header = json.dumps({"uuid": uuid, "log": list(guest.log)[-20:]}).encode()
+        dest.write_bytes(b"QFI\xfb" + len(header).to_bytes(4, "big") + header + b"\0" * 65536)
+
+    async def finish_resize(
+        self, spec: InstanceSpec, power_on: bool, disk: Path | None
+    ) -> GuestInfo:
+        hook = spec.metadata.get("fake_finish_resize")
+        if hook == "hang":  # half built: the guest exists here, the answer never comes
+            self._guests[spec.uuid] = _Guest(spec=spec, power_state=SHUTDOWN)
+            await asyncio.Event().wait()
+        if hook == "fail":
+            raise DriverError("fake finish_resize failure requested")
+        if hook == "slow":
+            await asyncio.sleep(0.5)
+        await asyncio.sleep(self.boot_seconds)
+        old = self._resized.get(spec.uuid)
+        guest = _Guest(spec=spec, power_state=SHUTDOWN)
+        if disk is not None:
+            data = disk.read_bytes()
+            if not data.startswith(b"QFI\xfb"):
+                raise DriverError("the moved disk is not a qcow2 image")
+            length = int.from_bytes(data[4:8], "big")
+            moved = json.loads(data[8 : 8 + length])
+            guest.log.extend(moved.get("log", []))
+            guest.log.append(f"[fake] booted from a moved disk of {len(data)} bytes")
+        elif old is not None:
+            guest.log.extend(old.log)
+        else:
+            raise DriverError(f"no disk of {spec.uuid} kept aside on this host")
+        guest.log.append(
+            f"[fake] flavor {spec.flavor.name}: {spec.flavor.vcpus} vCPU, {spec.flavor.ram_mb} MiB,"
+            f" {spec.flavor.disk_gb} GiB"
+        )
+        self._guests[spec.uuid] = guest
+        if power_on:
+            await self._set_state(guest, RUNNING, "resize: boot")
+        self._save()
+        return self._info(guest)
+
+    async def confirm_resize(self, uuid: str) -> None:
+        self._resized.pop(uuid, None)
+
+    async def finish_revert_resize(self, uuid: str, power_on: bool) -> GuestInfo | None:
+        guest = self._resized.pop(uuid, None)
+        if guest is None:
+            existing = self._guests.get(uuid)
+            return self._info(existing) if existing is not None else None
+        self._guests[uuid] = guest
+        guest.log.append("[fake] resize reverted")
+        if power_on:
+            await self._set_state(guest, RUNNING, "revert: boot")
+        self._save()
+        return self._info(guest)
+
+    def kept_aside(self) -> list[str]:
+        """Uuids of guests `resize_prepare` keeps aside (tests check nothing is left)."""
+        return sorted(self._resized)
 
     # -- test hooks ------------------------------------------------------------------------
 

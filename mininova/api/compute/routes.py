@@ -21,6 +21,7 @@ def setup(app: web.Application) -> None:
         images,
         infra_quota,
         keypairs,
+        migrations,
         networks,
         security_groups,
         server_actions,
@@ -52,5 +53,6 @@ def setup(app: web.Application) -> None:
         consoles,
         security_groups,
         server_password,
+        migrations,
     ):
         module.setup(app.router, PREFIX)

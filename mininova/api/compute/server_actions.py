@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from mininova.api.compute import admin_actions, security_groups, server_rebuild, shelve
+from mininova.api.compute import admin_actions, migrations, security_groups, server_rebuild, shelve
 from mininova.api.compute.schemas import servers as schemas
 from mininova.api.compute.servers import get_server
 from mininova.api.context import context, mv_at_least, services
@@ -122,6 +122,10 @@ ACTIONS: dict[str, ActionHandler] = {
     "createImage": _create_image,
     "rebuild": server_rebuild.rebuild,
     "addSecurityGroup": security_groups.add_security_group,
+    "resize": migrations.resize,
+    "migrate": migrations.migrate,
+    "confirmResize": migrations.confirm_resize,
+    "revertResize": migrations.revert_resize,
     "removeSecurityGroup": security_groups.remove_security_group,
     "injectNetworkInfo": admin_actions.inject_network_info,
     "restore": _restore,

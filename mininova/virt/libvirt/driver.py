@@ -52,7 +52,7 @@ from mininova.virt.driver import (
     HostResources,
     InstanceSpec,
 )
-from mininova.virt.libvirt import guestxml
+from mininova.virt.libvirt import guestxml, resize
 from mininova.virt.libvirt.configdrive import build_config_drive
 from mininova.virt.libvirt.events import EventThread
 from mininova.virt.libvirt.firewall import Firewall
@@ -795,3 +795,27 @@ class LibvirtDriver(ComputeDriver):
             return endpoint
 
         return await self._run(find)
+
+    # -- resize / cold migration (mininova/virt/libvirt/resize.py) ---------------------------
+
+    async def resize_prepare(self, uuid: str) -> int:
+        return await resize.prepare(self, _check_uuid(uuid))
+
+    async def export_resize_disk(self, uuid: str, dest: Path) -> None:
+        await resize.export_disk(self, _check_uuid(uuid), dest)
+
+    async def finish_resize(
+        self, spec: InstanceSpec, power_on: bool, disk: Path | None
+    ) -> GuestInfo:
+        spec.uuid = _check_uuid(spec.uuid)
+        return await resize.finish(self, spec, power_on, disk)
+
+    async def confirm_resize(self, uuid: str) -> None:
+        await resize.confirm(self, _check_uuid(uuid))
+
+    async def finish_revert_resize(self, uuid: str, power_on: bool) -> GuestInfo | None:
+        return await resize.revert(self, _check_uuid(uuid), power_on)
+
+    def staging_dir(self) -> Path:
+        """Moved disks arrive next to the guests (same file system), not in /tmp."""
+        return self.instances_path / "_staging"
