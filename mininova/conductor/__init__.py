@@ -237,6 +237,7 @@ class Conductor(SoftDeletes, ShelveMixin, ResizeOps):
                     log.warning("delete of %s on %s deferred: %s", uuid, host, exc.message)
                     await db.finish_event(self.store, event, False, exc.message)
             await self._mark_deleted(uuid)
+            await self.drop_shelved_image(inst)
             await self._network_changed(inst["project_id"], host)
 
     async def _mark_deleted(self, uuid: str) -> None:

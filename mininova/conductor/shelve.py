@@ -90,6 +90,16 @@ class ShelveMixin:
             **changes,
         )
 
+    async def drop_shelved_image(self, inst: dict[str, Any]) -> None:
+        """A deleted shelved server's snapshot goes with it (nothing can unshelve it now)."""
+        image_id = (inst.get("system_metadata") or {}).get("shelved_image_id")
+        if inst["vm_state"] not in st.SHELVED_STATES or not image_id:
+            return
+        try:
+            await self.images.delete_image(image_id)
+        except Exception as exc:  # the delete itself has happened; the image can be removed
+            log.warning("shelved image %s of %s stays: %s", image_id, inst["uuid"], exc)
+
     # ---- shelve ---------------------------------------------------------------------------
 
     async def do_shelve_instance(self, uuid: str, image_id: str) -> None:

@@ -237,6 +237,15 @@ async def test_failed_unshelve_stays_offloaded_with_a_fault(
     (snap,) = await _images_named(api, "fail-1-shelved")
     assert snap["status"] == "active"
 
+    # Deleting the shelved server takes its snapshot along: nothing could unshelve it now.
+    status, _, _ = await api.delete(f"/compute/v2.1/servers/{uuid}")
+    assert status == 204
+
+    async def image_gone() -> bool:
+        return await _images_named(api, "fail-1-shelved") == []
+
+    await wait_for(image_gone, 10, 0.05, "the shelved image to go with its server")
+
 
 @pytest.mark.parametrize("offload_time", [-1])
 async def test_offload_time_minus_one_keeps_shelved(
