@@ -181,10 +181,7 @@ MOVE_ACTIONS: dict[str, MoveAction] = {
 def check_move(action: str, vm_state: str, task_state: str | None) -> MoveAction:
     """The MoveAction if it may start now, else raise InvalidState naming why."""
     spec = MOVE_ACTIONS[action]
-    if task_state is not None:
-        raise InvalidState(f"Cannot '{action}' instance while it is in task_state {task_state}")
-    if vm_state not in spec.allowed:
-        raise InvalidState(f"Cannot '{action}' instance while it is in vm_state {vm_state}")
+    _check_may_start(action, spec.allowed, vm_state, task_state)
     return spec
 
 
@@ -200,11 +197,18 @@ class InvalidState(Exception):
 def check_action(action: str, vm_state: str, task_state: str | None) -> Action:
     """Return the Action if it may start now, else raise InvalidState naming why."""
     spec = ACTIONS[action]
+    _check_may_start(action, spec.allowed, vm_state, task_state)
+    return spec
+
+
+def _check_may_start(
+    action: str, allowed: frozenset[str], vm_state: str, task_state: str | None
+) -> None:
+    """Nova's rule for every action: no task running, and a vm_state the action allows."""
     if task_state is not None:
         raise InvalidState(f"Cannot '{action}' instance while it is in task_state {task_state}")
-    if vm_state not in spec.allowed:
+    if vm_state not in allowed:
         raise InvalidState(f"Cannot '{action}' instance while it is in vm_state {vm_state}")
-    return spec
 
 
 def can_delete(task_state: str | None) -> bool:
