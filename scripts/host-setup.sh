@@ -36,7 +36,7 @@ fi
 PACKAGES=(
     libvirt-daemon-system libvirt-clients libvirt-daemon-driver-qemu
     qemu-system-x86 qemu-utils libvirt-dev pkg-config
-    dnsmasq-base iproute2 iptables nftables busybox-static cpio genisoimage
+    dnsmasq-base iproute2 iptables nftables busybox-static cpio mtools genisoimage
     postgresql
 )
 if [ "$WANT_BROWSER" = 1 ]; then
