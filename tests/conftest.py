@@ -11,10 +11,10 @@ import aiohttp
 import pytest
 
 from mininova import timeutil
-from mininova.config import ServeConfig
 from mininova.controller import Controller
 from mininova.store import Store
 from tests.kit.clock import FakeClock
+from tests.kit.fake_cloud import running_controller
 from tests.kit.net import free_port
 from tests.kit.wait import wait_for
 
@@ -147,18 +147,8 @@ async def login(
 
 @pytest.fixture
 async def controller(tmp_path: Path, database_url: str | None) -> AsyncIterator[Controller]:
-    config = ServeConfig(
-        data_dir=tmp_path / "data",
-        listen=f"127.0.0.1:{free_port()}",
-        heartbeat_interval=0.5,
-        database_url=database_url or "",
-    )
-    ctl = Controller(config)
-    await ctl.start()
-    try:
+    async with running_controller(tmp_path, database_url) as ctl:
         yield ctl
-    finally:
-        await ctl.stop()
 
 
 @pytest.fixture

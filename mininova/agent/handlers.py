@@ -153,6 +153,16 @@ class OrderHandlers:
         return run
 
     @contextlib.asynccontextmanager
+    async def _moved_disk_path(self) -> AsyncIterator[Path]:
+        """A `disk.qcow2` path for a moved disk, in a private directory of its own under the
+        driver's staging directory; the directory goes when the block ends."""
+        staging = self.driver.staging_dir()
+        if staging is not None:
+            await asyncio.to_thread(staging.mkdir, mode=0o700, parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="mininova-move-", dir=staging) as tmp:
+            yield Path(tmp) / "disk.qcow2"
+
+    @contextlib.asynccontextmanager
     async def _driver_errors(self) -> AsyncIterator[None]:
         try:
             yield
@@ -330,11 +340,7 @@ class OrderHandlers:
                 return {"power_state": before}
             if not isinstance(capability, str) or not capability:
                 raise ValueError("capability must be a non-empty string")
-            staging = self.driver.staging_dir()
-            if staging is not None:
-                await asyncio.to_thread(staging.mkdir, mode=0o700, parents=True, exist_ok=True)
-            with tempfile.TemporaryDirectory(prefix="mininova-move-", dir=staging) as tmp:
-                dest = Path(tmp) / "disk.qcow2"
+            async with self._moved_disk_path() as dest:
                 await self.driver.export_resize_disk(uuid, dest)
                 digest = await asyncio.to_thread(_sha256, dest)
                 size = dest.stat().st_size
@@ -354,11 +360,7 @@ class OrderHandlers:
                 return guest_to_dict(await self.driver.finish_resize(spec, power_on, None))
             if not isinstance(disk, dict) or not isinstance(disk.get("sha256"), str):
                 raise ValueError("disk must name url, capability and sha256")
-            staging = self.driver.staging_dir()
-            if staging is not None:
-                await asyncio.to_thread(staging.mkdir, mode=0o700, parents=True, exist_ok=True)
-            with tempfile.TemporaryDirectory(prefix="mininova-move-", dir=staging) as tmp:
-                path = Path(tmp) / "disk.qcow2"
+            async with self._moved_disk_path() as path:
                 await download_file(
                     str(disk["url"]), path, self.driver.controller, str(disk["capability"])
                 )

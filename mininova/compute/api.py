@@ -16,8 +16,9 @@ from __future__ import annotations
 import re
 import secrets
 import uuid as uuidlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from mininova import instance_states as st
 from mininova import quota
@@ -112,6 +113,21 @@ def _not_found(uuid: str) -> NotFound:
 def check_locked(caller: Caller, inst: Row) -> None:
     if inst["locked"] and not caller.is_admin:
         raise Conflict(f"Instance {inst['uuid']} is locked")
+
+
+_Spec = TypeVar("_Spec")
+
+
+def may_start(
+    caller: Caller, inst: Row, check: Callable[[str, str, str | None], _Spec], action: str
+) -> _Spec:
+    """`check(action, vm_state, task_state)` of a server the caller may change: its spec, else
+    409 (the server is locked, or the action may not start from its state)."""
+    check_locked(caller, inst)
+    try:
+        return check(action, inst["vm_state"], inst["task_state"])
+    except st.InvalidState as exc:
+        raise Conflict(str(exc)) from None
 
 
 # -------------------------------------------------------------------------------- reads
@@ -278,7 +294,25 @@ class CreatedServers:
     uuids: list[str]
 
 
-async def _image_for(db: Executor, caller: Caller, image_ref: str) -> Row:
+def flavor_document(flavor: Row, extra_specs: dict[str, str]) -> dict[str, Any]:
+    """The flavor snapshot an instance (and a migration) keeps."""
+    return {
+        "id": flavor["id"],
+        "name": flavor["name"],
+        "vcpus": flavor["vcpus"],
+        "ram": flavor["ram"],
+        "disk": flavor["disk"],
+        "ephemeral": flavor["ephemeral"],
+        "swap": flavor["swap"],
+        "extra_specs": extra_specs,
+    }
+
+
+async def usable_image(
+    db: Executor, caller: Caller, image_ref: str, *, not_found: str | None = None
+) -> Row:
+    """The active image `image_ref` the caller may see, else Invalid (`not_found`, or the
+    create message, when it is missing or hidden)."""
     image = await images.get(db, image_ref)
     visible = image is not None and (
         caller.is_admin
@@ -286,7 +320,7 @@ async def _image_for(db: Executor, caller: Caller, image_ref: str) -> Row:
         or image["visibility"] in ("public", "community")
     )
     if image is None or not visible:
-        raise Invalid(f"Image {image_ref} could not be found.")
+        raise Invalid(not_found or f"Image {image_ref} could not be found.")
     if image["status"] != "active":
         raise Invalid(f"Image {image_ref} is not active.")
     return image
@@ -360,18 +394,9 @@ async def create_servers(
     """Create min_count..max_count servers (as many as the quota allows) and cast their build."""
     await _check_networks(store, req.networks)
     await quota.check_metadata_items(store, caller.project_id, len(req.metadata))
-    image = await _image_for(store, caller, req.image_ref)
+    image = await usable_image(store, caller, req.image_ref)
     flavor = await _flavor_for(store, caller, req.flavor_ref, image)
-    flavor_snapshot = {
-        "id": flavor["id"],
-        "name": flavor["name"],
-        "vcpus": flavor["vcpus"],
-        "ram": flavor["ram"],
-        "disk": flavor["disk"],
-        "ephemeral": flavor["ephemeral"],
-        "swap": flavor["swap"],
-        "extra_specs": await flavors.extra_specs(store, flavor["id"]),
-    }
+    flavor_snapshot = flavor_document(flavor, await flavors.extra_specs(store, flavor["id"]))
     key_data = None
     if req.key_name:
         key = await keypairs.get(store, caller.user_id, req.key_name)
@@ -533,29 +558,24 @@ async def delete_metadata_item(store: Store, caller: Caller, inst: Row, key: str
 # ------------------------------------------------------------------------------- actions
 
 
+async def start_task(tx: Executor, caller: Caller, inst: Row, action: str, **changes: Any) -> None:
+    """Set `changes` (its task_state among them) on a server no task runs on, else 409, and
+    record the instance action `action` for the caller."""
+    if not await instances.update(tx, inst["uuid"], expect_task_state=None, **changes):
+        raise Conflict(f"Instance {inst['uuid']} is busy; try again.")
+    await instances.start_action(
+        tx, inst["uuid"], action, caller.request_id, caller.user_id, caller.project_id
+    )
+
+
 async def run_action(
     store: Store, conductor: ConductorAPI, caller: Caller, inst: Row, action: str
 ) -> None:
     """A power action (stop, start, reboot, reboot_hard, pause, …): set its task state if no
     other task runs, record it, cast it."""
-    check_locked(caller, inst)
-    try:
-        spec = st.check_action(action, inst["vm_state"], inst["task_state"])
-    except st.InvalidState as exc:
-        raise Conflict(f"{exc}") from None
+    spec = may_start(caller, inst, st.check_action, action)
     async with store.transaction() as tx:
-        if not await instances.update(
-            tx, inst["uuid"], expect_task_state=None, task_state=spec.task_state
-        ):
-            raise Conflict(f"Instance {inst['uuid']} is busy; try again.")
-        await instances.start_action(
-            tx,
-            inst["uuid"],
-            _ACTION_NAMES[action],
-            caller.request_id,
-            caller.user_id,
-            caller.project_id,
-        )
+        await start_task(tx, caller, inst, _ACTION_NAMES[action], task_state=spec.task_state)
     conductor.run_action(inst["uuid"], action)
 
 

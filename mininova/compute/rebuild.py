@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mininova import instance_states as st
-from mininova.compute.api import Caller, check_locked, sanitize_hostname
+from mininova.compute.api import Caller, may_start, sanitize_hostname, start_task, usable_image
 from mininova.errors import Conflict, Invalid
-from mininova.store import images, instances, keypairs
+from mininova.store import keypairs
 
 if TYPE_CHECKING:
     from mininova.conductor.rpcapi import ConductorAPI
@@ -48,16 +48,7 @@ UNSET = _UNSET
 
 
 async def _rebuild_image(db: Any, caller: Caller, image_ref: str, flavor: dict[str, Any]) -> Row:
-    image = await images.get(db, image_ref)
-    visible = image is not None and (
-        caller.is_admin
-        or image["owner"] == caller.project_id
-        or image["visibility"] in ("public", "community")
-    )
-    if image is None or not visible:
-        raise Invalid("Cannot find image for rebuild")
-    if image["status"] != "active":
-        raise Invalid(f"Image {image_ref} is not active.")
+    image = await usable_image(db, caller, image_ref, not_found="Cannot find image for rebuild")
     if int(flavor.get("ram") or 0) < (image["min_ram"] or 0):
         raise Invalid("Flavor's memory is too small for requested image.")
     disk = int(flavor.get("disk") or 0)
@@ -70,11 +61,7 @@ async def rebuild_server(
     store: Store, conductor: ConductorAPI, caller: Caller, inst: Row, req: RebuildRequest
 ) -> None:
     """Start rebuilding `inst` from `req.image_ref` (409 locked or busy, 400 bad image/key)."""
-    check_locked(caller, inst)
-    try:
-        st.check_action("rebuild", inst["vm_state"], inst["task_state"])
-    except st.InvalidState as exc:
-        raise Conflict(f"{exc}") from None
+    may_start(caller, inst, st.check_action, "rebuild")
     if not inst["host"]:
         raise Conflict(f"Instance {inst['uuid']} has no host to be rebuilt on.")
     await _rebuild_image(store, caller, req.image_ref, inst["flavor"] or {})
@@ -99,9 +86,5 @@ async def rebuild_server(
     if req.hostname is not UNSET:
         changes["hostname"] = sanitize_hostname(req.hostname)
     async with store.transaction() as tx:
-        if not await instances.update(tx, inst["uuid"], expect_task_state=None, **changes):
-            raise Conflict(f"Instance {inst['uuid']} is busy; try again.")
-        await instances.start_action(
-            tx, inst["uuid"], "rebuild", caller.request_id, caller.user_id, caller.project_id
-        )
+        await start_task(tx, caller, inst, "rebuild", **changes)
     conductor.rebuild_instance(inst["uuid"], req.preserve_ephemeral)

@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 from mininova import instance_states as st
 from mininova import quota
-from mininova.compute.api import Caller, check_locked
+from mininova.compute.api import Caller, flavor_document, may_start, start_task
 from mininova.errors import Conflict, Invalid, PermissionDenied, QuotaExceeded
 from mininova.hosts import is_up
-from mininova.store import flavors, hosts, instances, migrations, quotas
+from mininova.store import flavors, hosts, migrations, quotas
 from mininova.timeutil import now_iso
 
 if TYPE_CHECKING:
@@ -25,24 +25,6 @@ if TYPE_CHECKING:
     from mininova.config import ServeConfig
     from mininova.store import Store
     from mininova.store.engine import Executor, Row
-
-
-def flavor_document(flavor: Row, extra_specs: dict[str, str]) -> dict[str, Any]:
-    """The flavor snapshot an instance (and a migration) keeps."""
-    return {
-        "id": flavor["id"],
-        "name": flavor["name"],
-        "vcpus": flavor["vcpus"],
-        "ram": flavor["ram"],
-        "disk": flavor["disk"],
-        "ephemeral": flavor["ephemeral"],
-        "swap": flavor["swap"],
-        "extra_specs": extra_specs,
-    }
-
-
-def _conflict(exc: st.InvalidState) -> Conflict:
-    return Conflict(str(exc))
 
 
 async def _check_upsize_quota(db: Executor, project_id: str, old: dict, new: dict) -> None:
@@ -79,11 +61,7 @@ async def _start_move(
     new_flavor: dict[str, Any],
     host: str | None,
 ) -> str:
-    check_locked(caller, inst)
-    try:
-        spec = st.check_move(action, inst["vm_state"], inst["task_state"])
-    except st.InvalidState as exc:
-        raise _conflict(exc) from None
+    spec = may_start(caller, inst, st.check_move, action)
     if not inst["host"]:
         raise Conflict(f"Instance {inst['uuid']} has no host to move from.")
     old_flavor = inst["flavor"]
@@ -93,16 +71,16 @@ async def _start_move(
         await tx.lock(f"quota:{inst['project_id']}")
         await _check_upsize_quota(tx, inst["project_id"], old_flavor, new_flavor)
         system_metadata = {**inst["system_metadata"], "old_vm_state": inst["vm_state"]}
-        if not await instances.update(
+        await start_task(
             tx,
-            inst["uuid"],
-            expect_task_state=None,
+            caller,
+            inst,
+            action,
             task_state=spec.task_state,
             vcpus=max(int(old_flavor["vcpus"]), int(new_flavor["vcpus"])),
             memory_mb=max(int(old_flavor["ram"]), int(new_flavor["ram"])),
             system_metadata=system_metadata,
-        ):
-            raise Conflict(f"Instance {inst['uuid']} is busy; try again.")
+        )
         await migrations.create(
             tx,
             {
@@ -119,9 +97,6 @@ async def _start_move(
                 "created_at": now,
                 "updated_at": now,
             },
-        )
-        await instances.start_action(
-            tx, inst["uuid"], action, caller.request_id, caller.user_id, caller.project_id
         )
     conductor.resize_instance(inst["uuid"], migration_uuid, host)
     return migration_uuid
@@ -188,11 +163,7 @@ async def _end_move(
     action: str,
     config: ServeConfig | None,
 ) -> None:
-    check_locked(caller, inst)
-    try:
-        spec = st.check_move(action, inst["vm_state"], inst["task_state"])
-    except st.InvalidState as exc:
-        raise _conflict(exc) from None
+    spec = may_start(caller, inst, st.check_move, action)
     migration = await _finished_migration(store, inst)
     if config is not None:  # revert: the guest goes back to the source host, which must be up
         source = migration["source_compute"]
@@ -203,18 +174,12 @@ async def _end_move(
                 "is not up, so the old guest cannot be restored there."
             )
     async with store.transaction() as tx:
-        if not await instances.update(
-            tx, inst["uuid"], expect_task_state=None, task_state=spec.task_state
-        ):
-            raise Conflict(f"Instance {inst['uuid']} is busy; try again.")
+        await start_task(tx, caller, inst, action, task_state=spec.task_state)
         await migrations.set_status(
             tx,
             migration["uuid"],
             "confirming" if action == "confirmResize" else "reverting",
             now_iso(),
-        )
-        await instances.start_action(
-            tx, inst["uuid"], action, caller.request_id, caller.user_id, caller.project_id
         )
     if action == "confirmResize":
         conductor.confirm_resize(inst["uuid"], migration["uuid"])

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from mininova import instance_states as st
-from mininova.compute.api import Caller, check_locked
+from mininova.compute.api import Caller, check_locked, start_task
 from mininova.errors import Conflict, Invalid
 from mininova.image import store_ops
-from mininova.store import hosts, instances
+from mininova.store import hosts
 
 if TYPE_CHECKING:
     from mininova.conductor.rpcapi import ConductorAPI
@@ -42,13 +42,7 @@ async def _start(
 ) -> None:
     """Set the action's task state (only if no task runs) and record the action."""
     async with store.transaction() as tx:
-        if not await instances.update(
-            tx, inst["uuid"], expect_task_state=None, task_state=spec.task_state, **changes
-        ):
-            raise Conflict(f"Instance {inst['uuid']} is busy; try again.")
-        await instances.start_action(
-            tx, inst["uuid"], nova_name, caller.request_id, caller.user_id, caller.project_id
-        )
+        await start_task(tx, caller, inst, nova_name, task_state=spec.task_state, **changes)
 
 
 async def shelve(store: Store, conductor: ConductorAPI, caller: Caller, inst: Row) -> str:

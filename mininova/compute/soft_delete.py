@@ -13,9 +13,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from mininova import instance_states as st
-from mininova.compute.api import check_locked
+from mininova.compute.api import check_locked, may_start, start_task
 from mininova.errors import Conflict
-from mininova.store import instances, soft_deletes
+from mininova.store import soft_deletes
 from mininova.timeutil import now_iso
 
 if TYPE_CHECKING:
@@ -33,32 +33,16 @@ async def soft_delete_server(
     `instance_states.delete_path`."""
     spec = st.ACTIONS["soft_delete"]
     async with store.transaction() as tx:
-        if not await instances.update(
-            tx, inst["uuid"], expect_task_state=None, task_state=spec.task_state
-        ):
-            raise Conflict(f"Instance {inst['uuid']} is busy; try again.")
+        await start_task(tx, caller, inst, "delete", task_state=spec.task_state)
         await soft_deletes.set_deleted_at(tx, inst["uuid"], now_iso())
-        await instances.start_action(
-            tx, inst["uuid"], "delete", caller.request_id, caller.user_id, caller.project_id
-        )
     conductor.soft_delete_instance(inst["uuid"])
 
 
 async def restore_server(store: Store, conductor: ConductorAPI, caller: Caller, inst: Row) -> None:
     """`restore`: only a SOFT_DELETED server with no task running (else 409)."""
-    check_locked(caller, inst)
-    try:
-        spec = st.check_action("restore", inst["vm_state"], inst["task_state"])
-    except st.InvalidState as exc:
-        raise Conflict(f"{exc}") from None
+    spec = may_start(caller, inst, st.check_action, "restore")
     async with store.transaction() as tx:
-        if not await instances.update(
-            tx, inst["uuid"], expect_task_state=None, task_state=spec.task_state
-        ):
-            raise Conflict(f"Instance {inst['uuid']} is busy; try again.")
-        await instances.start_action(
-            tx, inst["uuid"], "restore", caller.request_id, caller.user_id, caller.project_id
-        )
+        await start_task(tx, caller, inst, "restore", task_state=spec.task_state)
     conductor.restore_instance(inst["uuid"])
 
 
@@ -72,11 +56,5 @@ async def force_delete_server(
     except st.InvalidState as exc:
         raise Conflict(f"{exc}") from None
     async with store.transaction() as tx:
-        if not await instances.update(
-            tx, inst["uuid"], expect_task_state=None, task_state=st.DELETING
-        ):
-            raise Conflict(f"Instance {inst['uuid']} is busy; try again.")
-        await instances.start_action(
-            tx, inst["uuid"], "forceDelete", caller.request_id, caller.user_id, caller.project_id
-        )
+        await start_task(tx, caller, inst, "forceDelete", task_state=st.DELETING)
     conductor.delete_instance(inst["uuid"])

@@ -19,7 +19,13 @@ from mininova.conductor.resize import ResizeOps
 from mininova.conductor.rpcapi import ConductorAPI
 from mininova.conductor.shelve import ShelveMixin
 from mininova.conductor.soft_delete import SoftDeletes
-from mininova.conductor.specs import image_file_path, instance_spec
+from mininova.conductor.specs import (
+    CurrentServer,
+    Placement,
+    Spawned,
+    image_file_path,
+    instance_spec,
+)
 from mininova.config import ServeConfig
 from mininova.consoleauth.client import ConsoleAuthClient
 from mininova.errors import NoValidHost
@@ -82,66 +88,29 @@ class Conductor(SoftDeletes, ShelveMixin, ResizeOps):
         await asyncio.gather(*(self._build(uuid) for uuid in uuids))
 
     async def _build(self, uuid: str) -> None:
-        cfg = self.config
-        tried: list[str] = []
-        last_error = "No valid host was found."
+        async def current() -> tuple[dict[str, Any], str | None] | None:
+            inst = await db.get(self.store, uuid)
+            if inst is None or inst["task_state"] == st.DELETING:
+                return None
+            return inst, inst["scheduler_hints"].get("force_host")
+
+        def failure(host: str, exc: Exception) -> str:
+            return f"Build of instance {uuid} failed on {host}: " + (
+                exc.message if isinstance(exc, ProtocolError) else str(exc)
+            )
+
+        placement = Placement(
+            from_task=st.SCHEDULING,
+            schedule_event="conductor_schedule_and_build",
+            spawn_event=None,
+            failure=failure,
+        )
         async with self._lock(uuid):
-            for _attempt in range(max(1, cfg.build_retries)):
-                inst = await db.get(self.store, uuid)
-                if inst is None or inst["task_state"] == st.DELETING:
-                    return
-                flavor = inst["flavor"]
-                group = await server_groups.group_of(self.store, uuid)
-                request = Request(
-                    uuid,
-                    int(flavor["vcpus"]),
-                    int(flavor["ram"]),
-                    int(flavor["disk"]) + int(flavor.get("ephemeral") or 0),
-                    inst["availability_zone"] or None,
-                    tuple(tried),
-                    inst["scheduler_hints"].get("force_host"),
-                    group,
-                )
-                event = await db.start_event(self.store, uuid, "conductor_schedule_and_build", None)
-                try:
-                    host = await self.scheduler.select_and_claim(request)
-                except NoValidHost as exc:
-                    # After a failed spawn, the spawn error is the cause worth reporting.
-                    last_error = f"{last_error} No other host could take it." if tried else str(exc)
-                    await db.finish_event(self.store, event, False, str(exc))
-                    break
-                tried.append(host)
-                if not await db.update(
-                    self.store,
-                    uuid,
-                    host=host,
-                    task_state=st.SPAWNING,
-                    expect_task_state=(st.SCHEDULING, st.SPAWNING),
-                ):
-                    await db.finish_event(self.store, event, False, "deleted while scheduling")
-                    await self.scheduler.release(uuid)
-                    return
-                # scale-out seam: grants must be readable by the controller the agent hits
-                capability = self.capabilities.grant(
-                    host, "GET", image_file_path(inst["image_ref"]), cfg.spawn_timeout
-                )
-                try:
-                    spec = await instance_spec(self.store, self.config, inst, capability)
-                    info = await self.hub.call(
-                        host, "spawn", {"instance": spec}, timeout=cfg.spawn_timeout
-                    )
-                except (ProtocolError, OSError, ValueError) as exc:
-                    last_error = f"Build of instance {uuid} failed on {host}: " + (
-                        exc.message if isinstance(exc, ProtocolError) else str(exc)
-                    )
-                    log.warning("%s", last_error)
-                    await db.finish_event(self.store, event, False, last_error)
-                    await self.scheduler.release(uuid)
-                    await self._cleanup_failed_spawn(host, uuid)
-                    continue
-                finally:
-                    self.capabilities.revoke(capability)
-                await db.finish_event(self.store, event, True)
+            outcome = await self._schedule_and_spawn(uuid, current, placement)
+            if outcome is None:
+                return
+            if isinstance(outcome, Spawned):
+                inst, info = outcome.inst, outcome.info
                 landed = await db.update(
                     self.store,
                     uuid,
@@ -155,17 +124,109 @@ class Conductor(SoftDeletes, ShelveMixin, ResizeOps):
                 if not landed:  # deleted while spawning: the delete path cleans up
                     log.info("instance %s changed during spawn", uuid)
                 else:
-                    await self._network_changed(inst["project_id"], host)
+                    await self._network_changed(inst["project_id"], outcome.host)
                 return
             await db.update(
                 self.store,
                 uuid,
                 vm_state=st.ERROR,
                 task_state=None,
-                fault=db.fault(last_error),
+                fault=db.fault(outcome),
                 expect_task_state=(st.SCHEDULING, st.SPAWNING),
             )
-            log.warning("instance %s → ERROR: %s", uuid, last_error)
+            log.warning("instance %s → ERROR: %s", uuid, outcome)
+
+    async def _schedule_and_spawn(
+        self, uuid: str, current: CurrentServer, placement: Placement
+    ) -> Spawned | str | None:
+        """Schedule (with a claim) and spawn `uuid`, trying up to `build_retries` hosts.
+
+        Each attempt reads the server from `current` and excludes the hosts tried before; a
+        failed spawn releases its claim and is destroyed on that host. Returns what spawned,
+        the error to report when no host took it, or None when the server went away (its
+        claim released). The caller holds the instance lock and lands the server.
+        """
+        cfg = self.config
+        tried: list[str] = []
+        last_error = "No valid host was found."
+        group = await server_groups.group_of(self.store, uuid)
+        for _attempt in range(max(1, cfg.build_retries)):
+            candidate = await current()
+            if candidate is None:
+                return None
+            inst, force_host = candidate
+            flavor = inst["flavor"]
+            request = Request(
+                uuid,
+                int(flavor["vcpus"]),
+                int(flavor["ram"]),
+                int(flavor["disk"]) + int(flavor.get("ephemeral") or 0),
+                inst["availability_zone"] or None,
+                tuple(tried),
+                force_host,
+                group,
+            )
+            event = await db.start_event(self.store, uuid, placement.schedule_event, None)
+            try:
+                host = await self.scheduler.select_and_claim(request)
+            except NoValidHost as exc:
+                # After a failed spawn, the spawn error is the cause worth reporting.
+                last_error = f"{last_error} No other host could take it." if tried else str(exc)
+                await db.finish_event(self.store, event, False, str(exc))
+                return last_error
+            if placement.spawn_event is not None:
+                await db.finish_event(self.store, event, True)
+            tried.append(host)
+            if not await db.update(
+                self.store,
+                uuid,
+                host=host,
+                task_state=st.SPAWNING,
+                expect_task_state=(placement.from_task, st.SPAWNING),
+            ):
+                if placement.spawn_event is None:
+                    await db.finish_event(self.store, event, False, "deleted while scheduling")
+                await self.scheduler.release(uuid)
+                return None
+            if placement.spawn_event is not None:
+                event = await db.start_event(self.store, uuid, placement.spawn_event, host)
+            # scale-out seam: grants must be readable by the controller the agent hits
+            capability = self.capabilities.grant(
+                host, "GET", image_file_path(inst["image_ref"]), cfg.spawn_timeout
+            )
+            try:
+                spec = await instance_spec(self.store, self.config, inst, capability)
+                info = await self.hub.call(
+                    host, "spawn", {"instance": spec}, timeout=cfg.spawn_timeout
+                )
+            except (ProtocolError, OSError, ValueError) as exc:
+                last_error = placement.failure(host, exc)
+                log.warning("%s", last_error)
+                await db.finish_event(self.store, event, False, last_error)
+                await self.scheduler.release(uuid)
+                await self._cleanup_failed_spawn(host, uuid)
+                continue
+            finally:
+                self.capabilities.revoke(capability)
+            await db.finish_event(self.store, event, True)
+            return Spawned(inst, host, info)
+        return last_error
+
+    async def _recorded_call(
+        self, uuid: str, event_name: str, host: str, method: str, failure_log: str
+    ) -> bool:
+        """Order `method` for `uuid` on `host` under the action event `event_name`; a failure
+        is recorded on the event and logged with `failure_log` (uuid, host, error), not raised.
+        Whether the host did it."""
+        event = await db.start_event(self.store, uuid, event_name, host)
+        try:
+            await self.hub.call(host, method, {"uuid": uuid}, timeout=self.config.action_timeout)
+        except ProtocolError as exc:
+            log.warning(failure_log, uuid, host, exc.message)
+            await db.finish_event(self.store, event, False, exc.message)
+            return False
+        await db.finish_event(self.store, event, True)
+        return True
 
     async def _cleanup_failed_spawn(self, host: str, uuid: str) -> None:
         try:
@@ -226,16 +287,14 @@ class Conductor(SoftDeletes, ShelveMixin, ResizeOps):
                 return
             host = inst["host"]
             if host:
-                event = await db.start_event(self.store, uuid, "compute_terminate_instance", host)
-                try:
-                    await self.hub.call(
-                        host, "destroy", {"uuid": uuid}, timeout=self.config.action_timeout
-                    )
-                    await db.finish_event(self.store, event, True)
-                except ProtocolError as exc:
-                    # Host down: delete locally; the guest is reaped when its agent returns.
-                    log.warning("delete of %s on %s deferred: %s", uuid, host, exc.message)
-                    await db.finish_event(self.store, event, False, exc.message)
+                # Host down: delete locally; the guest is reaped when its agent returns.
+                await self._recorded_call(
+                    uuid,
+                    "compute_terminate_instance",
+                    host,
+                    "destroy",
+                    "delete of %s on %s deferred: %s",
+                )
             await self._mark_deleted(uuid)
             await self.drop_shelved_image(inst)
             await self._network_changed(inst["project_id"], host)

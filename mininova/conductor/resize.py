@@ -80,27 +80,38 @@ class ResizeOps:
 
         async def _network_changed(self, project_id: str, host: str | None) -> None: ...
 
+        async def _recorded_call(
+            self, uuid: str, event_name: str, host: str, method: str, failure_log: str
+        ) -> bool: ...
+
     # ---- claims --------------------------------------------------------------------------
 
     async def _hold_old_claim(self, uuid: str, migration_uuid: str, host: str, old: dict) -> None:
         """The old flavor's claim on the source moves from the instance to the migration."""
-        async with self.store.transaction() as tx:
-            await tx.lock(f"host:{host}")
-            await allocations.claim(
-                tx, migration_uuid, host, int(old["vcpus"]), int(old["ram"]), _disk_gb(old)
-            )
-            await allocations.release(tx, uuid)
+        await self._move_claim(host, old, from_consumer=uuid, to_consumer=migration_uuid)
 
     async def _restore_old_claim(
         self, uuid: str, migration_uuid: str, host: str, old: dict
     ) -> None:
         """Back to one claim: the instance's, for the old flavor on the source."""
+        await self._move_claim(host, old, from_consumer=migration_uuid, to_consumer=uuid)
+
+    async def _move_claim(
+        self, host: str, flavor: dict, *, from_consumer: str, to_consumer: str
+    ) -> None:
+        """In one transaction: `to_consumer` claims `flavor` on `host`, `from_consumer`'s claim
+        is released."""
         async with self.store.transaction() as tx:
             await tx.lock(f"host:{host}")
             await allocations.claim(
-                tx, uuid, host, int(old["vcpus"]), int(old["ram"]), _disk_gb(old)
+                tx,
+                to_consumer,
+                host,
+                int(flavor["vcpus"]),
+                int(flavor["ram"]),
+                _disk_gb(flavor),
             )
-            await allocations.release(tx, migration_uuid)
+            await allocations.release(tx, from_consumer)
 
     # ---- resize / migrate ---------------------------------------------------------------------
 
@@ -281,23 +292,27 @@ class ResizeOps:
 
     # ---- confirm / revert -----------------------------------------------------------------
 
+    async def _move_to_finish(
+        self, uuid: str, migration_uuid: str, task: str
+    ) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """The server and its migration, if both exist and the server's task is still `task`."""
+        inst = await db.get(self.store, uuid)
+        migration = await migrations.get(self.store, migration_uuid)
+        if inst is None or migration is None or inst["task_state"] != task:
+            return None
+        return inst, migration
+
     async def do_confirm_resize(self, uuid: str, migration_uuid: str) -> None:
         async with self._lock(uuid):
-            inst = await db.get(self.store, uuid)
-            migration = await migrations.get(self.store, migration_uuid)
-            if inst is None or migration is None or inst["task_state"] != st.RESIZE_CONFIRMING:
+            found = await self._move_to_finish(uuid, migration_uuid, st.RESIZE_CONFIRMING)
+            if found is None:
                 return
+            inst, migration = found
             source = migration["source_compute"]
-            event = await db.start_event(self.store, uuid, "compute_confirm_resize", source)
-            try:
-                await self.hub.call(
-                    source, "confirm_resize", {"uuid": uuid}, timeout=self.config.action_timeout
-                )
-                await db.finish_event(self.store, event, True)
-            except ProtocolError as exc:
-                # The source is gone or failed: the kept copy is dropped when it returns.
-                log.warning("confirm of %s on %s: %s", uuid, source, exc.message)
-                await db.finish_event(self.store, event, False, exc.message)
+            # The source is gone or failed: the kept copy is dropped when it returns.
+            await self._recorded_call(
+                uuid, "compute_confirm_resize", source, "confirm_resize", "confirm of %s on %s: %s"
+            )
             await self.scheduler.release(migration_uuid)
             new = migration["new_flavor"]
             landing = st.resize_landing(inst["system_metadata"].get("old_vm_state"))
@@ -315,10 +330,10 @@ class ResizeOps:
 
     async def do_revert_resize(self, uuid: str, migration_uuid: str) -> None:
         async with self._lock(uuid):
-            inst = await db.get(self.store, uuid)
-            migration = await migrations.get(self.store, migration_uuid)
-            if inst is None or migration is None or inst["task_state"] != st.RESIZE_REVERTING:
+            found = await self._move_to_finish(uuid, migration_uuid, st.RESIZE_REVERTING)
+            if found is None:
                 return
+            inst, migration = found
             source, dest = migration["source_compute"], migration["dest_compute"] or ""
             old = migration["old_flavor"]
             landing = st.resize_landing(inst["system_metadata"].get("old_vm_state"))

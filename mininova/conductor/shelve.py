@@ -23,12 +23,9 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from mininova import instance_states as st
-from mininova.conductor.specs import image_file_path, instance_spec
-from mininova.errors import NoValidHost
+from mininova.conductor.specs import CurrentServer, Placement, Spawned, image_file_path
 from mininova.protocol import ProtocolError
-from mininova.scheduler import Request
 from mininova.store import instances as db
-from mininova.store import server_groups
 from mininova.timeutil import now_iso, now_utc, parse_iso
 
 if TYPE_CHECKING:
@@ -72,7 +69,9 @@ class ShelveMixin:
     async def _network_changed(self, project_id: str, host: str | None) -> None:
         raise NotImplementedError
 
-    async def _cleanup_failed_spawn(self, host: str, uuid: str) -> None:
+    async def _schedule_and_spawn(
+        self, uuid: str, current: CurrentServer, placement: Placement
+    ) -> Spawned | str | None:
         raise NotImplementedError
 
     async def _fail(
@@ -88,6 +87,18 @@ class ShelveMixin:
             task_state=None,
             fault=db.fault(message),
             **changes,
+        )
+
+    async def _land(self, uuid: str, spec: st.Action, expect: str, **changes: Any) -> bool:
+        """The action's landing vm_state and power_state (`changes` may override the power
+        state), its task cleared, if the task is still `expect`."""
+        return await db.update(
+            self.store,
+            uuid,
+            expect_task_state=expect,
+            vm_state=spec.lands_vm_state,
+            task_state=None,
+            **{"power_state": spec.lands_power_state, **changes},
         )
 
     async def drop_shelved_image(self, inst: dict[str, Any]) -> None:
@@ -157,14 +168,8 @@ class ShelveMixin:
                 "shelved_host": host,
             }
             spec = st.ACTIONS["shelve"]
-            landed = await db.update(
-                self.store,
-                uuid,
-                expect_task_state=st.SHELVING_IMAGE_UPLOADING,
-                vm_state=spec.lands_vm_state,
-                power_state=spec.lands_power_state,
-                task_state=None,
-                system_metadata=sysmeta,
+            landed = await self._land(
+                uuid, spec, st.SHELVING_IMAGE_UPLOADING, system_metadata=sysmeta
             )
             log.info("instance %s shelved into image %s", uuid, image_id)
             if landed and self.config.shelved_offload_time == 0:
@@ -208,15 +213,7 @@ class ShelveMixin:
                 )
                 return
         await db.finish_event(self.store, event, True)
-        landed = await db.update(
-            self.store,
-            uuid,
-            expect_task_state=spec.task_state,
-            vm_state=spec.lands_vm_state,
-            power_state=spec.lands_power_state,
-            task_state=None,
-            host=None,
-        )
+        landed = await self._land(uuid, spec, spec.task_state, host=None)
         await self.scheduler.release(uuid)  # its claim, in the database and in memory
         self.consoleauth.revoke_instance(uuid)
         if landed:
@@ -239,14 +236,8 @@ class ShelveMixin:
         """ACTIVE, the shelved keys cleared, then the shelved image deleted."""
         spec = st.ACTIONS["unshelve"]
         sysmeta = inst["system_metadata"]
-        landed = await db.update(
-            self.store,
-            inst["uuid"],
-            expect_task_state=expect,
-            vm_state=spec.lands_vm_state,
-            task_state=None,
-            system_metadata=_without_shelved_keys(sysmeta),
-            **{"power_state": spec.lands_power_state, **changes},
+        landed = await self._land(
+            inst["uuid"], spec, expect, system_metadata=_without_shelved_keys(sysmeta), **changes
         )
         image_id = sysmeta.get("shelved_image_id")
         if landed and image_id:
@@ -277,60 +268,24 @@ class ShelveMixin:
         if not image_id:
             await self._fail(uuid, st.UNSHELVING, f"Instance {uuid} has no shelved image.")
             return
-        flavor = inst["flavor"]
-        group = await server_groups.group_of(self.store, uuid)
-        tried: list[str] = []
-        last_error = "No valid host was found."
-        for _attempt in range(max(1, self.config.build_retries)):
-            request = Request(
-                uuid,
-                int(flavor["vcpus"]),
-                int(flavor["ram"]),
-                int(flavor["disk"]) + int(flavor.get("ephemeral") or 0),
-                inst["availability_zone"] or None,
-                tuple(tried),
-                force_host,
-                group,
-            )
-            event = await db.start_event(self.store, uuid, "schedule_instances", None)
-            try:
-                host = await self.scheduler.select_and_claim(request)
-            except NoValidHost as exc:
-                last_error = f"{last_error} No other host could take it." if tried else str(exc)
-                await db.finish_event(self.store, event, False, str(exc))
-                break
-            await db.finish_event(self.store, event, True)
-            tried.append(host)
-            if not await db.update(
-                self.store,
-                uuid,
-                host=host,
-                task_state=st.SPAWNING,
-                expect_task_state=(st.UNSHELVING, st.SPAWNING),
-            ):
-                await self.scheduler.release(uuid)
-                return
-            event = await db.start_event(self.store, uuid, "compute_unshelve_instance", host)
-            capability = self.capabilities.grant(
-                host, "GET", image_file_path(str(image_id)), self.config.spawn_timeout
-            )
-            try:
-                spec = await instance_spec(
-                    self.store, self.config, {**inst, "image_ref": image_id}, capability
-                )
-                info = await self.hub.call(
-                    host, "spawn", {"instance": spec}, timeout=self.config.spawn_timeout
-                )
-            except (ProtocolError, OSError, ValueError) as exc:
-                last_error = f"Unshelve of instance {uuid} failed on {host}: {_message(exc)}"
-                log.warning("%s", last_error)
-                await db.finish_event(self.store, event, False, last_error)
-                await self.scheduler.release(uuid)
-                await self._cleanup_failed_spawn(host, uuid)
-                continue
-            finally:
-                self.capabilities.revoke(capability)
-            await db.finish_event(self.store, event, True)
+        spawn_inst = {**inst, "image_ref": image_id}
+
+        async def current() -> tuple[dict[str, Any], str | None]:
+            return spawn_inst, force_host
+
+        placement = Placement(
+            from_task=st.UNSHELVING,
+            schedule_event="schedule_instances",
+            spawn_event="compute_unshelve_instance",
+            failure=lambda host, exc: (
+                f"Unshelve of instance {uuid} failed on {host}: " + _message(exc)
+            ),
+        )
+        outcome = await self._schedule_and_spawn(uuid, current, placement)
+        if outcome is None:
+            return
+        if isinstance(outcome, Spawned):
+            info = outcome.info
             if await self._landed_unshelved(
                 inst,
                 st.SPAWNING,
@@ -338,15 +293,10 @@ class ShelveMixin:
                 addresses=info.get("addresses") or [],
                 launched_at=now_iso(),
             ):
-                log.info("instance %s unshelved on %s", uuid, host)
-                await self._network_changed(inst["project_id"], host)
+                log.info("instance %s unshelved on %s", uuid, outcome.host)
+                await self._network_changed(inst["project_id"], outcome.host)
             return
-        await self._fail(
-            uuid,
-            (st.UNSHELVING, st.SPAWNING),
-            last_error,
-            host=None,
-        )
+        await self._fail(uuid, (st.UNSHELVING, st.SPAWNING), outcome, host=None)
 
     # ---- the periodic offload -------------------------------------------------------------
 

@@ -2,10 +2,35 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from mininova.config import ServeConfig
 from mininova.store import Store, images
+
+# The server to place as it is now (its image_ref the one to spawn) and its forced host, or
+# None when it has gone away.
+CurrentServer = Callable[[], Awaitable[tuple[dict[str, Any], str | None] | None]]
+
+
+@dataclass(frozen=True)
+class Placement:
+    """How the conductor's schedule-and-spawn loop records one kind of placement."""
+
+    from_task: str  # the task_state the server leaves for `spawning`
+    schedule_event: str  # the action event of each scheduling attempt
+    spawn_event: str | None  # a separate event for each spawn; None: the schedule event's
+    failure: Callable[[str, Exception], str]  # the fault of a spawn that failed on a host
+
+
+@dataclass(frozen=True)
+class Spawned:
+    """A server the loop spawned: as it was spawned, where, and the agent's answer."""
+
+    inst: dict[str, Any]
+    host: str
+    info: dict[str, Any]
 
 
 def image_file_path(image_id: str) -> str:

@@ -138,6 +138,17 @@ class FakeDriver(ComputeDriver):
             raise GuestNotFound(f"no guest {uuid} on this host")
         return guest
 
+    def _boot_lines(self, spec: InstanceSpec) -> list[str]:
+        """The console lines a fake guest logs as it boots from `spec`."""
+        return [
+            "mininova fake guest",
+            f"hostname={spec.hostname}",
+            f"uuid={spec.uuid}",
+            f"domain={spec.domain_name}",
+            f"image={spec.image.name}",
+            f"ip={self._address(spec)}",
+        ]
+
     def _address(self, spec: InstanceSpec) -> str:
         return self.guest_address or fake_ipv4(spec.mac_address or spec.uuid)
 
@@ -225,16 +236,7 @@ class FakeDriver(ComputeDriver):
         if spec.uuid in self._guests:
             return self._info(self._guests[spec.uuid])
         guest = _Guest(spec=spec, power_state=NOSTATE)
-        guest.log.extend(
-            [
-                "mininova fake guest",
-                f"hostname={spec.hostname}",
-                f"uuid={spec.uuid}",
-                f"domain={spec.domain_name}",
-                f"image={spec.image.name}",
-                f"ip={self._address(spec)}",
-            ]
-        )
+        guest.log.extend(self._boot_lines(spec))
         self._guests[spec.uuid] = guest
         await self._set_state(guest, RUNNING, "boot")
         guest.log.append(f"{spec.hostname} login:")
@@ -251,17 +253,8 @@ class FakeDriver(ComputeDriver):
             raise DriverError("fake rebuild failure requested")
         spec.mac_address, spec.domain_name = guest.spec.mac_address, guest.spec.domain_name
         guest.spec = spec
-        guest.log.extend(
-            [
-                f"[fake] rebuild from image {spec.image.name}",
-                "mininova fake guest",
-                f"hostname={spec.hostname}",
-                f"uuid={spec.uuid}",
-                f"domain={spec.domain_name}",
-                f"image={spec.image.name}",
-                f"ip={self._address(spec)}",
-            ]
-        )
+        guest.log.append(f"[fake] rebuild from image {spec.image.name}")
+        guest.log.extend(self._boot_lines(spec))
         self._save()
         if power_on:
             await self._set_state(guest, RUNNING, "boot")

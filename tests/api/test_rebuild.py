@@ -5,19 +5,16 @@ stays stopped), the failure path (ERROR with a fault, then a rebuild out of ERRO
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from mininova.agent import Agent
-from mininova.config import AgentConfig
 from mininova.controller import Controller
 from mininova.virt.fake import FakeDriver
 from tests.conftest import ApiClient
-from tests.kit.wait import wait_for
+from tests.kit.fake_cloud import fake_agent
 
 SERVERS = "/compute/v2.1/servers"
 
@@ -26,31 +23,8 @@ SERVERS = "/compute/v2.1/servers"
 async def driver(
     api: ApiClient, controller: Controller, tmp_path: Path
 ) -> AsyncIterator[FakeDriver]:
-    fake = FakeDriver(boot_seconds=0.01, op_seconds=0)
-    config = AgentConfig(
-        controller=controller.config.base_url,
-        token=controller.join_token,
-        host="node1",
-        driver="fake",
-        data_dir=tmp_path / "node1",
-        heartbeat_interval=0.2,
-        reconnect_max_backoff=0.2,
-    )
-    agent = Agent(config, fake)
-    task = asyncio.create_task(agent.run())
-    try:
-        await asyncio.wait_for(agent.connected.wait(), 5)
-
-        async def up() -> bool:
-            _, body, _ = await api.get("/compute/v2.1/os-hypervisors/detail", version="2.88")
-            return any(h["state"] == "up" for h in body["hypervisors"])
-
-        await wait_for(up, 5, 0.05, "the fake host to read up")
+    async with fake_agent(controller, tmp_path, api=api) as fake:
         yield fake
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        await fake.cleanup_host()
 
 
 async def _image(api: ApiClient, name: str, **fields: Any) -> str:

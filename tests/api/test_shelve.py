@@ -5,21 +5,19 @@ the real `openstack` CLI."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from mininova.agent import Agent
-from mininova.config import AgentConfig, ServeConfig
 from mininova.controller import Controller
 from mininova.store import allocations
 from mininova.store import instances as instance_rows
 from mininova.virt.fake import FakeDriver
 from tests.api.cli import run_openstack
-from tests.conftest import ApiClient, free_port
+from tests.conftest import ApiClient
 from tests.kit.clock import FakeClock
+from tests.kit.fake_cloud import fake_agent, running_controller
 from tests.kit.wait import wait_for
 
 SERVERS = "/compute/v2.1/servers"
@@ -37,20 +35,13 @@ def offload_time() -> int:
 async def controller(
     tmp_path: Path, database_url: str | None, offload_time: int
 ) -> AsyncIterator[Controller]:
-    config = ServeConfig(
-        data_dir=tmp_path / "data",
-        listen=f"127.0.0.1:{free_port()}",
-        heartbeat_interval=0.5,
-        database_url=database_url or "",
+    async with running_controller(
+        tmp_path,
+        database_url,
         shelved_offload_time=offload_time,
         shelved_poll_interval=0.05,
-    )
-    ctl = Controller(config)
-    await ctl.start()
-    try:
+    ) as ctl:
         yield ctl
-    finally:
-        await ctl.stop()
 
 
 @pytest.fixture
@@ -58,31 +49,8 @@ async def driver(
     api: ApiClient, controller: Controller, tmp_path: Path
 ) -> AsyncIterator[FakeDriver]:
     """One fake agent, up."""
-    fake = FakeDriver(boot_seconds=0.01, op_seconds=0)
-    config = AgentConfig(
-        controller=controller.config.base_url,
-        token=controller.join_token,
-        host=HOST,
-        driver="fake",
-        data_dir=tmp_path / HOST,
-        heartbeat_interval=0.2,
-        reconnect_max_backoff=0.2,
-    )
-    agent = Agent(config, fake)
-    task = asyncio.create_task(agent.run())
-    try:
-        await asyncio.wait_for(agent.connected.wait(), 5)
-
-        async def up() -> bool:
-            _, body, _ = await api.get("/compute/v2.1/os-hypervisors/detail", version="2.88")
-            return any(h["state"] == "up" for h in body["hypervisors"])
-
-        await wait_for(up, 5, 0.05, "the fake host to read up")
+    async with fake_agent(controller, tmp_path, HOST, api) as fake:
         yield fake
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        await fake.cleanup_host()
 
 
 async def _boot(client: ApiClient, image: str, name: str = "vm") -> str:
@@ -318,13 +286,13 @@ async def test_periodic_offload_after_shelved_offload_time(
     assert controller.bus is not None
     # not due yet: one explicit pass of the poller offloads nothing
     assert await controller.bus.call("conductor", "poll_shelved_instances") == 0
-    fake_clock.advance(30)
+    fake_clock.advance_wall(30)
     assert await controller.bus.call("conductor", "poll_shelved_instances") == 0
     _, body, _ = await api.get(f"{SERVERS}/{uuid}")
     assert body["server"]["status"] == "SHELVED"
     assert uuid in await _guests(driver)
     # past shelved_offload_time the periodic task (every 0.05 s here) offloads it
-    fake_clock.advance(31)
+    fake_clock.advance_wall(31)
     server = await _settled(api, uuid, "SHELVED_OFFLOADED", "ERROR")
     assert server["status"] == "SHELVED_OFFLOADED"
     assert uuid not in await _guests(driver)

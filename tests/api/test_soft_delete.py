@@ -4,21 +4,18 @@ driven by a fake clock, and the plain delete when the interval is 0."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from mininova.agent import Agent
-from mininova.config import AgentConfig, ServeConfig
 from mininova.controller import Controller
 from mininova.store import instances
 from mininova.virt.driver import RUNNING, SHUTDOWN
 from mininova.virt.fake import FakeDriver
 from tests.conftest import ApiClient
 from tests.kit.clock import FakeClock
-from tests.kit.net import free_port
+from tests.kit.fake_cloud import fake_agent, running_controller
 from tests.kit.wait import wait_for
 
 SERVERS = "/compute/v2.1/servers"
@@ -30,42 +27,17 @@ async def controller(
     tmp_path: Path, database_url: str | None, fake_clock: FakeClock, request: pytest.FixtureRequest
 ) -> AsyncIterator[Controller]:
     """The in-process controller with soft delete on (`indirect` param: another interval)."""
-    config = ServeConfig(
-        data_dir=tmp_path / "data",
-        listen=f"127.0.0.1:{free_port()}",
-        heartbeat_interval=0.5,
-        database_url=database_url or "",
-        reclaim_instance_interval=getattr(request, "param", INTERVAL),
-    )
-    ctl = Controller(config)
-    await ctl.start()
-    try:
+    interval = getattr(request, "param", INTERVAL)
+    async with running_controller(
+        tmp_path, database_url, reclaim_instance_interval=interval
+    ) as ctl:
         yield ctl
-    finally:
-        await ctl.stop()
 
 
 @pytest.fixture
 async def host(api: ApiClient, controller: Controller, tmp_path: Path) -> AsyncIterator[FakeDriver]:
-    driver = FakeDriver(boot_seconds=0.01, op_seconds=0)
-    config = AgentConfig(
-        controller=controller.config.base_url,
-        token=controller.join_token,
-        host="node1",
-        driver="fake",
-        data_dir=tmp_path / "node1",
-        heartbeat_interval=0.2,
-        reconnect_max_backoff=0.2,
-    )
-    agent = Agent(config, driver)
-    task = asyncio.create_task(agent.run())
-    try:
-        await asyncio.wait_for(agent.connected.wait(), 5)
+    async with fake_agent(controller, tmp_path) as driver:
         yield driver
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        await driver.cleanup_host()
 
 
 async def _active_server(api: ApiClient, name: str = "vm") -> str:
@@ -103,6 +75,13 @@ async def _actions(api: ApiClient, uuid: str) -> list[dict]:
     return found
 
 
+async def _soft_delete(api: ApiClient, uuid: str) -> dict:
+    """DELETE the server (204) and wait for it to read SOFT_DELETED."""
+    status, _, _ = await api.delete(f"{SERVERS}/{uuid}")
+    assert status == 204
+    return await api.wait_server(uuid, "SOFT_DELETED")
+
+
 async def _wait_gone(api: ApiClient, uuid: str) -> None:
     async def gone() -> bool:
         return (await api.get(f"{SERVERS}/{uuid}"))[0] == 404
@@ -114,9 +93,7 @@ async def test_soft_delete_then_restore(api: ApiClient, host: FakeDriver) -> Non
     uuid = await _active_server(api)
     assert await _usage(api) == (1, 1)
 
-    status, _, _ = await api.delete(f"{SERVERS}/{uuid}")
-    assert status == 204
-    server = await api.wait_server(uuid, "SOFT_DELETED")
+    server = await _soft_delete(api, uuid)
     assert server["OS-EXT-STS:vm_state"] == "soft-delete"
     assert server["OS-EXT-STS:task_state"] is None
     assert (await host.get_info(uuid)).power_state == SHUTDOWN  # kept, powered off
@@ -133,9 +110,7 @@ async def test_soft_delete_then_restore(api: ApiClient, host: FakeDriver) -> Non
     # Power actions are refused in this state; a second DELETE leaves it as it is.
     status, reply = await _action(api, uuid, {"os-start": None})
     assert status == 409, reply
-    status, _, _ = await api.delete(f"{SERVERS}/{uuid}")
-    assert status == 204
-    assert (await api.wait_server(uuid, "SOFT_DELETED"))["status"] == "SOFT_DELETED"
+    assert (await _soft_delete(api, uuid))["status"] == "SOFT_DELETED"
 
     status, _ = await _action(api, uuid, {"restore": None})
     assert status == 202
@@ -166,9 +141,7 @@ async def test_force_delete_deletes_now(
     api: ApiClient, host: FakeDriver, controller: Controller
 ) -> None:
     uuid = await _active_server(api)
-    status, _, _ = await api.delete(f"{SERVERS}/{uuid}")
-    assert status == 204
-    await api.wait_server(uuid, "SOFT_DELETED")
+    await _soft_delete(api, uuid)
 
     status, _ = await _action(api, uuid, {"forceDelete": None})
     assert status == 202
@@ -196,19 +169,15 @@ async def test_reaper_deletes_only_old_soft_deleted_servers(
 ) -> None:
     old = await _active_server(api, "old")
     kept = await _active_server(api, "kept")
-    status, _, _ = await api.delete(f"{SERVERS}/{old}")
-    assert status == 204
-    await api.wait_server(old, "SOFT_DELETED")
+    await _soft_delete(api, old)
 
     assert controller.services is not None
     reaper = controller.services.conductor
-    fake_clock.advance(INTERVAL - 1)
+    fake_clock.advance_wall(INTERVAL - 1)
     assert await reaper.reclaim_instances() == []  # not old enough yet
-    status, _, _ = await api.delete(f"{SERVERS}/{kept}")
-    assert status == 204
-    await api.wait_server(kept, "SOFT_DELETED")
+    await _soft_delete(api, kept)
 
-    fake_clock.advance(2)  # `old` is now INTERVAL + 1 s old, `kept` only 2 s
+    fake_clock.advance_wall(2)  # `old` is now INTERVAL + 1 s old, `kept` only 2 s
     assert await reaper.reclaim_instances() == [old]
     assert (await api.get(f"{SERVERS}/{old}"))[0] == 404
     assert [g.uuid for g in await host.list_guests()] == [kept]
@@ -219,7 +188,7 @@ async def test_reaper_deletes_only_old_soft_deleted_servers(
     status, _ = await _action(api, kept, {"restore": None})
     assert status == 202
     await api.wait_server(kept, "ACTIVE")
-    fake_clock.advance(INTERVAL * 2)
+    fake_clock.advance_wall(INTERVAL * 2)
     assert await reaper.reclaim_instances() == []
     assert (await api.wait_server(kept, "ACTIVE"))["status"] == "ACTIVE"
 
@@ -228,9 +197,7 @@ async def test_another_projects_server_is_404(
     api: ApiClient, member_api: ApiClient, host: FakeDriver
 ) -> None:
     uuid = await _active_server(api)
-    status, _, _ = await api.delete(f"{SERVERS}/{uuid}")
-    assert status == 204
-    await api.wait_server(uuid, "SOFT_DELETED")
+    await _soft_delete(api, uuid)
     for body in ({"restore": None}, {"forceDelete": None}):
         status, reply = await _action(member_api, uuid, body)
         assert status == 404, reply

@@ -133,6 +133,25 @@ class Cloud:
         return claims.get(uuid)
 
 
+def make_cloud(store: Store, config: ServeConfig, hub: FakeHub | None = None) -> Cloud:
+    """A real Conductor over `store` and the real scheduler, with the fake hub and recording
+    stand-ins for its bus clients."""
+    hub = hub if hub is not None else FakeHub()
+    caps = Capabilities()
+    consoleauth = Casts()
+    conductor = Conductor(
+        config=config,
+        store=store,
+        hub=hub,  # type: ignore[arg-type]
+        capabilities=caps,
+        scheduler=Scheduler(store, config),  # type: ignore[arg-type]
+        images=FakeImages(),  # type: ignore[arg-type]
+        consoleauth=consoleauth,  # type: ignore[arg-type]
+        conductor=Casts(),  # type: ignore[arg-type]
+    )
+    return Cloud(store, config, hub, caps, consoleauth, conductor)
+
+
 async def add_host(store: Store, host: str, memory_mb: int = 4096) -> None:
     resources = {"vcpus": 4, "memory_mb": memory_mb, "local_gb": 40}
     await hosts.node_connected(store, host, resources, "fake", now_iso())
@@ -158,19 +177,7 @@ async def cloud(store: Store, tmp_path: Path) -> Cloud:
     )
     config = ServeConfig(data_dir=tmp_path, build_retries=3, heartbeat_interval=5)
     hub = FakeHub(answers={"spawn": {"power_state": st.RUNNING, "addresses": [{"addr": "x"}]}})
-    caps = Capabilities()
-    consoleauth = Casts()
-    conductor = Conductor(
-        config=config,
-        store=store,
-        hub=hub,  # type: ignore[arg-type]
-        capabilities=caps,
-        scheduler=Scheduler(store, config),  # type: ignore[arg-type]
-        images=FakeImages(),  # type: ignore[arg-type]
-        consoleauth=consoleauth,  # type: ignore[arg-type]
-        conductor=Casts(),  # type: ignore[arg-type]
-    )
-    return Cloud(store, config, hub, caps, consoleauth, conductor)
+    return make_cloud(store, config, hub)
 
 
 # ---- builds -------------------------------------------------------------------------------

@@ -9,15 +9,12 @@ from pathlib import Path
 import pytest
 
 from mininova import instance_states as st
-from mininova.conductor import Conductor
 from mininova.config import ServeConfig
 from mininova.protocol import ProtocolError
-from mininova.scheduler import Scheduler
 from mininova.store import Store, soft_deletes
 from mininova.store import instances as db
 from mininova.timeutil import now_iso
-from mininova.trust.capabilities import Capabilities
-from tests.conductor.test_conductor_fake_hub import Casts, Cloud, FakeHub, FakeImages, add_host
+from tests.conductor.test_conductor_fake_hub import Cloud, add_host, make_cloud
 from tests.kit.clock import FakeClock
 
 INTERVAL = 300
@@ -26,21 +23,9 @@ INTERVAL = 300
 @pytest.fixture
 async def cloud(store: Store, tmp_path: Path) -> Cloud:
     config = ServeConfig(data_dir=tmp_path, reclaim_instance_interval=INTERVAL)
-    hub = FakeHub()
-    caps = Capabilities()
-    consoleauth = Casts()
-    conductor = Conductor(
-        config=config,
-        store=store,
-        hub=hub,  # type: ignore[arg-type]
-        capabilities=caps,
-        scheduler=Scheduler(store, config),  # type: ignore[arg-type]
-        images=FakeImages(),  # type: ignore[arg-type]
-        consoleauth=consoleauth,  # type: ignore[arg-type]
-        conductor=Casts(),  # type: ignore[arg-type]
-    )
+    cloud = make_cloud(store, config)
     await add_host(store, "n1")
-    return Cloud(store, config, hub, caps, consoleauth, conductor)
+    return cloud
 
 
 async def _soft_deleting(cloud: Cloud) -> str:

@@ -43,5 +43,13 @@ class FakeClock:
         self._wall += timedelta(seconds=seconds)
         self._mono += seconds
 
+    def advance_wall(self, seconds: float) -> None:
+        """Move only the wall clock: for timers kept in wall time (deleted_at, shelved_at)
+        while live agent links stay up (the hub's heartbeat watchdog reads monotonic time,
+        and a monotonic jump would close them)."""
+        if seconds < 0:
+            raise ValueError("a clock cannot go backwards")
+        self._wall += timedelta(seconds=seconds)
+
     def __repr__(self) -> str:
         return f"FakeClock({self._wall.isoformat()}, monotonic={self._mono:g})"

@@ -3,17 +3,15 @@ admin-made external networks and subnets, ports derived from servers, Nova's `ne
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from mininova.agent import Agent
-from mininova.config import AgentConfig
 from mininova.controller import Controller
 from mininova.virt.fake import FakeDriver
 from tests.conftest import ApiClient, login
+from tests.kit.fake_cloud import fake_agent
 from tests.kit.wait import wait_for
 
 N = "/networking/v2.0"
@@ -67,31 +65,8 @@ async def _private(api: ApiClient) -> dict:
 @pytest.fixture
 async def host(api: ApiClient, controller: Controller, tmp_path: Path) -> AsyncIterator[FakeDriver]:
     """One in-process fake agent, up."""
-    driver = FakeDriver(boot_seconds=0.01, op_seconds=0)
-    config = AgentConfig(
-        controller=controller.config.base_url,
-        token=controller.join_token,
-        host="node1",
-        driver="fake",
-        data_dir=tmp_path / "node1",
-        heartbeat_interval=0.2,
-        reconnect_max_backoff=0.2,
-    )
-    agent = Agent(config, driver)
-    task = asyncio.create_task(agent.run())
-    try:
-        await asyncio.wait_for(agent.connected.wait(), 5)
-
-        async def up() -> bool:
-            _, body, _ = await api.get("/compute/v2.1/os-hypervisors/detail", version="2.88")
-            return any(h["state"] == "up" for h in body["hypervisors"])
-
-        await wait_for(up, 5, 0.05, "the host to read up")
+    async with fake_agent(controller, tmp_path, api=api) as driver:
         yield driver
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        await driver.cleanup_host()
 
 
 async def test_catalog_and_version_documents(api: ApiClient, controller: Controller) -> None:
