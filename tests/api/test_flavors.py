@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from mininova.controller import Controller
 from tests.api.cli import run_openstack
 from tests.conftest import ApiClient
@@ -252,6 +254,7 @@ async def test_extra_specs(api: ApiClient, member_api: ApiClient) -> None:
     assert status == 404
 
 
+@pytest.mark.first_backend_only
 async def test_openstack_cli_flavors(controller: Controller, api: ApiClient) -> None:
     rc, out, err = await run_openstack(controller, "flavor", "list", "-f", "json")
     assert rc == 0, err

@@ -278,6 +278,7 @@ async def _openstack(controller: Controller, *args: str) -> tuple[int, str, str]
     return proc.returncode or 0, out.decode(), err.decode()
 
 
+@pytest.mark.first_backend_only
 async def test_openstack_cli_image_commands(controller: Controller, tmp_path: Path) -> None:
     data = os.urandom(3_000_000)
     src = tmp_path / "disk.qcow2"

@@ -561,6 +561,7 @@ async def test_extensions_networks_pools(api: ApiClient, member_api: ApiClient) 
 # ----------------------------------------------------------------- the real CLI
 
 
+@pytest.mark.first_backend_only
 async def test_openstack_cli_infra(controller: Controller, api: ApiClient) -> None:
     await add_node(controller, "cn1")
 

@@ -8,6 +8,7 @@ import hashlib
 import json
 from pathlib import Path
 
+import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
@@ -252,6 +253,7 @@ async def test_parallel_creates_respect_keypair_quota(api: ApiClient) -> None:
     assert len(body["keypairs"]) == 3
 
 
+@pytest.mark.first_backend_only
 async def test_openstack_cli_keypairs(
     controller: Controller, api: ApiClient, tmp_path: Path
 ) -> None:

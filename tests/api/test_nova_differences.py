@@ -308,6 +308,7 @@ async def test_inject_network_info(api: ApiClient, member_api: ApiClient, host: 
     assert status == 404
 
 
+@pytest.mark.first_backend_only
 async def test_quota_set_default_with_the_openstack_cli(
     api: ApiClient, controller: Controller
 ) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 
 from mininova import timeutil
 from mininova.agent import Agent
@@ -368,6 +369,7 @@ async def test_revert_with_source_down_is_409(tmp_path: Path) -> None:
         await c.api.wait_server(uuid, "ACTIVE")
 
 
+@pytest.mark.first_backend_only
 async def test_openstack_cli_resize_confirm_revert_migrate(tmp_path: Path) -> None:
     async with cloud(tmp_path, 2, allow_resize_to_same_host=True) as c:
         uuid = (await c.boot("cli-vm"))["id"]

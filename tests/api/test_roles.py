@@ -359,6 +359,7 @@ async def test_changes_behind_the_apis_back_expire_from_the_cache(
 # ---- the real openstack CLI ------------------------------------------------------------------
 
 
+@pytest.mark.first_backend_only
 async def test_openstack_cli_reader(controller: Controller, reader_api: ApiClient) -> None:
     who = {"user": "reader1", "password": "pw-reader1", "project": "class1"}
     rc, out, err = await run_openstack(controller, "flavor", "list", "-f", "json", **who)

@@ -359,6 +359,7 @@ async def test_affinity_and_soft_policies(
 # ---- the real CLI ---------------------------------------------------------------------------------
 
 
+@pytest.mark.first_backend_only
 async def test_openstack_cli_server_groups(controller: Controller, api: ApiClient) -> None:
     rc, out, err = await run_openstack(
         controller, "server", "group", "create", "--policy", "anti-affinity", "grp1", "-f", "json"

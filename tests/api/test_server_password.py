@@ -84,6 +84,7 @@ async def test_project_scoped_owner_or_admin(
     assert (await _password(api, missing))[0] == 404
 
 
+@pytest.mark.first_backend_only
 async def test_openstacksdk_get_and_clear(api: ApiClient, controller: Controller) -> None:
     uuid = await _server(api, "sdkvm")
     await server_password.set_password(controller.store, uuid, ENCRYPTED)
@@ -119,6 +120,7 @@ def test_password_chunks_bounds() -> None:
         server_password.password_chunks("x" * (4 * 255 + 1))
 
 
+@pytest.mark.first_backend_only
 async def test_novaclient_get_and_clear_password(api: ApiClient, controller: Controller) -> None:
     """`nova get-password` (no private key: the stored text) and `nova clear-password`."""
     uuid = await _server(api, "novavm")

@@ -299,6 +299,7 @@ async def test_periodic_offload_after_shelved_offload_time(
 
 
 @pytest.mark.parametrize("offload_time", [-1])
+@pytest.mark.first_backend_only
 async def test_openstack_cli_shelve_offload_unshelve(
     api: ApiClient, controller: Controller, driver: FakeDriver
 ) -> None:

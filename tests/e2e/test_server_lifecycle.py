@@ -69,6 +69,7 @@ def test_power_actions(serve: Serve, command: list[str], status: str) -> None:
     assert shown["OS-EXT-STS:task_state"] is None
 
 
+@pytest.mark.first_backend_only
 def test_resource_commands(serve: Serve, tmp_path_factory: pytest.TempPathFactory) -> None:
     env = serve.os_env()
     # flavors
@@ -157,6 +158,7 @@ def test_sdk_create_and_delete_wait(serve: Serve, image: str) -> None:
         conn.close()
 
 
+@pytest.mark.first_backend_only
 def test_other_project_sees_only_its_servers(serve: Serve, image: str) -> None:
     admin = serve.os_env()
     run_client(admin, "openstack", "project", "create", "class1")
@@ -234,6 +236,7 @@ def test_restart_serve_keeps_state_and_agent_resyncs(serve: Serve, fake_agent: A
     assert [s["Name"] for s in osc_json(env, "server", "list")] == ["vm1"]
 
 
+@pytest.mark.first_backend_only
 def test_snapshot_then_boot_from_it(serve: Serve) -> None:
     env = serve.os_env()
     image = osc_json(env, "server", "image", "create", "--name", "snap1", "--wait", "vm1")
