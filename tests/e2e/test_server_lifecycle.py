@@ -207,6 +207,8 @@ def test_restart_serve_keeps_state_and_agent_resyncs(serve: Serve, fake_agent: A
     env = serve.os_env()
     before = osc_json(env, "server", "show", "vm1")
     flavors_before = {f["Name"] for f in osc_json(env, "flavor", "list")}
+    run_client(env, "openstack", "user", "create", "--password", "pw-keeper", "keeper")
+    users_before = {u["Name"] for u in osc_json(env, "user", "list")}
     assert serve.stop() == 0
     serve.start()
     env = serve.os_env()  # the password survives: same credentials file
@@ -215,7 +217,7 @@ def test_restart_serve_keeps_state_and_agent_resyncs(serve: Serve, fake_agent: A
     assert {f["Name"] for f in osc_json(env, "flavor", "list")} == flavors_before
     assert [i["Name"] for i in osc_json(env, "image", "list")] == ["cirros"]
     users = {u["Name"] for u in osc_json(env, "user", "list")}
-    assert {"admin", "student1"} <= users
+    assert users == users_before and {"admin", "keeper"} <= users
     # The agent reconnects by itself and the host reads up again.
     wait_until(
         lambda: any(
