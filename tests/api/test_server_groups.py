@@ -3,19 +3,18 @@ scheduler's (anti-)affinity with two in-process fake agents; plus the real OSC C
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from mininova.agent import Agent
-from mininova.config import AgentConfig
 from mininova.controller import Controller
 from mininova.virt.fake import FakeDriver
 from tests.api.cli import run_openstack
 from tests.conftest import ApiClient
+from tests.kit.fake_cloud import fake_agent
 from tests.kit.wait import wait_for
 
 GROUPS = "/compute/v2.1/os-server-groups"
@@ -253,26 +252,12 @@ async def test_server_group_quotas(api: ApiClient) -> None:
 async def two_hosts(
     api: ApiClient, controller: Controller, tmp_path: Path
 ) -> AsyncIterator[list[FakeDriver]]:
-    creds = controller.credentials
-    assert creds is not None
-    drivers: list[FakeDriver] = []
-    tasks: list[asyncio.Task[None]] = []
-    try:
-        for host in ("node1", "node2"):
-            driver = FakeDriver(boot_seconds=0.01, op_seconds=0)
-            config = AgentConfig(
-                controller=controller.config.base_url,
-                token=controller.join_token,
-                host=host,
-                driver="fake",
-                data_dir=tmp_path / host,
-                heartbeat_interval=0.2,
-                reconnect_max_backoff=0.2,
-            )
-            agent = Agent(config, driver)
-            tasks.append(asyncio.create_task(agent.run()))
-            drivers.append(driver)
-            await asyncio.wait_for(agent.connected.wait(), 5)
+    assert controller.credentials is not None
+    async with contextlib.AsyncExitStack() as stack:
+        drivers = [
+            await stack.enter_async_context(fake_agent(controller, tmp_path, host))
+            for host in ("node1", "node2")
+        ]
 
         async def both_up() -> bool:
             _, body, _ = await api.get("/compute/v2.1/os-hypervisors/detail", version="2.88")
@@ -280,12 +265,6 @@ async def two_hosts(
 
         await wait_for(both_up, 5, 0.05, "both hosts to read up")
         yield drivers
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        for driver in drivers:
-            await driver.cleanup_host()
 
 
 async def test_anti_affinity_spreads_then_fails(api: ApiClient, two_hosts) -> None:
