@@ -234,6 +234,42 @@ class LibvirtDriver(ComputeDriver):
     def _instance_dir(self, uuid: str) -> Path:
         return self.instances_path / _check_uuid(uuid)
 
+    def _guest_paths(self, spec: InstanceSpec) -> guestxml.GuestPaths:
+        """Where a guest's files live in its instance dir (spawn, rebuild, resize)."""
+        inst_dir = self._instance_dir(spec.uuid)
+        return guestxml.GuestPaths(
+            disk=inst_dir / "disk",
+            config_drive=inst_dir / "disk.config" if spec.config_drive else None,
+            console_log=inst_dir / "console.log",
+            vnc_socket=inst_dir / "vnc.sock",
+        )
+
+    async def _write_root_and_drive(
+        self, spec: InstanceSpec, disk: Path, config_drive: Path | None
+    ) -> None:
+        """A fresh overlay of the spec's image at `disk` and its config drive at
+        `config_drive` (if any), both readable by QEMU."""
+        base = await self.images.fetch(spec.image)
+        await asyncio.to_thread(self._share_with_qemu, base, 0o640)
+        fmt, vsize = await inspect_image(base)
+        disk.unlink(missing_ok=True)
+        await create_overlay(base, fmt, vsize, disk, spec.flavor.disk_gb)
+        await asyncio.to_thread(self._share_with_qemu, disk, 0o600, True)
+        if config_drive is not None:
+            config_drive.unlink(missing_ok=True)
+            await asyncio.to_thread(build_config_drive, spec, config_drive)
+            await asyncio.to_thread(self._share_with_qemu, config_drive, 0o640)
+
+    async def _info_with_address(self, uuid: str) -> GuestInfo:
+        """The guest's info once it has an address, or after `lease_wait` s without one (a
+        network without a DHCP range)."""
+        info = await self.get_info(uuid)
+        deadline = asyncio.get_running_loop().time() + self.lease_wait
+        while not info.addresses and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(1)
+            info = await self.get_info(uuid)
+        return info
+
     # -- events -----------------------------------------------------------------------------
 
     def _on_lifecycle(self, conn: Any, dom: Any, event: int, detail: int, opaque: Any) -> None:
@@ -562,21 +598,8 @@ class LibvirtDriver(ComputeDriver):
         reserved_net: Any = None
         try:
             await asyncio.to_thread(self._guest_dir, inst_dir, 0o770)  # QEMU makes vnc.sock
-            base = await self.images.fetch(spec.image)
-            await asyncio.to_thread(self._share_with_qemu, base, 0o640)
-            fmt, vsize = await inspect_image(base)
-            paths = guestxml.GuestPaths(
-                disk=inst_dir / "disk",
-                config_drive=inst_dir / "disk.config" if spec.config_drive else None,
-                console_log=inst_dir / "console.log",
-                vnc_socket=inst_dir / "vnc.sock",
-            )
-            paths.disk.unlink(missing_ok=True)
-            await create_overlay(base, fmt, vsize, paths.disk, spec.flavor.disk_gb)
-            await asyncio.to_thread(self._share_with_qemu, paths.disk, 0o600, True)
-            if paths.config_drive is not None:
-                await asyncio.to_thread(build_config_drive, spec, paths.config_drive)
-                await asyncio.to_thread(self._share_with_qemu, paths.config_drive, 0o640)
+            paths = self._guest_paths(spec)
+            await self._write_root_and_drive(spec, paths.disk, paths.config_drive)
 
             def define_and_start() -> None:
                 nonlocal reserved_net
@@ -611,12 +634,7 @@ class LibvirtDriver(ComputeDriver):
 
             await asyncio.to_thread(cleanup)
             raise
-        info = await self.get_info(spec.uuid)
-        deadline = asyncio.get_running_loop().time() + self.lease_wait
-        while not info.addresses and asyncio.get_running_loop().time() < deadline:
-            await asyncio.sleep(1)  # network without a DHCP range: wait for a lease
-            info = await self.get_info(spec.uuid)
-        return info
+        return await self._info_with_address(spec.uuid)
 
     async def rebuild(self, spec: InstanceSpec, power_on: bool) -> GuestInfo:
         """A fresh root disk and config drive, the same domain (see rebuild.py)."""

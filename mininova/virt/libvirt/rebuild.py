@@ -10,7 +10,6 @@ conductor puts the server in ERROR; a rebuild or delete follows).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 from typing import TYPE_CHECKING, Any
@@ -19,8 +18,6 @@ import libvirt
 
 from mininova.virt.driver import GuestInfo, InstanceSpec
 from mininova.virt.libvirt import guestxml
-from mininova.virt.libvirt.configdrive import build_config_drive
-from mininova.virt.libvirt.images import create_overlay, inspect_image
 
 if TYPE_CHECKING:
     from mininova.virt.libvirt.driver import LibvirtDriver
@@ -50,25 +47,13 @@ async def rebuild_guest(driver: LibvirtDriver, spec: InstanceSpec, power_on: boo
 
     await driver._run(drop_saved_state)
 
-    base = await driver.images.fetch(spec.image)
-    await asyncio.to_thread(driver._share_with_qemu, base, 0o640)
-    fmt, vsize = await inspect_image(base)
-    paths = guestxml.GuestPaths(
-        disk=inst_dir / "disk",
-        config_drive=inst_dir / "disk.config" if spec.config_drive else None,
-        console_log=inst_dir / "console.log",
-        vnc_socket=inst_dir / "vnc.sock",
-    )
+    paths = driver._guest_paths(spec)
     new_disk = inst_dir / "disk.rebuild"
     new_drive = inst_dir / "disk.config.rebuild"
     try:
-        new_disk.unlink(missing_ok=True)
-        await create_overlay(base, fmt, vsize, new_disk, spec.flavor.disk_gb)
-        await asyncio.to_thread(driver._share_with_qemu, new_disk, 0o600, True)
-        if paths.config_drive is not None:
-            new_drive.unlink(missing_ok=True)
-            await asyncio.to_thread(build_config_drive, spec, new_drive)
-            await asyncio.to_thread(driver._share_with_qemu, new_drive, 0o640)
+        await driver._write_root_and_drive(
+            spec, new_disk, new_drive if paths.config_drive is not None else None
+        )
     except BaseException:
         for path in (new_disk, new_drive):
             with contextlib.suppress(OSError):
@@ -93,11 +78,6 @@ async def rebuild_guest(driver: LibvirtDriver, spec: InstanceSpec, power_on: boo
             dom.create()
 
     await driver._run(redefine_and_start)
-    info = await driver.get_info(uuid)
     if power_on:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + driver.lease_wait
-        while not info.addresses and loop.time() < deadline:
-            await asyncio.sleep(1)
-            info = await driver.get_info(uuid)
-    return info
+        return await driver._info_with_address(uuid)
+    return await driver.get_info(uuid)

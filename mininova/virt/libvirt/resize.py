@@ -90,12 +90,7 @@ async def finish(
 ) -> GuestInfo:
     """Build the guest with the new flavor from the kept disk (same host) or a moved one."""
     inst_dir, kept = drv._instance_dir(spec.uuid), kept_dir(drv, spec.uuid)
-    paths = guestxml.GuestPaths(
-        disk=inst_dir / "disk",
-        config_drive=inst_dir / "disk.config" if spec.config_drive else None,
-        console_log=inst_dir / "console.log",
-        vnc_socket=inst_dir / "vnc.sock",
-    )
+    paths = drv._guest_paths(spec)
     reserved: list[Any] = []
     try:
         await asyncio.to_thread(drv._guest_dir, inst_dir, 0o770)
