@@ -25,6 +25,9 @@ class ServeConfig:
     join_token_ttl: int = 86400  # lifetime of the join token printed at start (s)
     region: str = "RegionOne"
     token_ttl: int = 3600
+    # mininova doctor: expired identity tokens still stored this many s after their expiry
+    # are reported (the purge should have removed them by then)
+    doctor_token_grace: int = 86400
     console_token_ttl: int = 600
     console_single_use: bool = False
     console_max_sessions_per_instance: int = 4
