@@ -270,6 +270,9 @@ INJECTIONS: dict[str, tuple[Callable[[Cloud], Awaitable[None]], str]] = {
 }
 
 
+# The same SELECTs as the clean and work-in-progress tests, which run on every backend: the
+# cases differ only in the rows, so they run on the first backend only (CI time).
+@pytest.mark.first_backend_only
 @pytest.mark.parametrize("case", list(INJECTIONS))
 async def test_each_inconsistency_is_reported(cloud: Cloud, case: str) -> None:
     inject, kind = INJECTIONS[case]
@@ -326,6 +329,7 @@ def _doctor_cli(controller: Controller, *args: str) -> subprocess.CompletedProce
     return subprocess.run([*cmd, *args], capture_output=True, text=True, env=env, timeout=60)
 
 
+@pytest.mark.first_backend_only
 async def test_doctor_command_on_a_running_cloud(
     controller: Controller, api: ApiClient, tmp_path: Path
 ) -> None:
