@@ -392,12 +392,12 @@ def _policy_denied(rule: str) -> PermissionDenied:
     return PermissionDenied(f"Policy doesn't allow os_compute_api:servers:{rule} to be performed.")
 
 
-def destination(caller: Caller, req: ServerCreate) -> tuple[str | None, str | None]:
-    """The requested zone and the host the build is pinned to, as Nova's policies allow:
-    choosing a host is admin-only — `availability_zone: "zone:host[:node]"` and a forcing
-    scheduler hint need `servers:create:forced_host`, `host`/`hypervisor_hostname` (2.74)
-    `servers:create:requested_destination`; a member gets 403 before anything is looked up."""
-    zone_part, _, rest = (req.availability_zone or "").partition(":")
+def destination(caller: Caller, req: ServerCreate) -> tuple[str | None, str | None, str | None]:
+    """The requested zone, host and node (hypervisor_hostname), as Nova's policies allow:
+    choosing where to build is admin-only — `availability_zone: "zone:host[:node]"` and a
+    forcing scheduler hint need `servers:create:forced_host`, `host`/`hypervisor_hostname`
+    (2.74) `servers:create:requested_destination`; a member gets 403 before any look-up."""
+    zone, _, rest = (req.availability_zone or "").partition(":")
     az_host, _, az_node = rest.partition(":")
     if (az_host or az_node or any(req.scheduler_hints.get(k) for k in _FORCING_HINTS)) and (
         not caller.is_admin
@@ -405,21 +405,33 @@ def destination(caller: Caller, req: ServerCreate) -> tuple[str | None, str | No
         raise _policy_denied("create:forced_host")
     if (req.host or req.hypervisor_hostname) and not caller.is_admin:
         raise _policy_denied("create:requested_destination")
-    # A compute node here is its host: a node name stands for the host of that name.
-    chosen = {h for h in (az_host, az_node, req.host, req.hypervisor_hostname) if h}
     hinted = req.scheduler_hints.get("force_host")
-    if isinstance(hinted, str) and hinted:
-        chosen.add(hinted)
-    if len(chosen) > 1:
-        raise Invalid(f"The requested hosts do not match: {', '.join(sorted(chosen))}.")
-    return zone_part or None, next(iter(chosen), None)
+    host_names = {h for h in (az_host, req.host, hinted if isinstance(hinted, str) else "") if h}
+    node_names = {n for n in (az_node, req.hypervisor_hostname) if n}
+    if len(host_names) > 1 or len(node_names) > 1:
+        raise Invalid(f"The requested hosts do not match: {sorted(host_names | node_names)}.")
+    return zone or None, next(iter(host_names), None), next(iter(node_names), None)
+
+
+async def _forced_host(db: Executor, host: str | None, node: str | None) -> str | None:
+    """The host a build is pinned to: `host`, or the host of the compute node `node` (a
+    node is one host here); 400 when they are not the same machine or the node is unknown."""
+    if node is None:
+        return host
+    nodes = await hosts.all_nodes(db)
+    found = next((n["host"] for n in nodes if n["hypervisor_hostname"] == node), None)
+    if found is None:
+        raise Invalid(f"Compute host {node} could not be found.")
+    if host is not None and host != found:
+        raise Invalid(f"Compute node {node} is not on host {host}.")
+    return found
 
 
 async def create_servers(
     store: Store, conductor: ConductorAPI, caller: Caller, req: ServerCreate
 ) -> CreatedServers:
     """Create min_count..max_count servers (as many as the quota allows) and cast their build."""
-    zone, forced_host = destination(caller, req)
+    zone, wanted_host, wanted_node = destination(caller, req)
     await _check_networks(store, req.networks)
     await quota.check_metadata_items(store, caller.project_id, len(req.metadata))
     image = await usable_image(store, caller, req.image_ref)
@@ -438,6 +450,7 @@ async def create_servers(
     firewall_groups = await secgroups.resolve_for_server(
         store, caller, req.security_groups, caller.project_id
     )
+    forced_host = await _forced_host(store, wanted_host, wanted_node)
     if forced_host:
         hints["force_host"] = forced_host
 

@@ -21,7 +21,9 @@ import regex
 from mininova.errors import Invalid
 
 MAX_PATTERN = 255
-MATCH_BUDGET = 2.0  # seconds for all the names of one list request
+# Seconds for all the names of one list request: the engine's timeout counts CPU time, and
+# the wall clock is checked between names.
+MATCH_BUDGET = 2.0
 
 _Row = TypeVar("_Row", bound=dict[str, Any])
 
