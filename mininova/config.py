@@ -33,6 +33,9 @@ class ServeConfig:
     console_max_sessions_per_instance: int = 4
     console_max_sessions: int = 64
     console_keepalive: float = 20.0
+    # API abuse limits (Nova/oslo.middleware's max_request_body_size): bytes of a JSON
+    # request body (413 above it; image data and migration disks stream and are exempt).
+    max_request_body_size: int = 114688
     heartbeat_interval: float = 5.0
     missed_heartbeats_down: int = 3
     build_retries: int = 3
