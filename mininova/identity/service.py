@@ -355,10 +355,6 @@ class IdentityService:
         """Role assignments changed: re-read them on the next validation."""
         self.forget_cached()
 
-    def cached_count(self) -> int:
-        """How many validations the cache holds."""
-        return len(self._cache)
-
     def _sweep_cache(self) -> None:
         """Drop cached validations that are stale or whose token has expired."""
         now, fresh = now_utc(), time.monotonic() - self.cache_ttl
