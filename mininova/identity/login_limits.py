@@ -158,7 +158,8 @@ class LoginLimits:
         if times is None or len(times) < self.failures_per_address:
             return None
         oldest = times[len(times) - self.failures_per_address]
-        return max(1, math.ceil(oldest + self.address_window - self._now()))
+        remaining = oldest + self.address_window - self._now()
+        return max(1, math.ceil(remaining - 1e-6))  # not 41 for 40.000000001 (float noise)
 
     def address_failed(self, address: str | None) -> None:
         if address is None or not self.failures_per_address:

@@ -162,6 +162,8 @@ class IdentityService:
                 user = await self._check_password(user_ref, password)
             except AuthFailed:
                 limits.address_failed(address)
+                if limits.address_retry_after(address) is not None:  # once: later ones wait
+                    log.warning("too many failed logins from %s: refused for a while", address)
                 raise
         if project_ref is None:
             if not user["default_project_id"]:
@@ -181,6 +183,10 @@ class IdentityService:
                 raise AccountLocked(user["id"])
             if not await passwords.check_async(password, user["password_hash"]):
                 limits.user_failed(user["id"])
+                if limits.is_locked(user["id"]):  # once: later attempts are refused above
+                    log.warning(
+                        "user %s (%s) locked out after failed logins", user["id"], user["name"]
+                    )
                 raise AuthFailed(NOT_AUTHENTICATED)
         if not user["enabled"]:
             raise AuthFailed(NOT_AUTHENTICATED)
