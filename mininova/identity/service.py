@@ -278,8 +278,9 @@ class IdentityService:
         return token, info
 
     def _remember(self, key: str, info: TokenInfo) -> None:
-        """Cache a validation, dropping the oldest beyond `cache_size`."""
-        if not self.cache_size:
+        """Cache a validation, dropping the oldest beyond `cache_size` (no cache at all
+        with a size or a TTL of 0)."""
+        if not self.cache_size or self.cache_ttl <= 0:
             return
         self._cache.pop(key, None)
         self._cache[key] = (info, time.monotonic())
@@ -375,10 +376,10 @@ class IdentityService:
         return await repo.purge_expired(self.store, iso(now_utc()))
 
     async def purge_loop(self) -> None:
-        """Every `purge_interval` seconds, `purge_expired` (the controller runs this as a
-        task when the interval is > 0)."""
+        """`purge_expired` at once (tokens may have expired while the controller was down),
+        then every `purge_interval` seconds (the controller runs this as a task when the
+        interval is > 0)."""
         while True:
-            await asyncio.sleep(self.purge_interval)
             try:
                 purged = await self.purge_expired()
             except Exception:  # the loop must outlive one bad pass
@@ -386,6 +387,7 @@ class IdentityService:
             else:
                 if purged:
                     log.info("purged %d expired token(s)", purged)
+            await asyncio.sleep(self.purge_interval)
 
 
 def new_id() -> str:
