@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from mininova.controller import Controller
+from mininova.identity.login_limits import address_key
 from mininova.identity.service import IdentityService
 from mininova.store import identity as identity_db
 from tests.conftest import ApiClient, login
@@ -220,6 +221,14 @@ async def test_failed_logins_per_address_get_429(
 
         fake_clock.advance(40)
         assert (await _login(session, base, creds.username, creds.password))[0] == 201
+
+
+def test_an_ipv6_host_counts_as_its_64() -> None:
+    """One host usually holds a whole IPv6 /64: its addresses share one failure count, as
+    does an IPv4-mapped address with its IPv4 form."""
+    assert address_key("2001:db8::1") == address_key("2001:db8::ffff:1") == "2001:db8::/64"
+    assert address_key("2001:db8:0:1::1") != address_key("2001:db8::1")
+    assert address_key("::ffff:192.0.2.7") == address_key("192.0.2.7") == "192.0.2.7"
 
 
 async def test_parallel_guesses_cannot_overshoot_the_limits(
