@@ -28,6 +28,19 @@ class ServeConfig:
     # mininova doctor: expired identity tokens still stored this many s after their expiry
     # are reported (the purge should have removed them by then)
     doctor_token_grace: int = 86400
+    # Logins and tokens (Keystone's [security_compliance] lockout_* options; in memory, per
+    # process). After lockout_failure_attempts wrong passwords in a row a user is refused for
+    # lockout_duration s after the last one (0 attempts: no lockout; 0 s: until an admin sets
+    # a new password). Keystone ships the lockout off; 5 here, because a lab's accounts face
+    # classmates, and 300 s so a student who mistypes waits minutes, not Keystone's 1800 s.
+    # More than login_failures_per_address failed password logins from one socket peer in
+    # login_failures_window s: 429 until the window frees (0: no limit).
+    lockout_failure_attempts: int = 5
+    lockout_duration: int = 300
+    login_failures_per_address: int = 20
+    login_failures_window: int = 60
+    token_purge_interval: float = 600.0  # how often expired tokens are deleted (s; 0: never)
+    token_cache_size: int = 10000  # token validations kept in memory (oldest dropped)
     console_token_ttl: int = 600
     console_single_use: bool = False
     console_max_sessions_per_instance: int = 4

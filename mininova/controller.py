@@ -138,7 +138,7 @@ class Controller:
             config=cfg,
             store=store,
             bus=bus,
-            identity=IdentityService(store, cfg.token_ttl),
+            identity=IdentityService.from_config(store, cfg),
             hub=hub,
             conductor=conductor_api,
             consoleauth=consoleauth_client,
@@ -174,6 +174,9 @@ class Controller:
         self._tasks.append(
             asyncio.create_task(conductor.poll_unconfirmed_resizes(), name="resize-auto-confirm")
         )
+        if cfg.token_purge_interval > 0:  # expired Keystone tokens (and their cache entries)
+            identity = self.services.identity
+            self._tasks.append(asyncio.create_task(identity.purge_loop(), name="token-purge"))
         log.info("mininova controller listening on %s", cfg.base_url)
 
     def _ensure_tls(self) -> ServerTls:
