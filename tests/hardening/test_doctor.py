@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
-from mininova import doctor
+from mininova import cli, doctor
 from mininova.config import ServeConfig
 from mininova.controller import Controller
 from mininova.store import (
@@ -127,7 +128,11 @@ async def cloud(store: Store, tmp_path: Path) -> Cloud:
 
 
 async def test_a_consistent_state_is_clean(cloud: Cloud) -> None:
+    from mininova.store import doctor_queries
+
     assert await cloud.problems() == []
+    lines = await doctor_queries.integrity_check(cloud.store)
+    assert lines == (["ok"] if cloud.store.backend == "sqlite" else [])
 
 
 async def _migration(cloud: Cloud, instance: str, status: str = "migrating") -> str:
@@ -309,13 +314,6 @@ async def test_work_in_progress_is_not_a_problem(cloud: Cloud) -> None:
     assert await cloud.problems() == []
 
 
-async def test_integrity_check_runs_on_sqlite(cloud: Cloud) -> None:
-    from mininova.store import doctor_queries
-
-    lines = await doctor_queries.integrity_check(cloud.store)
-    assert lines == (["ok"] if cloud.store.backend == "sqlite" else [])
-
-
 # ---- a real cloud and the real command ------------------------------------------------------
 
 
@@ -362,9 +360,12 @@ async def test_doctor_command_on_a_running_cloud(
         assert f"image_file_missing image={image}: active image has no file" in broken.stdout
         assert "1 problem(s)" in broken.stdout
 
-        as_json = await asyncio.to_thread(_doctor_cli, controller, "--json")
-        assert as_json.returncode == 1
-        found = json.loads(as_json.stdout)["problems"]
+        args = ["doctor", "--data-dir", str(controller.config.data_dir), "--json"]
+        if controller.config.database_url:
+            args += ["--database-url", controller.config.database_url]
+        as_json = await asyncio.to_thread(CliRunner().invoke, cli.main, args)
+        assert as_json.exit_code == 1, as_json.output
+        found = json.loads(as_json.output)["problems"]
         assert found == [
             {
                 "kind": "image_file_missing",
