@@ -18,7 +18,9 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from mininova.agenthub import AgentHub
+from mininova.api import server_limits
 from mininova.api.app import build_app
+from mininova.api.server_limits import LimitedTCPSite, ServerLimits
 from mininova.api.services import Services
 from mininova.bootstrap import Credentials, bootstrap, write_clouds_yaml, write_openrc
 from mininova.bus import Bus
@@ -59,6 +61,7 @@ class Controller:
         self.consoleproxy: ConsoleProxy | None = None
         self.app: web.Application | None = None
         self.runner: web.AppRunner | None = None
+        self.limits: ServerLimits | None = None  # the HTTP port's connection limits and counts
         self.credentials: Credentials | None = None
         self.tls: ServerTls | None = None
         self.join_token = ""  # minted at start, printed in the join command
@@ -149,14 +152,25 @@ class Controller:
         self.consoleproxy = setup_consoleproxy(
             self.app, config=cfg, store=store, consoleauth=consoleauth_client, hub=hub
         )
+        server_limits.setup(self.app)
         self.runner = web.AppRunner(
-            self.app, access_log=None, handle_signals=False, shutdown_timeout=2.0
+            self.app,
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=2.0,
+            keepalive_timeout=cfg.keepalive_timeout,
         )
         await self.runner.setup()
-        site = web.TCPSite(
+        self.limits = ServerLimits(
+            header_timeout=cfg.header_timeout,
+            max_connections=cfg.max_connections,
+            max_connections_per_address=cfg.max_connections_per_address,
+        )
+        site = LimitedTCPSite(
             self.runner,
             cfg.listen_host,
             cfg.listen_port,
+            limits=self.limits,
             reuse_address=True,
             ssl_context=ssl_context,
         )
