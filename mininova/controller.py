@@ -10,6 +10,7 @@ import asyncio
 import logging
 import socket
 import ssl
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,6 +30,7 @@ from mininova.conductor.rpcapi import ConductorAPI
 from mininova.config import ServeConfig
 from mininova.consoleauth.client import SERVICE as consoleauth_service
 from mininova.consoleauth.client import ConsoleAuthClient
+from mininova.errors import StorageFull
 from mininova.identity.service import IdentityService
 from mininova.image.client import ImageClient
 from mininova.image.service import SERVICE as image_service
@@ -176,19 +178,33 @@ class Controller:
         )
         await site.start()
         # scale-out seam: plus a leader-only sweep (advisory lock) for dead controllers
-        self._tasks.append(asyncio.create_task(hub.monitor(), name="hub-monitor"))
+        self._start_periodic("hub-monitor", hub.monitor)
         # scale-out seam: recover() must only fail work this controller owned
         self._tasks.append(asyncio.create_task(conductor.recover(), name="conductor-recover"))
         if cfg.reclaim_instance_interval > 0:  # soft delete: the reaper of SOFT_DELETED servers
-            self._tasks.append(asyncio.create_task(conductor.reclaim_loop(), name="reclaim"))
+            self._start_periodic("reclaim", conductor.reclaim_loop)
         if cfg.shelved_offload_time > 0:
-            self._tasks.append(
-                asyncio.create_task(conductor.run_shelved_poller(), name="shelved-offload-poller")
-            )
-        self._tasks.append(
-            asyncio.create_task(conductor.poll_unconfirmed_resizes(), name="resize-auto-confirm")
-        )
+            self._start_periodic("shelved-offload-poller", conductor.run_shelved_poller)
+        self._start_periodic("resize-auto-confirm", conductor.poll_unconfirmed_resizes)
         log.info("mininova controller listening on %s", cfg.base_url)
+
+    def _start_periodic(self, name: str, loop: Callable[[], Awaitable[None]]) -> None:
+        self._tasks.append(asyncio.create_task(self._supervised(name, loop), name=name))
+
+    async def _supervised(self, name: str, loop: Callable[[], Awaitable[None]]) -> None:
+        """Run a periodic loop for the life of the process: one that fails (the disk is full,
+        the database went away) is logged and started again after a heartbeat interval,
+        instead of being gone until a restart (a dead heartbeat sweep reads every host down)."""
+        delay = max(self.config.heartbeat_interval, 0.1)
+        while True:
+            try:
+                await loop()
+                return
+            except StorageFull as exc:
+                log.error("%s: %s; starting it again in %gs", name, exc.message, delay)
+            except Exception:
+                log.exception("%s failed; starting it again in %gs", name, delay)
+            await asyncio.sleep(delay)
 
     def _ensure_tls(self) -> ServerTls:
         """The cloud CA and a server certificate for every name clients may use."""
