@@ -21,6 +21,7 @@ import aiohttp
 
 from mininova.controller import Controller
 from tests.kit.fake_cloud import fake_agent, running_controller
+from tests.kit.net import free_port
 from tests.kit.wait import wait_for
 
 HEADER_TIMEOUT = 1.0
@@ -184,3 +185,14 @@ async def test_websocket_endpoints_get_the_header_timer_too(tmp_path: Path) -> N
         for reader, writer in conns:
             assert await read_until_closed(reader, 5 * HEADER_TIMEOUT) == b""
             writer.close()
+
+
+async def test_tls_handshake_gets_the_header_timeout(tmp_path: Path) -> None:
+    """On an HTTPS port a client that never sends its TLS hello is closed the same way."""
+    port = free_port()
+    settings = {"listen": f"127.0.0.1:{port}", "public_url": f"https://127.0.0.1:{port}"}
+    async with cloud(tmp_path, **settings) as ctl:
+        assert ctl.config.tls_enabled
+        reader, writer = await connect(ctl)  # TCP only: no ClientHello ever
+        assert await read_until_closed(reader, 5 * HEADER_TIMEOUT) == b""
+        writer.close()
