@@ -28,8 +28,8 @@ class ServeConfig:
     # connection closes after keepalive_timeout s; at most max_connections at once and
     # max_connections_per_address from one client address (0: no limit) — over them a new
     # connection gets a 503 with Retry-After. Upgraded links (agents, consoles, tunnels) leave
-    # their address's count once accepted; behind a reverse proxy every client shares the
-    # proxy's address, so raise max_connections_per_address to max_connections there.
+    # both counts once accepted (their own limits bound them); behind a reverse proxy every
+    # client shares the proxy's address, so raise max_connections_per_address there.
     header_timeout: float = 10.0
     keepalive_timeout: float = 75.0
     max_connections: int = 1024

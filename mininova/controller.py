@@ -168,6 +168,7 @@ class Controller:
             max_connections=cfg.max_connections,
             max_connections_per_address=cfg.max_connections_per_address,
         )
+        server_limits.raise_open_file_limit(self.limits)
         site = LimitedTCPSite(
             self.runner,
             cfg.listen_host,

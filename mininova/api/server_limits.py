@@ -12,13 +12,18 @@ on thousands of connections) could hold every file descriptor, agent endpoint in
   `keepalive_timeout`); the TLS handshake gets the same time (`ssl_handshake_timeout`);
 * refuses a connection over `max_connections` in all or `max_connections_per_address` from
   one client address with a 503 and `Retry-After` (then closes it);
-* takes a connection out of its address's count once it is upgraded (a 101: agent links,
-  agent tunnels, console and TCP-tunnel websockets). Each of those was authenticated before
-  its 101 and is bounded by its own limit (one link per host credential, the console and
-  tunnel session limits), so thirty students behind one NAT address keep their consoles
-  open without eating the address's budget of plain HTTP connections, and an agent's
-  tunnels never count against its own address. Upgraded links still count in
-  `max_connections` (they hold descriptors like any other connection).
+* takes a connection out of both counts once it is upgraded (a 101: agent links, agent
+  tunnels, console and TCP-tunnel websockets). Each of those was authenticated before its
+  101 and is bounded by its own limit (one link per host credential, the console and tunnel
+  session limits), so a cloud of 1,000 agents does not fill `max_connections`, thirty
+  students behind one NAT address keep their consoles open without eating the address's
+  budget of plain HTTP connections, and an agent's tunnels never count against its own
+  address. Until its 101 an agent's dial-in is an HTTP connection like any other: under a
+  flood it may be refused and retries with its backoff; the header timer and the caps make
+  every slot a flood holds expire or stay bounded per address, so it gets in.
+
+`raise_open_file_limit` lifts the process's soft RLIMIT_NOFILE towards the hard one at start,
+so the caps, not EMFILE on accept, are what a flood meets.
 
 The guard reads two fields of aiohttp's `RequestHandler` (`_request_count`: requests parsed
 so far; `_waiter`: set while it waits for the next request) because aiohttp offers no hook
@@ -30,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import resource
 import socket
 from collections import Counter
 from collections.abc import Callable
@@ -59,8 +65,8 @@ class ServerLimits:
         self.header_timeout = header_timeout
         self.max_connections = max_connections
         self.max_connections_per_address = max_connections_per_address
-        self.total = 0  # admitted connections now open
-        self.per_address: Counter[str] = Counter()  # admitted, not upgraded, per client address
+        self.total = 0  # admitted HTTP (not upgraded) connections now open
+        self.per_address: Counter[str] = Counter()  # the same, per client address
         self.lingering = 0
         self.refused = 0  # since start (for logs and tests)
         self.timed_out = 0
@@ -85,6 +91,30 @@ class ServerLimits:
         more = f" (and {self._unlogged} more since the last report)" if self._unlogged else ""
         self._last_log, self._unlogged = now, 0
         log.warning(message + more, *args)
+
+
+def raise_open_file_limit(limits: ServerLimits, reserve: int = 256) -> int:
+    """Raise the soft open-file limit to the hard one (the connection caps, the database,
+    image files and agent links all need descriptors); warn when it stays below
+    `max_connections` + `reserve`. The soft limit in effect."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError) as exc:
+            log.warning("could not raise the open-file limit from %d: %s", soft, exc)
+    needed = limits.max_connections + reserve
+    if soft != resource.RLIM_INFINITY and limits.max_connections > 0 and soft < needed:
+        log.warning(
+            "open-file limit %d is below max_connections + %d = %d: a flood may meet EMFILE "
+            "before the connection caps (raise LimitNOFILE / ulimit -n)",
+            soft,
+            reserve,
+            needed,
+        )
+    return int(soft)
 
 
 def _address(transport: asyncio.BaseTransport) -> str | None:
@@ -121,8 +151,8 @@ class GuardedConnection(asyncio.Protocol):
         self.handler = handler
         self.limits = limits
         self.address: str | None = None
-        self._admitted = False
-        self._in_address_count = False
+        self._admitted = False  # handed to aiohttp (connection_lost goes there too)
+        self._counted = False  # in limits.total (and per_address): not upgraded yet
         self._refused = False
         self._transport: asyncio.BaseTransport | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -137,11 +167,10 @@ class GuardedConnection(asyncio.Protocol):
         if why is not None:
             self._refuse(transport, why)
             return
-        self._admitted = True
+        self._admitted = self._counted = True
         limits.total += 1
         if self.address is not None:
             limits.per_address[self.address] += 1
-            self._in_address_count = True
         self.handler.connection_made(transport)
         self._arm()
 
@@ -170,8 +199,7 @@ class GuardedConnection(asyncio.Protocol):
             return
         if self._admitted:
             self._admitted = False
-            self.limits.total -= 1
-            self.leave_address_count()
+            self.leave_counts()
             self.handler.connection_lost(exc)
 
     def pause_writing(self) -> None:
@@ -184,13 +212,17 @@ class GuardedConnection(asyncio.Protocol):
 
     # -- the limits ---------------------------------------------------------------------
 
-    def leave_address_count(self) -> None:
-        """This connection no longer counts against its client address (it was upgraded)."""
-        if self._in_address_count and self.address is not None:
-            self._in_address_count = False
-            self.limits.per_address[self.address] -= 1
-            if self.limits.per_address[self.address] <= 0:
-                del self.limits.per_address[self.address]
+    def leave_counts(self) -> None:
+        """This connection no longer counts (it was upgraded, or it closed)."""
+        if not self._counted:
+            return
+        self._counted = False
+        limits = self.limits
+        limits.total -= 1
+        if self.address is not None:
+            limits.per_address[self.address] -= 1
+            if limits.per_address[self.address] <= 0:
+                del limits.per_address[self.address]
 
     def _awaiting_request(self) -> bool:
         waiter = self.handler._waiter
@@ -255,11 +287,11 @@ async def _on_response_prepare(request: web.Request, response: web.StreamRespons
         return
     guard = request.transport.get_protocol()
     if isinstance(guard, GuardedConnection):
-        guard.leave_address_count()
+        guard.leave_counts()
 
 
 def setup(app: web.Application) -> None:
-    """Upgraded connections (101) leave their address's count (see the module docstring)."""
+    """Upgraded connections (101) leave the counts (see the module docstring)."""
     app.on_response_prepare.append(_on_response_prepare)
 
 
