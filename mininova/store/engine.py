@@ -24,6 +24,7 @@ import logging
 import os
 import re
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from decimal import Decimal
@@ -78,8 +79,26 @@ def _disk_full_as_domain_error() -> Iterator[None]:
     except Exception as exc:
         if not _is_disk_full(exc):
             raise
-        log.error("database write refused, the disk is full: %s", exc)
+        _log_disk_full(exc)
         raise StorageFull(DISK_FULL_MESSAGE) from exc
+
+
+_disk_full_log = {"at": -1e9, "unlogged": 0}
+
+
+def _log_disk_full(exc: BaseException, every: float = 10.0) -> None:
+    """One error line per `every` seconds while the disk stays full (not one per request)."""
+    now = time.monotonic()
+    if now - _disk_full_log["at"] < every:
+        _disk_full_log["unlogged"] += 1
+        return
+    more = _disk_full_log["unlogged"]
+    _disk_full_log.update(at=now, unlogged=0)
+    log.error(
+        "database write refused, the disk is full: %s%s",
+        exc,
+        f" ({more} more since the last report)" if more else "",
+    )
 
 
 class Prepared:
