@@ -23,6 +23,17 @@ class ServeConfig:
     tls_key: str = ""
     insecure_http: bool = False  # allow plain HTTP on a non-loopback listen address
     join_token_ttl: int = 86400  # lifetime of the join token printed at start (s)
+    # The HTTP server (mininova.api.server_limits): a connection must send its request line
+    # and headers within header_timeout s (also the TLS handshake's time); an idle keep-alive
+    # connection closes after keepalive_timeout s; at most max_connections at once and
+    # max_connections_per_address from one client address (0: no limit) — over them a new
+    # connection gets a 503 with Retry-After. Upgraded links (agents, consoles, tunnels) leave
+    # both counts once accepted (their own limits bound them); behind a reverse proxy every
+    # client shares the proxy's address, so raise max_connections_per_address there.
+    header_timeout: float = 10.0
+    keepalive_timeout: float = 75.0
+    max_connections: int = 1024
+    max_connections_per_address: int = 128
     region: str = "RegionOne"
     token_ttl: int = 3600
     # mininova doctor: expired identity tokens still stored this many s after their expiry

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -18,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from mininova.errors import Conflict, NotFound, PermissionDenied
+from mininova.errors import Conflict, ImageStorageFull, NotFound, PermissionDenied, StorageFull
 from mininova.store import images
 from mininova.timeutil import now_iso
 
@@ -104,6 +105,11 @@ RESERVED = (
     READ_ONLY
     | (images.UPDATABLE - {"properties"})
     | frozenset({"os_hidden", "members", "member_status", "image_id", "location"})
+)
+
+# Glance's answer when the store has no room (glance.api.v2.image_data, StorageFull → 413).
+STORAGE_FULL_MESSAGE = (
+    "Image storage media is full: There is not enough disk space on the image storage media."
 )
 
 DEFAULT_SIZE_CAP = 20 * 1024**3  # 20 GiB; override with `image_size_cap` in the config file
@@ -333,25 +339,37 @@ async def store_upload(
         size, checksum, hash_value = await receive(tmp)
         virtual_size = await qemu_virtual_size(tmp, row["disk_format"], size)
         await asyncio.to_thread(os.replace, tmp, final)
-    except BaseException:
+    except BaseException as exc:
         await asyncio.shield(_abort_upload(store, image_id, tmp))
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            log.error("upload of image %s: the image store is full: %s", image_id, exc)
+            raise ImageStorageFull(STORAGE_FULL_MESSAGE) from exc
         raise
-    activated = await images.activate(
-        store,
-        image_id,
-        size=size,
-        virtual_size=virtual_size,
-        checksum=checksum,
-        hash_value=hash_value,
-    )
+    try:
+        activated = await images.activate(
+            store,
+            image_id,
+            size=size,
+            virtual_size=virtual_size,
+            checksum=checksum,
+            hash_value=hash_value,
+        )
+    except BaseException:  # e.g. the database's disk is full too: no active-less file left
+        await asyncio.shield(_abort_upload(store, image_id, final))
+        raise
     if not activated:  # deleted (or reset) while uploading
         await asyncio.to_thread(_unlink, final)
         raise Conflict(f"Image {image_id} was deleted during the upload.")
 
 
 async def _abort_upload(store: Store, image_id: str, tmp: Path) -> None:
+    """Remove the partial file first (on a full disk that frees the room the database needs),
+    then the image goes back to `queued`."""
     await asyncio.to_thread(_unlink, tmp)
-    await images.set_status(store, image_id, "queued", expect="saving")
+    try:
+        await images.set_status(store, image_id, "queued", expect="saving")
+    except StorageFull:  # still no room: recover_uploads resets it at the next start
+        log.error("image %s stays in saving: the database's disk is full", image_id)
 
 
 # -- qemu-img -------------------------------------------------------------------------------
