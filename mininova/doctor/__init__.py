@@ -195,7 +195,18 @@ def _guests(
             seen.add(uuid)
             inst = by_uuid.get(uuid)
             if inst is not None and not inst["deleted"]:
-                if inst["host"] == host or uuid in moving:
+                if uuid in moving:
+                    continue
+                if inst["host"] == host and _failed_build(inst):
+                    out.append(
+                        Problem(
+                            "failed_build_guest",
+                            {"instance": uuid, "host": host},
+                            f"host {host} runs a guest of a build that failed (ERROR, never"
+                            " launched): the build's clean-up did not reach it",
+                        )
+                    )
+                if inst["host"] == host:
                     continue
             if inst is not None and inst["deleted"]:
                 gone = _time(inst["deleted_at"] or inst["terminated_at"] or inst["updated_at"])
@@ -227,6 +238,10 @@ def _guests(
                 )
             )
     return out
+
+
+def _failed_build(inst: dict[str, Any]) -> bool:
+    return inst["vm_state"] == st.ERROR and not inst["launched_at"] and not inst["task_state"]
 
 
 def _migrations(instances: list[dict[str, Any]], migrations: list[dict[str, Any]]) -> list[Problem]:
