@@ -53,6 +53,10 @@ class Problem:
         ids = " ".join(f"{k}={v}" for k, v in self.ids.items())
         return f"{self.kind} {ids}: {self.message}" if ids else f"{self.kind}: {self.message}"
 
+    @property
+    def key(self) -> tuple[str, tuple[tuple[str, str], ...]]:
+        return self.kind, tuple(sorted(self.ids.items()))
+
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -69,7 +73,20 @@ def _time(text: str | None) -> datetime | None:
 async def check(
     store: Store, config: ServeConfig, *, checksums: bool = True, now: datetime | None = None
 ) -> list[Problem]:
-    """Every inconsistency found now (empty: clean). `checksums=False` skips hashing images."""
+    """Every inconsistency found now (empty: clean). `checksums=False` skips hashing images.
+
+    The tables are read one statement at a time beside a serving controller, so a problem
+    counts only when a second pass finds it again (a claim made between two reads is not)."""
+    first = await _check_once(store, config, checksums, now)
+    if not first:
+        return []
+    seen = {p.key for p in first}
+    return [p for p in await _check_once(store, config, checksums, now) if p.key in seen]
+
+
+async def _check_once(
+    store: Store, config: ServeConfig, checksums: bool, now: datetime | None
+) -> list[Problem]:
     now = now or now_utc()
     version = await store.schema_version()
     if version != migrate.HEAD:
@@ -195,7 +212,18 @@ def _guests(
             seen.add(uuid)
             inst = by_uuid.get(uuid)
             if inst is not None and not inst["deleted"]:
-                if inst["host"] == host or uuid in moving:
+                if uuid in moving:
+                    continue
+                if inst["host"] == host and _failed_build(inst):
+                    out.append(
+                        Problem(
+                            "failed_build_guest",
+                            {"instance": uuid, "host": host},
+                            f"host {host} runs a guest of a build that failed (ERROR, never"
+                            " launched): the build's clean-up did not reach it",
+                        )
+                    )
+                if inst["host"] == host:
                     continue
             if inst is not None and inst["deleted"]:
                 gone = _time(inst["deleted_at"] or inst["terminated_at"] or inst["updated_at"])
@@ -227,6 +255,10 @@ def _guests(
                 )
             )
     return out
+
+
+def _failed_build(inst: dict[str, Any]) -> bool:
+    return inst["vm_state"] == st.ERROR and not inst["launched_at"] and not inst["task_state"]
 
 
 def _migrations(instances: list[dict[str, Any]], migrations: list[dict[str, Any]]) -> list[Problem]:
@@ -285,7 +317,7 @@ async def _tokens(
         out.append(
             Problem(
                 "tokens_expired",
-                {"count": str(expired["n"])},
+                {},
                 f"{expired['n']} identity tokens expired more than {grace} s ago are still"
                 f" stored (oldest expired {expired['oldest']})",
             )
@@ -296,8 +328,8 @@ async def _tokens(
             out.append(
                 Problem(
                     "console_token_orphan",
-                    {"instance": row["instance_uuid"], "count": str(row["n"])},
-                    "console tokens for a deleted or unknown instance",
+                    {"instance": row["instance_uuid"]},
+                    f"{row['n']} console token(s) for a deleted or unknown instance",
                 )
             )
     return out

@@ -35,6 +35,7 @@ _INSTANCES = prepared(
         _i.c.updated_at,
         _i.c.deleted_at,
         _i.c.terminated_at,
+        _i.c.launched_at,
         _i.c.vcpus,
         _i.c.memory_mb,
         _i.c.root_gb,

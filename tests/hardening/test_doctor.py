@@ -194,6 +194,11 @@ async def _guest_of_deleted(c: Cloud) -> None:
     await guest_reports.record(c.store, HOST, [{"uuid": c.instance}, {"uuid": other}], now_iso())
 
 
+async def _failed_build_guest(c: Cloud) -> None:
+    failed = await _instance(c.store, HOST, vm_state="error")
+    await guest_reports.record(c.store, HOST, [{"uuid": c.instance}, {"uuid": failed}], now_iso())
+
+
 async def _guest_missing(c: Cloud) -> None:
     await guest_reports.record(c.store, HOST, [], now_iso())
 
@@ -261,6 +266,7 @@ INJECTIONS: dict[str, tuple[Callable[[Cloud], Awaitable[None]], str]] = {
     "instance on a deleted host": (_unknown_host, "instance_unknown_host"),
     "guest no instance has": (_orphan_guest, "orphan_guest"),
     "guest of a deleted instance": (_guest_of_deleted, "orphan_guest"),
+    "guest of a failed build still on its host": (_failed_build_guest, "failed_build_guest"),
     "ACTIVE instance its host did not report": (_guest_missing, "guest_missing"),
     "migration in flight without instance": (_migration_orphan, "migration_orphan"),
     "spawn stuck past its timeout": (_stuck_spawn, "stuck_task"),
