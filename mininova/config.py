@@ -56,6 +56,8 @@ class ServeConfig:
     console_single_use: bool = False
     console_max_sessions_per_instance: int = 4
     console_max_sessions: int = 64
+    # open consoles one project may hold at once (one tenant cannot take all of the above)
+    console_max_sessions_per_project: int = 16
     console_keepalive: float = 20.0
     # API abuse limits (Nova/oslo.middleware's max_request_body_size): bytes of a JSON
     # request body (413 above it; image data and migration disks stream and are exempt).

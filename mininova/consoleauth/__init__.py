@@ -10,7 +10,7 @@ Bus methods (`await bus.call("consoleauth", METHOD, **params)`; `client.ConsoleA
 * `authorize(instance_uuid, console_type="novnc", ttl=None, single_use=None)`
   -> `{"token", "expires_at", "instance_uuid", "console_type"}`
 * `check(token, instance_uuid=None, consume=True)`
-  -> `{"instance_uuid", "host", "name", "console_type", "expires_at"}`; raises ConsoleAuthError
+  -> `{"instance_uuid", "project_id", "host", "name", "console_type", "expires_at"}`; raises ConsoleAuthError
   (with a machine-readable `reason`) and logs the reason. `consume=False` peeks without using
   up a single-use token (for the console page's pre-check).
 * `revoke(token)` -> number of tokens removed
@@ -180,6 +180,7 @@ class ConsoleAuth:
                 raise self._refuse(USED, token_hash)
         return {
             "instance_uuid": inst["uuid"],
+            "project_id": inst["project_id"],
             "host": inst["host"],
             "name": inst["name"],
             "console_type": row["console_type"],

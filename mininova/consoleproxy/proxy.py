@@ -216,6 +216,7 @@ class ConsoleProxy:
         # scale-out seam: pending tunnels are in-process; add a console_sessions row
         self.sessions: dict[str, Session] = {}
         self.per_instance: Counter[str] = Counter()
+        self.per_project: Counter[str] = Counter()
 
     @property
     def keepalive(self) -> float | None:
@@ -292,7 +293,8 @@ class ConsoleProxy:
         if not ws.can_prepare(request).ok:
             return _refusal(400, "not_websocket", "A websocket upgrade was expected.")
         uuid, host = info["instance_uuid"], info["host"]
-        refused = self._over_limit(request, uuid)
+        project = info.get("project_id") or ""
+        refused = self._over_limit(request, uuid, project)
         if refused is not None:
             return refused
         tunnel_token = secrets.token_urlsafe(32)
@@ -307,6 +309,7 @@ class ConsoleProxy:
         # cannot all pass the limits before any of them is counted.
         self.sessions[session.id] = session
         self.per_instance[uuid] += 1
+        self.per_project[project] += 1
         try:
             if info.get("single_use"):
                 info = await self._check(request, token, consume=True)
@@ -344,13 +347,16 @@ class ConsoleProxy:
             self.per_instance[uuid] -= 1
             if self.per_instance[uuid] <= 0:
                 del self.per_instance[uuid]
+            self.per_project[project] -= 1
+            if self.per_project[project] <= 0:
+                del self.per_project[project]
             if not ws.closed and ws.prepared:
                 with contextlib.suppress(Exception):
                     await ws.close()
 
-    def _over_limit(self, request: web.Request, uuid: str) -> web.Response | None:
-        """The refusal when the instance (429) or the controller (503) has all the console
-        sessions it may have, else None."""
+    def _over_limit(self, request: web.Request, uuid: str, project: str) -> web.Response | None:
+        """The refusal when the instance or its project (429) or the controller (503) has all
+        the console sessions it may have, else None."""
         # scale-out seam: this limit is per controller, not per cloud
         if self.per_instance[uuid] >= self.config.console_max_sessions_per_instance:
             log.warning(
@@ -361,6 +367,16 @@ class ConsoleProxy:
             )
             return _refusal(
                 429, "too_many_sessions", "Too many console sessions for this instance."
+            )
+        if self.per_project[project] >= self.config.console_max_sessions_per_project:
+            log.warning(
+                "console refused for %s: project %s already has %d sessions",
+                _peer(request),
+                project,
+                self.per_project[project],
+            )
+            return _refusal(
+                429, "too_many_sessions", "Too many console sessions for this project."
             )
         if len(self.sessions) >= self.config.console_max_sessions:
             log.warning(

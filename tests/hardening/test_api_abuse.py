@@ -295,3 +295,57 @@ async def test_parallel_console_connects_respect_the_limit(console_env: ConsoleE
         for ws in opened:
             await ws.close()
     await wait_for(lambda: not env.controller.consoleproxy.sessions, 5, message="sessions end")
+
+
+async def test_one_project_cannot_take_every_console(
+    console_env: ConsoleEnv, member_api: ApiClient
+) -> None:
+    """console_max_sessions_per_project: the admin project's third console is refused (429)
+    while another project's console on the same controller still opens."""
+    env = console_env
+    env.controller.config.console_max_sessions_per_project = 2
+    ours = [await env.server("ours-a"), await env.server("ours-b")]
+    theirs = await _member_server(env, member_api)
+    async with aiohttp.ClientSession() as session:
+
+        async def open_console(uuid: str, api: ApiClient | None = None) -> Any:
+            url = env.ws_url(token_of(await env.console_url(uuid, api=api)))
+            try:
+                ws = await connect(session, url, headers={"Origin": env.base})
+            except aiohttp.WSServerHandshakeError as exc:
+                return exc.status
+            await rfb_handshake(ws)
+            return ws
+
+        first = await open_console(ours[0])
+        second = await open_console(ours[1])
+        third = await open_console(ours[0])
+        other = await open_console(theirs, api=member_api)
+        assert third == 429, third
+        opened = [first, second, other]
+        assert not any(isinstance(ws, int) for ws in opened), opened
+        for ws in opened:
+            await ws.close()
+    await wait_for(lambda: not env.controller.consoleproxy.sessions, 5, message="sessions end")
+    assert not env.controller.consoleproxy.per_project
+
+
+async def _member_server(env: ConsoleEnv, member_api: ApiClient) -> str:
+    """An ACTIVE server of the member's project, from an image of its own."""
+    status, image, _ = await member_api.post(
+        "/image/v2/images", json={"name": "img", "disk_format": "qcow2", "container_format": "bare"}
+    )
+    assert status == 201, image
+    status, _, _ = await member_api.put(
+        f"/image/v2/images/{image['id']}/file",
+        data=b"x" * 1024,
+        headers={"Content-Type": "application/octet-stream"},
+    )
+    assert status == 204
+    server = {"name": "theirs", "imageRef": image["id"], "flavorRef": "1", "networks": "none"}
+    status, body, _ = await member_api.post(
+        "/compute/v2.1/servers", json={"server": server}, version="2.37"
+    )
+    assert status == 202, body
+    await env.wait_status(body["server"]["id"], "ACTIVE")
+    return body["server"]["id"]
