@@ -375,9 +375,7 @@ class ConsoleProxy:
                 project,
                 self.per_project[project],
             )
-            return _refusal(
-                429, "too_many_sessions", "Too many console sessions for this project."
-            )
+            return _refusal(429, "too_many_sessions", "Too many console sessions for this project.")
         if len(self.sessions) >= self.config.console_max_sessions:
             log.warning(
                 "console refused for %s: %d console sessions open (limit)",
