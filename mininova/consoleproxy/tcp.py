@@ -21,7 +21,8 @@ agent refused the address, 503 host not connected, 504 setup timed out. No Keyst
 reaches the agent: it gets a one-time tunnel token for one dial-in, as the console does.
 
 Limits, top-level keys of serve's `--config` TOML file (they land in `ServeConfig.extra`):
-`tcp_tunnel_max_sessions` (default 256 per controller), `tcp_tunnel_max_per_instance` (64).
+`tcp_tunnel_max_sessions` (default 256 per controller), `tcp_tunnel_max_per_instance` (64),
+`tcp_tunnel_max_per_project` (64: one project cannot hold every tunnel).
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ log = logging.getLogger(__name__)
 SETUP_TIMEOUT = 15.0  # the agent's guest connect (10 s) plus its dial-in
 DEFAULT_MAX_SESSIONS = 256
 DEFAULT_MAX_PER_INSTANCE = 64
+DEFAULT_MAX_PER_PROJECT = 64
 WRITE_ROLES = ("member", "admin")
 
 _AGENT_STATUS = {
@@ -109,6 +111,7 @@ class TcpTunnels:
         # scale-out seam: pending tunnels are in-process, as the console's
         self.sessions: dict[str, Session] = {}
         self.per_instance: Counter[str] = Counter()
+        self.per_project: Counter[str] = Counter()
 
     def setup(self, app: web.Application) -> None:
         app.router.add_get("/tunnel/tcp/{server_id}", self.handle_client)
@@ -177,6 +180,10 @@ class TcpTunnels:
         max_per = self._limit("tcp_tunnel_max_per_instance", DEFAULT_MAX_PER_INSTANCE)
         if self.per_instance[uuid] >= max_per:
             return _refusal(429, "too_many_sessions", "Too many TCP tunnels to this server.")
+        project = inst["project_id"]
+        max_project = self._limit("tcp_tunnel_max_per_project", DEFAULT_MAX_PER_PROJECT)
+        if self.per_project[project] >= max_project:
+            return _refusal(429, "too_many_sessions", "Too many TCP tunnels for this project.")
         if len(self.sessions) >= self._limit("tcp_tunnel_max_sessions", DEFAULT_MAX_SESSIONS):
             return _refusal(503, "too_many_sessions", "Too many TCP tunnels.")
         ws = web.WebSocketResponse(
@@ -195,6 +202,7 @@ class TcpTunnels:
         )
         self.sessions[session.id] = session
         self.per_instance[uuid] += 1
+        self.per_project[project] += 1
         label = f"tcp tunnel {session.id[:8]} to {uuid} port {port}"
         try:
             agent = await self._open(session, tunnel_token, address, port)
@@ -226,6 +234,9 @@ class TcpTunnels:
             self.per_instance[uuid] -= 1
             if self.per_instance[uuid] <= 0:
                 del self.per_instance[uuid]
+            self.per_project[project] -= 1
+            if self.per_project[project] <= 0:
+                del self.per_project[project]
             if ws.prepared and not ws.closed:
                 with contextlib.suppress(Exception):
                     await ws.close()

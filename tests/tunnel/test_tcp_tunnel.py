@@ -199,8 +199,13 @@ async def test_session_limits(env: ConsoleEnv) -> None:
         extra["tcp_tunnel_max_sessions"] = 1
         status, message = await refusal(env, uuid, guest.port, env.api.token)
         assert (status, message) == (503, "Too many TCP tunnels.")
-        await ws.close()
         extra.pop("tcp_tunnel_max_sessions")
+        extra["tcp_tunnel_max_per_project"] = 1  # the project's one tunnel is open
+        status, message = await refusal(env, uuid, guest.port, env.api.token)
+        assert (status, message) == (429, "Too many TCP tunnels for this project.")
+        await ws.close()
+        await assert_no_tunnel_left(env)
+        assert not env.controller.app[TCP_TUNNELS].per_project
         ws = await open_tunnel(session, env, uuid, guest.port, env.api.token)
         await ws.send_bytes(b"ok")
         assert await read_exactly(ws, 2) == b"ok"
