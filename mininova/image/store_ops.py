@@ -434,13 +434,17 @@ async def qemu_virtual_size(
     """Virtual size: `size` for raw-like formats, the header's for qcow2, else `qemu-img
     info --output=json` in a subprocess; None when qemu-img is unavailable or fails.
 
-    The format is forced from `disk_format` (never probed), so a file that is not what it
-    claims to be simply gets no virtual size.
+    The format is forced from `disk_format` (qemu-img never probes). But a qcow2 header is
+    always believed, whatever `disk_format` says: agents boot what the data really is, so
+    a "raw" upload that is a qcow2 claiming 100 TiB must show (and be checked at) 100 TiB.
     """
+    header_size = await asyncio.to_thread(qcow2_virtual_size, path)
+    if disk_format == "qcow2":
+        return header_size
+    if header_size is not None:  # declared as something else, but it is a qcow2
+        return max(header_size, size or 0)
     if disk_format in _RAW_FORMATS and size is not None:
         return size
-    if disk_format == "qcow2":
-        return await asyncio.to_thread(qcow2_virtual_size, path)
     exe = shutil.which("qemu-img")
     fmt = _QEMU_FORMATS.get(disk_format or "")
     if exe is None or fmt is None:

@@ -132,6 +132,16 @@ async def test_qcow2_claiming_100_tib_is_refused_on_m1_nano(member_api: ApiClien
     _, listed, _ = await member_api.get(SERVERS)
     assert listed["servers"] == []
 
+    # the same data declared "raw": agents boot what it really is, so the header counts
+    disguised = await _image(member_api, "raw")
+    assert (await _put(member_api, disguised["id"], crafted_qcow2(100 * TiB)))[0] == 204
+    _, shown, _ = await member_api.get(f"{IMAGES}/{disguised['id']}")
+    assert shown["virtual_size"] == 100 * TiB
+    server["imageRef"] = disguised["id"]
+    status, body, _ = await member_api.post(SERVERS, json={"server": server})
+    assert status == 400, body
+    assert body["badRequest"]["message"].endswith(f"image is {100 * TiB} bytes.")
+
 
 # -- 2. size cap and quotas ----------------------------------------------------------------
 
