@@ -284,16 +284,36 @@ async def test_snapshots_count_and_rebuild_checks_virtual_size(
     assert status == 400, body
     assert body["badRequest"]["message"].startswith("Flavor's disk is too small")
 
-    controller.config.image_count_total = 2  # small and big: the project is full
-    for action in ({"createImage": {"name": "snap"}}, {"shelve": None}):
+    # the agent's snapshot upload meets the project's byte quota: 100 bytes are left
+    controller.config.image_size_total = 1  # MiB
+    filler = await _image(api)
+    left = 1024 * 1024 - 4096 - len(crafted_qcow2(100 * TiB)) - 100
+    assert (await _put(api, filler["id"], b"\0" * left))[0] == 204
+    status, body, _ = await api.post(
+        f"{SERVERS}/{uuid}/action", json={"createImage": {"name": "snap"}}
+    )
+    assert status == 202, body
+    _, listed, _ = await api.get(IMAGES + "?name=snap")
+    (snap,) = listed["images"]
+
+    async def snapshot_settled() -> bool:
+        _, shown, _ = await api.get(f"{SERVERS}/{uuid}")
+        return shown["server"]["OS-EXT-STS:task_state"] is None
+
+    await wait_for(snapshot_settled, 10, 0.05, "the snapshot to end")
+    assert await _status(api, snap["id"]) == "killed"
+    assert snap["id"] not in [p.name for p in _leftovers(controller)]
+
+    controller.config.image_count_total = 4  # small, big, filler, snap: the project is full
+    for action in ({"createImage": {"name": "snap2"}}, {"shelve": None}):
         status, body, _ = await api.post(f"{SERVERS}/{uuid}/action", json=action)
         assert status == 403, (action, body)
-        assert "image_count_total is over limit of 2" in body["forbidden"]["message"]
+        assert "image_count_total is over limit of 4" in body["forbidden"]["message"]
     _, shown, _ = await api.get(f"{SERVERS}/{uuid}")
     assert shown["server"]["status"] == "ACTIVE"
     assert shown["server"]["OS-EXT-STS:task_state"] is None
     _, listed, _ = await api.get(IMAGES)
-    assert sorted(i["id"] for i in listed["images"]) == sorted([small["id"], big["id"]])
+    assert len(listed["images"]) == 4
 
 
 # -- 3. console log bound --------------------------------------------------------------------
