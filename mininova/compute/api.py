@@ -330,15 +330,19 @@ async def usable_image(
 _GiB = 1024**3
 
 
-def check_image_fits(flavor: Mapping[str, Any], image: Row) -> None:
+def check_image_fits(flavor: Mapping[str, Any], image: Row, caller: Caller) -> None:
     """Nova's flavor/image checks (create, rebuild, resize): the flavor's memory holds the
     image's min_ram and its root disk holds the image — its size, the virtual size the
-    upload found in the image's header, and its min_disk. A flavor disk of 0 means "the
-    image's size" (Nova's legacy rule), so nothing to compare."""
+    upload found in the image's header, and its min_disk. A flavor disk of 0 means "as
+    large as the image", so only admins may use one (Nova's zero_disk_flavor policy)."""
     if int(flavor.get("ram") or 0) < int(image.get("min_ram") or 0):
         raise Invalid("Flavor's memory is too small for requested image.")
     dest_size = int(flavor.get("disk") or 0) * _GiB
     if not dest_size:
+        if not caller.is_admin:
+            raise PermissionDenied(
+                "Only volume-backed servers are allowed for flavors with zero disk."
+            )
         return
     image_size = max(int(image.get("size") or 0), int(image.get("virtual_size") or 0))
     if image_size > dest_size:
@@ -360,7 +364,7 @@ async def _flavor_for(db: Executor, caller: Caller, flavor_ref: str, image: Row)
         raise Invalid(f"Flavor {flavor_ref} could not be found.")
     if flavor["disabled"]:
         raise Invalid(f"Flavor {flavor_ref} is disabled.")
-    check_image_fits(flavor, image)
+    check_image_fits(flavor, image, caller)
     return flavor
 
 

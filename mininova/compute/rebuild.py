@@ -56,7 +56,7 @@ UNSET = _UNSET
 
 async def _rebuild_image(db: Any, caller: Caller, image_ref: str, flavor: dict[str, Any]) -> Row:
     image = await usable_image(db, caller, image_ref, not_found="Cannot find image for rebuild")
-    check_image_fits(flavor, image)
+    check_image_fits(flavor, image, caller)
     return image
 
 

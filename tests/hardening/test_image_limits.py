@@ -265,8 +265,8 @@ async def driver(
         yield fake
 
 
-async def test_snapshots_count_and_rebuild_checks_virtual_size(
-    controller: Controller, api: ApiClient, driver: FakeDriver
+async def test_snapshots_count_and_rebuild_resize_check_virtual_size(
+    controller: Controller, api: ApiClient, member_api: ApiClient, driver: FakeDriver
 ) -> None:
     small = await _image(api, visibility="public")
     assert (await _put(api, small["id"], b"\0" * 4096))[0] == 204
@@ -283,6 +283,33 @@ async def test_snapshots_count_and_rebuild_checks_virtual_size(
     )
     assert status == 400, body
     assert body["badRequest"]["message"].startswith("Flavor's disk is too small")
+
+    # a zero-disk flavor ("as large as the image") is for admins only, as Nova's policy says
+    status, body, _ = await api.post(
+        "/compute/v2.1/flavors", json={"flavor": {"name": "z", "ram": 64, "vcpus": 1, "disk": 0}}
+    )
+    assert status == 200, body
+    zero = body["flavor"]["id"]
+    on_zero = {"name": "z", "imageRef": small["id"], "flavorRef": zero, "networks": "none"}
+    status, body, _ = await member_api.post(SERVERS, json={"server": on_zero})
+    assert status == 403, body
+    assert body["forbidden"]["message"] == (
+        "Only volume-backed servers are allowed for flavors with zero disk."
+    )
+    # an admin's server on it holds the 100 TiB image; resizing to m1.small is refused
+    on_zero["imageRef"] = big["id"]
+    status, body, _ = await api.post(SERVERS, json={"server": on_zero})
+    assert status == 202, body
+    zuuid = body["server"]["id"]
+    await api.wait_server(zuuid, "ACTIVE")
+    status, body, _ = await api.post(
+        f"{SERVERS}/{zuuid}/action", json={"resize": {"flavorRef": "4"}}
+    )
+    assert status == 400, body
+    assert body["badRequest"]["message"] == (
+        "Flavor's disk is too small for requested image. "
+        f"Flavor disk is {20 * GiB} bytes, image is {100 * TiB} bytes."
+    )
 
     # the agent's snapshot upload meets the project's byte quota: 100 bytes are left
     controller.config.image_size_total = 1  # MiB
