@@ -353,6 +353,55 @@ def token_revoke(token_id: str, data_dir: Path | None, config_file: Path | None)
     click.echo(f"join token {token_id} revoked")
 
 
+@main.command()
+@_data_dir_option
+@click.option(
+    "--database-url", default=None, help="The controller's database (default: SQLite in D)."
+)
+@_config_option
+@click.option("--json", "as_json", is_flag=True, help="Print the problems as a JSON document.")
+@click.option("--no-checksums", is_flag=True, help="Compare image sizes only, not their MD5.")
+def doctor(
+    data_dir: Path | None,
+    database_url: str | None,
+    config_file: Path | None,
+    as_json: bool,
+    no_checksums: bool,
+) -> None:
+    """Check the cloud's state for inconsistencies (read-only; safe while serve runs).
+
+    Prints one line per problem and a summary; exits 1 when anything is wrong."""
+    from mininova import doctor as doctor_mod
+    from mininova.store import Store
+
+    config = cfgmod.load(
+        cfgmod.ServeConfig,
+        config_file,
+        "MININOVA_",
+        {"data_dir": data_dir, "database_url": database_url},
+    )
+    if not config.database_url and not (config.data_dir / "mininova.sqlite").exists():
+        raise click.ClickException(f"no cloud in {config.data_dir} (run `mininova serve` first)")
+
+    async def run() -> list[Any]:
+        store = Store(config.store_url)
+        await store.open(migrate=False)
+        try:
+            return await doctor_mod.check(store, config, checksums=not no_checksums)
+        finally:
+            await store.close()
+
+    problems = asyncio.run(run())
+    if as_json:
+        out = {"problems": [p.as_dict() for p in problems], "ok": not problems}
+        click.echo(json.dumps(out, indent=2))
+    else:
+        for problem in problems:
+            click.echo(problem.line())
+        click.echo(doctor_mod.summary(problems))
+    sys.exit(1 if problems else 0)
+
+
 # ----------------------------------------------------------------- TCP to a guest (clients)
 #
 # `tunnel`, `ssh` and `port-forward` read clouds.yaml / OS_* as the openstack CLI does

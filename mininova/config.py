@@ -23,13 +23,43 @@ class ServeConfig:
     tls_key: str = ""
     insecure_http: bool = False  # allow plain HTTP on a non-loopback listen address
     join_token_ttl: int = 86400  # lifetime of the join token printed at start (s)
+    # The HTTP server (mininova.api.server_limits): a connection must send its request line
+    # and headers within header_timeout s (also the TLS handshake's time); an idle keep-alive
+    # connection closes after keepalive_timeout s; at most max_connections at once and
+    # max_connections_per_address from one client address (0: no limit) — over them a new
+    # connection gets a 503 with Retry-After. Upgraded links (agents, consoles, tunnels) leave
+    # both counts once accepted (their own limits bound them); behind a reverse proxy every
+    # client shares the proxy's address, so raise max_connections_per_address there.
+    header_timeout: float = 10.0
+    keepalive_timeout: float = 75.0
+    max_connections: int = 1024
+    max_connections_per_address: int = 128
     region: str = "RegionOne"
     token_ttl: int = 3600
+    # mininova doctor: expired identity tokens still stored this many s after their expiry
+    # are reported (the purge should have removed them by then)
+    doctor_token_grace: int = 86400
+    # Logins and tokens (Keystone's [security_compliance] lockout_* options; in memory, per
+    # process). After lockout_failure_attempts wrong passwords in a row a user is refused for
+    # lockout_duration s after the last one (0 attempts: no lockout; 0 s: until an admin sets
+    # a new password). Keystone ships the lockout off; 5 here, because a lab's accounts face
+    # classmates, and 300 s so a student who mistypes waits minutes, not Keystone's 1800 s.
+    # More than login_failures_per_address failed password logins from one socket peer in
+    # login_failures_window s: 429 until the window frees (0: no limit).
+    lockout_failure_attempts: int = 5
+    lockout_duration: int = 300
+    login_failures_per_address: int = 20
+    login_failures_window: int = 60
+    token_purge_interval: float = 600.0  # how often expired tokens are deleted (s; 0: never)
+    token_cache_size: int = 10000  # token validations kept in memory (oldest dropped)
     console_token_ttl: int = 600
     console_single_use: bool = False
     console_max_sessions_per_instance: int = 4
     console_max_sessions: int = 64
     console_keepalive: float = 20.0
+    # API abuse limits (Nova/oslo.middleware's max_request_body_size): bytes of a JSON
+    # request body (413 above it; image data and migration disks stream and are exempt).
+    max_request_body_size: int = 114688
     heartbeat_interval: float = 5.0
     missed_heartbeats_down: int = 3
     build_retries: int = 3

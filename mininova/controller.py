@@ -10,6 +10,7 @@ import asyncio
 import logging
 import socket
 import ssl
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,7 +19,9 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from mininova.agenthub import AgentHub
+from mininova.api import server_limits
 from mininova.api.app import build_app
+from mininova.api.server_limits import LimitedTCPSite, ServerLimits
 from mininova.api.services import Services
 from mininova.bootstrap import Credentials, bootstrap, write_clouds_yaml, write_openrc
 from mininova.bus import Bus
@@ -27,6 +30,7 @@ from mininova.conductor.rpcapi import ConductorAPI
 from mininova.config import ServeConfig
 from mininova.consoleauth.client import SERVICE as consoleauth_service
 from mininova.consoleauth.client import ConsoleAuthClient
+from mininova.errors import StorageFull
 from mininova.identity.service import IdentityService
 from mininova.image.client import ImageClient
 from mininova.image.service import SERVICE as image_service
@@ -59,6 +63,7 @@ class Controller:
         self.consoleproxy: ConsoleProxy | None = None
         self.app: web.Application | None = None
         self.runner: web.AppRunner | None = None
+        self.limits: ServerLimits | None = None  # the HTTP port's connection limits and counts
         self.credentials: Credentials | None = None
         self.tls: ServerTls | None = None
         self.join_token = ""  # minted at start, printed in the join command
@@ -138,7 +143,7 @@ class Controller:
             config=cfg,
             store=store,
             bus=bus,
-            identity=IdentityService(store, cfg.token_ttl),
+            identity=IdentityService.from_config(store, cfg),
             hub=hub,
             conductor=conductor_api,
             consoleauth=consoleauth_client,
@@ -149,32 +154,60 @@ class Controller:
         self.consoleproxy = setup_consoleproxy(
             self.app, config=cfg, store=store, consoleauth=consoleauth_client, hub=hub
         )
+        server_limits.setup(self.app)
         self.runner = web.AppRunner(
-            self.app, access_log=None, handle_signals=False, shutdown_timeout=2.0
+            self.app,
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=2.0,
+            keepalive_timeout=cfg.keepalive_timeout,
         )
         await self.runner.setup()
-        site = web.TCPSite(
+        self.limits = ServerLimits(
+            header_timeout=cfg.header_timeout,
+            max_connections=cfg.max_connections,
+            max_connections_per_address=cfg.max_connections_per_address,
+        )
+        server_limits.raise_open_file_limit(self.limits)
+        site = LimitedTCPSite(
             self.runner,
             cfg.listen_host,
             cfg.listen_port,
+            limits=self.limits,
             reuse_address=True,
             ssl_context=ssl_context,
         )
         await site.start()
         # scale-out seam: plus a leader-only sweep (advisory lock) for dead controllers
-        self._tasks.append(asyncio.create_task(hub.monitor(), name="hub-monitor"))
+        self._start_periodic("hub-monitor", hub.monitor)
         # scale-out seam: recover() must only fail work this controller owned
         self._tasks.append(asyncio.create_task(conductor.recover(), name="conductor-recover"))
         if cfg.reclaim_instance_interval > 0:  # soft delete: the reaper of SOFT_DELETED servers
-            self._tasks.append(asyncio.create_task(conductor.reclaim_loop(), name="reclaim"))
+            self._start_periodic("reclaim", conductor.reclaim_loop)
         if cfg.shelved_offload_time > 0:
-            self._tasks.append(
-                asyncio.create_task(conductor.run_shelved_poller(), name="shelved-offload-poller")
-            )
-        self._tasks.append(
-            asyncio.create_task(conductor.poll_unconfirmed_resizes(), name="resize-auto-confirm")
-        )
+            self._start_periodic("shelved-offload-poller", conductor.run_shelved_poller)
+        self._start_periodic("resize-auto-confirm", conductor.poll_unconfirmed_resizes)
+        if cfg.token_purge_interval > 0:  # expired Keystone tokens (and their cache entries)
+            self._start_periodic("token-purge", self.services.identity.purge_loop)
         log.info("mininova controller listening on %s", cfg.base_url)
+
+    def _start_periodic(self, name: str, loop: Callable[[], Awaitable[None]]) -> None:
+        self._tasks.append(asyncio.create_task(self._supervised(name, loop), name=name))
+
+    async def _supervised(self, name: str, loop: Callable[[], Awaitable[None]]) -> None:
+        """Run a periodic loop for the life of the process: one that fails (the disk is full,
+        the database went away) is logged and started again after a heartbeat interval,
+        instead of being gone until a restart (a dead heartbeat sweep reads every host down)."""
+        delay = max(self.config.heartbeat_interval, 0.1)
+        while True:
+            try:
+                await loop()
+                return
+            except StorageFull as exc:
+                log.error("%s: %s; starting it again in %gs", name, exc.message, delay)
+            except Exception:
+                log.exception("%s failed; starting it again in %gs", name, delay)
+            await asyncio.sleep(delay)
 
     def _ensure_tls(self) -> ServerTls:
         """The cloud CA and a server certificate for every name clients may use."""

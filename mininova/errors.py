@@ -31,6 +31,14 @@ class QuotaExceeded(DomainError):
     """A project or user quota would be exceeded (HTTP 403, as Nova answers)."""
 
 
+class StorageFull(DomainError):
+    """The controller's disk has no room for this change (database or files; HTTP 507)."""
+
+
+class ImageStorageFull(StorageFull):
+    """An image upload ran out of room in the image store (HTTP 413, as Glance answers)."""
+
+
 class NoValidHost(DomainError):
     """The scheduler found no host for the request (handled by the conductor, not HTTP)."""
 

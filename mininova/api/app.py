@@ -13,6 +13,7 @@ from mininova.api.capability import check_capability
 from mininova.api.context import CONTEXT, MICROVERSION, REQUEST_ID, SERVICES, RequestContext
 from mininova.api.errors import ApiError, error_response_for, status_for
 from mininova.api.services import Services
+from mininova.api.validation import TOO_LARGE
 from mininova.errors import DomainError
 from mininova.identity.service import AuthFailed
 from mininova.protocol.core import CAPABILITY_HEADER
@@ -80,7 +81,9 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
         if exc.status < 400 or path.startswith(_PUBLIC_PREFIXES):
             raise
         message = exc.reason or "error"
-        if exc.status == 404:
+        if exc.status == 413:  # request.read()/json() over client_max_size
+            message = TOO_LARGE
+        elif exc.status == 404:
             message = "The resource could not be found."
         elif exc.status == 405:
             message = "The method is not allowed for this resource."
@@ -144,9 +147,11 @@ def build_app(services: Services) -> web.Application:
     from mininova.api.image import routes as image_routes
     from mininova.api.network import routes as network_routes
 
+    # `client_max_size` bounds every body a handler reads whole (request.read/json/post);
+    # image data and migration disks stream through `request.content` with their own caps.
     app = web.Application(
         middlewares=[api_middleware],
-        client_max_size=1024**4,
+        client_max_size=max(1, int(services.config.max_request_body_size)),
     )
     app[SERVICES] = services
     identity_routes.setup(app)

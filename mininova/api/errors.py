@@ -75,6 +75,10 @@ DOMAIN_STATUS: dict[type[domain.DomainError], int] = {
     domain.PermissionDenied: 403,
     domain.NotFound: 404,
     domain.Conflict: 409,
+    # A full disk on the controller: Glance's 413 for an image upload, 507 Insufficient
+    # Storage for any other change the database could not store (reads keep working).
+    domain.ImageStorageFull: 413,
+    domain.StorageFull: 507,
 }
 
 
@@ -101,6 +105,7 @@ def keystone_error_response(status: int, message: str) -> web.Response:
         404: "Not Found",
         409: "Conflict",
         413: "Request Entity Too Large",
+        507: "Insufficient Storage",
     }
     body = {"error": {"code": status, "title": titles.get(status, "Error"), "message": message}}
     headers = {}
@@ -124,6 +129,7 @@ NEUTRON_TYPES = {
     415: "HTTPUnsupportedMediaType",
     500: "HTTPInternalServerError",
     503: "HTTPServiceUnavailable",
+    507: "HTTPInsufficientStorage",
 }
 
 

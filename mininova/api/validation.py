@@ -8,22 +8,37 @@ from typing import Any
 import jsonschema
 from aiohttp import web
 
+from mininova.api.context import SERVICES
 from mininova.api.errors import BadRequest, OverLimit
 
-MAX_BODY = 1024 * 1024
+DEFAULT_MAX_BODY = 114688  # Nova's (oslo.middleware's) max_request_body_size
+TOO_LARGE = "Request is too large."
+
+
+def max_body(request: web.Request) -> int:
+    """The JSON body limit: the cloud's `max_request_body_size` (bytes)."""
+    svc = request.config_dict.get(SERVICES)
+    return int(svc.config.max_request_body_size) if svc is not None else DEFAULT_MAX_BODY
+
+
+async def read_body(request: web.Request) -> bytes:
+    """The whole request body, however many TCP segments it spans, or 413 over the limit
+    (a declared Content-Length over it is refused before anything is read)."""
+    limit = max_body(request)
+    if request.content_length is not None and request.content_length > limit:
+        raise OverLimit(TOO_LARGE)
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await request.content.read(limit + 1 - size):  # a body may span reads
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            raise OverLimit(TOO_LARGE)
+    return b"".join(chunks)
 
 
 async def json_body(request: web.Request) -> Any:
-    if request.content_length is not None and request.content_length > MAX_BODY:
-        raise OverLimit("Request is too large.")
-    chunks: list[bytes] = []
-    size = 0
-    while chunk := await request.content.read(MAX_BODY + 1 - size):  # a body may span reads
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > MAX_BODY:
-            raise OverLimit("Request is too large.")
-    raw = b"".join(chunks)
+    raw = await read_body(request)
     if not raw.strip():
         raise BadRequest("The request body is empty; a JSON object is required.")
     try:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from mininova import instance_states as st
 from mininova import quota
+from mininova.compute import name_filter
 from mininova.consoleauth import CONSOLE_VM_STATES
 from mininova.errors import Conflict, Invalid, NotFound, PermissionDenied
 from mininova.hosts import is_up
@@ -195,12 +196,7 @@ async def list_servers(
     detail view joins in); name/status filters and the marker apply to its result."""
     if query.sort_key not in SORT_KEYS:
         raise Invalid(f"Invalid input for field/attribute sort_key. Value: {query.sort_key}.")
-    pattern = None
-    if query.name:
-        try:
-            pattern = re.compile(query.name)
-        except re.error:
-            raise Invalid(f"Invalid name filter: {query.name!r}") from None
+    pattern = name_filter.compile_pattern(query.name) if query.name else None
     if caller.is_admin and (query.all_tenants or query.project_id):
         project_id = query.project_id or None
     else:
@@ -220,7 +216,7 @@ async def list_servers(
         with_node=with_node,
     )
     if pattern is not None:
-        rows = [r for r in rows if pattern.search(r["name"])]
+        rows = await name_filter.filter_names(pattern, rows)
     if query.status:
         wanted = query.status.upper()
         rows = [r for r in rows if st.status(r["vm_state"], r["task_state"]) == wanted]
@@ -279,7 +275,8 @@ class ServerCreate:
     user_data: str | None = None
     availability_zone: str | None = None
     scheduler_hints: dict[str, Any] = field(default_factory=dict)
-    host: str | None = None  # admin-only forced host
+    host: str | None = None  # admin-only requested host (2.74)
+    hypervisor_hostname: str | None = None  # admin-only requested node (2.74): its host here
     hostname: str | None = None
     description: str | None = None
     config_drive: bool = False
@@ -417,10 +414,53 @@ async def _check_networks(store: Store, requested: Any) -> None:
         raise Invalid("A fixed IP cannot be requested: the host's DHCP server assigns it.")
 
 
+_FORCING_HINTS = ("force_host", "force_hosts", "force_nodes")
+
+
+def _policy_denied(rule: str) -> PermissionDenied:
+    return PermissionDenied(f"Policy doesn't allow os_compute_api:servers:{rule} to be performed.")
+
+
+def destination(caller: Caller, req: ServerCreate) -> tuple[str | None, str | None, str | None]:
+    """The requested zone, host and node (hypervisor_hostname), as Nova's policies allow:
+    choosing where to build is admin-only — `availability_zone: "zone:host[:node]"` and a
+    forcing scheduler hint need `servers:create:forced_host`, `host`/`hypervisor_hostname`
+    (2.74) `servers:create:requested_destination`; a member gets 403 before any look-up."""
+    zone, _, rest = (req.availability_zone or "").partition(":")
+    az_host, _, az_node = rest.partition(":")
+    if (az_host or az_node or any(req.scheduler_hints.get(k) for k in _FORCING_HINTS)) and (
+        not caller.is_admin
+    ):
+        raise _policy_denied("create:forced_host")
+    if (req.host or req.hypervisor_hostname) and not caller.is_admin:
+        raise _policy_denied("create:requested_destination")
+    hinted = req.scheduler_hints.get("force_host")
+    host_names = {h for h in (az_host, req.host, hinted if isinstance(hinted, str) else "") if h}
+    node_names = {n for n in (az_node, req.hypervisor_hostname) if n}
+    if len(host_names) > 1 or len(node_names) > 1:
+        raise Invalid(f"The requested hosts do not match: {sorted(host_names | node_names)}.")
+    return zone or None, next(iter(host_names), None), next(iter(node_names), None)
+
+
+async def _forced_host(db: Executor, host: str | None, node: str | None) -> str | None:
+    """The host a build is pinned to: `host`, or the host of the compute node `node` (a
+    node is one host here); 400 when they are not the same machine or the node is unknown."""
+    if node is None:
+        return host
+    nodes = await hosts.all_nodes(db)
+    found = next((n["host"] for n in nodes if n["hypervisor_hostname"] == node), None)
+    if found is None:
+        raise Invalid(f"Compute host {node} could not be found.")
+    if host is not None and host != found:
+        raise Invalid(f"Compute node {node} is not on host {host}.")
+    return found
+
+
 async def create_servers(
     store: Store, conductor: ConductorAPI, caller: Caller, req: ServerCreate
 ) -> CreatedServers:
     """Create min_count..max_count servers (as many as the quota allows) and cast their build."""
+    zone, wanted_host, wanted_node = destination(caller, req)
     await _check_networks(store, req.networks)
     await quota.check_metadata_items(store, caller.project_id, len(req.metadata))
     image = await usable_image(store, caller, req.image_ref)
@@ -432,7 +472,6 @@ async def create_servers(
         if key is None:
             raise Invalid("Invalid key_name provided.")
         key_data = key["public_key"]
-    zone = (req.availability_zone or "").split(":", 1)[0] or None
     if zone and not await hosts.zone_exists(store, zone):
         raise Invalid(f"The requested availability zone is not available: {zone}")
     hints = dict(req.scheduler_hints)
@@ -440,10 +479,9 @@ async def create_servers(
     firewall_groups = await secgroups.resolve_for_server(
         store, caller, req.security_groups, caller.project_id
     )
-    if req.host:
-        if not caller.is_admin:
-            raise PermissionDenied("Policy doesn't allow host in server create to be performed.")
-        hints["force_host"] = req.host
+    forced_host = await _forced_host(store, wanted_host, wanted_node)
+    if forced_host:
+        hints["force_host"] = forced_host
 
     reservation_id = "r-" + secrets.token_hex(4)
     config_drive = "True" if req.config_drive else ""

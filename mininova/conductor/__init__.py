@@ -34,7 +34,7 @@ from mininova.network.hoststate import desired_state
 from mininova.protocol import ProtocolError
 from mininova.scheduler import Request
 from mininova.scheduler.client import SchedulerClient
-from mininova.store import Store, allocations, host_network, server_groups
+from mininova.store import Store, allocations, guest_reports, host_network, server_groups
 from mininova.store import instances as db
 from mininova.timeutil import now_iso
 from mininova.trust.capabilities import Capabilities
@@ -425,6 +425,7 @@ class Conductor(SoftDeletes, ShelveMixin, ResizeOps):
         await self._push_network(host)  # restart reconciliation: the whole state, now
 
     async def do_sync_power_states(self, host: str, guests: list[dict[str, Any]]) -> None:
+        await guest_reports.record(self.store, host, guests, now_iso())  # for `mininova doctor`
         reported = {
             g["uuid"]: g for g in guests if isinstance(g, dict) and isinstance(g.get("uuid"), str)
         }

@@ -292,29 +292,9 @@ class ConsoleProxy:
         if not ws.can_prepare(request).ok:
             return _refusal(400, "not_websocket", "A websocket upgrade was expected.")
         uuid, host = info["instance_uuid"], info["host"]
-        # scale-out seam: this limit is per controller, not per cloud
-        if self.per_instance[uuid] >= self.config.console_max_sessions_per_instance:
-            log.warning(
-                "console refused for %s: instance %s already has %d sessions",
-                _peer(request),
-                uuid,
-                self.per_instance[uuid],
-            )
-            return _refusal(
-                429, "too_many_sessions", "Too many console sessions for this instance."
-            )
-        if len(self.sessions) >= self.config.console_max_sessions:
-            log.warning(
-                "console refused for %s: %d console sessions open (limit)",
-                _peer(request),
-                len(self.sessions),
-            )
-            return _refusal(503, "too_many_sessions", "Too many console sessions.")
-        if info.get("single_use"):
-            info = await self._check(request, token, consume=True)
-            if isinstance(info, web.Response):
-                return info
-
+        refused = self._over_limit(request, uuid)
+        if refused is not None:
+            return refused
         tunnel_token = secrets.token_urlsafe(32)
         session = Session(
             id=secrets.token_urlsafe(16),
@@ -323,9 +303,15 @@ class ConsoleProxy:
             tunnel_token_hash=hashlib.sha256(tunnel_token.encode()).hexdigest(),
             agent_end=asyncio.get_running_loop().create_future(),
         )
+        # Counted in the same step as the check (no await between): parallel connects
+        # cannot all pass the limits before any of them is counted.
         self.sessions[session.id] = session
         self.per_instance[uuid] += 1
         try:
+            if info.get("single_use"):
+                info = await self._check(request, token, consume=True)
+                if isinstance(info, web.Response):
+                    return info
             await ws.prepare(request)
             agent = await self._open_tunnel(session, tunnel_token, ws)
             if agent is None:
@@ -361,6 +347,29 @@ class ConsoleProxy:
             if not ws.closed and ws.prepared:
                 with contextlib.suppress(Exception):
                     await ws.close()
+
+    def _over_limit(self, request: web.Request, uuid: str) -> web.Response | None:
+        """The refusal when the instance (429) or the controller (503) has all the console
+        sessions it may have, else None."""
+        # scale-out seam: this limit is per controller, not per cloud
+        if self.per_instance[uuid] >= self.config.console_max_sessions_per_instance:
+            log.warning(
+                "console refused for %s: instance %s already has %d sessions",
+                _peer(request),
+                uuid,
+                self.per_instance[uuid],
+            )
+            return _refusal(
+                429, "too_many_sessions", "Too many console sessions for this instance."
+            )
+        if len(self.sessions) >= self.config.console_max_sessions:
+            log.warning(
+                "console refused for %s: %d console sessions open (limit)",
+                _peer(request),
+                len(self.sessions),
+            )
+            return _refusal(503, "too_many_sessions", "Too many console sessions.")
+        return None
 
     async def _open_tunnel(
         self, session: Session, tunnel_token: str, ws: web.WebSocketResponse

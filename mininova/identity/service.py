@@ -2,41 +2,35 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
-import hmac
+import logging
 import secrets
 import time
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from mininova.identity import passwords
+from mininova.identity.login_limits import LoginLimits
+from mininova.identity.passwords import check_password, hash_password
 from mininova.store import Store
 from mininova.store import identity as repo
 from mininova.timeutil import iso, now_utc, parse_iso
 
+if TYPE_CHECKING:
+    from mininova.config import ServeConfig
+
+log = logging.getLogger(__name__)
+
 DEFAULT_DOMAIN = {"id": "default", "name": "Default"}
 # How long a token validation is reused before roles and enabled flags are read again (s).
 TOKEN_CACHE_TTL = 2.0
-
-
-def hash_password(password: str) -> str:
-    salt = secrets.token_bytes(16)
-    digest = hashlib.scrypt(password.encode(), salt=salt, n=2**14, r=8, p=1, dklen=32)
-    return "scrypt$" + base64.b64encode(salt).decode() + "$" + base64.b64encode(digest).decode()
-
-
-def check_password(password: str, stored: str) -> bool:
-    try:
-        scheme, salt_b64, digest_b64 = stored.split("$")
-    except ValueError:
-        return False
-    if scheme != "scrypt":
-        return False
-    salt = base64.b64decode(salt_b64)
-    digest = hashlib.scrypt(password.encode(), salt=salt, n=2**14, r=8, p=1, dklen=32)
-    return hmac.compare_digest(digest, base64.b64decode(digest_b64))
+# How many validations the cache keeps at most (the oldest go first).
+TOKEN_CACHE_SIZE = 10_000
 
 
 def token_hash(token: str) -> str:
@@ -67,14 +61,61 @@ class AuthFailed(Exception):
     """Wrong credentials or an invalid/expired token."""
 
 
+class AccountLocked(AuthFailed):
+    """Keystone's 401 for a user locked out after too many wrong passwords."""
+
+    def __init__(self, user_id: str) -> None:
+        super().__init__(f"The account is locked for user: {user_id}.")
+
+
+class TooManyAttempts(Exception):
+    """Too many failed password logins from one source address (429)."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(
+            "Too many failed authentication attempts from this address. "
+            f"Retry after {retry_after} seconds."
+        )
+        self.retry_after = retry_after
+
+
 class IdentityService:
-    def __init__(self, store: Store, token_ttl: int = 3600) -> None:
+    def __init__(
+        self,
+        store: Store,
+        token_ttl: int = 3600,
+        *,
+        cache_size: int = TOKEN_CACHE_SIZE,
+        limits: LoginLimits | None = None,
+        purge_interval: float = 0.0,
+    ) -> None:
+        """`limits` default: no lockout and no per-address limit; `purge_interval` > 0 is
+        how often `purge_loop` deletes expired tokens."""
         self.store = store
         self.token_ttl = token_ttl
         self.cache_ttl = TOKEN_CACHE_TTL
-        # token hash -> (validation, time.monotonic() when it was read)
-        self._cache: dict[str, tuple[TokenInfo, float]] = {}
+        self.cache_size = max(0, cache_size)
+        self.limits = limits or LoginLimits(failure_attempts=0, failures_per_address=0)
+        self.purge_interval = purge_interval
+        # token hash -> (validation, time.monotonic() when it was read), oldest first
+        self._cache: OrderedDict[str, tuple[TokenInfo, float]] = OrderedDict()
         self._generation = 0  # bumped whenever entries are dropped (see validate)
+
+    @classmethod
+    def from_config(cls, store: Store, config: ServeConfig) -> IdentityService:
+        """The controller's identity service, with the limits of `config`."""
+        return cls(
+            store,
+            config.token_ttl,
+            cache_size=config.token_cache_size,
+            limits=LoginLimits(
+                failure_attempts=config.lockout_failure_attempts,
+                lockout_duration=config.lockout_duration,
+                failures_per_address=config.login_failures_per_address,
+                address_window=config.login_failures_window,
+            ),
+            purge_interval=config.token_purge_interval,
+        )
 
     async def find_user(self, user: dict) -> dict | None:
         """The user an auth request names by `id` or `name` (None: unknown or malformed)."""
@@ -100,21 +141,57 @@ class IdentityService:
         return await repo.roles_for(self.store, user_id, project_id)
 
     async def authenticate(
-        self, user_ref: dict, password: str, project_ref: dict | None
+        self,
+        user_ref: dict,
+        password: str,
+        project_ref: dict | None,
+        address: str | None = None,
     ) -> tuple[str, TokenInfo]:
-        user = await self.find_user(user_ref)
-        if (
-            user is None
-            or not user["enabled"]
-            or not check_password(password, user["password_hash"])
-        ):
-            raise AuthFailed(NOT_AUTHENTICATED)
+        """A token for a password login from `address` (the client's socket peer).
+
+        TooManyAttempts if that address failed too often lately; AccountLocked if the user
+        is locked out (checked before the password, as Keystone does). Every failure counts
+        against the address, a wrong password also against the user; the right password
+        resets the user's count."""
+        limits = self.limits
+        async with limits.address_turn(address):
+            retry_after = limits.address_retry_after(address)
+            if retry_after is not None:
+                raise TooManyAttempts(retry_after)
+            try:
+                user = await self._check_password(user_ref, password)
+            except AuthFailed:
+                limits.address_failed(address)
+                if limits.address_retry_after(address) is not None:  # once: later ones wait
+                    log.warning("too many failed logins from %s: refused for a while", address)
+                raise
         if project_ref is None:
             if not user["default_project_id"]:
                 raise AuthFailed("An unscoped token was requested but no project is set.")
             project_ref = {"id": user["default_project_id"]}
         project, roles = await self._scope(user, project_ref)
         return await self._issue(user, project, roles)
+
+    async def _check_password(self, user_ref: dict, password: str) -> dict[str, Any]:
+        """The enabled user `user_ref` names if `password` is theirs; AuthFailed if not."""
+        user = await self.find_user(user_ref)
+        if user is None:
+            raise AuthFailed(NOT_AUTHENTICATED)
+        limits = self.limits
+        async with limits.user_turn(user["id"]):
+            if limits.is_locked(user["id"]):
+                raise AccountLocked(user["id"])
+            if not await passwords.check_async(password, user["password_hash"]):
+                limits.user_failed(user["id"])
+                if limits.is_locked(user["id"]):  # once: later attempts are refused above
+                    log.warning(
+                        "user %s (%s) locked out after failed logins", user["id"], user["name"]
+                    )
+                raise AuthFailed(NOT_AUTHENTICATED)
+        if not user["enabled"]:
+            raise AuthFailed(NOT_AUTHENTICATED)
+        limits.reset_user(user["id"])
+        return user
 
     async def rescope(self, token: str, project_ref: dict | None) -> tuple[str, TokenInfo]:
         """Keystone's token method: a new token for the user of `token`, scoped to
@@ -197,8 +274,18 @@ class IdentityService:
             methods=info.methods,
             parent_audit_id=info.parent_audit_id,
         )
-        self._cache[token_hash(token)] = (info, time.monotonic())
+        self._remember(token_hash(token), info)
         return token, info
+
+    def _remember(self, key: str, info: TokenInfo) -> None:
+        """Cache a validation, dropping the oldest beyond `cache_size` (no cache at all
+        with a size or a TTL of 0)."""
+        if not self.cache_size or self.cache_ttl <= 0:
+            return
+        self._cache.pop(key, None)
+        self._cache[key] = (info, time.monotonic())
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
 
     async def validate(self, token: str) -> TokenInfo:
         """The token's current identity; AuthFailed if it is invalid.
@@ -214,7 +301,7 @@ class IdentityService:
             generation = self._generation
             info = await self._load(key)
             if generation == self._generation:  # else what we read may predate the change
-                self._cache[key] = (info, time.monotonic())
+                self._remember(key, info)
         else:
             info = entry[0]
         if info.expires_at <= now_utc():
@@ -262,26 +349,59 @@ class IdentityService:
         """Drop the cached validations of a user's and/or a project's tokens (all if neither):
         their next validation re-reads roles and enabled flags."""
         self._generation += 1
-        self._cache = {
-            k: (info, at)
+        self._cache = OrderedDict(
+            (k, (info, at))
             for k, (info, at) in self._cache.items()
             if not (
                 (user_id is None or info.user_id == user_id)
                 and (project_id is None or info.project_id == project_id)
             )
-        }
+        )
 
     def forget_cached_roles(self) -> None:
         """Role assignments changed: re-read them on the next validation."""
         self.forget_cached()
 
+    def _sweep_cache(self) -> None:
+        """Drop cached validations that are stale or whose token has expired."""
+        now, fresh = now_utc(), time.monotonic() - self.cache_ttl
+        for key in [k for k, (i, at) in self._cache.items() if at < fresh or i.expires_at <= now]:
+            del self._cache[key]
+
     async def purge_expired(self) -> int:
-        """Delete the expired tokens; how many went."""
+        """Delete the expired tokens (and their cached validations, and login failures that
+        no longer count); how many tokens went."""
+        self._sweep_cache()
+        self.limits.prune()
         return await repo.purge_expired(self.store, iso(now_utc()))
+
+    async def purge_loop(self) -> None:
+        """`purge_expired` at once (tokens may have expired while the controller was down),
+        then every `purge_interval` seconds (the controller runs this as a task when the
+        interval is > 0)."""
+        while True:
+            try:
+                purged = await self.purge_expired()
+            except Exception:  # the loop must outlive one bad pass
+                log.exception("purge of expired tokens failed")
+            else:
+                if purged:
+                    log.info("purged %d expired token(s)", purged)
+            await asyncio.sleep(self.purge_interval)
 
 
 def new_id() -> str:
     return uuid.uuid4().hex
 
 
-__all__ = ["DEFAULT_DOMAIN", "AuthFailed", "IdentityService", "TokenInfo", "UTC"]
+__all__ = [
+    "DEFAULT_DOMAIN",
+    "UTC",
+    "AccountLocked",
+    "AuthFailed",
+    "IdentityService",
+    "TokenInfo",
+    "TooManyAttempts",
+    "check_password",
+    "hash_password",
+]

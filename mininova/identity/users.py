@@ -1,7 +1,8 @@
 """Users (Keystone's identity backend): create, change, delete, list.
 
 Policy is the API's; these functions check the objects' own rules and raise domain errors.
-A new password or a disable revokes the user's tokens.
+A new password or a disable revokes the user's tokens; a new password or an enable lifts a
+lockout (see `login_limits`).
 """
 
 from __future__ import annotations
@@ -9,7 +10,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from mininova.errors import Conflict, Invalid, NotFound
-from mininova.identity.service import hash_password, new_id
+from mininova.identity.passwords import hash_async
+from mininova.identity.service import new_id
 from mininova.store import identity as repo
 from mininova.timeutil import now_iso
 
@@ -53,7 +55,7 @@ async def create(
 ) -> dict[str, Any]:
     """A new user; without a password nobody can log in as them until one is set."""
     user_id = new_id()
-    password_hash = hash_password(password or new_id())
+    password_hash = await hash_async(password or new_id())
     async with identity.store.transaction() as tx:
         await tx.lock(repo.NAMES_LOCK)
         if default_project_id and await repo.get_project(tx, default_project_id) is None:
@@ -86,7 +88,7 @@ async def update(
     }
     revoke = "enabled" in changes and not changes["enabled"]
     if isinstance(changes.get("password"), str):
-        values["password_hash"] = hash_password(changes["password"])
+        values["password_hash"] = await hash_async(changes["password"])
         revoke = True
     async with identity.store.transaction() as tx:
         await tx.lock(repo.NAMES_LOCK)
@@ -102,6 +104,8 @@ async def update(
         row = await repo.get_user(tx, user_id)
         assert row is not None
     identity.forget_cached(user_id=user_id)  # tokens carry the user's name
+    if "password_hash" in values or values.get("enabled"):
+        identity.limits.reset_user(user_id)  # an admin's way to lift a lockout
     return row
 
 

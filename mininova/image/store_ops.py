@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from mininova.errors import Conflict, NotFound, PermissionDenied
+from mininova.errors import Conflict, ImageStorageFull, NotFound, PermissionDenied, StorageFull
 from mininova.image import limits
 from mininova.image.limits import ImageLimitExceeded, ImageLimits
 from mininova.store import images
@@ -107,6 +108,11 @@ RESERVED = (
     READ_ONLY
     | (images.UPDATABLE - {"properties"})
     | frozenset({"os_hidden", "members", "member_status", "image_id", "location"})
+)
+
+# Glance's answer when the store has no room (glance.api.v2.image_data, StorageFull → 413).
+STORAGE_FULL_MESSAGE = (
+    "Image storage media is full: There is not enough disk space on the image storage media."
 )
 
 
@@ -385,15 +391,24 @@ async def store_upload(
             )
             if not activated:  # deleted (or reset) while uploading
                 raise Conflict(f"Image {image_id} was deleted during the upload.")
-    except BaseException:
+    except BaseException as exc:
+        # also when the database's disk is full at activation: no active-less file is left
         await asyncio.shield(_abort_upload(store, image_id, tmp, final))
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            log.error("upload of image %s: the image store is full: %s", image_id, exc)
+            raise ImageStorageFull(STORAGE_FULL_MESSAGE) from exc
         raise
 
 
 async def _abort_upload(store: Store, image_id: str, tmp: Path, final: Path) -> None:
+    """Remove the partial (or renamed) file first (on a full disk that frees the room the
+    database needs), then the image goes back to `queued`."""
     await asyncio.to_thread(_unlink, tmp)
     await asyncio.to_thread(_unlink, final)
-    await images.set_status(store, image_id, "queued", expect="saving")
+    try:
+        await images.set_status(store, image_id, "queued", expect="saving")
+    except StorageFull:  # still no room: recover_uploads resets it at the next start
+        log.error("image %s stays in saving: the database's disk is full", image_id)
 
 
 # -- qemu-img -------------------------------------------------------------------------------

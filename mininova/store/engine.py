@@ -19,11 +19,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import errno
 import logging
 import os
 import re
 import sqlite3
-from collections.abc import AsyncIterator, Mapping, Sequence
+import time
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from decimal import Decimal
 from pathlib import Path
@@ -35,6 +37,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import Compiled
 
+from mininova.errors import StorageFull
+
 log = logging.getLogger(__name__)
 
 Row = dict[str, Any]
@@ -44,6 +48,57 @@ _current_tx: contextvars.ContextVar[Transaction | None] = contextvars.ContextVar
     "mininova_store_tx", default=None
 )
 _ROWCOUNT = re.compile(r"(\d+)$")
+
+# What the caller sees when the database's disk is full: nothing of the change was written.
+DISK_FULL_MESSAGE = (
+    "The cloud's database has no disk space left, so this change was not saved. "
+    "Reads still work; retry once an administrator has freed space."
+)
+_PG_DISK_FULL = "53100"  # PostgreSQL's disk_full SQLSTATE
+
+
+def _is_disk_full(exc: BaseException) -> bool:
+    """SQLite's SQLITE_FULL ("database or disk is full"), ENOSPC/EDQUOT, PostgreSQL's
+    disk_full (53100)."""
+    if isinstance(exc, sqlite3.Error):
+        return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or (
+            "database or disk is full" in str(exc)
+        )
+    if isinstance(exc, OSError):
+        return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    return getattr(exc, "sqlstate", None) == _PG_DISK_FULL
+
+
+@contextlib.contextmanager
+def _disk_full_as_domain_error() -> Iterator[None]:
+    """Re-raise a full disk as `mininova.errors.StorageFull` (the API answers 507)."""
+    try:
+        yield
+    except StorageFull:
+        raise
+    except Exception as exc:
+        if not _is_disk_full(exc):
+            raise
+        _log_disk_full(exc)
+        raise StorageFull(DISK_FULL_MESSAGE) from exc
+
+
+_disk_full_log = {"at": -1e9, "unlogged": 0}
+
+
+def _log_disk_full(exc: BaseException, every: float = 10.0) -> None:
+    """One error line per `every` seconds while the disk stays full (not one per request)."""
+    now = time.monotonic()
+    if now - _disk_full_log["at"] < every:
+        _disk_full_log["unlogged"] += 1
+        return
+    more = _disk_full_log["unlogged"]
+    _disk_full_log.update(at=now, unlogged=0)
+    log.error(
+        "database write refused, the disk is full: %s%s",
+        exc,
+        f" ({more} more since the last report)" if more else "",
+    )
 
 
 class Prepared:
@@ -395,7 +450,8 @@ class _SqliteBackend(_Backend):
         return Result(rows, count)
 
     async def run(self, connection: Any, sql: str, args: Sequence[Any], *, want_rows: bool):
-        return self._cursor_result(connection.execute(sql, args), want_rows)
+        with _disk_full_as_domain_error():
+            return self._cursor_result(connection.execute(sql, args), want_rows)
 
     async def run_alone(self, sql: str, args: Sequence[Any], *, want_rows: bool) -> Result:
         if self._reader is None:
@@ -403,19 +459,25 @@ class _SqliteBackend(_Backend):
         if sql.lstrip()[:6].upper() == "SELECT":
             return self._cursor_result(self._reader.execute(sql, args), want_rows)
         async with self._write_lock:
-            return self._cursor_result(self.writer.execute(sql, args), want_rows)
+            with _disk_full_as_domain_error():
+                return self._cursor_result(self.writer.execute(sql, args), want_rows)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[sqlite3.Connection]:
         async with self._write_lock:
             writer = self.writer
-            writer.execute("BEGIN IMMEDIATE")
+            with _disk_full_as_domain_error():
+                writer.execute("BEGIN IMMEDIATE")
             try:
                 yield writer
+                with _disk_full_as_domain_error():
+                    writer.execute("COMMIT")
             except BaseException:
-                writer.execute("ROLLBACK")
+                # SQLite may already have rolled back (SQLITE_FULL does): never leave the one
+                # writer connection inside a transaction, or every later BEGIN would fail.
+                if writer.in_transaction:
+                    writer.execute("ROLLBACK")
                 raise
-            writer.execute("COMMIT")
 
     async def seed_sequence(self, store: Store, table: Table, start: int) -> None:
         from mininova.store.schema import sqlite_sequence
@@ -462,11 +524,12 @@ class _PostgresBackend(_Backend):
             self._pool = None
 
     async def run(self, connection: Any, sql: str, args: Sequence[Any], *, want_rows: bool):
-        if want_rows:
-            records = await connection.fetch(sql, *args)
-            rows = [{key: _plain(value) for key, value in record.items()} for record in records]
-            return Result(rows, len(rows))
-        status = await connection.execute(sql, *args)
+        with _disk_full_as_domain_error():
+            if want_rows:
+                records = await connection.fetch(sql, *args)
+                rows = [{key: _plain(value) for key, value in record.items()} for record in records]
+                return Result(rows, len(rows))
+            status = await connection.execute(sql, *args)
         match = _ROWCOUNT.search(status or "")
         return Result([], int(match.group(1)) if match else 0)
 
@@ -476,8 +539,9 @@ class _PostgresBackend(_Backend):
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Any]:
-        async with self._pool.acquire() as connection, connection.transaction():
-            yield connection
+        with _disk_full_as_domain_error():  # the COMMIT (WAL write) may find the disk full
+            async with self._pool.acquire() as connection, connection.transaction():
+                yield connection
 
     async def lock(self, connection: Any, key: str) -> None:
         await connection.execute("SELECT pg_advisory_xact_lock(hashtext($1))", key)

@@ -473,6 +473,17 @@ floating_ips = Table(
     Index("floating_ips_instance", "instance_uuid"),
 )
 
+# The guests each agent last reported (at hello and with every heartbeat): what
+# `mininova doctor` compares with the instances, from another process. One row per host;
+# `guests` is a JSON list of {"uuid", "power_state"}.
+host_guests = Table(
+    "host_guests",
+    metadata,
+    Column("host", Text, primary_key=True),
+    Column("guests", Text, nullable=False, server_default=text("'[]'")),
+    Column("reported_at", Text, nullable=False),
+)
+
 join_tokens = Table(
     "join_tokens",
     metadata,

@@ -19,6 +19,7 @@ from aiohttp import web
 from mininova.api.context import context, mv_at_least, services
 from mininova.api.errors import BadRequest, NotFound
 from mininova.api.microversions import V2_6
+from mininova.api.validation import json_body
 from mininova.compute import api as compute
 from mininova.store.db import Row
 
@@ -45,10 +46,7 @@ async def _issue(request: web.Request, server_row: Row, console_type: str) -> st
 async def create_remote_console(request: web.Request) -> web.Response:
     if not mv_at_least(request, V2_6):
         raise NotFound("The resource could not be found.")
-    try:
-        body = await request.json()
-    except ValueError:
-        raise BadRequest("Malformed request body.") from None
+    body = await json_body(request)  # bounded by max_request_body_size, read to its end
     spec = body.get("remote_console") if isinstance(body, dict) else None
     if not isinstance(spec, dict):
         raise BadRequest("Invalid input for field/attribute remote_console.")

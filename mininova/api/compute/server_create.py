@@ -124,6 +124,7 @@ def parse_create(request: web.Request, body: dict[str, Any]) -> compute.ServerCr
         availability_zone=server.get("availability_zone") or None,
         scheduler_hints=dict(hints),
         host=server.get("host") or None,
+        hypervisor_hostname=server.get("hypervisor_hostname") or None,
         hostname=server.get("hostname") or None,
         description=server.get("description"),
         config_drive=server.get("config_drive") not in (None, False, "", "False"),

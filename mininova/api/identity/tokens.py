@@ -1,7 +1,15 @@
-"""/v3/auth/tokens: issue (password or token method), validate (GET/HEAD), revoke (DELETE)."""
+"""/v3/auth/tokens: issue (password or token method), validate (GET/HEAD), revoke (DELETE).
+
+Password logins are limited per user (Keystone's lockout, 401) and per source address (429
+with Retry-After); see `mininova.identity.login_limits`. The address is the TCP peer's, never
+a forwarding header. Token-method failures are not counted: a token is a 256-bit secret
+nobody can guess, checking one costs no hashing, and counting them would let one script
+retrying an expired token shut every password login out of a shared address.
+"""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from aiohttp import web
@@ -11,7 +19,7 @@ from mininova.api.errors import BadRequest, NotFound, Unauthorized
 from mininova.api.identity import schemas, views
 from mininova.api.services import Services
 from mininova.api.validation import validated_body
-from mininova.identity.service import AuthFailed, TokenInfo
+from mininova.identity.service import AuthFailed, TokenInfo, TooManyAttempts
 
 
 def _body(svc: Services, info: TokenInfo) -> dict:
@@ -36,6 +44,26 @@ def _scope_project(auth: dict[str, Any]) -> dict | None:
     return project
 
 
+def peer_address(request: web.Request) -> str | None:
+    """The socket peer's IP address (what a proxy in front cannot make a client forge)."""
+    transport = request.transport
+    peer = transport.get_extra_info("peername") if transport is not None else None
+    if isinstance(peer, tuple) and peer and isinstance(peer[0], str):
+        return peer[0]
+    return None
+
+
+def _too_many(exc: TooManyAttempts) -> web.Response:
+    """429 in Keystone's error shape, with Retry-After."""
+    body = {"error": {"code": 429, "title": "Too Many Requests", "message": str(exc)}}
+    return web.Response(
+        status=429,
+        text=json.dumps(body),
+        content_type="application/json",
+        headers={"Retry-After": str(exc.retry_after)},
+    )
+
+
 async def create_token(request: web.Request) -> web.Response:
     svc = services(request)
     auth = (await validated_body(request, schemas.AUTH))["auth"]
@@ -47,7 +75,9 @@ async def create_token(request: web.Request) -> web.Response:
             user = (identity.get("password") or {}).get("user")
             if not isinstance(user, dict) or not isinstance(user.get("password"), str):
                 raise BadRequest("auth.identity.password.user with a password is required.")
-            token, info = await svc.identity.authenticate(user, user["password"], project)
+            token, info = await svc.identity.authenticate(
+                user, user["password"], project, address=peer_address(request)
+            )
         elif "token" in methods:
             ref = identity.get("token")
             if not isinstance(ref, dict) or not isinstance(ref.get("id"), str):
@@ -57,6 +87,8 @@ async def create_token(request: web.Request) -> web.Response:
             raise Unauthorized("Attempted to authenticate with an unsupported method.")
     except AuthFailed as exc:
         raise Unauthorized(str(exc)) from None
+    except TooManyAttempts as exc:
+        return _too_many(exc)
     response = web.json_response(_body(svc, info), status=201)
     response.headers["X-Subject-Token"] = token
     return response

@@ -62,6 +62,10 @@ from mininova.virt.libvirt.probe import kvm_device_problem, probe_kvm
 from mininova.virt.libvirt.rebuild import rebuild_guest
 
 LOG = logging.getLogger(__name__)
+# Written into a guest's directory (with its MAC) when a spawn starts and removed when it
+# returns: a directory that still has it when the agent starts holds a spawn the agent did
+# not finish (it was killed), which the controller has failed meanwhile.
+SPAWN_MARKER = ".spawning"
 T = TypeVar("T")
 USER_NET_ADDR = "10.0.2.15"
 GiB = 1 << 30
@@ -340,6 +344,7 @@ class LibvirtDriver(ComputeDriver):
             "KVM" if self.virt_type == "kvm" else "QEMU/TCG",
             self.virt_type_reason,
         )
+        await self._reap_cut_spawns()
         for guest in await self.list_guests():
             self._last_state[guest.uuid] = guest.power_state
         if self.sync_interval > 0:
@@ -599,6 +604,7 @@ class LibvirtDriver(ComputeDriver):
         reserved_net: Any = None
         try:
             await asyncio.to_thread(self._guest_dir, inst_dir, 0o770)  # QEMU makes vnc.sock
+            await asyncio.to_thread((inst_dir / SPAWN_MARKER).write_text, spec.mac_address)
             paths = self._guest_paths(spec)
             await self._write_root_and_drive(spec, paths.disk, paths.config_drive)
 
@@ -635,7 +641,30 @@ class LibvirtDriver(ComputeDriver):
 
             await asyncio.to_thread(cleanup)
             raise
-        return await self._info_with_address(spec.uuid)
+        info = await self._info_with_address(spec.uuid)
+        await asyncio.to_thread((inst_dir / SPAWN_MARKER).unlink, missing_ok=True)
+        return info
+
+    async def _reap_cut_spawns(self) -> None:
+        """At start: remove what spawns cut by this agent's death left (domain, DHCP
+        reservation, files). The controller failed those builds when the link dropped."""
+
+        def cut() -> list[tuple[str, str]]:
+            return [
+                (marker.parent.name, marker.read_text().strip())
+                for marker in self.instances_path.glob(f"*/{SPAWN_MARKER}")
+            ]
+
+        for uuid, mac in await asyncio.to_thread(cut):
+            try:
+                _check_uuid(uuid)
+            except GuestNotFound:
+                continue
+            LOG.warning("the spawn of %s was cut by an agent restart: removing its guest", uuid)
+            await self.destroy(uuid)  # the domain, its reservations, the directory
+            net = await asyncio.to_thread(self._usable_network) if mac else None
+            if net is not None:  # reserved, but killed before the domain was defined
+                await asyncio.to_thread(self._release_ip, net, mac)
 
     async def rebuild(self, spec: InstanceSpec, power_on: bool) -> GuestInfo:
         """A fresh root disk and config drive, the same domain (see rebuild.py)."""

@@ -10,6 +10,7 @@ since=, until=, when=)`) say which, in response order.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -106,14 +107,38 @@ def _image(base: str, inst: dict[str, Any], mv: MV, image_props: dict | None) ->
     return view
 
 
+# The phrases of fault messages that name compute hosts, and what a member reads instead.
+_HOST_PHRASES = (
+    (re.compile(r"\bHosts rejected: .*", re.S), "There are not enough hosts available."),
+    (re.compile(r"\b(on|from) its host [^\s:;,]+?(?=[.:;,]?(?:\s|$))"), r"\1 its host"),
+    (re.compile(r"\bfailed on (?!its host|no host)[^\s:;,]+?:"), "failed on a host:"),
+)
+
+
+def member_fault_message(message: str, host: str | None) -> str:
+    """A fault message as a non-admin sees it: no compute host named (Nova keeps host names
+    and tracebacks for admins). The host-naming phrases are rewritten, and any other mention
+    of the server's own host is replaced."""
+    for pattern, replacement in _HOST_PHRASES:
+        message = pattern.sub(replacement, message)
+    if host:
+        message = re.sub(rf"(?<![\w.-]){re.escape(host)}(?![\w-])", "its host", message)
+    return message
+
+
 def _fault(inst: dict[str, Any], is_admin: bool) -> dict[str, Any] | None:
+    """Nova's fault of an ERROR (or deleted) server; `details` for admins only, and a
+    member's message names no host."""
     fault = inst["fault"]
     if not fault or inst["vm_state"] not in (st.ERROR, st.DELETED):
         return None
+    message = fault.get("message", "")
+    if not is_admin:
+        message = member_fault_message(message, inst.get("host"))
     view = {
         "code": fault.get("code", 500),
         "created": nova_time(fault.get("created")),
-        "message": fault.get("message", ""),
+        "message": message,
     }
     if is_admin and fault.get("details"):
         view["details"] = fault["details"]
