@@ -81,6 +81,14 @@ class ServeConfig:
     cpu_allocation_ratio: float = 4.0
     ram_allocation_ratio: float = 1.5
     disk_allocation_ratio: float = 1.0
+    # Glance's image limits. image_size_cap: the largest image data one upload may bring
+    # (bytes; Glance's default, 1 TiB). Per project, as Glance's unified limits (-1: no
+    # limit): image_count_total images of any status, image_size_total MiB of image data,
+    # image_count_uploading uploads at the same time. Snapshots and shelving count too.
+    image_size_cap: int = 1099511627776
+    image_count_total: int = 100
+    image_size_total: int = 102400
+    image_count_uploading: int = 4
     log_level: str = "INFO"
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -140,6 +148,9 @@ class AgentConfig:
     fake_memory_mb: int = 32768
     fake_disk_gb: int = 500
     fake_boot_seconds: float = 0.2
+    # the most of a guest's serial console log that console output returns (bytes, its
+    # tail; Nova's libvirt driver returns 100 KiB); the file itself is rotated by virtlogd
+    console_log_max_bytes: int = 102400
     log_level: str = "INFO"
     extra: dict[str, Any] = field(default_factory=dict)
 

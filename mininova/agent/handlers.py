@@ -31,6 +31,7 @@ from mininova.protocol.core import (
     UNREACHABLE,
     ProtocolError,
 )
+from mininova.virt import console_log
 from mininova.virt.driver import (
     RUNNING,
     ComputeDriver,
@@ -239,7 +240,10 @@ class OrderHandlers:
         length = params.get("length")
         _tail("", length)  # validate before touching the driver
         async with self._driver_errors():
-            return {"output": _tail(await self.driver.console_output(uuid), length)}
+            output = await self.driver.console_output(uuid)
+        # whatever the driver returned, never more than the agent's bound
+        output = console_log.tail_text(output, self.driver.console_log_max_bytes)
+        return {"output": _tail(output, length)}
 
     async def open_console_tunnel(self, params: dict[str, Any]) -> dict[str, Any]:
         uuid = _uuid(params)

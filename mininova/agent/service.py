@@ -51,6 +51,7 @@ class Agent:
         self.driver = driver
         self.host = config.host or socket.gethostname()
         self.url = agent_ws_url(config.controller)
+        driver.console_log_max_bytes = config.console_log_max_bytes
         self.handlers = OrderHandlers(driver)
         self.identity = HostIdentity(config, self.host)
         self.access = driver.controller  # credential + TLS trust, shared with the driver

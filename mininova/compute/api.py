@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 import secrets
 import uuid as uuidlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -27,6 +27,7 @@ from mininova.consoleauth import CONSOLE_VM_STATES
 from mininova.errors import Conflict, Invalid, NotFound, PermissionDenied
 from mininova.hosts import is_up
 from mininova.image import store_ops
+from mininova.image.limits import ImageLimits
 from mininova.network import security_groups as secgroups
 from mininova.protocol import ProtocolError
 from mininova.store import flavors, hosts, images, instances, keypairs, networks, server_groups
@@ -323,16 +324,44 @@ async def usable_image(
     return image
 
 
+_GiB = 1024**3
+
+
+def check_image_fits(flavor: Mapping[str, Any], image: Row, caller: Caller) -> None:
+    """Nova's flavor/image checks (create, rebuild, resize): the flavor's memory holds the
+    image's min_ram and its root disk holds the image — its size, the virtual size the
+    upload found in the image's header, and its min_disk. A flavor disk of 0 means "as
+    large as the image", so only admins may use one (Nova's zero_disk_flavor policy)."""
+    if int(flavor.get("ram") or 0) < int(image.get("min_ram") or 0):
+        raise Invalid("Flavor's memory is too small for requested image.")
+    dest_size = int(flavor.get("disk") or 0) * _GiB
+    if not dest_size:
+        if not caller.is_admin:
+            raise PermissionDenied(
+                "Only volume-backed servers are allowed for flavors with zero disk."
+            )
+        return
+    image_size = max(int(image.get("size") or 0), int(image.get("virtual_size") or 0))
+    if image_size > dest_size:
+        raise Invalid(
+            "Flavor's disk is too small for requested image. "
+            f"Flavor disk is {dest_size} bytes, image is {image_size} bytes."
+        )
+    min_disk = int(image.get("min_disk") or 0) * _GiB
+    if min_disk > dest_size:
+        raise Invalid(
+            "Flavor's disk is smaller than the minimum size specified in image metadata. "
+            f"Flavor disk is {dest_size} bytes, minimum size is {min_disk} bytes."
+        )
+
+
 async def _flavor_for(db: Executor, caller: Caller, flavor_ref: str, image: Row) -> Row:
     flavor = await flavors.accessible(db, flavor_ref, caller.project_id, is_admin=caller.is_admin)
     if flavor is None:
         raise Invalid(f"Flavor {flavor_ref} could not be found.")
     if flavor["disabled"]:
         raise Invalid(f"Flavor {flavor_ref} is disabled.")
-    if flavor["ram"] < (image["min_ram"] or 0):
-        raise Invalid("Flavor's memory is too small for requested image.")
-    if flavor["disk"] and flavor["disk"] < (image["min_disk"] or 0):
-        raise Invalid("Flavor's disk is too small for requested image.")
+    check_image_fits(flavor, image, caller)
     return flavor
 
 
@@ -658,32 +687,36 @@ async def create_image(
     inst: Row,
     name: str,
     metadata: dict[str, str],
+    image_limits: ImageLimits | None = None,
 ) -> str:
-    """Snapshot: the image record exists (queued) when this returns; the agent uploads it."""
+    """Snapshot: the image record exists (queued) when this returns; the agent uploads it.
+    The image counts against the project's `image_count_total` (403 when it is reached)."""
     if inst["task_state"] is not None or inst["vm_state"] not in st.SNAPSHOT_ALLOWED:
         raise Conflict(
             f"Cannot 'createImage' instance {inst['uuid']} while it is in "
             f"vm_state {inst['vm_state']} / task_state {inst['task_state']}"
         )
-    if not await instances.update(
-        store, inst["uuid"], expect_task_state=None, task_state=st.IMAGE_SNAPSHOT
-    ):
-        raise Conflict(f"Instance {inst['uuid']} is busy; try again.")
     properties = {
         **metadata,
         "instance_uuid": inst["uuid"],
         "image_type": "snapshot",
         "base_image_ref": inst["image_ref"],
     }
-    image = await store_ops.create_image_record(
-        store,
-        owner=inst["project_id"],
-        name=name,
-        disk_format="qcow2",
-        visibility="private",
-        min_disk=int(inst["flavor"].get("disk") or 0),
-        properties=properties,
-    )
+    async with store.transaction() as tx:
+        if not await instances.update(
+            tx, inst["uuid"], expect_task_state=None, task_state=st.IMAGE_SNAPSHOT
+        ):
+            raise Conflict(f"Instance {inst['uuid']} is busy; try again.")
+        image = await store_ops.create_snapshot_record(
+            tx,
+            image_limits,
+            owner=inst["project_id"],
+            name=name,
+            disk_format="qcow2",
+            visibility="private",
+            min_disk=int(inst["flavor"].get("disk") or 0),
+            properties=properties,
+        )
     await instances.start_action(
         store, inst["uuid"], "createImage", caller.request_id, caller.user_id, caller.project_id
     )

@@ -13,7 +13,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mininova import instance_states as st
-from mininova.compute.api import Caller, may_start, sanitize_hostname, start_task, usable_image
+from mininova.compute.api import (
+    Caller,
+    check_image_fits,
+    may_start,
+    sanitize_hostname,
+    start_task,
+    usable_image,
+)
 from mininova.errors import Conflict, Invalid
 from mininova.store import keypairs
 
@@ -49,11 +56,7 @@ UNSET = _UNSET
 
 async def _rebuild_image(db: Any, caller: Caller, image_ref: str, flavor: dict[str, Any]) -> Row:
     image = await usable_image(db, caller, image_ref, not_found="Cannot find image for rebuild")
-    if int(flavor.get("ram") or 0) < (image["min_ram"] or 0):
-        raise Invalid("Flavor's memory is too small for requested image.")
-    disk = int(flavor.get("disk") or 0)
-    if disk and disk < (image["min_disk"] or 0):
-        raise Invalid("Flavor's disk is too small for requested image.")
+    check_image_fits(flavor, image, caller)
     return image
 
 

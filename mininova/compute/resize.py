@@ -14,10 +14,16 @@ from typing import TYPE_CHECKING, Any
 
 from mininova import instance_states as st
 from mininova import quota
-from mininova.compute.api import Caller, flavor_document, may_start, start_task
+from mininova.compute.api import (
+    Caller,
+    check_image_fits,
+    flavor_document,
+    may_start,
+    start_task,
+)
 from mininova.errors import Conflict, Invalid, PermissionDenied, QuotaExceeded
 from mininova.hosts import is_up
-from mininova.store import flavors, hosts, migrations, quotas
+from mininova.store import flavors, hosts, images, migrations, quotas
 from mininova.timeutil import now_iso
 
 if TYPE_CHECKING:
@@ -118,6 +124,9 @@ async def resize(
         raise Invalid("When resizing, instances must change flavor!")
     if int(flavor["disk"]) < int(old.get("disk") or 0):
         raise Invalid("Unable to resize disk down.")
+    image = await images.get(store, inst["image_ref"]) if inst["image_ref"] else None
+    if image is not None:  # Nova checks the new flavor against the server's image too
+        check_image_fits(flavor, image, caller)
     new = flavor_document(flavor, await flavors.extra_specs(store, flavor["id"]))
     return await _start_move(store, conductor, caller, inst, "resize", new, None)
 

@@ -18,6 +18,7 @@ from mininova import instance_states as st
 from mininova.compute.api import Caller, check_locked, start_task
 from mininova.errors import Conflict, Invalid
 from mininova.image import store_ops
+from mininova.image.limits import ImageLimits
 from mininova.store import hosts
 
 if TYPE_CHECKING:
@@ -45,24 +46,33 @@ async def _start(
         await start_task(tx, caller, inst, nova_name, task_state=spec.task_state, **changes)
 
 
-async def shelve(store: Store, conductor: ConductorAPI, caller: Caller, inst: Row) -> str:
-    """Start shelving; the id of the (queued) image the root disk is snapshotted into."""
+async def shelve(
+    store: Store,
+    conductor: ConductorAPI,
+    caller: Caller,
+    inst: Row,
+    image_limits: ImageLimits | None = None,
+) -> str:
+    """Start shelving; the id of the (queued) image the root disk is snapshotted into (it
+    counts against the project's `image_count_total`: 403 and nothing started when full)."""
     check_locked(caller, inst)
     spec = _check("shelve", "shelve", inst)
-    await _start(store, caller, inst, spec, "shelve")
-    image = await store_ops.create_image_record(
-        store,
-        owner=inst["project_id"],
-        name=f"{inst['name']}-shelved",
-        disk_format="qcow2",
-        visibility="private",
-        min_disk=int(inst["flavor"].get("disk") or 0),
-        properties={
-            "instance_uuid": inst["uuid"],
-            "image_type": "snapshot",
-            "base_image_ref": inst["image_ref"],
-        },
-    )
+    async with store.transaction() as tx:
+        await _start(tx.store, caller, inst, spec, "shelve")
+        image = await store_ops.create_snapshot_record(
+            tx,
+            image_limits,
+            owner=inst["project_id"],
+            name=f"{inst['name']}-shelved",
+            disk_format="qcow2",
+            visibility="private",
+            min_disk=int(inst["flavor"].get("disk") or 0),
+            properties={
+                "instance_uuid": inst["uuid"],
+                "image_type": "snapshot",
+                "base_image_ref": inst["image_ref"],
+            },
+        )
     conductor.shelve_instance(inst["uuid"], str(image["id"]))
     return str(image["id"])
 

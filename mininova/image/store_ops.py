@@ -16,17 +16,20 @@ import os
 import shutil
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from mininova.errors import Conflict, ImageStorageFull, NotFound, PermissionDenied, StorageFull
+from mininova.image import limits
+from mininova.image.limits import ImageLimitExceeded, ImageLimits
 from mininova.store import images
 from mininova.timeutil import now_iso
 
 if TYPE_CHECKING:
     from mininova.config import ServeConfig
     from mininova.store import Store
-    from mininova.store.engine import Executor
+    from mininova.store.engine import Executor, Transaction
 
 
 class Caller(Protocol):
@@ -112,8 +115,6 @@ STORAGE_FULL_MESSAGE = (
     "Image storage media is full: There is not enough disk space on the image storage media."
 )
 
-DEFAULT_SIZE_CAP = 20 * 1024**3  # 20 GiB; override with `image_size_cap` in the config file
-
 
 def images_dir(config: ServeConfig) -> Path:
     return Path(config.data_dir) / "images"
@@ -127,13 +128,6 @@ def image_path(config: ServeConfig, image_id: str) -> Path:
 def image_file_url(config: ServeConfig, image_id: str) -> str:
     """Absolute URL agents GET (with an X-Auth-Token) to download the image data."""
     return f"{config.base_url}/image/v2/images/{image_id}/file"
-
-
-def size_cap(config: ServeConfig) -> int:
-    try:
-        return int(config.extra.get("image_size_cap", DEFAULT_SIZE_CAP))
-    except (TypeError, ValueError):
-        return DEFAULT_SIZE_CAP
 
 
 def is_uuid(text: str) -> bool:
@@ -193,6 +187,17 @@ async def create_image_record(
     row = await images.get(store, image_id)
     assert row is not None
     return row
+
+
+async def create_snapshot_record(
+    tx: Transaction, image_limits: ImageLimits | None, *, owner: str, **fields: Any
+) -> dict[str, Any]:
+    """The queued image a snapshot (createImage, shelve) uploads into, counted against its
+    owner's `image_count_total` (in the caller's transaction, so a refusal rolls back what
+    the caller changed with it)."""
+    if image_limits is not None:
+        await limits.check_count_total(tx, image_limits, owner)
+    return await create_image_record(tx, owner=owner, **fields)
 
 
 async def set_image_status(
@@ -260,10 +265,17 @@ async def list_visible(store: Executor, ctx: Caller) -> list[dict[str, Any]]:
 
 
 async def create_image(
-    store: Store, *, properties: dict[str, str], **fields: Any
+    store: Store,
+    *,
+    properties: dict[str, str],
+    image_limits: ImageLimits | None = None,
+    **fields: Any,
 ) -> dict[str, Any]:
-    """A client's new image (`POST /v2/images`); Conflict when the chosen id exists."""
+    """A client's new image (`POST /v2/images`); Conflict when the chosen id exists,
+    ImageLimitExceeded when its owner has `image_limits.count_total` images already."""
     async with store.transaction() as tx:
+        if image_limits is not None:
+            await limits.check_count_total(tx, image_limits, str(fields["owner"]))
         image_id = fields.get("image_id")
         if image_id and await get_image_row(tx, image_id) is not None:
             raise Conflict(f"Image with identifier {image_id} already exists!")
@@ -319,53 +331,80 @@ async def data_target(
     return await load_visible(store, ctx, image_id)
 
 
-Receiver = Callable[[Path], Awaitable[tuple[int, str, str]]]
+@dataclass(frozen=True)
+class UploadCap:
+    """The most bytes one upload may bring, and whether the size cap or the project's byte
+    quota sets it (the two answer 413 with different Glance texts)."""
+
+    limit: int
+    by_quota: bool
+
+    def refusal(self, size: int) -> ImageLimitExceeded:
+        """The error for an upload of `size` bytes (or more) that does not fit."""
+        if self.by_quota:
+            return ImageLimitExceeded(limits.storage_full(size, self.limit))
+        return ImageLimitExceeded(limits.too_large(self.limit))
+
+
+Receiver = Callable[[Path, UploadCap], Awaitable[tuple[int, str, str]]]
 
 
 async def store_upload(
-    store: Store, config: ServeConfig, row: dict[str, Any], receive: Receiver
+    store: Store,
+    config: ServeConfig,
+    row: dict[str, Any],
+    receive: Receiver,
+    image_limits: ImageLimits | None = None,
 ) -> None:
-    """Upload an image's data: `queued` → `saving`, `receive(tmp)` streams the bytes into a
-    temp file (returning size, MD5 and SHA-512 hex digests), then the file is renamed into
-    place and the image becomes `active`. Any failure puts the image back to `queued`."""
+    """Upload an image's data: `queued` → `saving`, `receive(tmp, cap)` streams at most
+    `cap.limit` bytes into a temp file (returning size, MD5 and SHA-512 hex digests), then
+    the file is renamed into place and the image becomes `active`.
+
+    The owner's image limits are checked at the start (uploads at a time, bytes left) and
+    again, under the owner's lock, before the image becomes active. Any failure removes the
+    file and puts the image back to `queued`."""
     image_id = row["id"]
-    if not await images.set_status(store, image_id, "saving", expect="queued"):
-        raise Conflict("Image status transition from saving to saving is not allowed")
+    owner = str(row["owner"] or "")
+    image_limits = image_limits or ImageLimits.from_config(config)
+    async with store.transaction() as tx:
+        allowed = await limits.check_upload_start(tx, image_limits, owner)
+        if not await images.set_status(tx, image_id, "saving", expect="queued"):
+            raise Conflict("Image status transition from saving to saving is not allowed")
+    cap = UploadCap(allowed, by_quota=allowed < image_limits.size_cap)
     directory = images_dir(config)
     final = image_path(config, image_id)
     tmp = directory / f".{image_id}.{uuid.uuid4().hex}.part"
     try:
         await asyncio.to_thread(directory.mkdir, parents=True, exist_ok=True)
-        size, checksum, hash_value = await receive(tmp)
+        size, checksum, hash_value = await receive(tmp, cap)
         virtual_size = await qemu_virtual_size(tmp, row["disk_format"], size)
-        await asyncio.to_thread(os.replace, tmp, final)
+        async with store.transaction() as tx:
+            await limits.check_upload_end(tx, image_limits, owner, size)
+            await asyncio.to_thread(os.replace, tmp, final)
+            activated = await images.activate(
+                tx,
+                image_id,
+                size=size,
+                virtual_size=virtual_size,
+                checksum=checksum,
+                hash_value=hash_value,
+            )
+            if not activated:  # deleted (or reset) while uploading
+                raise Conflict(f"Image {image_id} was deleted during the upload.")
     except BaseException as exc:
-        await asyncio.shield(_abort_upload(store, image_id, tmp))
+        # also when the database's disk is full at activation: no active-less file is left
+        await asyncio.shield(_abort_upload(store, image_id, tmp, final))
         if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
             log.error("upload of image %s: the image store is full: %s", image_id, exc)
             raise ImageStorageFull(STORAGE_FULL_MESSAGE) from exc
         raise
-    try:
-        activated = await images.activate(
-            store,
-            image_id,
-            size=size,
-            virtual_size=virtual_size,
-            checksum=checksum,
-            hash_value=hash_value,
-        )
-    except BaseException:  # e.g. the database's disk is full too: no active-less file left
-        await asyncio.shield(_abort_upload(store, image_id, final))
-        raise
-    if not activated:  # deleted (or reset) while uploading
-        await asyncio.to_thread(_unlink, final)
-        raise Conflict(f"Image {image_id} was deleted during the upload.")
 
 
-async def _abort_upload(store: Store, image_id: str, tmp: Path) -> None:
-    """Remove the partial file first (on a full disk that frees the room the database needs),
-    then the image goes back to `queued`."""
+async def _abort_upload(store: Store, image_id: str, tmp: Path, final: Path) -> None:
+    """Remove the partial (or renamed) file first (on a full disk that frees the room the
+    database needs), then the image goes back to `queued`."""
     await asyncio.to_thread(_unlink, tmp)
+    await asyncio.to_thread(_unlink, final)
     try:
         await images.set_status(store, image_id, "queued", expect="saving")
     except StorageFull:  # still no room: recover_uploads resets it at the next start
@@ -385,15 +424,40 @@ _QEMU_FORMATS = {
 _RAW_FORMATS = ("raw", "iso", "ami", "ari", "aki")
 
 
+QCOW2_MAGIC = b"QFI\xfb"
+
+
+def qcow2_virtual_size(path: Path) -> int | None:
+    """The virtual size a qcow2 header declares (big-endian u64 at offset 24, after the magic
+    and version), read without running anything on the file; None if it is not qcow2."""
+    try:
+        with open(path, "rb") as fh:
+            header = fh.read(32)
+    except OSError:
+        return None
+    if len(header) < 32 or header[:4] != QCOW2_MAGIC:
+        return None
+    version = int.from_bytes(header[4:8], "big")
+    if version not in (2, 3):
+        return None
+    return int.from_bytes(header[24:32], "big")
+
+
 async def qemu_virtual_size(
     path: Path, disk_format: str | None, size: int | None = None, timeout: float = 60.0
 ) -> int | None:
-    """Virtual size: `size` for raw-like formats, else `qemu-img info --output=json` in a
-    subprocess; None when qemu-img is unavailable or fails.
+    """Virtual size: `size` for raw-like formats, the header's for qcow2, else `qemu-img
+    info --output=json` in a subprocess; None when qemu-img is unavailable or fails.
 
-    The format is forced from `disk_format` (never probed), so a file that is not what it
-    claims to be simply gets no virtual size.
+    The format is forced from `disk_format` (qemu-img never probes). But a qcow2 header is
+    always believed, whatever `disk_format` says: agents boot what the data really is, so
+    a "raw" upload that is a qcow2 claiming 100 TiB must show (and be checked at) 100 TiB.
     """
+    header_size = await asyncio.to_thread(qcow2_virtual_size, path)
+    if disk_format == "qcow2":
+        return header_size
+    if header_size is not None:  # declared as something else, but it is a qcow2
+        return max(header_size, size or 0)
     if disk_format in _RAW_FORMATS and size is not None:
         return size
     exe = shutil.which("qemu-img")

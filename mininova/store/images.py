@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, delete, or_, select, update
+from sqlalchemy import bindparam, delete, func, or_, select, update
 
 from mininova.store.db import dumps, loads
 from mininova.store.engine import prepared
@@ -73,6 +73,20 @@ _ACTIVATE = prepared(
         updated_at=bindparam("now"),
     )
 )
+_COUNT_OWNED = prepared(
+    select(func.count()).select_from(images).where(images.c.owner == bindparam("owner"))
+)
+_COUNT_UPLOADING = prepared(
+    select(func.count())
+    .select_from(images)
+    .where(
+        images.c.owner == bindparam("owner"),
+        images.c.status.in_(("saving", "uploading", "importing")),
+    )
+)
+_BYTES_OWNED = prepared(
+    select(func.coalesce(func.sum(images.c.size), 0)).where(images.c.owner == bindparam("owner"))
+)
 _RESET_SAVING = prepared(
     update(images)
     .where(images.c.status == "saving")
@@ -132,6 +146,21 @@ async def properties(db: Executor, image_id: str) -> dict[str, Any] | None:
 async def properties_by_id(db: Executor) -> dict[str, dict[str, Any]]:
     """Every image's properties: id → dict (one query for a whole server list)."""
     return {row["id"]: loads(row["properties"], {}) for row in await db.all(_ALL_PROPERTIES)}
+
+
+async def count_owned(db: Executor, owner: str) -> int:
+    """How many images a project owns, whatever their status (Glance's image_count_total)."""
+    return int(await db.scalar(_COUNT_OWNED, {"owner": owner}) or 0)
+
+
+async def count_uploading(db: Executor, owner: str) -> int:
+    """How many of a project's images are receiving data now (image_count_uploading)."""
+    return int(await db.scalar(_COUNT_UPLOADING, {"owner": owner}) or 0)
+
+
+async def bytes_owned(db: Executor, owner: str) -> int:
+    """The stored bytes of a project's images (image_size_total counts these)."""
+    return int(await db.scalar(_BYTES_OWNED, {"owner": owner}) or 0)
 
 
 async def create(db: Executor, values: dict[str, Any]) -> None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mininova.protocol.core import CAPABILITY_HEADER
+from mininova.virt.console_log import DEFAULT_MAX_BYTES as DEFAULT_CONSOLE_LOG_MAX_BYTES
 
 # Nova power_state integers (as seen in OS-EXT-STS:power_state).
 NOSTATE = 0
@@ -136,6 +137,9 @@ class ComputeDriver(abc.ABC):
     """What nova-compute asks of a hypervisor."""
 
     name: str = "abstract"
+    # The most bytes of a guest's serial console log `console_output` returns (its tail);
+    # the agent sets it from its `console_log_max_bytes`.
+    console_log_max_bytes: int = DEFAULT_CONSOLE_LOG_MAX_BYTES
 
     def __init__(self) -> None:
         self._event_callback: EventCallback | None = None
@@ -194,7 +198,7 @@ class ComputeDriver(abc.ABC):
 
     @abc.abstractmethod
     async def console_output(self, uuid: str) -> str:
-        """The whole serial console log as text."""
+        """The serial console log as text: its last `console_log_max_bytes` bytes."""
 
     @abc.abstractmethod
     async def console_endpoint(self, uuid: str) -> ConsoleEndpoint: ...

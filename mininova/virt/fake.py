@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from mininova.paths import write_private
+from mininova.virt import console_log
 from mininova.virt.driver import (
     CRASHED,
     NOSTATE,
@@ -300,7 +301,8 @@ class FakeDriver(ComputeDriver):
 
     async def console_output(self, uuid: str) -> str:
         guest = self._get(uuid)
-        return "".join(line + "\n" for line in guest.log)
+        text = "".join(line + "\n" for line in guest.log)
+        return console_log.tail_text(text, self.console_log_max_bytes)
 
     async def console_endpoint(self, uuid: str) -> ConsoleEndpoint:
         async with self._vnc_lock:

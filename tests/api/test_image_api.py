@@ -214,11 +214,11 @@ async def test_upload_needs_queued_format_and_limit(api: ApiClient, controller: 
     image = await _create(api, disk_format=None)
     assert await _upload(api, image["id"], b"x" * 10) == 400  # no disk_format yet
     image = await _create(api)
-    controller.config.extra["image_size_cap"] = 1000
+    controller.config.image_size_cap = 1000
     try:
         assert await _upload(api, image["id"], b"x" * 5000) == 413
     finally:
-        controller.config.extra.pop("image_size_cap")
+        controller.config.image_size_cap = 1099511627776
     status, shown, _ = await api.get(f"{IMAGES}/{image['id']}")
     assert shown["status"] == "queued"
     status, _, _ = await api.get(f"{IMAGES}/{image['id']}/file")

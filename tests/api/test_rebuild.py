@@ -213,7 +213,10 @@ async def test_rebuild_refusals(api: ApiClient, member_api: ApiClient, driver: F
     assert status == 400 and body["badRequest"]["message"] == "Cannot find image for rebuild"
     status, body = await _rebuild(api, uuid, imageRef=big_disk)
     assert status == 400, body
-    assert body["badRequest"]["message"] == "Flavor's disk is too small for requested image."
+    assert body["badRequest"]["message"] == (
+        "Flavor's disk is smaller than the minimum size specified in image metadata. "
+        f"Flavor disk is {1024**3} bytes, minimum size is {50 * 1024**3} bytes."
+    )
     status, body = await _rebuild(api, uuid, imageRef=big_ram)
     assert status == 400, body
     assert body["badRequest"]["message"] == "Flavor's memory is too small for requested image."

@@ -19,6 +19,7 @@ from mininova.api.microversions import V2_45
 from mininova.api.validation import json_body, validate
 from mininova.compute import api as compute
 from mininova.compute import soft_delete
+from mininova.image.limits import ImageLimits
 from mininova.store.db import Row
 
 ActionHandler = Callable[[web.Request, Row, Any], Awaitable[web.Response]]
@@ -86,7 +87,13 @@ async def _create_image(request: web.Request, inst: Row, body: Any) -> web.Respo
     svc = services(request)
     validate(body, schemas.CREATE_IMAGE)
     image_id = await compute.create_image(
-        svc.store, svc.conductor, context(request), inst, body["name"], body.get("metadata", {})
+        svc.store,
+        svc.conductor,
+        context(request),
+        inst,
+        body["name"],
+        body.get("metadata", {}),
+        ImageLimits.from_config(svc.config),
     )
     location = svc.url(f"/image/v2/images/{image_id}")
     if mv_at_least(request, V2_45):

@@ -16,12 +16,15 @@ from mininova.api.context import context, microversion, mv_at_least, services
 from mininova.api.microversions import V2_77, V2_91, schema_for
 from mininova.api.validation import validate
 from mininova.compute import shelve as compute_shelve
+from mininova.image.limits import ImageLimits
 from mininova.store.db import Row
 
 
 async def shelve(request: web.Request, inst: Row, _body: Any) -> web.Response:
     svc = services(request)
-    await compute_shelve.shelve(svc.store, svc.conductor, context(request), inst)
+    await compute_shelve.shelve(
+        svc.store, svc.conductor, context(request), inst, ImageLimits.from_config(svc.config)
+    )
     return web.Response(status=202)
 
 

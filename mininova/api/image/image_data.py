@@ -19,6 +19,7 @@ from mininova.api.context import context, services
 from mininova.api.errors import BadRequest, Conflict, Forbidden, OverLimit
 from mininova.api.image.images import UnsupportedMediaType
 from mininova.image import store_ops as ops
+from mininova.image.limits import ImageLimitExceeded, ImageLimits, too_large
 
 CHUNK = 1024 * 1024
 
@@ -39,9 +40,10 @@ def _finish_file(fh: Any) -> None:
     os.fsync(fh.fileno())
 
 
-async def _receive(request: web.Request, tmp: Path, cap: int) -> tuple[int, str, str]:
+async def _receive(request: web.Request, tmp: Path, cap: ops.UploadCap) -> tuple[int, str, str]:
     """Stream the body into `tmp`; hashing and disk writes run in a worker thread, one
-    ~1 MiB buffer at a time, so neither the loop nor memory sees the whole image."""
+    ~1 MiB buffer at a time, so neither the loop nor memory sees the whole image. Reading
+    stops as soon as the body passes `cap`."""
     md5 = hashlib.md5(usedforsecurity=False)
     sha = hashlib.sha512()
     size = 0
@@ -53,8 +55,8 @@ async def _receive(request: web.Request, tmp: Path, cap: int) -> tuple[int, str,
             if not chunk:
                 break
             size += len(chunk)
-            if size > cap:
-                raise OverLimit(f"Image exceeds the storage quota of {cap} bytes.")
+            if size > cap.limit:
+                raise cap.refusal(request.content_length or size)
             buf += chunk
             if len(buf) >= CHUNK:
                 data, buf = buf, bytearray()
@@ -88,18 +90,23 @@ async def upload_data(request: web.Request) -> web.Response:
         raise BadRequest(
             "Properties disk_format, container_format must be set prior to saving data."
         )
-    cap = ops.size_cap(svc.config)
+    image_limits = ImageLimits.from_config(svc.config)
     declared = request.content_length
-    if declared is not None and declared > cap:
-        raise OverLimit(f"Image exceeds the storage quota of {cap} bytes.")
+    if declared is not None and declared > image_limits.size_cap:
+        raise OverLimit(too_large(image_limits.size_cap))
 
-    async def receive(tmp: Path) -> tuple[int, str, str]:
+    async def receive(tmp: Path, cap: ops.UploadCap) -> tuple[int, str, str]:
+        if declared is not None and declared > cap.limit:
+            raise cap.refusal(declared)
         size, checksum, hash_value = await _receive(request, tmp, cap)
         if declared is not None and size != declared:
             raise BadRequest(f"Received {size} bytes, expected {declared}.")
         return size, checksum, hash_value
 
-    await ops.store_upload(svc.store, svc.config, row, receive)
+    try:
+        await ops.store_upload(svc.store, svc.config, row, receive, image_limits)
+    except ImageLimitExceeded as exc:
+        raise OverLimit(exc.message) from None
     return web.Response(status=204)
 
 

@@ -8,11 +8,12 @@ from typing import Any
 from aiohttp import web
 
 from mininova.api.context import context, services
-from mininova.api.errors import ApiError, BadRequest, Conflict, Forbidden
+from mininova.api.errors import ApiError, BadRequest, Conflict, Forbidden, OverLimit
 from mininova.api.image import listing, views
 from mininova.api.image import schemas as check
 from mininova.api.validation import json_body
 from mininova.image import store_ops as ops
+from mininova.image.limits import ImageLimitExceeded, ImageLimits
 
 PATCH_TYPES = (
     "application/openstack-images-v2.1-json-patch",
@@ -94,7 +95,15 @@ async def create_image(request: web.Request) -> web.Response:
     svc = services(request)
     body = check.check_create_body(await json_body(request))
     fields, properties = _create_fields(ctx, body)
-    row = await ops.create_image(svc.store, properties=properties, **fields)
+    try:
+        row = await ops.create_image(
+            svc.store,
+            properties=properties,
+            image_limits=ImageLimits.from_config(svc.config),
+            **fields,
+        )
+    except ImageLimitExceeded as exc:
+        raise OverLimit(exc.message) from None
     return web.json_response(
         views.image(row),
         status=201,

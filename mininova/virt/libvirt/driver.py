@@ -37,6 +37,7 @@ from typing import Any, TypeVar
 import libvirt
 
 from mininova.paths import INSTANCES_ROOT, QemuIdentity, qemu_access_problem, qemu_identity
+from mininova.virt import console_log
 from mininova.virt.driver import (
     CRASHED,
     NOSTATE,
@@ -824,7 +825,7 @@ class LibvirtDriver(ComputeDriver):
 
         def read() -> str:
             try:
-                return log.read_bytes().decode("utf-8", errors="replace")
+                return console_log.decode(console_log.read_tail(log, self.console_log_max_bytes))
             except FileNotFoundError:
                 self._lookup(uuid)  # GuestNotFound if the guest does not exist either
                 return ""
