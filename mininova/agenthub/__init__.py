@@ -72,7 +72,8 @@ class AgentHub:
     async def _authenticate(self, request: web.Request) -> dict[str, str]:
         """{"kind": "host", "host": name} or {"kind": "join", "secret": token}; else refused."""
         header = request.headers.get("Authorization", "")
-        secret = enrolment.bearer_secret(header)
+        # secrets are URL-safe ASCII; undecodable bytes arrive as surrogates: refuse them
+        secret = enrolment.bearer_secret(header) if header.isascii() else ""
         kind = enrolment.kind_of(secret)
         if kind == "host":
             return {"kind": kind, "host": await enrolment.host_for_credential(self.store, secret)}
