@@ -310,7 +310,7 @@ class FuzzAgent:
     @property
     def close_code(self) -> int | None:
         """The code of the controller's close frame (None: none received)."""
-        rcvd = self.ws.close_rcvd
+        rcvd = self.ws.protocol.close_rcvd
         return rcvd.code if rcvd is not None else None
 
     def _order(self, frame: dict[str, Any]) -> dict[str, Any]:
@@ -354,8 +354,7 @@ class FuzzAgent:
             await self._task
 
 
-@contextlib.asynccontextmanager
-async def fuzz_link(controller: Controller, credential: str) -> AsyncIterator[FuzzAgent]:
+async def open_link(controller: Controller, credential: str) -> FuzzAgent:
     url = controller.config.base_url.replace("http://", "ws://") + "/agent"
     ws = await websockets.connect(
         url,
@@ -363,7 +362,12 @@ async def fuzz_link(controller: Controller, credential: str) -> AsyncIterator[Fu
         max_size=None,
         compression=None,
     )
-    agent = FuzzAgent(ws)
+    return FuzzAgent(ws)
+
+
+@contextlib.asynccontextmanager
+async def fuzz_link(controller: Controller, credential: str) -> AsyncIterator[FuzzAgent]:
+    agent = await open_link(controller, credential)
     try:
         yield agent
     finally:
@@ -430,18 +434,21 @@ async def test_agent_endpoint_survives_generated_frames(
             before = await rows(controller)
             assert before[f"instances/{theirs}"]["host"] == "node1"
             frames = [_bind(f, {"@MINE@": mine, "@THEIRS@": theirs}) for f in generated]
+            # Larger than the hub's websocket limit (8 MiB): the link closes with 1009.
+            frames.insert(len(frames) // 2, b"x" * (8 * 1024 * 1024 + 1))
             next_id = 1000
             link = fuzz
             for frame in frames:
-                await link.ws.send(frame)
                 next_id += 1
                 reply = None
                 with contextlib.suppress(ConnectionClosed, ConnectionResetError):
+                    await link.ws.send(frame)
                     reply = await link.call(next_id, "heartbeat", {})
                 if reply is None:  # the controller closed the link: with a documented code
+                    await wait_for(lambda: link.closed, 5, 0.01, "the link to close")
                     assert link.close_code in CLOSE_CODES, (link.close_code, str(frame)[:200])
                     await link.close()
-                    link = await fuzz_link(controller, credential).__aenter__()
+                    link = await open_link(controller, credential)
                     assert "error" not in await link.call(1, "hello", HELLO)
                     continue
                 assert reply == {"v": 1, "id": next_id, "result": {}}, (frame, reply)
