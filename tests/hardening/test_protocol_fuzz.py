@@ -347,6 +347,10 @@ class FuzzAgent:
         await self.send_call(frame_id, method, params)
         return await self.reply(frame_id, f"reply to {method}")
 
+    async def wait_closed(self) -> None:
+        """Until the reader saw the link end."""
+        await asyncio.wait_for(asyncio.shield(self._task), 5)
+
     async def close(self) -> None:
         await self.ws.close()
         self._task.cancel()
@@ -445,7 +449,7 @@ async def test_agent_endpoint_survives_generated_frames(
                     await link.ws.send(frame)
                     reply = await link.call(next_id, "heartbeat", {})
                 if reply is None:  # the controller closed the link: with a documented code
-                    await wait_for(lambda: link.closed, 5, 0.01, "the link to close")
+                    await link.wait_closed()
                     assert link.close_code in CLOSE_CODES, (link.close_code, str(frame)[:200])
                     await link.close()
                     link = await open_link(controller, credential)
