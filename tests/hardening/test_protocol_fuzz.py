@@ -29,11 +29,14 @@ from sqlalchemy import text
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
+from mininova.agent.handlers import OrderHandlers
 from mininova.controller import Controller
 from mininova.protocol import reports
 from mininova.protocol.core import MAX_FRAME_BYTES, Endpoint, ErrorReply, Reply, Request
+from mininova.protocol.peer import Peer
 from mininova.store import schema
 from mininova.trust import enrolment
+from mininova.virt.fake import FakeDriver
 from tests.conftest import ApiClient
 from tests.kit.fake_cloud import fake_agent
 from tests.kit.wait import wait_for
@@ -236,6 +239,57 @@ def test_report_checks_never_raise_but_value_error(value: Any) -> None:
         assert guest.get("power_state", 0) in reports.POWER_STATES
         for addr in guest.get("addresses", []):
             assert isinstance(addr, dict) and isinstance(addr["addr"], str)
+
+
+AGENT_METHODS = sorted(OrderHandlers(FakeDriver()).table())
+order_keys = st.sampled_from(
+    ["uuid", "instance", "hard", "power_on", "length", "tunnel_url", "tunnel_token", "address"]
+    + ["port", "state", "upload_url", "capability", "disk", "keep_resize"]
+)
+orders = st.fixed_dictionaries(
+    {
+        "v": st.just(1),
+        "id": st.integers(1, 50),
+        "method": st.sampled_from(AGENT_METHODS),
+        "params": st.dictionaries(order_keys, json_values | st.just("u1"), max_size=5),
+    }
+).map(json.dumps)
+
+
+@settings(CI, max_examples=40)
+@given(frames=st.lists(orders | frames_of(["u1"]), min_size=1, max_size=6))
+def test_agent_peer_answers_every_order(frames: list[str | bytes]) -> None:
+    """The agent's Peer with its real order table (fake driver): every frame is answered
+    with at most one well-formed frame per request id, nothing escapes `feed`, and no
+    handler fails with a traceback (bad params are `invalid_params`, unknown guests
+    `not_found`)."""
+
+    async def run() -> tuple[list[str], list[logging.LogRecord]]:
+        sent: list[str] = []
+
+        async def send(frame: str) -> None:
+            sent.append(frame)
+
+        records: list[logging.LogRecord] = []
+        handler = logging.Handler()
+        handler.emit = records.append  # type: ignore[method-assign]
+        logging.getLogger("mininova").addHandler(handler)
+        try:
+            peer = Peer(send, OrderHandlers(FakeDriver(boot_seconds=0, op_seconds=0)).table())
+            for frame in frames:
+                await peer.feed(frame)
+            await wait_for(lambda: not peer._tasks, 5, 0.001, "the orders to finish")
+        finally:
+            logging.getLogger("mininova").removeHandler(handler)
+        return sent, records
+
+    sent, records = asyncio.run(run())
+    for answer in sent:
+        data = json.loads(answer)
+        assert data["v"] == 1 and ("result" in data) != ("error" in data), data
+        if "error" in data:
+            assert data["error"]["code"] != "failed", data
+    assert not [r for r in records if r.exc_info], [r.getMessage() for r in records]
 
 
 def _strings(obj: Any) -> list[str]:
