@@ -147,7 +147,7 @@ class AgentHub:
         remote: str,
     ) -> dict[str, Any]:
         version = params.get("protocol")
-        if version != PROTOCOL_VERSION:
+        if type(version) is not int or version != PROTOCOL_VERSION:  # `true` is not 1
             raise ProtocolError("unsupported_version", f"controller speaks {PROTOCOL_VERSION}")
         host = reports.host_name(params.get("host"))
         if "host" in state or "hello" in state:

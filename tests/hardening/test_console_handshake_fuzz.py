@@ -322,3 +322,49 @@ async def test_dialins_with_undecodable_headers_are_refused(env: ConsoleEnv) -> 
             "after": None,
         }
         assert await exchange(host, port, req) == 401
+
+
+async def _close_code(reader: asyncio.StreamReader) -> int:
+    """Read server websocket frames (unmasked) until a close frame; its code."""
+    while True:
+        b0, b1 = await reader.readexactly(2)
+        length = b1 & 0x7F
+        if length == 126:
+            (length,) = struct.unpack("!H", await reader.readexactly(2))
+        elif length == 127:
+            (length,) = struct.unpack("!Q", await reader.readexactly(8))
+        payload = await reader.readexactly(length)
+        if b0 & 0x0F == 8:
+            return struct.unpack("!H", payload[:2])[0]
+
+
+async def test_oversized_browser_message_closes_with_1009(env: ConsoleEnv) -> None:
+    """A browser frame over the proxy's 16 MiB limit (announced in its header) closes the
+    console with 1009 (message too big), and no session stays counted."""
+    proxy = env.controller.consoleproxy
+    assert proxy is not None
+    uuid = await env.server("vm1")
+    token = await env.token(uuid)
+    host, port = env.base.split("//")[1], int(env.base.rsplit(":", 1)[1])
+    req = {
+        "path": "/console/websockify",
+        "token": token,
+        "instance": uuid,
+        "websocket": True,
+        "protocol": b"binary",
+        "version": b"13",
+        "origin": None,
+        "auth": None,
+        "capability": None,
+    }
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(raw_request(host, req))
+        assert (await reader.readline()).startswith(b"HTTP/1.1 101")
+        while (await reader.readline()) not in (b"\r\n", b""):
+            pass
+        writer.write(b"\x82\xff" + struct.pack("!Q", 17 << 20) + b"\0\0\0\0" + b"x" * 1024)
+        assert await asyncio.wait_for(_close_code(reader), 10) == 1009
+    finally:
+        writer.transport.abort()
+    await wait_for(lambda: not proxy.sessions and not proxy.per_instance, 5, 0.01, "no session")

@@ -538,6 +538,7 @@ async def test_bad_reports_are_ignored_or_refused(
     is not one of Nova's is refused (`invalid_params`); a heartbeat's malformed addresses or
     power state are not applied; none of them changes a row or breaks the server's API."""
     assert controller.store is not None and controller.bus is not None
+    assert controller.hub is not None
     credential = await enrolment.enrol_host(controller.store, controller.join_token, FUZZ_HOST)
     async with fuzz_link(controller, credential) as fuzz:
         await fuzz.call(1, "hello", HELLO)
@@ -560,6 +561,11 @@ async def test_bad_reports_are_ignored_or_refused(
                 assert answer in reply, (params, reply)
                 if answer == "error":
                     assert reply["error"]["code"] == "invalid_params", reply
+            # a hello with `protocol: true` on a second link is refused, the first link stays
+            async with fuzz_link(controller, credential) as other:
+                reply = await other.call(1, "hello", {**HELLO, "protocol": True})
+                assert reply["error"]["code"] == "unsupported_version", reply
+            assert controller.hub.is_connected(FUZZ_HOST)
             bad_guests = [
                 {"uuid": mine, "power_state": 1, "addresses": [1, "x"]},
                 {"uuid": mine, "power_state": "4", "addresses": [{"addr": None}]},
