@@ -20,7 +20,7 @@ from aiohttp import WSMsgType, web
 
 from mininova import timeutil
 from mininova.config import ServeConfig
-from mininova.protocol import PROTOCOL_VERSION, ProtocolError
+from mininova.protocol import PROTOCOL_VERSION, ProtocolError, reports
 from mininova.protocol.peer import Peer
 from mininova.store import Store, hosts
 from mininova.timeutil import now_iso
@@ -35,20 +35,6 @@ class HostUnavailable(ProtocolError):
 
     def __init__(self, host: str) -> None:
         super().__init__("host_unavailable", f"compute host {host} is not connected")
-
-
-def _resources(params: dict[str, Any]) -> dict[str, Any]:
-    """The inventory of a hello, with numbers that are numbers."""
-    res = params.get("resources") or {}
-    if not isinstance(res, dict):
-        raise ValueError("resources must be an object")
-    clean: dict[str, Any] = dict(res)
-    for key in ("hypervisor_version", "vcpus", "memory_mb", "local_gb"):
-        try:
-            clean[key] = int(res.get(key) or 0)
-        except (TypeError, ValueError):
-            clean[key] = 0
-    return clean
 
 
 class ConductorReports(Protocol):
@@ -86,7 +72,8 @@ class AgentHub:
     async def _authenticate(self, request: web.Request) -> dict[str, str]:
         """{"kind": "host", "host": name} or {"kind": "join", "secret": token}; else refused."""
         header = request.headers.get("Authorization", "")
-        secret = enrolment.bearer_secret(header)
+        # secrets are URL-safe ASCII; undecodable bytes arrive as surrogates: refuse them
+        secret = enrolment.bearer_secret(header) if header.isascii() else ""
         kind = enrolment.kind_of(secret)
         if kind == "host":
             return {"kind": kind, "host": await enrolment.host_for_credential(self.store, secret)}
@@ -160,14 +147,14 @@ class AgentHub:
         remote: str,
     ) -> dict[str, Any]:
         version = params.get("protocol")
-        if version != PROTOCOL_VERSION:
+        if type(version) is not int or version != PROTOCOL_VERSION:  # `true` is not 1
             raise ProtocolError("unsupported_version", f"controller speaks {PROTOCOL_VERSION}")
-        host = params.get("host")
-        if not isinstance(host, str) or not host or len(host) > 255:
-            raise ValueError("hello needs a host name")
-        if "host" in state:
+        host = reports.host_name(params.get("host"))
+        if "host" in state or "hello" in state:
             raise ProtocolError("invalid_frame", "hello was already sent on this link")
-        res = _resources(params)
+        res = reports.resources(params.get("resources"))
+        guests = reports.guests(params.get("guests") or [])
+        state["hello"] = host  # before the first await: a second hello meanwhile is refused
         reply: dict[str, Any] = {}
         if auth["kind"] == "host" and auth["host"] != host:
             reason = f"this credential belongs to host {auth['host']!r}, not {host!r}"
@@ -180,10 +167,11 @@ class AgentHub:
                 log.warning("refused enrolment of host %r from %s: %s", host, remote, exc)
                 await self._refuse(ws, "enrolment_refused", str(exc))
             log.info("host %s enrolled from %s", host, remote)
+        driver = reports.clean_text(params.get("driver", "")) or ""
         now = now_iso()
         # scale-out seam: also take the host's lease: controller_id = me, lease_expires_at
         async with self.store.transaction() as tx:
-            await hosts.node_connected(tx, host, res, str(params.get("driver", "")), now)
+            await hosts.node_connected(tx, host, res, driver, now)
             await hosts.credential_seen(tx, host, now)
         # scale-out seam: the old link may be on another controller: NOTIFY it to drop it
         old = self._sockets.get(host)
@@ -193,8 +181,7 @@ class AgentHub:
         self._last_seen[host] = timeutil.monotonic()
         if old is not None and old is not ws:
             await old.close(message=b"replaced by a newer connection")
-        log.info("agent %s connected (%s driver)", host, params.get("driver"))
-        guests = params.get("guests") or []
+        log.info("agent %s connected (%s driver)", host, driver)
         self.reports.host_connected(
             host=host,
             guests=guests,
@@ -214,15 +201,15 @@ class AgentHub:
         self._heard.add(host)
         guests = params.get("guests")
         if isinstance(guests, list):
-            self.reports.sync_power_states(host=host, guests=guests)
+            self.reports.sync_power_states(host=host, guests=reports.guests(guests))
         return {}
 
     async def _instance_event(self, params: dict[str, Any], state: dict[str, str]) -> dict:
         host = self._host(state)
-        uuid = params.get("uuid")
-        power_state = params.get("power_state")
-        if not isinstance(uuid, str) or not isinstance(power_state, int):
-            raise ValueError("instance_event needs uuid (string) and power_state (int)")
+        uuid = reports.clean_text(params.get("uuid"), 64)
+        power_state = reports.power_state(params.get("power_state"))
+        if not uuid or power_state is None:
+            raise ValueError("instance_event needs uuid (string) and power_state (a power state)")
         self.reports.instance_event(host=host, uuid=uuid, power_state=power_state)
         return {}
 

@@ -81,6 +81,13 @@ def _peer(request: web.Request) -> str:
     return request.remote or "?"
 
 
+def ascii_header(request: web.Request, name: str) -> str:
+    """A header that carries a secret (credentials and tokens are URL-safe ASCII); "" when
+    absent or not ASCII (aiohttp keeps undecodable bytes as surrogates), i.e. refused."""
+    value = request.headers.get(name, "")
+    return value if value.isascii() else ""
+
+
 class DialinSession(Protocol):
     """What a tunnel's agent dial-in needs of its session (console or TCP)."""
 
@@ -103,8 +110,8 @@ async def accept_dialin(
     tunnel token and the tunnel's host must all match; then the connection joins the session
     (as the session's `agent_end`) until the session is done: a raw connection after
     `Upgrade: tcp` (`mininova.relay.upgrade`), else a websocket (older agents)."""
-    credential = enrolment.bearer_secret(request.headers.get("Authorization", ""))
-    token = request.headers.get(CAPABILITY_HEADER, "")
+    credential = enrolment.bearer_secret(ascii_header(request, "Authorization"))
+    token = ascii_header(request, CAPABILITY_HEADER)
     digest = hashlib.sha256(token.encode()).hexdigest()
     try:
         dialer = await enrolment.host_for_credential(store, credential)

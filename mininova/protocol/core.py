@@ -20,6 +20,8 @@ PROTOCOL_VERSION = 1
 # this header holding the capability the order carried (never a Keystone token).
 CAPABILITY_HEADER = "X-Mininova-Capability"
 MAX_FRAME_BYTES = 4 * 1024 * 1024
+# Ids are JSON numbers that every peer can hold exactly (a JavaScript-safe integer).
+MAX_ID = 2**53 - 1
 
 # Error codes.
 PARSE_ERROR = "parse_error"
@@ -73,6 +75,17 @@ class ErrorReply:
 
 
 Event = Request | Notification | Reply | ErrorReply
+
+
+def _is_id(value: Any) -> bool:
+    """A request id: a JSON integer (not a boolean) in 0..MAX_ID."""
+    return type(value) is int and 0 <= value <= MAX_ID
+
+
+def _brief(value: Any) -> str:
+    """A short repr of a peer's value for an error message (never the whole of a huge one)."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _encode(payload: dict[str, Any]) -> str:
@@ -131,15 +144,18 @@ class Endpoint:
             data = json.loads(frame)
         except ValueError:
             return None, self.reply_error(None, PARSE_ERROR, "frame is not JSON")
+        except RecursionError:
+            return None, self.reply_error(None, PARSE_ERROR, "frame is nested too deeply")
         if not isinstance(data, dict):
             return None, self.reply_error(None, INVALID_FRAME, "frame is not a JSON object")
         raw_id = data.get("id")
-        frame_id = raw_id if isinstance(raw_id, int) and not isinstance(raw_id, bool) else None
-        if data.get("v") != PROTOCOL_VERSION:
+        frame_id = raw_id if _is_id(raw_id) else None
+        version = data.get("v")
+        if type(version) is not int or version != PROTOCOL_VERSION:
             if "result" in data or "error" in data:
                 return None, None  # never answer a reply with an error: that could loop
             return None, self.reply_error(
-                frame_id, UNSUPPORTED_VERSION, f"protocol version {data.get('v')!r} unsupported"
+                frame_id, UNSUPPORTED_VERSION, f"protocol version {_brief(version)} unsupported"
             )
         if "method" in data:
             return self._receive_call(data, raw_id, frame_id)
@@ -159,7 +175,9 @@ class Endpoint:
         if raw_id is None:
             return Notification(method, params), None
         if frame_id is None:
-            return None, self.reply_error(None, INVALID_FRAME, "id must be an integer")
+            return None, self.reply_error(
+                None, INVALID_FRAME, f"id must be an integer from 0 to {MAX_ID}"
+            )
         return Request(frame_id, method, params), None
 
     def _receive_reply(self, data: dict[str, Any], frame_id: int | None) -> Event | None:

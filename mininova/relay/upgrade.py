@@ -120,7 +120,7 @@ def check_switched(head: ResponseHead, body: bytes = b"") -> None:
 
         error = json.loads(body.decode("utf-8")).get("error", {})
         message = str(error.get("message") or message)
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):  # RecursionError: nested too deeply
         pass
     raise UpgradeRefused(head.status, message)
 
