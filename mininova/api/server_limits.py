@@ -42,6 +42,7 @@ from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestHandler
 
 log = logging.getLogger(__name__)
@@ -290,9 +291,29 @@ async def _on_response_prepare(request: web.Request, response: web.StreamRespons
         guard.leave_counts()
 
 
+class MalformedRequestLog(logging.Filter):
+    """aiohttp logs every malformed request (a control character in a header, a bad request
+    line) at ERROR with a traceback, though it answers 400 and nothing failed on our side:
+    such records become one WARNING line naming the client and the parser's reason."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError) and 400 <= (exc.code or 0) < 500:
+            peer = record.args[0] if isinstance(record.args, tuple) and record.args else "?"
+            record.msg, record.args = "malformed HTTP request from %s: %s", (peer, exc.message)
+            record.exc_info = record.exc_text = None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+_MALFORMED_REQUEST_LOG = MalformedRequestLog()
+
+
 def setup(app: web.Application) -> None:
-    """Upgraded connections (101) leave the counts (see the module docstring)."""
+    """Upgraded connections (101) leave the counts (see the module docstring); malformed
+    requests are logged as one line."""
     app.on_response_prepare.append(_on_response_prepare)
+    logging.getLogger("aiohttp.server").addFilter(_MALFORMED_REQUEST_LOG)
 
 
 class LimitedTCPSite(web.BaseSite):

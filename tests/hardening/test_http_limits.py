@@ -199,3 +199,24 @@ async def test_tls_handshake_gets_the_header_timeout(tmp_path: Path) -> None:
         reader, writer = await connect(ctl)  # TCP only: no ClientHello ever
         assert await read_until_closed(reader, 5 * HEADER_TIMEOUT) == b""
         writer.close()
+
+
+async def test_malformed_request_is_one_warning_not_a_traceback(
+    tmp_path: Path, caplog: Any
+) -> None:
+    """A header with a control character gets aiohttp's 400; the log says so in one WARNING
+    line instead of an ERROR with a traceback (a fuzzer or a port scanner fills no log)."""
+    async with cloud(tmp_path) as ctl:
+        caplog.set_level("INFO", logger="aiohttp.server")
+        reader, writer = await connect(ctl)
+        writer.write(b"GET /healthcheck HTTP/1.1\r\nHost: x\r\nX-Bad: a\x01b\r\n\r\n")
+        await writer.drain()
+        answer = await read_until_closed(reader, 5)
+        writer.close()
+        assert answer.split(b" ")[1] == b"400", answer[:80]
+        records = [r for r in caplog.records if r.name == "aiohttp.server"]
+        assert records, "the malformed request was not logged"
+        assert all(r.exc_info is None and r.levelname == "WARNING" for r in records), [
+            (r.levelname, r.getMessage()) for r in records
+        ]
+        assert "malformed HTTP request from 127.0.0.1" in records[0].getMessage()
