@@ -445,7 +445,7 @@ class Conductor(SoftDeletes, ShelveMixin, ResizeOps, ResumeWork):
                     "host %s runs guest %s that this cloud does not know; left alone", host, uuid
                 )
         await self.reconcile_moves(host, {u for u in known if isinstance(u, str)})
-        await self.do_sync_power_states(host, guests)
+        await self.do_sync_power_states(host, guests)  # also reaps guests placed elsewhere
         # after the sync (which leaves instances with a task alone): settling acts on the
         # report, and the sync would undo that with the report's older power states
         await self.settle_reported(host, guests)  # work a controller restart interrupted
@@ -456,8 +456,10 @@ class Conductor(SoftDeletes, ShelveMixin, ResizeOps, ResumeWork):
         reported = {
             g["uuid"]: g for g in guests if isinstance(g, dict) and isinstance(g.get("uuid"), str)
         }
+        placed: set[str] = set()
         for inst in await db.power_sync_view(self.store, host):
             uuid = inst["uuid"]
+            placed.add(uuid)
             guest = reported.get(uuid)
             if guest is None:
                 await self._guest_missing(uuid)
@@ -466,6 +468,9 @@ class Conductor(SoftDeletes, ShelveMixin, ResizeOps, ResumeWork):
             power = guest.get("power_state")
             if isinstance(power, int):
                 await self._apply_power_state(uuid, power, guest.get("addresses"), inst)
+        # A spawn the host finished after its build had failed over (its link was cut, e.g.
+        # a stopped agent) left a guest of an instance that lives elsewhere now.
+        await self.reap_misplaced(host, set(reported) - placed)
 
     async def do_instance_event(self, host: str, uuid: str, power_state: int) -> None:
         inst = await db.get(self.store, uuid)

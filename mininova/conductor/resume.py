@@ -202,17 +202,18 @@ class ResumeWork:
     # ---- a host (re)connected --------------------------------------------------------------
 
     async def settle_reported(self, host: str, guests: list[Any]) -> None:
-        """`host` said hello with `guests`: settle what waited for it; reap guests of this
-        cloud that live on another host now (a build rescheduled away from it)."""
+        """`host` said hello with `guests`: settle what waited for it."""
         self._wake.set()
         await self._settle_host(host, _by_uuid(guests))
-        await self._reap_misplaced(host, _by_uuid(guests))
 
     async def _settle_host(self, host: str, guests: dict[str, dict[str, Any]]) -> None:
         waiting = [u for u, i in self._interrupted.items() if i.host == host]
         await asyncio.gather(*(self.settle_interrupted(u, guests) for u in waiting))
 
-    async def _reap_misplaced(self, host: str, guests: dict[str, dict[str, Any]]) -> None:
+    async def reap_misplaced(self, host: str, guests: set[str]) -> None:
+        """Destroy the guests `host` reports (not placed on it) whose instance lives on another
+        host or none and is not moving: left by a build that failed over or was rescheduled
+        while the spawn went on there. Unknown and deleted ones are do_host_connected's."""
         for uuid in sorted(guests):
             if uuid in self._interrupted or self._lock(uuid).locked():
                 continue

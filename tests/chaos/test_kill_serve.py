@@ -199,11 +199,24 @@ async def _burst_kill_restart(serve: Serve, agent: Agent) -> tuple[Burst, dict[s
     async with aiohttp.ClientSession(headers=headers, timeout=timeout) as session:
         outcome = {u: await _settled(session, serve, u) for u in burst.accepted}
     # The doctor compares with the guests the agent reports (every heartbeat): clean soon.
-    await wait_for(lambda: asyncio.to_thread(_doctor_clean, serve), 20, 0.5, "a clean doctor")
+    await wait_doctor_clean(serve)
     return burst, outcome
 
 
-def _doctor_clean(serve: Serve) -> bool:
+async def wait_doctor_clean(serve: Serve) -> None:
+    """Until `mininova doctor` finds nothing wrong (20 s); its last report in the failure."""
+    report: list[str] = [""]
+
+    def clean() -> bool:
+        ok, report[0] = _doctor(serve)
+        return ok
+
+    await wait_for(
+        lambda: asyncio.to_thread(clean), 20, 0.5, lambda: f"a clean doctor: {report[0]}"
+    )
+
+
+def _doctor(serve: Serve) -> tuple[bool, str]:
     proc = subprocess.run(
         [*MININOVA, "doctor", "--data-dir", str(serve.data_dir), "--json"],
         env=serve.env,
@@ -213,8 +226,7 @@ def _doctor_clean(serve: Serve) -> bool:
     )
     if proc.returncode not in (0, 1):
         raise AssertionError(f"doctor failed: {proc.stderr}")
-    serve.doctor_report = proc.stdout  # type: ignore[attr-defined]
-    return proc.returncode == 0
+    return proc.returncode == 0, proc.stdout
 
 
 def _resumed(serve: Serve) -> dict[str, int]:

@@ -298,3 +298,18 @@ async def test_a_guest_on_a_host_its_instance_left_is_reaped_at_hello(cloud: Clo
         ("destroy", "n1")
     ]
     assert (await cloud.get(uuid))["host"] == "n2"  # the instance itself is untouched
+
+
+async def test_a_spawn_finished_after_its_build_failed_over_is_reaped_at_the_next_sync(
+    cloud: Cloud,
+) -> None:
+    await add_host(cloud.store, "n1")
+    await add_host(cloud.store, "n2")
+    moved = await cloud.instance(vm_state=st.ACTIVE, task_state=None, host="n2")
+    resizing = await cloud.instance(vm_state=st.ACTIVE, task_state=st.RESIZE_MIGRATING, host="n2")
+    unknown = "0b0e5d2e-0000-4000-8000-000000000000"
+    guests = [{"uuid": u, "power_state": st.RUNNING} for u in (moved, resizing, unknown)]
+    await cloud.conductor.do_sync_power_states("n1", guests)  # a heartbeat of n1
+    assert [(o.method, o.host, o.params) for o in cloud.hub.orders] == [
+        ("destroy", "n1", {"uuid": moved})  # a moving one and an unknown one are left alone
+    ]
