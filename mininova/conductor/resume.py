@@ -94,6 +94,7 @@ class ResumeWork:
         self._unsent_hosts: set[str] = set()  # the hosts that were up when we stopped
         self._unsent_deadline = 0.0
         self._wake = asyncio.Event()
+        self.taken_over = asyncio.Event()  # set once resume_interrupted has run
 
     # ---- at start ------------------------------------------------------------------------
 
@@ -127,6 +128,7 @@ class ResumeWork:
                 "restart: %d build(s)/action(s) wait for their hosts' reports",
                 len(self._interrupted),
             )
+        self.taken_over.set()
         # A host that said hello before we got here: ask it for its guests.
         connected = await self._connected_hosts()
         for host in sorted({i.host for i in self._interrupted.values()} & connected):
@@ -181,7 +183,10 @@ class ResumeWork:
         connected = await self._connected_hosts()
         listed: dict[str, dict[str, dict[str, Any]] | None] = {}
         for uuid in overdue:
-            host = self._interrupted[uuid].host
+            entry = self._interrupted.get(uuid)
+            if entry is None:
+                continue  # settled meanwhile (its host reported)
+            host = entry.host
             if host not in listed:
                 listed[host] = await self._guests_of(host) if host in connected else None
             await self.settle_interrupted(uuid, listed[host])

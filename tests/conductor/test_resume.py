@@ -76,7 +76,7 @@ async def _restart(cloud: Cloud) -> asyncio.Task[None]:
     """The new controller: no agent connected yet, then recover() (as a task: it waits)."""
     await hosts.disconnect_all(cloud.store)
     task = asyncio.create_task(cloud.conductor.recover())
-    await asyncio.sleep(0)  # let it take the work over before any host says hello
+    await asyncio.wait_for(cloud.conductor.taken_over.wait(), 5)  # before any hello
     return task
 
 
