@@ -136,16 +136,19 @@ class ResumeWork:
 
     async def _hosts_up_when_stopped(self, window: float) -> set[str]:
         """The enabled hosts whose last heartbeat is within the liveness window of the newest
-        one: the hosts that were up when the controller stopped (however long ago)."""
+        one: the hosts that were up when the controller stopped (however long ago). A host
+        already back is one of them (its hello moved its heartbeat to now)."""
         beats: dict[str, float] = {}
+        back: set[str] = set()
         for node in await hosts.all_nodes(self.store):
             if node["disabled"] or node["forced_down"] or not node["last_heartbeat"]:
                 continue
-            beats[node["host"]] = parse_iso(node["last_heartbeat"]).timestamp()
-        if not beats:
-            return set()
-        newest = max(beats.values())
-        return {host for host, beat in beats.items() if beat >= newest - window}
+            if node["connected"]:
+                back.add(node["host"])
+            else:
+                beats[node["host"]] = parse_iso(node["last_heartbeat"]).timestamp()
+        newest = max(beats.values(), default=0.0)
+        return back | {host for host, beat in beats.items() if beat >= newest - window}
 
     async def _connected_hosts(self) -> set[str]:
         return {n["host"] for n in await hosts.all_nodes(self.store) if n["connected"]}

@@ -104,15 +104,19 @@ async def _run_casts(cloud: Cloud) -> None:
 # ---- builds that never reached a host -------------------------------------------------------
 
 
-async def test_a_build_no_host_had_started_is_built_again_once_its_host_is_back(
-    cloud: Cloud,
+async def test_a_build_no_host_had_started_is_built_again_once_its_hosts_are_back(
+    cloud: Cloud, fake_clock: FakeClock
 ) -> None:
-    await add_host(cloud.store, "n1")
-    uuid = await _cut_build(cloud, st.SCHEDULING, "n1")  # claimed, not yet spawning
+    await add_host(cloud.store, "n3")  # long dead: its last heartbeat is old
+    fake_clock.advance(100)
+    await add_host(cloud.store, "n1", memory_mb=8192)
+    await add_host(cloud.store, "n2")
+    uuid = await _cut_build(cloud, st.SCHEDULING, "n2")  # claimed, not yet spawning
     task = await _restart(cloud)
-    assert not task.done() and _casts(cloud) == []  # waits for n1, up when it stopped
     assert await cloud.allocation(uuid) is None  # the old claim released
-    await _reconnect(cloud, "n1", [])
+    await _reconnect(cloud, "n2", [])
+    assert not task.done() and _casts(cloud) == []  # n1 was up when it stopped too
+    await _reconnect(cloud, "n1", [])  # n3 is not waited for
     await _finish(task)
     assert _casts(cloud) == [("build_instances", ([uuid],))]
     await _run_casts(cloud)
