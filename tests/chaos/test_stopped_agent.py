@@ -113,6 +113,15 @@ async def _scenario(serve: Serve, a: Agent, b: Agent) -> dict[str, Any]:
         await wait_for(
             lambda: _hosts_state(s, serve, "hostA", "up"), 30, 0.2, "hostA up after SIGCONT"
         )
+        # hostA's spawns went on after SIGCONT: wait for them to end, then for their reaping
+        assert a.log is not None
+        log_of_a = a.log
+
+        def spawns_ended() -> bool:
+            text = log_of_a.read_text()
+            return all(f"order spawn uuid={u} " in text for u in builds)
+
+        await wait_for(spawns_ended, 30, 0.1, "hostA's cut spawns to end")
         live_on_a: set[str] = set()
 
         async def reconciled() -> bool:
