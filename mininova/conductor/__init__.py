@@ -16,6 +16,7 @@ from mininova import instance_states as st
 from mininova.agenthub import AgentHub, HostUnavailable
 from mininova.conductor.rebuild import rebuild_instance
 from mininova.conductor.resize import ResizeOps
+from mininova.conductor.resume import RESUMABLE_ACTIONS, ResumeWork
 from mininova.conductor.rpcapi import ConductorAPI
 from mininova.conductor.shelve import ShelveMixin
 from mininova.conductor.soft_delete import SoftDeletes
@@ -45,7 +46,7 @@ log = logging.getLogger(__name__)
 MISSING_SWEEPS = 2
 
 
-class Conductor(SoftDeletes, ShelveMixin, ResizeOps):
+class Conductor(SoftDeletes, ShelveMixin, ResizeOps, ResumeWork):
     def __init__(
         self,
         *,
@@ -72,6 +73,7 @@ class Conductor(SoftDeletes, ShelveMixin, ResizeOps):
         self._locks: dict[str, asyncio.Lock] = {}
         # one network push per host at a time, each computing the state when it runs
         self._net_locks: dict[str, asyncio.Lock] = {}
+        self._resume_state()  # work a restart interrupted (conductor/resume.py)
 
     def _lock(self, uuid: str) -> asyncio.Lock:
         return self._locks.setdefault(uuid, asyncio.Lock())
@@ -87,7 +89,17 @@ class Conductor(SoftDeletes, ShelveMixin, ResizeOps):
     async def do_build_instances(self, uuids: list[str]) -> None:
         await asyncio.gather(*(self._build(uuid) for uuid in uuids))
 
-    async def _build(self, uuid: str) -> None:
+    async def _build(
+        self,
+        uuid: str,
+        *,
+        attempts: int | None = None,
+        exclude: tuple[str, ...] = (),
+        cause: str | None = None,
+    ) -> None:
+        """Build `uuid`; a resumed build passes the `attempts` left, the hosts to `exclude`
+        and the `cause` its last try ended with (see _schedule_and_spawn)."""
+
         async def current() -> tuple[dict[str, Any], str | None] | None:
             inst = await db.get(self.store, uuid)
             if inst is None or inst["task_state"] == st.DELETING:
@@ -106,7 +118,9 @@ class Conductor(SoftDeletes, ShelveMixin, ResizeOps):
             failure=failure,
         )
         async with self._lock(uuid):
-            outcome = await self._schedule_and_spawn(uuid, current, placement)
+            outcome = await self._schedule_and_spawn(
+                uuid, current, placement, attempts=attempts, exclude=exclude, cause=cause
+            )
             if outcome is None:
                 return
             if isinstance(outcome, Spawned):
@@ -137,20 +151,30 @@ class Conductor(SoftDeletes, ShelveMixin, ResizeOps):
             log.warning("instance %s → ERROR: %s", uuid, outcome)
 
     async def _schedule_and_spawn(
-        self, uuid: str, current: CurrentServer, placement: Placement
+        self,
+        uuid: str,
+        current: CurrentServer,
+        placement: Placement,
+        *,
+        attempts: int | None = None,
+        exclude: tuple[str, ...] = (),
+        cause: str | None = None,
     ) -> Spawned | str | None:
-        """Schedule (with a claim) and spawn `uuid`, trying up to `build_retries` hosts.
+        """Schedule (with a claim) and spawn `uuid`, trying up to `build_retries` hosts
+        (`attempts`, when a resumed build has used some already).
 
-        Each attempt reads the server from `current` and excludes the hosts tried before; a
-        failed spawn releases its claim and is destroyed on that host. Returns what spawned,
-        the error to report when no host took it, or None when the server went away (its
-        claim released). The caller holds the instance lock and lands the server.
+        Each attempt reads the server from `current` and excludes the hosts tried before (and
+        `exclude`); a failed spawn releases its claim and is destroyed on that host. Returns
+        what spawned, the error to report when no host took it (`cause`: why an earlier try
+        ended, if any), or None when the server went away (its claim released). The caller
+        holds the instance lock and lands the server.
         """
         cfg = self.config
-        tried: list[str] = []
-        last_error = "No valid host was found."
+        tried: list[str] = list(exclude)
+        last_error = cause or "No valid host was found."
         group = await server_groups.group_of(self.store, uuid)
-        for _attempt in range(max(1, cfg.build_retries)):
+        budget = max(1, cfg.build_retries) if attempts is None else attempts
+        for _attempt in range(budget):
             candidate = await current()
             if candidate is None:
                 return None
@@ -237,40 +261,40 @@ class Conductor(SoftDeletes, ShelveMixin, ResizeOps):
     # ---- actions ----------------------------------------------------------------------------
 
     async def do_run_action(self, uuid: str, action: str) -> None:
-        spec = st.ACTIONS[action]
         async with self._lock(uuid):
-            inst = await db.get(self.store, uuid)
-            if inst is None or inst["task_state"] != spec.task_state:
-                return
-            params: dict[str, Any] = {"uuid": uuid}
-            if spec.agent_method == "reboot":
-                params["hard"] = action == "reboot_hard"
-            event = await db.start_event(
-                self.store, uuid, f"compute_{spec.agent_method}", inst["host"]
+            await self._run_action(uuid, action)
+
+    async def _run_action(self, uuid: str, action: str) -> None:
+        """Order `action` on the instance's host and land it (the caller holds the lock)."""
+        spec = st.ACTIONS[action]
+        inst = await db.get(self.store, uuid)
+        if inst is None or inst["task_state"] != spec.task_state:
+            return
+        params: dict[str, Any] = {"uuid": uuid}
+        if spec.agent_method == "reboot":
+            params["hard"] = action == "reboot_hard"
+        event = await db.start_event(self.store, uuid, f"compute_{spec.agent_method}", inst["host"])
+        try:
+            await self.hub.call(
+                inst["host"] or "",
+                spec.agent_method,
+                params,
+                timeout=self.config.action_timeout,
             )
-            try:
-                await self.hub.call(
-                    inst["host"] or "",
-                    spec.agent_method,
-                    params,
-                    timeout=self.config.action_timeout,
-                )
-            except ProtocolError as exc:
-                log.warning("%s of %s failed: %s", action, uuid, exc.message)
-                await db.finish_event(self.store, event, False, exc.message)
-                await db.update(
-                    self.store, uuid, expect_task_state=spec.task_state, task_state=None
-                )
-                return
-            await db.finish_event(self.store, event, True)
-            await db.update(
-                self.store,
-                uuid,
-                expect_task_state=spec.task_state,
-                vm_state=spec.lands_vm_state,
-                power_state=spec.lands_power_state,
-                task_state=None,
-            )
+        except ProtocolError as exc:
+            log.warning("%s of %s failed: %s", action, uuid, exc.message)
+            await db.finish_event(self.store, event, False, exc.message)
+            await db.update(self.store, uuid, expect_task_state=spec.task_state, task_state=None)
+            return
+        await db.finish_event(self.store, event, True)
+        await db.update(
+            self.store,
+            uuid,
+            expect_task_state=spec.task_state,
+            vm_state=spec.lands_vm_state,
+            power_state=spec.lands_power_state,
+            task_state=None,
+        )
 
     # ---- rebuild ------------------------------------------------------------------------------
 
@@ -421,7 +445,10 @@ class Conductor(SoftDeletes, ShelveMixin, ResizeOps):
                     "host %s runs guest %s that this cloud does not know; left alone", host, uuid
                 )
         await self.reconcile_moves(host, {u for u in known if isinstance(u, str)})
-        await self.do_sync_power_states(host, guests)
+        await self.do_sync_power_states(host, guests)  # also reaps guests placed elsewhere
+        # after the sync (which leaves instances with a task alone): settling acts on the
+        # report, and the sync would undo that with the report's older power states
+        await self.settle_reported(host, guests)  # work a controller restart interrupted
         await self._push_network(host)  # restart reconciliation: the whole state, now
 
     async def do_sync_power_states(self, host: str, guests: list[dict[str, Any]]) -> None:
@@ -429,8 +456,10 @@ class Conductor(SoftDeletes, ShelveMixin, ResizeOps):
         reported = {
             g["uuid"]: g for g in guests if isinstance(g, dict) and isinstance(g.get("uuid"), str)
         }
+        placed: set[str] = set()
         for inst in await db.power_sync_view(self.store, host):
             uuid = inst["uuid"]
+            placed.add(uuid)
             guest = reported.get(uuid)
             if guest is None:
                 await self._guest_missing(uuid)
@@ -439,6 +468,9 @@ class Conductor(SoftDeletes, ShelveMixin, ResizeOps):
             power = guest.get("power_state")
             if isinstance(power, int):
                 await self._apply_power_state(uuid, power, guest.get("addresses"), inst)
+        # A spawn the host finished after its build had failed over (its link was cut, e.g.
+        # a stopped agent) left a guest of an instance that lives elsewhere now.
+        await self.reap_misplaced(host, set(reported) - placed)
 
     async def do_instance_event(self, host: str, uuid: str, power_state: int) -> None:
         inst = await db.get(self.store, uuid)
@@ -499,9 +531,12 @@ class Conductor(SoftDeletes, ShelveMixin, ResizeOps):
 
     # scale-out seam: scope to instances whose work this controller owned
     async def recover(self) -> None:
-        """After a controller restart: finish or fail work that was in flight."""
+        """After a controller restart: resume, settle or fail the work that was in flight,
+        and return when all of it is settled (conductor/resume.py)."""
         await self.recover_moves()  # resize / migration (conductor/resize.py)
-        for row in await db.in_flight(self.store):
+        rows = await db.in_flight(self.store)
+        resumable: list[dict[str, Any]] = []
+        for row in rows:
             uuid, task = row["uuid"], row["task_state"]
             if task == st.DELETING:
                 self.conductor.delete_instance(uuid)
@@ -509,15 +544,8 @@ class Conductor(SoftDeletes, ShelveMixin, ResizeOps):
                 self.conductor.soft_delete_instance(uuid)
             elif task == st.RESTORING:
                 self.conductor.restore_instance(uuid)
-            elif row["vm_state"] == st.BUILDING:
-                await self.scheduler.release(uuid)
-                await db.update(
-                    self.store,
-                    uuid,
-                    vm_state=st.ERROR,
-                    task_state=None,
-                    fault=db.fault("The controller restarted during the build."),
-                )
+            elif row["vm_state"] == st.BUILDING or (task in RESUMABLE_ACTIONS and row["host"]):
+                resumable.append(row)
             elif task in st.ERROR_IF_INTERRUPTED:
                 await db.update(
                     self.store,
@@ -528,3 +556,5 @@ class Conductor(SoftDeletes, ShelveMixin, ResizeOps):
                 )
             else:
                 await db.update(self.store, uuid, task_state=None)
+        await self.resume_interrupted(resumable)
+        await self.await_resumed_work()

@@ -390,7 +390,7 @@ async def finish_event(
 # ---- the conductor's queries -----------------------------------------------------------------
 
 _IN_FLIGHT = prepared(
-    select(instances.c.uuid, instances.c.vm_state, instances.c.task_state).where(
+    select(instances.c.uuid, instances.c.vm_state, instances.c.task_state, instances.c.host).where(
         instances.c.deleted == 0, instances.c.task_state.is_not(None)
     )
 )
@@ -446,7 +446,7 @@ async def power_sync_view(db: Executor, host: str) -> list[Row]:
 
 
 async def in_flight(db: Executor) -> list[Row]:
-    """uuid, vm_state and task_state of live instances with a task under way."""
+    """uuid, vm_state, task_state and host of live instances with a task under way."""
     return await db.all(_IN_FLIGHT)
 
 
@@ -511,3 +511,26 @@ async def servers_on_hosts(db: Executor, hosts: list[str]) -> dict[str, list[Row
         for row in await db.all(statement):
             found[row["host"]].append({"id": row["id"], "uuid": row["uuid"]})
     return found
+
+
+# ---- resuming work after a controller restart ------------------------------------------------
+
+_EVENTS_NAMED = prepared(
+    select(instance_action_events.c.id, instance_action_events.c.finish_time)
+    .select_from(
+        instance_action_events.join(
+            instance_actions, instance_actions.c.id == instance_action_events.c.action_id
+        )
+    )
+    .where(
+        instance_actions.c.instance_uuid == bindparam("uuid"),
+        instance_action_events.c.event == bindparam("event"),
+    )
+    .order_by(instance_action_events.c.id)
+)
+
+
+async def events_named(db: Executor, uuid: str, event: str) -> list[Row]:
+    """id and finish_time (None: still open) of the instance's action events named `event`,
+    over all its actions, oldest first (e.g. how many scheduling attempts a build made)."""
+    return await db.all(_EVENTS_NAMED, {"uuid": uuid, "event": event})
