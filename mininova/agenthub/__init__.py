@@ -30,6 +30,25 @@ from mininova.trust.enrolment import EnrolmentRefused
 log = logging.getLogger(__name__)
 
 
+# Orders whose result is a GuestInfo (its power state and addresses reach the database), and
+# the one whose result is a list of them.
+GUEST_INFO_RESULTS = frozenset({"spawn", "rebuild", "finish_resize", "finish_revert_resize"})
+
+
+def checked_result(method: str, result: Any) -> Any:
+    """An order's result with what would reach the database checked as reports are: a
+    malformed power state or address list is left out (the conductor then keeps what it has);
+    a list_guests answer keeps its well-formed guests (ProtocolError if it is not a list)."""
+    if method in GUEST_INFO_RESULTS:
+        return (reports.guest(result) or {}) if result else {}
+    if method == "list_guests":
+        try:
+            return reports.guests(result)
+        except ValueError as exc:
+            raise ProtocolError("invalid_result", f"list_guests: {exc}") from None
+    return result
+
+
 class HostUnavailable(ProtocolError):
     """No live link to that host."""
 
@@ -235,7 +254,8 @@ class AgentHub:
         peer = self.links.get(host)
         if peer is None or peer.closed:
             raise HostUnavailable(host)
-        return await peer.call(method, params or {}, timeout=timeout)
+        result = await peer.call(method, params or {}, timeout=timeout)
+        return checked_result(method, result)
 
     async def monitor(self) -> None:
         """Every heartbeat interval: write the heartbeats heard (one statement), and close

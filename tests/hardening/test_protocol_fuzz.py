@@ -599,3 +599,36 @@ async def test_a_second_hello_on_a_link_is_refused(controller: Controller) -> No
         0.01,
         lambda: f"the hub to drop the closed link: {sorted(controller.hub.links)}",
     )
+
+
+async def test_a_spawn_reply_with_bad_guest_info_cannot_break_the_server_api(
+    controller: Controller, api: ApiClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An agent's answer to `spawn` reaches the database as a report does: a power state out of
+    Nova's set and an address list of junk are left out, the server lands ACTIVE and every
+    view of it answers 200 (before, `addresses: [1]` was stored and GET /servers/{id} was 500)."""
+    async with fake_agent(controller, tmp_path, api=api) as driver:
+        real_spawn = driver.spawn
+
+        async def bad_spawn(spec: Any) -> Any:
+            info = await real_spawn(spec)
+            info.power_state = 2**70
+            info.addresses = [1, {"addr": "not-an-ip", "version": 4}]
+            return info
+
+        monkeypatch.setattr(driver, "spawn", bad_spawn)
+        image = await api.upload_image()
+        body = {
+            "server": {"name": "bad-info", "imageRef": image, "flavorRef": "1", "networks": "none"}
+        }
+        status, created, _ = await api.post("/compute/v2.1/servers", json=body, version="2.37")
+        assert status == 202, created
+        uuid = created["server"]["id"]
+        server = await api.wait_server(uuid, "ACTIVE", "ERROR")
+        assert server["status"] == "ACTIVE", server
+        for path in (f"/compute/v2.1/servers/{uuid}", "/compute/v2.1/servers/detail"):
+            status, shown, _ = await api.get(path, version="2.100")
+            assert status == 200, (path, shown)
+        status, shown, _ = await api.get(f"/compute/v2.1/servers/{uuid}")
+        assert shown["server"]["addresses"] == {}, shown["server"]["addresses"]
+        assert shown["server"]["OS-EXT-STS:power_state"] == 1
