@@ -67,3 +67,18 @@ async def test_fuzz_every_operation_as_admin_and_member(
         return
     with sqlite3.connect(controller.config.data_dir / "mininova.sqlite") as db:
         assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+
+
+# ---- 5xx found by bench/fuzz.sh, fixed, kept as regressions ------------------------------
+
+
+async def test_flavor_with_a_numeric_string_beyond_the_maximum_is_a_400(api: ApiClient) -> None:
+    """Nova bounds numeric strings too: a 26-digit "disk" is a 400, not an SQLite overflow."""
+    flavor = {"name": "huge", "ram": 64, "vcpus": "1", "disk": "53182810604904094241333129"}
+    status, body, _ = await api.post(C + "/flavors", json={"flavor": flavor}, version="2.100")
+    assert status == 400, body
+    message = body["badRequest"]["message"]
+    assert "flavor/disk" in message and "maximum of 2147483647" in message, message
+    flavor["disk"] = "1" * 5000  # too long for int(): still a 400
+    status, body, _ = await api.post(C + "/flavors", json={"flavor": flavor}, version="2.100")
+    assert status == 400, body

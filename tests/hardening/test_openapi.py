@@ -13,7 +13,7 @@ import jsonschema_rs
 import schemathesis
 from schemathesis.specs.openapi.definitions import OPENAPI_31
 
-from mininova.api import openapi
+from mininova.api import openapi, validation
 from mininova.controller import Controller
 from tests.conftest import ApiClient
 
@@ -24,7 +24,7 @@ C = "/compute/v2.1"
 def validated_schemas() -> Iterator[list[dict[str, Any]]]:
     """Every schema object a jsonschema validator checks an instance against, while inside."""
     seen: list[dict[str, Any]] = []
-    classes = (jsonschema.Draft4Validator, jsonschema.Draft7Validator)
+    classes = (jsonschema.Draft4Validator, jsonschema.Draft7Validator, validation.Validator)
     originals = {cls: cls.iter_errors for cls in classes}
 
     def recording(original: Any) -> Any:
