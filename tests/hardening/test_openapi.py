@@ -51,7 +51,8 @@ async def test_document_is_public_valid_openapi_31_and_lists_every_route(
     assert document["openapi"] == "3.1.0"
     meta = jsonschema_rs.Draft202012Validator(OPENAPI_31)  # the Rust one: seconds faster
     assert [e.message for e in meta.iter_errors(document)] == []
-    schemathesis.openapi.from_dict(document).validate()  # schemathesis' own checks
+    operations = list(schemathesis.openapi.from_dict(document).get_all_operations())
+    assert all(result.ok() for result in operations)  # schemathesis reads every operation
     bodies = {
         json.dumps(media["schema"], sort_keys=True)
         for _, _, op in _operations(document)
