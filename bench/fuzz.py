@@ -95,7 +95,7 @@ def fuzz(
     timeout: float = 30.0,
 ) -> FuzzReport:
     """Send `examples` positive and `examples` negative cases of every selected operation with
-    each token (and, where the path has parameters named in `known_ids`, as many again with
+    each token (and, where every path parameter is named in `known_ids`, as many again with
     those real ids); derandomized, so a run is reproducible."""
     tokens = list(tokens)
     schema = schemathesis.openapi.from_dict(document)
@@ -112,9 +112,10 @@ def fuzz(
         names = set(re.findall(r"\{([^}]+)\}", path))
         real = {n: v for n, v in (known_ids or {}).items() if n in names}
         if real and len(real) == len(names) and (method, path) not in DESTRUCTIVE:
-            strategies.append(
-                operation.as_strategy(generation_mode=GenerationMode.POSITIVE, path_parameters=real)
-            )
+            strategies += [  # past the handler's lookup, into its body and state checks
+                operation.as_strategy(generation_mode=mode, path_parameters=real)
+                for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
+            ]
         _run(
             st.one_of(strategies),
             examples * len(strategies),
