@@ -42,6 +42,7 @@ _PUBLIC_EXACT = {
     "/networking/v2.0",
     "/networking/v2.0/",
     "/healthcheck",
+    "/openapi.json",
 }
 _PUBLIC_PREFIXES = ("/agent", "/console", "/ui", "/static")
 
@@ -141,7 +142,7 @@ async def _admitted(request: web.Request, handler: Handler, path: str) -> web.St
 
 
 def build_app(services: Services) -> web.Application:
-    from mininova.api import migration_disk
+    from mininova.api import migration_disk, openapi
     from mininova.api.compute import routes as compute_routes
     from mininova.api.identity import routes as identity_routes
     from mininova.api.image import routes as image_routes
@@ -159,6 +160,7 @@ def build_app(services: Services) -> web.Application:
     image_routes.setup(app)
     network_routes.setup(app)
     migration_disk.setup(app)
+    openapi.setup(app)
     app.router.add_get("/", _root)
     app.router.add_get("/healthcheck", _health)
     return app

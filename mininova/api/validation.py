@@ -52,17 +52,50 @@ def _path(error: jsonschema.ValidationError) -> str:
     return "/".join(parts) if parts else "body"
 
 
-_validators: dict[int, tuple[dict[str, Any], jsonschema.Draft7Validator]] = {}
+def _number(instance: str) -> float | None:
+    """A numeric string's value (Nova's `_number_from_str`); None when it is no number."""
+    try:
+        return int(instance)
+    except ValueError:
+        try:
+            return float(instance)  # a digit string too long for int() is inf here
+        except ValueError:
+            return None
 
 
-def compiled(schema: dict[str, Any]) -> jsonschema.Draft7Validator:
+def _bound(check: Any) -> Any:
+    """`minimum`/`maximum` that also bound numeric strings ({"type": ["integer", "string"]}
+    fields), as Nova's validator does: "99999999999999999999" is a 400, not an overflow."""
+
+    def validate(validator: Any, bound: Any, instance: Any, schema: Any) -> Any:
+        if isinstance(instance, str):
+            number = _number(instance)
+            if number is None:
+                return
+            instance = number
+        yield from check(validator, bound, instance, schema)
+
+    return validate
+
+
+Validator = jsonschema.validators.extend(
+    jsonschema.Draft7Validator,
+    {
+        "minimum": _bound(jsonschema.Draft7Validator.VALIDATORS["minimum"]),
+        "maximum": _bound(jsonschema.Draft7Validator.VALIDATORS["maximum"]),
+    },
+)
+_validators: dict[int, tuple[dict[str, Any], Any]] = {}
+
+
+def compiled(schema: dict[str, Any]) -> Any:
     """The schema's validator, built once (schemas are module-level constants)."""
     found = _validators.get(id(schema))
     if found is None or found[0] is not schema:
         if len(_validators) > 1024:  # a schema built per call must not grow this forever
             _validators.clear()
-        jsonschema.Draft7Validator.check_schema(schema)
-        found = _validators[id(schema)] = (schema, jsonschema.Draft7Validator(schema))
+        Validator.check_schema(schema)
+        found = _validators[id(schema)] = (schema, Validator(schema))
     return found[1]
 
 

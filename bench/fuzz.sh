@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# The long schemathesis run: `mininova serve --local-agent=fake` on a temp data dir, every
+# operation of /openapi.json with an admin and a member token (bench/fuzz.py), then the log's
+# tracebacks, SQLite's integrity check and `mininova doctor`.
+#
+#   bench/fuzz.sh                  # 200 examples per generation mode and operation
+#   FUZZ_EXAMPLES=5 bench/fuzz.sh  # a ~5 minute dose
+set -euo pipefail
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+PY=${PYTHON:-$REPO/.venv/bin/python}
+EXAMPLES=${FUZZ_EXAMPLES:-200}
+export PYTHONPATH=$REPO${PYTHONPATH:+:$PYTHONPATH}
+DATA=$(mktemp -d /tmp/mininova-fuzz.XXXXXX)
+PORT=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+URL=http://127.0.0.1:$PORT
+LOG=$DATA/serve.log
+
+"$PY" -m mininova.cli serve --data-dir "$DATA" --listen "127.0.0.1:$PORT" --local-agent=fake \
+  >"$LOG" 2>&1 &
+SERVE=$!
+trap 'kill $SERVE 2>/dev/null || true; wait $SERVE 2>/dev/null || true' EXIT
+for _ in $(seq 300); do
+  curl -fs "$URL/healthcheck" >/dev/null 2>&1 && [ -s "$DATA/admin-credentials" ] && break
+  kill -0 $SERVE 2>/dev/null || { cat "$LOG"; exit 1; }
+  sleep 0.2
+done
+PASSWORD=$(sed -n 's/^password=//p' "$DATA/admin-credentials")
+
+echo "== fuzz: $URL, $EXAMPLES examples per mode and operation, admin and member tokens"
+set +e
+"$PY" -m bench.fuzz --url "$URL" --admin "admin:$PASSWORD:admin" --examples "$EXAMPLES"
+FUZZ=$?
+set -e
+STILL_UP=$(curl -fs -o /dev/null -w '%{http_code}' "$URL/healthcheck" || echo down)
+kill $SERVE; wait $SERVE 2>/dev/null || true
+trap - EXIT
+
+TRACEBACKS=$(grep -c '^Traceback' "$LOG" || true)
+echo "serve still answering at the end: $STILL_UP"
+echo "tracebacks in the log: $TRACEBACKS"
+grep -B2 -A12 '^Traceback' "$LOG" | head -60 || true
+INTEGRITY=$("$PY" -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute("PRAGMA integrity_check").fetchone()[0])' "$DATA/mininova.sqlite")
+echo "integrity check: $INTEGRITY"
+DOCTOR=0
+if "$PY" -m mininova.cli doctor --help >/dev/null 2>&1; then
+  set +e
+  "$PY" -m mininova.cli doctor --data-dir "$DATA"
+  DOCTOR=$?
+  set -e
+  echo "doctor exit status: $DOCTOR"
+else
+  echo "doctor: not available"
+fi
+echo "data dir (kept): $DATA"
+[ "$FUZZ" = 0 ] && [ "$TRACEBACKS" = 0 ] && [ "$INTEGRITY" = ok ] && [ "$DOCTOR" = 0 ]
