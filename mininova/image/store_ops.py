@@ -425,6 +425,7 @@ _RAW_FORMATS = ("raw", "iso", "ami", "ari", "aki")
 
 
 QCOW2_MAGIC = b"QFI\xfb"
+QCOW2_VERSIONS = frozenset({2, 3})  # the qcow2 header versions qemu writes
 
 
 def qcow2_virtual_size(path: Path) -> int | None:
@@ -438,7 +439,7 @@ def qcow2_virtual_size(path: Path) -> int | None:
     if len(header) < 32 or header[:4] != QCOW2_MAGIC:
         return None
     version = int.from_bytes(header[4:8], "big")
-    if version not in (2, 3):
+    if version not in QCOW2_VERSIONS:
         return None
     return int.from_bytes(header[24:32], "big")
 
