@@ -16,7 +16,8 @@ from mininova.compute import name_filter
 from mininova.controller import Controller
 from mininova.store import instances
 from tests.conftest import ApiClient
-from tests.console.conftest import ConsoleEnv, start_agent, token_of
+from tests.console import conftest as console_conftest
+from tests.console.conftest import ConsoleEnv, token_of
 from tests.console.rfbclient import connect, rfb_handshake
 from tests.kit.fake_cloud import fake_agent
 from tests.kit.wait import wait_for
@@ -254,20 +255,8 @@ async def _member_fault_names_no_host(
 # ------------------------------------------------------------- 5. console session limits
 
 
-@pytest.fixture
-async def console_env(
-    controller: Controller, api: ApiClient, tmp_path: Path
-) -> AsyncIterator[ConsoleEnv]:
-    agent, driver, task = await start_agent(controller, tmp_path / "agent")
-    try:
-        yield ConsoleEnv(controller, api, driver, agent)
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        from mininova.agent import tunnel
-
-        await tunnel.close_all()
-        await driver.cleanup_host()
+# The console tests' fixture: the controller plus an in-process fake-driver agent.
+console_env = console_conftest.env
 
 
 async def test_parallel_console_connects_respect_the_limit(console_env: ConsoleEnv) -> None:
