@@ -157,8 +157,8 @@ async def add_host(store: Store, host: str, memory_mb: int = 4096) -> None:
     await hosts.node_connected(store, host, resources, "fake", now_iso())
 
 
-@pytest.fixture
-async def cloud(store: Store, tmp_path: Path) -> Cloud:
+async def add_image(store: Store) -> None:
+    """The public image IMAGE, active."""
     now = now_iso()
     await images.create(
         store,
@@ -175,6 +175,11 @@ async def cloud(store: Store, tmp_path: Path) -> Cloud:
             "updated_at": now,
         },
     )
+
+
+@pytest.fixture
+async def cloud(store: Store, tmp_path: Path) -> Cloud:
+    await add_image(store)
     config = ServeConfig(data_dir=tmp_path, build_retries=3, heartbeat_interval=5)
     hub = FakeHub(answers={"spawn": {"power_state": st.RUNNING, "addresses": [{"addr": "x"}]}})
     return make_cloud(store, config, hub)

@@ -16,15 +16,14 @@ import pytest
 
 from mininova import instance_states as st
 from mininova.config import ServeConfig
-from mininova.store import Store, allocations, hosts, images
+from mininova.store import Store, allocations, hosts
 from mininova.store import instances as db
-from mininova.timeutil import now_iso
 from tests.conductor.test_conductor_fake_hub import (
-    IMAGE,
     Cloud,
     FakeHub,
     Order,
     add_host,
+    add_image,
     make_cloud,
 )
 from tests.kit.clock import FakeClock
@@ -42,22 +41,7 @@ def _cloud(store: Store, tmp_path: Path, **settings: Any) -> Cloud:
 
 @pytest.fixture
 async def cloud(store: Store, tmp_path: Path) -> Cloud:
-    now = now_iso()
-    await images.create(
-        store,
-        {
-            "id": IMAGE,
-            "name": "cirros",
-            "status": "active",
-            "disk_format": "qcow2",
-            "container_format": "bare",
-            "size": 100,
-            "checksum": "0" * 32,
-            "visibility": "public",
-            "created_at": now,
-            "updated_at": now,
-        },
-    )
+    await add_image(store)
     return _cloud(store, tmp_path, build_retries=3)
 
 
