@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The long schemathesis run: `mininova serve --local-agent=fake` on a temp data dir, every
 # operation of /openapi.json with an admin and a member token (bench/fuzz.py), then the log's
-# tracebacks, SQLite's integrity check and `mininova doctor`.
+# tracebacks, SQLite's integrity check and `mininova doctor`; then the hypothesis tests of the
+# agent protocol and the console handshake with 10x CI's examples (FUZZ_PROTOCOL_SCALE).
 #
 #   bench/fuzz.sh                    # 35 examples per generation mode and operation (~4 min
 #                                    # on 2 cores, 24,000 requests)
@@ -53,4 +54,14 @@ else
   echo "doctor: not available"
 fi
 echo "data dir (kept): $DATA"
-[ "$FUZZ" = 0 ] && [ "$TRACEBACKS" = 0 ] && [ "$INTEGRITY" = ok ] && [ "$DOCTOR" = 0 ]
+
+# The agent protocol and console handshake property tests, MININOVA_FUZZ_SCALE times CI's dose.
+SCALE=${FUZZ_PROTOCOL_SCALE:-10}
+echo "== hypothesis: agent protocol and console handshake, $SCALE x the CI examples"
+set +e
+(cd "$REPO" && MININOVA_FUZZ_SCALE=$SCALE "$PY" -m pytest -p no:cacheprovider -q \
+  tests/hardening/test_protocol_fuzz.py tests/hardening/test_console_handshake_fuzz.py)
+PROPERTIES=$?
+set -e
+echo "property tests exit status: $PROPERTIES"
+[ "$FUZZ" = 0 ] && [ "$TRACEBACKS" = 0 ] && [ "$INTEGRITY" = ok ] && [ "$DOCTOR" = 0 ] && [ "$PROPERTIES" = 0 ]

@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from mininova.relay.upgrade import (
@@ -35,14 +35,8 @@ from mininova.relay.upgrade import (
 )
 from tests.console.conftest import ConsoleEnv
 from tests.console.conftest import env as env  # the console fixture: controller + agent
+from tests.hardening.fuzzing import CI, collect
 from tests.kit.wait import wait_for
-
-CI = settings(
-    max_examples=60,
-    deadline=None,
-    derandomize=True,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
 
 # -- the agent's end: parsing the controller's answer (sans I/O) -------------------------------
 
@@ -225,19 +219,6 @@ async def exchange(base_host: str, port: int, req: dict[str, Any]) -> int:
         return status
     finally:
         writer.transport.abort()  # an abrupt close, whatever state the handshake is in
-
-
-def collect(strategy: st.SearchStrategy[Any], n: int) -> list[Any]:
-    """`n` examples of `strategy`, drawn by hypothesis (derandomized) on a sync helper."""
-    out: list[Any] = []
-
-    @settings(CI, max_examples=n, database=None)
-    @given(strategy)
-    def draw(value: Any) -> None:
-        out.append(value)
-
-    draw()
-    return out
 
 
 async def test_console_handshakes_are_refused_cleanly(

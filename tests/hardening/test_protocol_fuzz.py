@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 import websockets
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 from websockets.asyncio.client import ClientConnection
@@ -38,15 +38,9 @@ from mininova.store import schema
 from mininova.trust import enrolment
 from mininova.virt.fake import FakeDriver
 from tests.conftest import ApiClient
+from tests.hardening.fuzzing import CI, collect, examples
 from tests.kit.fake_cloud import fake_agent
 from tests.kit.wait import wait_for
-
-CI = settings(
-    max_examples=60,
-    deadline=None,
-    derandomize=True,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
 
 # -- strategies ---------------------------------------------------------------------------------
 
@@ -256,7 +250,7 @@ orders = st.fixed_dictionaries(
 ).map(json.dumps)
 
 
-@settings(CI, max_examples=40)
+@settings(CI, max_examples=examples(40))
 @given(frames=st.lists(orders | frames_of(["u1"]), min_size=1, max_size=6))
 def test_agent_peer_answers_every_order(frames: list[str | bytes]) -> None:
     """The agent's Peer with its real order table (fake driver): every frame is answered
@@ -308,19 +302,6 @@ SERVERS = "/compute/v2.1/servers"
 FUZZ_HOST = "fuzz1"
 # What the link may be closed with: 1009 message too big, 1007 not UTF-8 text, 4003 refused.
 CLOSE_CODES = {1009, 1007, 4003}
-
-
-def collect(strategy: st.SearchStrategy[Any], n: int) -> list[Any]:
-    """`n` examples of `strategy`, drawn by hypothesis (derandomized) on a sync helper."""
-    out: list[Any] = []
-
-    @settings(CI, max_examples=n, database=None)
-    @given(strategy)
-    def draw(value: Any) -> None:
-        out.append(value)
-
-    draw()
-    return out
 
 
 def _bind(frame: str | bytes, names: dict[str, str]) -> str | bytes:
