@@ -170,6 +170,21 @@ def requests_for(token: str, uuid: str) -> st.SearchStrategy[dict[str, Any]]:
     )
 
 
+# A browser's console handshake as the proxy expects it ("@TOKEN@"/"@UUID@" stand for the
+# test's real token and server).
+WELL_FORMED: dict[str, Any] = {
+    "path": "/console/websockify",
+    "token": "@TOKEN@",
+    "instance": "@UUID@",
+    "websocket": True,
+    "protocol": b"binary",
+    "version": b"13",
+    "origin": None,
+    "auth": None,
+    "capability": None,
+}
+
+
 def raw_request(base_host: str, req: dict[str, Any]) -> bytes:
     query = f"token={req['token']}"
     if req["instance"] is not None:
@@ -228,23 +243,12 @@ async def test_console_handshakes_are_refused_cleanly(
     proxy = env.controller.consoleproxy
     assert proxy is not None
     generated = await asyncio.to_thread(collect, requests_for("@TOKEN@", "@UUID@"), 60)
-    well_formed = {
-        "path": "/console/websockify",
-        "token": "@TOKEN@",
-        "instance": "@UUID@",
-        "websocket": True,
-        "protocol": b"binary",
-        "version": b"13",
-        "origin": None,
-        "auth": None,
-        "capability": None,
-    }
     # A good handshake followed by garbage before/inside RFB, then an abrupt close.
-    generated += [{**well_formed, "after": after} for after in (None, b"\xff" * 40, b"RFB 003")]
+    generated += [{**WELL_FORMED, "after": after} for after in (None, b"\xff" * 40, b"RFB 003")]
     # found by an earlier draw: a dial-in whose headers are not UTF-8 was a 500
     generated.append(
         {
-            **well_formed,
+            **WELL_FORMED,
             "path": "/agent/tunnel/nope",
             "origin": b"null",
             "auth": b"Bearer \xbe\xa9\t1\xc7hOR",
@@ -327,17 +331,7 @@ async def test_oversized_browser_message_closes_with_1009(env: ConsoleEnv) -> No
     uuid = await env.server("vm1")
     token = await env.token(uuid)
     host, port = env.base.split("//")[1], int(env.base.rsplit(":", 1)[1])
-    req = {
-        "path": "/console/websockify",
-        "token": token,
-        "instance": uuid,
-        "websocket": True,
-        "protocol": b"binary",
-        "version": b"13",
-        "origin": None,
-        "auth": None,
-        "capability": None,
-    }
+    req = {**WELL_FORMED, "token": token, "instance": uuid}
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
         writer.write(raw_request(host, req))
