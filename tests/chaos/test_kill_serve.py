@@ -25,6 +25,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from tests.conftest import login
 from tests.e2e.procs import MININOVA, Agent, Serve, base_env, free_port
 from tests.kit.wait import wait_for
 
@@ -47,25 +48,9 @@ class Burst:
 
 
 async def _token(session: aiohttp.ClientSession, serve: Serve) -> tuple[str, str]:
-    body = {
-        "auth": {
-            "identity": {
-                "methods": ["password"],
-                "password": {
-                    "user": {
-                        "name": "admin",
-                        "domain": {"id": "default"},
-                        "password": serve.password,
-                    }
-                },
-            },
-            "scope": {"project": {"name": "admin", "domain": {"id": "default"}}},
-        }
-    }
-    async with session.post(serve.url + "/identity/v3/auth/tokens", json=body) as resp:
-        assert resp.status == 201, await resp.text()
-        project = (await resp.json())["token"]["project"]["id"]
-        return resp.headers["X-Subject-Token"], project
+    """An admin token and the admin project's id."""
+    token, body = await login(session, serve.url, "admin", serve.password, "admin")
+    return token, body["project"]["id"]
 
 
 async def _prepare(session: aiohttp.ClientSession, serve: Serve, project: str) -> str:
