@@ -13,8 +13,9 @@ import pytest
 from mininova import timeutil
 from mininova.controller import Controller
 from mininova.store import Store
+from mininova.virt.fake import FakeDriver
 from tests.kit.clock import FakeClock
-from tests.kit.fake_cloud import running_controller
+from tests.kit.fake_cloud import fake_agent, running_controller
 from tests.kit.net import free_port
 from tests.kit.wait import wait_for
 
@@ -160,6 +161,16 @@ async def api(controller: Controller) -> AsyncIterator[ApiClient]:
         assert creds is not None
         token, body = await login(session, base, creds.username, creds.password, creds.project)
         yield ApiClient(base, session, token, body["project"]["id"], body["user"]["id"])
+
+
+@pytest.fixture
+async def fake_driver(
+    api: ApiClient, controller: Controller, tmp_path: Path
+) -> AsyncIterator[FakeDriver]:
+    """One in-process fake agent joined to `controller` (host node1) and reading up; its
+    driver."""
+    async with fake_agent(controller, tmp_path, api=api) as fake:
+        yield fake
 
 
 @pytest.fixture

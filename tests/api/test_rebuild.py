@@ -5,26 +5,12 @@ stays stopped), the failure path (ERROR with a fault, then a rebuild out of ERRO
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
-import pytest
-
-from mininova.controller import Controller
 from mininova.virt.fake import FakeDriver
 from tests.conftest import ApiClient
-from tests.kit.fake_cloud import fake_agent
 
 SERVERS = "/compute/v2.1/servers"
-
-
-@pytest.fixture
-async def driver(
-    api: ApiClient, controller: Controller, tmp_path: Path
-) -> AsyncIterator[FakeDriver]:
-    async with fake_agent(controller, tmp_path, api=api) as fake:
-        yield fake
 
 
 async def _image(api: ApiClient, name: str, **fields: Any) -> str:
@@ -66,13 +52,13 @@ async def _console(api: ApiClient, uuid: str) -> list[str]:
 
 
 async def test_rebuild_to_another_image_with_new_name_and_metadata(
-    api: ApiClient, driver: FakeDriver
+    api: ApiClient, fake_driver: FakeDriver
 ) -> None:
     first = await _image(api, "first")
     second = await _image(api, "second")
     server = await _boot(api, first, metadata={"old": "1"})
     uuid = server["id"]
-    old = driver._guests[uuid].spec
+    old = fake_driver._guests[uuid].spec
     old_identity = (old.mac_address, old.domain_name)
 
     status, body = await _rebuild(
@@ -100,7 +86,7 @@ async def test_rebuild_to_another_image_with_new_name_and_metadata(
     assert "image=first" in lines and "image=second" in lines
     assert lines.index("image=second") > lines.index("image=first")
     assert lines.count("hostname=vm1") == 2  # the same hostname after the rebuild
-    guest = driver._guests[uuid].spec
+    guest = fake_driver._guests[uuid].spec
     assert guest.image.id == second and guest.metadata == {"k": "v"}
     assert (guest.mac_address, guest.domain_name) == old_identity
 
@@ -113,7 +99,7 @@ async def test_rebuild_to_another_image_with_new_name_and_metadata(
 
 
 async def test_rebuild_answers_the_full_view_from_2_75_and_takes_newer_fields(
-    api: ApiClient, driver: FakeDriver
+    api: ApiClient, fake_driver: FakeDriver
 ) -> None:
     image = await _image(api, "img")
     status, key, _ = await api.post(
@@ -151,7 +137,7 @@ async def test_rebuild_answers_the_full_view_from_2_75_and_takes_newer_fields(
     assert view["OS-EXT-SRV-ATTR:hostname"] == "other-host"
     assert "OS-EXT-STS:task_state" in view and "adminPass" in view
     await api.wait_server(uuid, "ACTIVE")
-    spec = driver._guests[uuid].spec
+    spec = fake_driver._guests[uuid].spec
     assert spec.key_name == "k1" and "k1" in spec.public_keys
     assert spec.user_data == "aGk=" and spec.hostname == "other-host"
 
@@ -159,11 +145,11 @@ async def test_rebuild_answers_the_full_view_from_2_75_and_takes_newer_fields(
     status, body = await _rebuild(api, uuid, "2.54", imageRef=image, key_name=None)
     assert status == 202, body
     await api.wait_server(uuid, "ACTIVE")
-    assert driver._guests[uuid].spec.public_keys == {}
+    assert fake_driver._guests[uuid].spec.public_keys == {}
 
 
 async def test_rebuild_of_a_stopped_server_leaves_it_stopped(
-    api: ApiClient, driver: FakeDriver
+    api: ApiClient, fake_driver: FakeDriver
 ) -> None:
     image = await _image(api, "img")
     uuid = (await _boot(api, image))["id"]
@@ -180,7 +166,7 @@ async def test_rebuild_of_a_stopped_server_leaves_it_stopped(
 
 
 async def test_failed_rebuild_is_error_with_fault_then_rebuild_from_error(
-    api: ApiClient, driver: FakeDriver
+    api: ApiClient, fake_driver: FakeDriver
 ) -> None:
     good = await _image(api, "good")
     bad = await _image(api, "fail-rebuild")
@@ -203,7 +189,9 @@ async def test_failed_rebuild_is_error_with_fault_then_rebuild_from_error(
     assert done["image"]["id"] == good and "fault" not in done
 
 
-async def test_rebuild_refusals(api: ApiClient, member_api: ApiClient, driver: FakeDriver) -> None:
+async def test_rebuild_refusals(
+    api: ApiClient, member_api: ApiClient, fake_driver: FakeDriver
+) -> None:
     image = await _image(api, "img", visibility="public")
     big_disk = await _image(api, "big-disk", min_disk=50)
     big_ram = await _image(api, "big-ram", min_ram=4096)

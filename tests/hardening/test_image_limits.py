@@ -10,16 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import struct
-from collections.abc import AsyncIterator
 from pathlib import Path
-
-import pytest
 
 from mininova.controller import Controller
 from mininova.image import store_ops
 from mininova.virt.fake import FakeDriver
 from tests.conftest import ApiClient
-from tests.kit.fake_cloud import fake_agent
 from tests.kit.wait import wait_for
 
 IMAGES = "/image/v2/images"
@@ -257,16 +253,8 @@ async def test_image_count_uploading_per_project(
 # -- snapshots count too; rebuild checks the size as create does ----------------------------
 
 
-@pytest.fixture
-async def driver(
-    api: ApiClient, controller: Controller, tmp_path: Path
-) -> AsyncIterator[FakeDriver]:
-    async with fake_agent(controller, tmp_path, api=api) as fake:
-        yield fake
-
-
 async def test_snapshots_count_and_rebuild_resize_check_virtual_size(
-    controller: Controller, api: ApiClient, member_api: ApiClient, driver: FakeDriver
+    controller: Controller, api: ApiClient, member_api: ApiClient, fake_driver: FakeDriver
 ) -> None:
     small = await _image(api, visibility="public")
     assert (await _put(api, small["id"], b"\0" * 4096))[0] == 204
@@ -346,7 +334,9 @@ async def test_snapshots_count_and_rebuild_resize_check_virtual_size(
 # -- 3. console log bound --------------------------------------------------------------------
 
 
-async def test_console_output_is_bounded_to_the_tail(api: ApiClient, driver: FakeDriver) -> None:
+async def test_console_output_is_bounded_to_the_tail(
+    api: ApiClient, fake_driver: FakeDriver
+) -> None:
     image = await _image(api)
     assert (await _put(api, image["id"], b"\0" * 4096))[0] == 204
     server = {"name": "chatty", "imageRef": image["id"], "flavorRef": "1", "networks": "none"}
@@ -356,7 +346,7 @@ async def test_console_output_is_bounded_to_the_tail(api: ApiClient, driver: Fak
     await api.wait_server(uuid, "ACTIVE")
     # the guest writes ~400 KB to its serial console (2000 lines of 200 bytes)
     chatter = [f"{n:06d} " + "x" * 192 for n in range(2000)]
-    driver._guests[uuid].log.extend(chatter)
+    fake_driver._guests[uuid].log.extend(chatter)
 
     action = f"{SERVERS}/{uuid}/action"
     status, body, _ = await api.post(action, json={"os-getConsoleOutput": {}})
