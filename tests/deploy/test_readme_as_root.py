@@ -29,6 +29,7 @@ from pathlib import Path
 import pytest
 
 from mininova.paths import qemu_identity
+from mininova.virt.libvirt.firewall import table_name
 from tests.console.browser import browser_skip_reason, console_page
 from tests.e2e.procs import BIN, wait_until
 from tests.libvirt_e2e.conftest import make_ed25519_public_key
@@ -46,6 +47,34 @@ DEFAULTS = [
 ]
 SERVE_DIR = DEFAULTS[0]
 AGENT_DIR = DEFAULTS[1]
+# The agents' host firewalls (virt/libvirt/firewall.py): they outlive an agent on purpose, so the
+# test removes them, or they would drop traffic to a later test's guest that gets the same IP.
+FIREWALL_TABLES = [table_name(LOCAL_HOST), table_name(HOST2)]
+
+
+def _nft(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(["nft", *args], input=stdin, capture_output=True, text=True)
+
+
+def _save_firewall_tables() -> dict[str, str]:
+    """The rulesets of FIREWALL_TABLES that exist now (a real cloud's), to put back after."""
+    if shutil.which("nft") is None:
+        return {}
+    saved = {}
+    for table in FIREWALL_TABLES:
+        listed = _nft("list", "table", "ip", table)
+        if listed.returncode == 0:
+            saved[table] = listed.stdout
+    return saved
+
+
+def _restore_firewall_tables(saved: dict[str, str]) -> None:
+    if shutil.which("nft") is None:
+        return
+    for table in FIREWALL_TABLES:
+        _nft("delete", "table", "ip", table)
+        if table in saved:
+            _nft("-f", "-", stdin=saved[table])
 
 
 @dataclass
@@ -108,6 +137,7 @@ def readme(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Readme]:
     if not _port_free(8780):
         pytest.skip("host capability missing: the default port 8780 is in use on this host")
     stamp = f"pre-test-{int(time.time())}"
+    firewall_tables = _save_firewall_tables()
     moved: list[tuple[Path, Path]] = []
     for path in DEFAULTS:
         if path.exists():
@@ -149,6 +179,7 @@ def readme(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Readme]:
                 except subprocess.TimeoutExpired:
                     proc.kill()
         purge_domains(uuids=ids)
+        _restore_firewall_tables(firewall_tables)
         for path in DEFAULTS:
             shutil.rmtree(path, ignore_errors=True)
         for path, aside in moved:
