@@ -137,13 +137,13 @@ class Agent:
                 log.warning("cannot read host state for heartbeat: %s", exc)
                 report = {}
             try:
-                await _call(peer, "heartbeat", report, max(10.0, 3 * self.heartbeat_interval))
-            except ProtocolError as exc:
-                if peer.closed:
-                    return
-                log.warning("heartbeat not accepted: %s", exc)
+                # A notification: the controller needs no answer (a dead controller shows as
+                # missing websocket pongs), and 1,000 idle hosts cost it 200 fewer frames a second.
+                await peer.notify("heartbeat", report)
             except Exception as exc:
                 log.info("heartbeat not sent: %s", exc)
+                return
+            if peer.closed:
                 return
 
     # -- link ------------------------------------------------------------------------------

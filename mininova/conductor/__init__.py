@@ -37,13 +37,15 @@ from mininova.scheduler import Request
 from mininova.scheduler.client import SchedulerClient
 from mininova.store import Store, allocations, guest_reports, host_network, server_groups
 from mininova.store import instances as db
-from mininova.timeutil import now_iso
+from mininova.timeutil import monotonic, now_iso
 from mininova.trust.capabilities import Capabilities
 
 log = logging.getLogger(__name__)
 
 # A guest missing from this many consecutive sweeps of its host is declared lost.
 MISSING_SWEEPS = 2
+# A host whose reports keep matching its instances is compared in full at least this often.
+SETTLED_RESYNC_SECONDS = 60.0
 
 
 class Conductor(SoftDeletes, ShelveMixin, ResizeOps, ResumeWork):
@@ -69,6 +71,10 @@ class Conductor(SoftDeletes, ShelveMixin, ResizeOps, ResumeWork):
         self.conductor = conductor  # casts to ourselves (queued deletes)
         # scale-out seam: per-controller sweep counts; reset when a host moves
         self._missing: dict[str, int] = {}
+        # power sync: per host, (generations, report, deadline) of its last quiet sync, and
+        # the report last written to host_guests
+        self._settled: dict[str, tuple[tuple[int, int], list[Any], float]] = {}
+        self._recorded: dict[str, list[Any]] = {}
         # scale-out seam: per-instance locks are in-process; need an advisory lock
         self._locks: dict[str, asyncio.Lock] = {}
         # one network push per host at a time, each computing the state when it runs
@@ -445,23 +451,50 @@ class Conductor(SoftDeletes, ShelveMixin, ResizeOps, ResumeWork):
                     "host %s runs guest %s that this cloud does not know; left alone", host, uuid
                 )
         await self.reconcile_moves(host, {u for u in known if isinstance(u, str)})
-        await self.do_sync_power_states(host, guests)  # also reaps guests placed elsewhere
+        self._settled.pop(host, None)
+        # also reaps guests placed elsewhere; a new link's report is always recorded
+        await self._sync_power_states(host, guests, record=True)
         # after the sync (which leaves instances with a task alone): settling acts on the
         # report, and the sync would undo that with the report's older power states
         await self.settle_reported(host, guests)  # work a controller restart interrupted
         await self._push_network(host)  # restart reconciliation: the whole state, now
 
     async def do_sync_power_states(self, host: str, guests: list[dict[str, Any]]) -> None:
-        await guest_reports.record(self.store, host, guests, now_iso())  # for `mininova doctor`
+        """A heartbeat's report. In the steady state (the same report as the last one, no
+        instance or migration written since, and that last sync found nothing to do) it
+        costs no query: idle hosts are most of a lab's heartbeats."""
+        now = monotonic()
+        generations = (self.store.generation("instances"), self.store.generation("migrations"))
+        last = self._settled.get(host)
+        if last is not None and last[0] == generations and last[1] == guests and now < last[2]:
+            return
+        self._settled.pop(host, None)
+        if await self._sync_power_states(host, guests):
+            # scale-out seam: other controllers' writes do not move the generations; the
+            # deadline bounds how long a settled host goes without a full comparison.
+            self._settled[host] = (generations, guests, now + SETTLED_RESYNC_SECONDS)
+
+    async def _sync_power_states(
+        self, host: str, guests: list[dict[str, Any]], *, record: bool = False
+    ) -> bool:
+        """Land `host`'s report on its instances; True if there was nothing to do (every
+        placed instance reported, none with a task or an action under way, none misplaced)."""
+        if record or self._recorded.get(host) != guests:  # for `mininova doctor`
+            await guest_reports.record(self.store, host, guests, now_iso())
+            self._recorded[host] = guests
         reported = {
             g["uuid"]: g for g in guests if isinstance(g, dict) and isinstance(g.get("uuid"), str)
         }
         placed: set[str] = set()
+        settled = True
         for inst in await db.power_sync_view(self.store, host):
             uuid = inst["uuid"]
             placed.add(uuid)
+            if inst["task_state"] is not None or self._lock(uuid).locked():
+                settled = False
             guest = reported.get(uuid)
             if guest is None:
+                settled = False
                 await self._guest_missing(uuid)
                 continue
             self._missing.pop(uuid, None)
@@ -470,7 +503,11 @@ class Conductor(SoftDeletes, ShelveMixin, ResizeOps, ResumeWork):
                 await self._apply_power_state(uuid, power, guest.get("addresses"), inst)
         # A spawn the host finished after its build had failed over (its link was cut, e.g.
         # a stopped agent) left a guest of an instance that lives elsewhere now.
-        await self.reap_misplaced(host, set(reported) - placed)
+        misplaced = set(reported) - placed
+        if misplaced:
+            settled = False
+            await self.reap_misplaced(host, misplaced)
+        return settled
 
     async def do_instance_event(self, host: str, uuid: str, power_state: int) -> None:
         inst = await db.get(self.store, uuid)

@@ -204,6 +204,10 @@ def _guests(
         reported_at = _time(report["reported_at"])
         if node is None or not node["connected"] or reported_at is None:
             continue
+        # A report is written when it changes; each later heartbeat confirms it.
+        heard = _time(node["last_heartbeat"])
+        if heard is not None and heard > reported_at:
+            reported_at = heard
         seen: set[str] = set()
         for guest in report["guests"]:
             uuid = guest.get("uuid")
