@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from mininova.protocol import reports
 from mininova.protocol.core import (
     INVALID_FRAME,
     INVALID_PARAMS,
@@ -85,3 +86,19 @@ def test_link_loss_fails_all_pending() -> None:
     ids = [endpoint.request("spawn")[0], endpoint.request("destroy")[0]]
     assert sorted(endpoint.fail_all()) == sorted(ids)
     assert endpoint.pending == {}
+
+
+@pytest.mark.parametrize(
+    ("advertised", "chosen"),
+    [
+        (None, 1),  # an agent from before version 2 says nothing: version 1
+        ([1], 1),
+        ([1, 2], 2),
+        ([2, 7], 2),
+        ([7], 1),
+        ([True, 2.0], 1),
+        ("1,2", 1),
+    ],
+)
+def test_the_network_state_version_is_the_newest_both_take(advertised: object, chosen: int) -> None:
+    assert reports.network_state_version(advertised) == chosen

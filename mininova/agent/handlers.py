@@ -27,6 +27,7 @@ from mininova.agent.specs import guest_to_dict, resources_to_dict, spec_from_dic
 from mininova.protocol.core import (
     ADDRESS_REFUSED,
     FAILED,
+    NETWORK_STATE_VERSIONS,
     NOT_FOUND,
     UNREACHABLE,
     ProtocolError,
@@ -302,12 +303,13 @@ class OrderHandlers:
             return resources_to_dict(await self.driver.host_resources())
 
     async def network_sync(self, params: dict[str, Any]) -> dict[str, Any]:
-        """Enforce the desired network state (`state`, version 1) of this host's guests.
+        """Enforce the desired network state (`state`, version 1 or 2) of this host's guests.
 
         Partial failures (one address, one command) come back in the result's `errors`."""
         state = params.get("state")
-        if not isinstance(state, dict) or state.get("version") != 1:
-            raise ValueError("state must be a network state document of version 1")
+        version = state.get("version") if isinstance(state, dict) else None
+        if type(version) is not int or version not in NETWORK_STATE_VERSIONS:
+            raise ValueError("state must be a network state document of version 1 or 2")
         async with self._driver_errors():
             return await self.driver.apply_network(state)
 

@@ -20,7 +20,7 @@ from mininova.agent.identity import AgentRefused, HostIdentity
 from mininova.agent.link import Backoff, agent_ws_url, describe_failure, dial, read_loop
 from mininova.agent.specs import guest_to_dict, resources_to_dict
 from mininova.config import AgentConfig
-from mininova.protocol.core import PROTOCOL_VERSION, ProtocolError
+from mininova.protocol.core import NETWORK_STATE_VERSIONS, PROTOCOL_VERSION, ProtocolError
 from mininova.protocol.peer import Peer
 from mininova.virt.driver import ComputeDriver
 
@@ -104,6 +104,7 @@ class Agent:
             "host": self.host,
             "driver": self.driver.name,
             "protocol": PROTOCOL_VERSION,
+            "network_state_versions": list(NETWORK_STATE_VERSIONS),
             "destroy_orphans": self.config.destroy_orphans,
             **await self._report(),
         }

@@ -77,6 +77,7 @@ class AgentHub:
         self.ca_pem: bytes | None = None  # the cloud CA agents pin (None without TLS)
         self._last_seen: dict[str, float] = {}  # host → monotonic time of its last frame
         self._heard: set[str] = set()  # hosts that sent a heartbeat since the last sweep
+        self._state_versions: dict[str, int] = {}  # host → network state version it takes
 
     def setup(self, app: web.Application) -> None:
         app.router.add_get("/agent", self.handle)
@@ -196,6 +197,9 @@ class AgentHub:
         old = self._sockets.get(host)
         state["host"] = host
         self.links[host] = peer
+        self._state_versions[host] = reports.network_state_version(
+            params.get("network_state_versions")
+        )
         self._sockets[host] = ws
         self._last_seen[host] = timeutil.monotonic()
         if old is not None and old is not ws:
@@ -242,6 +246,10 @@ class AgentHub:
         if revoked:
             log.warning("credential of host %s revoked", host)
         return revoked
+
+    def network_state_version(self, host: str) -> int:
+        """The newest `network_sync` state version the host's agent said it takes (1 if none)."""
+        return self._state_versions.get(host, 1)
 
     def is_connected(self, host: str) -> bool:
         # scale-out seam: local only; cluster-wide = a live lease in compute_nodes

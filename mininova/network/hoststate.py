@@ -11,6 +11,12 @@ Version 1 (docs/agent-protocol.md):
             "port_range_max", "remote_ip_prefix", "remote_group_id",
             "remote_ips": [fixed IPs of the remote group's members] or null}
 
+Version 2 is the same document without the repeats: a rule naming a remote group carries no
+`remote_ips`; the group's addresses are listed once, in a top-level
+`"remote_groups": {group id: [fixed IPs]}`. A project's default group names every instance of
+the project, so in version 1 a host's document grows with (its guests x the project's
+instances); agents that say so in their hello (`network_state_versions`) get version 2.
+
 An instance in no security group gets its project's `default` group; when the project has
 no default group row yet, Neutron's default rules are used (all egress, ingress only from the
 project's other group-less instances). A remote group's members are its live instances on any
@@ -28,6 +34,8 @@ if TYPE_CHECKING:
     from mininova.store.engine import Executor, Row
 
 VERSION = 1
+COMPACT_VERSION = 2
+VERSIONS = (VERSION, COMPACT_VERSION)
 # Stand-in id of a project's default group that has no row yet.
 IMPLICIT_DEFAULT = "default"
 
@@ -43,6 +51,7 @@ def fixed_ips(addresses: Any) -> list[str]:
 
 
 def _rule_doc(rule: Row, remote_ips: list[str] | None) -> dict[str, Any]:
+    """A rule as version 1 lists it (`remote_ips` None: no remote group, or version 2)."""
     return {
         "id": rule["id"],
         "security_group_id": rule["security_group_id"],
@@ -56,8 +65,10 @@ def _rule_doc(rule: Row, remote_ips: list[str] | None) -> dict[str, Any]:
     }
 
 
-async def desired_state(db: Executor, host: str) -> dict[str, Any]:
-    """The network state `host` must enforce for its live instances (version 1)."""
+async def desired_state(db: Executor, host: str, version: int = VERSION) -> dict[str, Any]:
+    """The network state `host` must enforce for its live instances, in `version` 1 or 2."""
+    if version not in VERSIONS:
+        raise ValueError(f"no network state version {version}")
     on_host = await repo.instances_on_host(db, host)
     uuids = [row["uuid"] for row in on_host]
     member_of = await repo.memberships(db, uuids)
@@ -104,10 +115,10 @@ async def desired_state(db: Executor, host: str) -> dict[str, Any]:
             rows = list(members.get(g, []))
             if g in meta and meta[g]["is_default"]:
                 rows += lone.get(meta[g]["project_id"], [])
-        ips: list[str] = []
+        ips: dict[str, None] = {}  # ordered, without repeats
         for row in rows:
-            ips += [ip for ip in fixed_ips(row["addresses"]) if ip not in ips]
-        remote_ips[g] = ips
+            ips.update(dict.fromkeys(fixed_ips(row["addresses"])))
+        remote_ips[g] = list(ips)
 
     floating = await repo.floating_of(db, uuids)
     docs: list[dict[str, Any]] = []
@@ -118,7 +129,10 @@ async def desired_state(db: Executor, host: str) -> dict[str, Any]:
         for g in groups_of[uuid]:
             for rule in rules_by_group.get(g, []):
                 remote = rule["remote_group_id"]
-                doc = _rule_doc(rule, remote_ips.get(remote, []) if remote else None)
+                listed = remote_ips.get(remote, []) if remote and version == VERSION else None
+                doc = _rule_doc(rule, listed)
+                if version != VERSION:
+                    del doc["remote_ips"]
                 (ingress if rule["direction"] == "ingress" else egress).append(doc)
         docs.append(
             {
@@ -140,4 +154,8 @@ async def desired_state(db: Executor, host: str) -> dict[str, Any]:
                 ],
             }
         )
-    return {"version": VERSION, "host": host, "instances": docs}
+    if version == VERSION:
+        return {"version": VERSION, "host": host, "instances": docs}
+    named = {r["remote_group_id"] for d in docs for r in d["ingress"] + d["egress"]}
+    groups = {g: ips for g, ips in remote_ips.items() if g in named}
+    return {"version": version, "host": host, "remote_groups": groups, "instances": docs}

@@ -20,6 +20,9 @@ PROTOCOL_VERSION = 1
 # this header holding the capability the order carried (never a Keystone token).
 CAPABILITY_HEADER = "X-Mininova-Capability"
 MAX_FRAME_BYTES = 4 * 1024 * 1024
+# The `network_sync` state documents an agent can take (mininova/network/hoststate.py); it
+# lists them in its hello as `network_state_versions` (absent: version 1 only).
+NETWORK_STATE_VERSIONS = (1, 2)
 # Ids are JSON numbers that every peer can hold exactly (a JavaScript-safe integer).
 MAX_ID = 2**53 - 1
 

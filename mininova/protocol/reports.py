@@ -12,6 +12,8 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
+from mininova.protocol.core import NETWORK_STATE_VERSIONS
+
 # Nova's power states (nova.compute.power_state): NOSTATE, RUNNING, PAUSED, SHUTDOWN, CRASHED,
 # SUSPENDED.
 POWER_STATES = frozenset({0, 1, 3, 4, 6, 7})
@@ -122,3 +124,12 @@ def guests(value: Any) -> list[dict[str, Any]]:
     if not isinstance(value, list):
         raise ValueError("guests must be a list")
     return [g for g in (guest(item) for item in value) if g is not None]
+
+
+def network_state_version(value: Any) -> int:
+    """The newest network state version both sides take, from a hello's
+    `network_state_versions` (anything else, or nothing in common: version 1)."""
+    if not isinstance(value, list):
+        return 1
+    common = [v for v in value if type(v) is int and v in NETWORK_STATE_VERSIONS]
+    return max(common, default=1)

@@ -65,6 +65,9 @@ class FakeHub:
     def sent(self, method: str) -> list[Order]:
         return [o for o in self.orders if o.method == method]
 
+    def network_state_version(self, host: str) -> int:
+        return 2  # what today's agents take
+
 
 @dataclass
 class Casts:

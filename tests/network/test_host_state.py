@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from mininova.controller import Controller
+from mininova.network.hoststate import desired_state
 from mininova.virt.fake import FakeDriver
+from mininova.virt.libvirt.firewall import parse_state
 from tests.conftest import ApiClient
 from tests.kit.wait import wait_for
 from tests.network.test_network_api import N, _boot, _private, host, neutron_error
@@ -96,3 +99,39 @@ async def test_pushes_follow_changes_and_refusals_push_nothing(
     status, _, _ = await member_api.delete(f"/compute/v2.1/servers/{uuid}")
     assert status == 204
     await wait_for(lambda: _instance(host, uuid) is None, 10, 0.05, "the server to leave")
+
+
+async def test_agents_get_the_compact_state_and_it_means_what_version_1_says(
+    api: ApiClient, member_api: ApiClient, host: FakeDriver, controller: Controller
+) -> None:
+    """Today's agents say they take version 2: each remote group's addresses come once, in
+    `remote_groups`, and the firewall reads the same rules from it as from version 1."""
+    private = await _private(api)
+    uuids = []
+    for name in ("compact1", "compact2"):
+        status, body = await _boot(member_api, name, [{"uuid": private["id"]}])
+        assert status == 202, body
+        uuids.append(body["server"]["id"])
+    for uuid in uuids:
+        await member_api.wait_server(uuid, "ACTIVE")
+
+    def both_pushed() -> bool:
+        state = host.network_state or {}
+        docs = {i["uuid"]: i for i in state.get("instances", [])}
+        return all(u in docs and docs[u]["fixed_ips"] for u in uuids) and all(
+            len(ips) == 2 for ips in state.get("remote_groups", {}).values()
+        )
+
+    await wait_for(both_pushed, 10, 0.05, "a push naming both servers")
+    state = host.network_state or {}
+    assert state["version"] == 2
+    (default_id,) = state["remote_groups"]
+    fixed = sorted(ip for i in state["instances"] for ip in i["fixed_ips"])
+    assert sorted(state["remote_groups"][default_id]) == fixed
+    for doc in state["instances"]:
+        for rule in doc["ingress"] + doc["egress"]:
+            assert "remote_ips" not in rule
+
+    full = await desired_state(controller.store, state["host"], version=1)
+    assert parse_state(full) == parse_state(state)
+    assert parse_state(full).guests[0].ingress  # the default group's rule from its members

@@ -124,7 +124,10 @@ def test_the_empty_state_keeps_only_the_base_chains() -> None:
 @pytest.mark.parametrize(
     "bad",
     [
-        {"version": 2, "instances": []},
+        {"version": 3, "instances": []},
+        {"version": True, "instances": []},
+        {"version": 2, "remote_groups": [], "instances": []},
+        {"version": 2, "remote_groups": {"g": ["1.2.3.4; flush ruleset"]}, "instances": []},
         {"version": 1, "instances": [{"uuid": G1, "fixed_ips": ["1.2.3.4; flush ruleset"]}]},
         {"version": 1, "instances": [{"uuid": G1, "ingress": [{"protocol": "bogus"}]}]},
         {
@@ -142,6 +145,19 @@ def test_the_empty_state_keeps_only_the_base_chains() -> None:
 def test_malformed_states_are_refused(bad: dict[str, Any]) -> None:
     with pytest.raises(StateError):
         parse_state(bad)
+
+
+def test_version_2_lists_each_remote_group_once_and_renders_as_version_1() -> None:
+    """The compact document: rules name their remote group, its addresses are listed once."""
+    compact = _state()
+    ingress = compact["instances"][0]["ingress"]
+    ingress[1] = {"ethertype": "IPv4", "protocol": None, "remote_group_id": "web"}
+    ingress[4] = {"ethertype": "IPv4", "protocol": "tcp", "remote_group_id": "empty"}
+    compact.update(version=2, remote_groups={"web": ["192.168.122.51", "fd00::5"], "empty": []})
+    assert render(compact) == render(_state())
+    # A group the document does not list matches nothing (as an empty one).
+    del compact["remote_groups"]["empty"]
+    assert render(compact) == render(_state())
 
 
 def test_a_guest_without_a_fixed_ip_gets_no_rules() -> None:

@@ -1,6 +1,6 @@
 """The host firewall and floating IPs of one agent: nftables, LAN addresses, one iptables rule.
 
-`render(state)` is the sans-I/O core: the controller's desired network state (version 1, see
+`render(state)` is the sans-I/O core: the controller's desired network state (version 1 or 2, see
 docs/agent-protocol.md, `network_sync`) becomes ONE nft script that deletes and recreates this
 agent's own table (`ip mininova`, or `ip mininova_<host>` when the state names a host, so two
 agents on one machine never touch each other's rules) in a single transaction. Every value is
@@ -36,6 +36,9 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 STATE_VERSION = 1
+# Version 2: remote groups' addresses listed once, in `remote_groups` (network/hoststate.py).
+COMPACT_STATE_VERSION = 2
+STATE_VERSIONS = (STATE_VERSION, COMPACT_STATE_VERSION)
 DEFAULT_TABLE = "mininova"
 COMMENT_PREFIX = "mininova"
 
@@ -164,8 +167,22 @@ def _protocol(value: Any) -> int | None:
     return number
 
 
-def parse_rule(raw: Mapping[str, Any]) -> Rule | None:
-    """A Rule from its JSON form; None for an IPv6 rule (not enforced: the table is `ip`)."""
+def _remote_ips(listed: Any, what: str) -> tuple[ipaddress.IPv4Address, ...]:
+    if not isinstance(listed, list):
+        raise StateError(f"{what} must be a list")
+    # IPv6 members of a remote group cannot match in an `ip` table; they are left out.
+    v4 = [ip for ip in listed if isinstance(ip, str) and ":" not in ip]
+    return tuple(sorted({_v4(ip, f"{what}[]") for ip in v4}))
+
+
+def parse_rule(
+    raw: Mapping[str, Any],
+    remote_groups: Mapping[str, tuple[ipaddress.IPv4Address, ...]] | None = None,
+) -> Rule | None:
+    """A Rule from its JSON form; None for an IPv6 rule (not enforced: the table is `ip`).
+
+    `remote_groups` (version 2): the parsed addresses of each remote group, by id; a rule
+    naming a group that is not there matches nothing."""
     if not isinstance(raw, Mapping):
         raise StateError("a rule must be an object")
     if (raw.get("ethertype") or "IPv4") != "IPv4":
@@ -185,13 +202,13 @@ def parse_rule(raw: Mapping[str, Any]) -> Rule | None:
         port_min = port_max = None  # Neutron ignores ports for protocols without them
     prefix = raw.get("remote_ip_prefix")
     remote_ips = raw.get("remote_ips")
-    if remote_ips is not None and not isinstance(remote_ips, list):
-        raise StateError("remote_ips must be a list or null")
     ips = None
-    if remote_ips is not None:
-        # IPv6 members of a remote group cannot match in an `ip` table; they are left out.
-        v4 = [ip for ip in remote_ips if isinstance(ip, str) and ":" not in ip]
-        ips = tuple(sorted({_v4(ip, "remote_ips[]") for ip in v4}))
+    if remote_groups is not None:
+        group = raw.get("remote_group_id")
+        if group is not None:
+            ips = remote_groups.get(group, ()) if isinstance(group, str) else ()
+    elif remote_ips is not None:
+        ips = _remote_ips(remote_ips, "remote_ips")
     return Rule(
         protocol=protocol,
         port_min=port_min,
@@ -202,11 +219,20 @@ def parse_rule(raw: Mapping[str, Any]) -> Rule | None:
 
 
 def parse_state(raw: Mapping[str, Any]) -> State:
-    """Validate the controller's document (version 1); StateError when it is malformed."""
+    """Validate the controller's document (version 1 or 2); StateError when it is malformed."""
     if not isinstance(raw, Mapping):
         raise StateError("the network state must be an object")
-    if raw.get("version") != STATE_VERSION:
-        raise StateError(f"unsupported network state version {raw.get('version')!r}")
+    version = raw.get("version")
+    if type(version) is not int or version not in STATE_VERSIONS:
+        raise StateError(f"unsupported network state version {version!r}")
+    remote_groups = None
+    if version == COMPACT_STATE_VERSION:
+        listed = raw.get("remote_groups", {})
+        if not isinstance(listed, Mapping):
+            raise StateError("remote_groups must be an object")
+        remote_groups = {
+            str(group): _remote_ips(ips, f"remote_groups[{group}]") for group, ips in listed.items()
+        }
     instances = raw.get("instances") or []
     if not isinstance(instances, list):
         raise StateError("instances must be a list")
@@ -224,7 +250,8 @@ def parse_state(raw: Mapping[str, Any]) -> State:
             listed = item.get(direction) or []
             if not isinstance(listed, list):
                 raise StateError(f"{direction} must be a list")
-            rules[direction] = tuple(r for r in (parse_rule(x) for x in listed) if r is not None)
+            parsed = (parse_rule(x, remote_groups) for x in listed)
+            rules[direction] = tuple(r for r in parsed if r is not None)
         floating: list[FloatingIP] = []
         for fip in item.get("floating_ips") or []:
             if not isinstance(fip, Mapping):
