@@ -28,14 +28,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from mininova.network import security_groups
+from mininova.protocol.core import NETWORK_STATE_VERSIONS as VERSIONS
 from mininova.store import host_network as repo
 
 if TYPE_CHECKING:
     from mininova.store.engine import Executor, Row
 
-VERSION = 1
-COMPACT_VERSION = 2
-VERSIONS = (VERSION, COMPACT_VERSION)
+VERSION = 1  # the full form; VERSIONS (protocol.core) also holds 2, the compact one
 # Stand-in id of a project's default group that has no row yet.
 IMPLICIT_DEFAULT = "default"
 

@@ -33,12 +33,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mininova.protocol.core import NETWORK_STATE_VERSIONS
+
 log = logging.getLogger(__name__)
 
-STATE_VERSION = 1
+STATE_VERSIONS = NETWORK_STATE_VERSIONS
 # Version 2: remote groups' addresses listed once, in `remote_groups` (network/hoststate.py).
 COMPACT_STATE_VERSION = 2
-STATE_VERSIONS = (STATE_VERSION, COMPACT_STATE_VERSION)
 DEFAULT_TABLE = "mininova"
 COMMENT_PREFIX = "mininova"
 
