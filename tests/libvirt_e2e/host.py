@@ -143,6 +143,30 @@ def purge_domains(
     return removed
 
 
+def domains_with_disks_under(directory: Path) -> list[str]:
+    """Names of the domains whose disk files live under `directory` (an agent's instances
+    directory: what a killed earlier run of the same test left defined)."""
+    import libvirt
+
+    libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
+    try:
+        conn = libvirt.open(URI)
+    except libvirt.libvirtError:
+        return []
+    names = []
+    try:
+        for dom in conn.listAllDomains(0):
+            with contextlib.suppress(libvirt.libvirtError, ET.ParseError):
+                root = ET.fromstring(dom.XMLDesc(0))
+                sources = [s.get("file") or "" for s in root.findall("./devices/disk/source")]
+                if any(Path(f).is_relative_to(directory) for f in sources if f):
+                    names.append(dom.name())
+    finally:
+        with contextlib.suppress(libvirt.libvirtError):
+            conn.close()
+    return names
+
+
 def qemu_img_info(path: Path) -> dict:
     import json
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -13,7 +14,8 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import bindparam, func, select
 
 from mininova.identity.service import check_password
-from mininova.store import Store, migrate, schema, settings
+from mininova.store import Store, instances, migrate, schema, settings
+from mininova.timeutil import now_iso
 
 RELEASE_DB = Path(__file__).parent / "data" / "release-0.1.sqlite"
 # The admin password that release 0.1's bootstrap wrote into that database's
@@ -122,6 +124,58 @@ async def test_locked_check_then_insert_is_serialised(store: Store) -> None:
 
     results = await asyncio.gather(*(claim(n) for n in range(5)))
     assert sorted(results) == [False, False, False, False, True]
+
+
+def _instance_row(name: str) -> dict:
+    now = now_iso()
+    return {
+        "uuid": str(uuid.uuid4()),
+        "name": name,
+        "hostname": name,
+        "project_id": "p",
+        "user_id": "u",
+        "image_ref": "img",
+        "flavor_id": "1",
+        "flavor": {"vcpus": 1, "ram": 64, "disk": 1},
+        "vm_state": "building",
+        "mac_address": "fa:16:3e:00:00:01",
+        "reservation_id": "r-1",
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def _autoincrement_tables(connection) -> set[str]:
+    raw = connection.connection.dbapi_connection
+    rows = raw.execute("SELECT name, sql FROM sqlite_master WHERE type = 'table'").fetchall()
+    return {name for name, sql in rows if "AUTOINCREMENT" in (sql or "").upper()}
+
+
+async def test_sqlite_tables_keep_autoincrement(tmp_path: Path) -> None:
+    """Every table declared AUTOINCREMENT is so in a migrated database (a batch copy once
+    dropped it from `instances`, and every cloud's first guest became instance-00000001)."""
+    db = Store(tmp_path / "db.sqlite")
+    await db.open()
+    try:
+        wanted = {
+            t.name
+            for t in schema.metadata.sorted_tables
+            if t.dialect_kwargs.get("sqlite_autoincrement")
+        }
+        assert "instances" in wanted
+        assert wanted <= await db.run_sync(_autoincrement_tables)
+    finally:
+        await db.close()
+
+
+async def test_seeded_instance_ids_start_after_the_seed(store: Store) -> None:
+    """Bootstrap's random first instance id holds on both backends: guests of two clouds on one
+    libvirtd get different `instance-<id>` domain names."""
+    await store.seed_sequence(schema.instances, 70000)
+    for name in ("a", "b"):
+        await instances.create(store, _instance_row(name))
+    rows = await store.all(select(schema.instances.c.id).order_by(schema.instances.c.id))
+    assert [r["id"] for r in rows] == [70001, 70002]
 
 
 async def test_insert_returning_upsert_and_sequence_seed(store: Store) -> None:
