@@ -13,7 +13,8 @@ import logging
 from typing import Any
 
 from mininova import instance_states as st
-from mininova.agenthub import AgentHub, HostUnavailable
+from mininova.agenthub import AgentHub
+from mininova.conductor.network_push import NetworkPusher
 from mininova.conductor.rebuild import rebuild_instance
 from mininova.conductor.resize import ResizeOps
 from mininova.conductor.resume import RESUMABLE_ACTIONS, ResumeWork
@@ -31,7 +32,6 @@ from mininova.config import ServeConfig
 from mininova.consoleauth.client import ConsoleAuthClient
 from mininova.errors import NoValidHost
 from mininova.image.client import ImageClient
-from mininova.network.hoststate import desired_state
 from mininova.protocol import ProtocolError
 from mininova.scheduler import Request
 from mininova.scheduler.client import SchedulerClient
@@ -46,9 +46,6 @@ log = logging.getLogger(__name__)
 MISSING_SWEEPS = 2
 # A host whose reports keep matching its instances is compared in full at least this often.
 SETTLED_RESYNC_SECONDS = 60.0
-# Network pushes of one host start at least this far apart (s): a burst of boots in a project
-# changes every host of the project (its default group's rules name each new address).
-NETWORK_PUSH_SPACING = 0.5
 
 
 class Conductor(SoftDeletes, ShelveMixin, ResizeOps, ResumeWork):
@@ -80,11 +77,7 @@ class Conductor(SoftDeletes, ShelveMixin, ResizeOps, ResumeWork):
         self._recorded: dict[str, list[Any]] = {}
         # scale-out seam: per-instance locks are in-process; need an advisory lock
         self._locks: dict[str, asyncio.Lock] = {}
-        # one network push per host at a time, each computing the state when it runs
-        self._net_locks: dict[str, asyncio.Lock] = {}
-        # the push of a host that has not read its state yet: later requests join it
-        self._net_waiting: dict[str, asyncio.Future[None]] = {}
-        self._net_pushed: dict[str, float] = {}  # host -> loop time its last push ended
+        self.network = NetworkPusher(store, hub)
         self._resume_state()  # work a restart interrupted (conductor/resume.py)
 
     def _lock(self, uuid: str) -> asyncio.Lock:
@@ -384,55 +377,12 @@ class Conductor(SoftDeletes, ShelveMixin, ResizeOps, ResumeWork):
 
     async def do_sync_network(self, hosts: list[str]) -> None:
         """Send each connected host its desired network state (mininova/network/hoststate.py)
-        with the agent order `network_sync`; failures are logged, never raised."""
-        await asyncio.gather(*(self._push_network(h) for h in sorted(set(hosts)) if h))
+        with the agent order `network_sync`, in the pusher's next round (network_push.py);
+        failures are logged, never raised."""
+        await self.network.push(hosts)
 
     async def _push_network(self, host: str) -> None:
-        """Push `host`'s state as it is when the push starts. Requests that arrive while a
-        push of that host waits to start join it (it will read their change too): a burst of
-        boots costs each host one push at a time and one waiting, not one per boot."""
-        waiting = self._net_waiting.get(host)
-        if waiting is not None:
-            await asyncio.shield(waiting)
-            return
-        done = asyncio.get_running_loop().create_future()
-        self._net_waiting[host] = done
-        try:
-            await self._push_network_now(host, done)
-        finally:
-            if self._net_waiting.get(host) is done:
-                del self._net_waiting[host]
-            if not done.done():
-                done.set_result(None)
-
-    async def _push_network_now(self, host: str, waiting: asyncio.Future[None]) -> None:
-        lock = self._net_locks.setdefault(host, asyncio.Lock())
-        loop = asyncio.get_running_loop()
-        async with lock:
-            pause = self._net_pushed.get(host, -NETWORK_PUSH_SPACING) + NETWORK_PUSH_SPACING
-            if pause > loop.time():  # more requests join the waiting push meanwhile
-                await asyncio.sleep(pause - loop.time())
-            if self._net_waiting.get(host) is waiting:
-                del self._net_waiting[host]  # changes from now on need a push of their own
-            try:
-                version = self.hub.network_state_version(host)
-                state = await desired_state(self.store, host, version)
-                result = await self.hub.call(host, "network_sync", {"state": state}, timeout=60)
-            except HostUnavailable:
-                return  # pushed again when the agent (re)connects
-            except ProtocolError as exc:
-                log.warning("network sync of %s failed: %s", host, exc.message)
-                return
-            except Exception:  # a push must never take the conductor down
-                log.exception("network sync of %s failed", host)
-                return
-            finally:
-                self._net_pushed[host] = loop.time()
-        errors = result.get("errors") if isinstance(result, dict) else None
-        if errors:
-            log.warning("network sync of %s: %s", host, "; ".join(map(str, errors)))
-        else:
-            log.info("network sync of %s: %d instance(s)", host, len(state["instances"]))
+        await self.network.push([host])
 
     async def _network_changed(self, project_id: str, host: str | None) -> None:
         """An instance appeared, changed address or went: its host and the hosts of its

@@ -64,8 +64,46 @@ def _rule_doc(rule: Row, remote_ips: list[str] | None) -> dict[str, Any]:
     }
 
 
-async def desired_state(db: Executor, host: str, version: int = VERSION) -> dict[str, Any]:
-    """The network state `host` must enforce for its live instances, in `version` 1 or 2."""
+async def _read_remote_groups(
+    db: Executor, remote_ids: list[str], into: dict[str, list[str]]
+) -> None:
+    """Add each remote group's live members' fixed IPs (any host) to `into`, by group id."""
+    if not remote_ids:
+        return
+    explicit = [g for g in remote_ids if ":" not in g]
+    members = await repo.members(db, explicit)
+    meta = await repo.groups(db, explicit)
+    # A default group's members include the project's instances that are in no group.
+    lone_projects = sorted(
+        {meta[g]["project_id"] for g in explicit if g in meta and meta[g]["is_default"]}
+        | {g.split(":", 1)[1] for g in remote_ids if ":" in g}
+    )
+    lone = await repo.ungrouped(db, lone_projects)
+    for g in remote_ids:
+        if ":" in g:
+            rows = lone.get(g.split(":", 1)[1], [])
+        else:
+            rows = list(members.get(g, []))
+            if g in meta and meta[g]["is_default"]:
+                rows += lone.get(meta[g]["project_id"], [])
+        ips: dict[str, None] = {}  # ordered, without repeats
+        for row in rows:
+            ips.update(dict.fromkeys(fixed_ips(row["addresses"])))
+        into[g] = list(ips)
+
+
+async def desired_state(
+    db: Executor,
+    host: str,
+    version: int = VERSION,
+    *,
+    remote_ips: dict[str, list[str]] | None = None,
+) -> dict[str, Any]:
+    """The network state `host` must enforce for its live instances, in `version` 1 or 2.
+
+    `remote_ips`: remote group id -> member IPs already read (a push round shares one read
+    per group among its hosts); the groups this host needs that are missing are read and
+    added to it."""
     if version not in VERSIONS:
         raise ValueError(f"no network state version {version}")
     on_host = await repo.instances_on_host(db, host)
@@ -97,27 +135,9 @@ async def desired_state(db: Executor, host: str, version: int = VERSION) -> dict
     remote_ids = sorted(
         {r["remote_group_id"] for rs in rules_by_group.values() for r in rs if r["remote_group_id"]}
     )
-    explicit = [g for g in remote_ids if ":" not in g]
-    members = await repo.members(db, explicit)
-    meta = await repo.groups(db, explicit)
-    # A default group's members include the project's instances that are in no group.
-    lone_projects = sorted(
-        {meta[g]["project_id"] for g in explicit if g in meta and meta[g]["is_default"]}
-        | {g.split(":", 1)[1] for g in remote_ids if ":" in g}
-    )
-    lone = await repo.ungrouped(db, lone_projects)
-    remote_ips: dict[str, list[str]] = {}
-    for g in remote_ids:
-        if ":" in g:
-            rows = lone.get(g.split(":", 1)[1], [])
-        else:
-            rows = list(members.get(g, []))
-            if g in meta and meta[g]["is_default"]:
-                rows += lone.get(meta[g]["project_id"], [])
-        ips: dict[str, None] = {}  # ordered, without repeats
-        for row in rows:
-            ips.update(dict.fromkeys(fixed_ips(row["addresses"])))
-        remote_ips[g] = list(ips)
+    if remote_ips is None:
+        remote_ips = {}
+    await _read_remote_groups(db, [g for g in remote_ids if g not in remote_ips], remote_ips)
 
     floating = await repo.floating_of(db, uuids)
     docs: list[dict[str, Any]] = []

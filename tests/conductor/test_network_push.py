@@ -1,0 +1,109 @@
+"""Network pushes in rounds (mininova/conductor/network_push.py): one read of a remote group
+for all of a round's hosts, and a change made during a round reaches its hosts in the next."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mininova import instance_states as st
+from mininova.config import ServeConfig
+from mininova.store import Store, host_network
+from mininova.store import instances as db
+from tests.conductor.test_conductor_fake_hub import Cloud, add_host, add_image, make_cloud
+
+HOSTS = ("n1", "n2", "n3")
+
+
+def _address(ip: str) -> list[dict[str, Any]]:
+    return [{"version": 4, "addr": ip, "mac": "fa:16:3e:00:00:01"}]
+
+
+@pytest.fixture
+async def cloud(store: Store, tmp_path: Path) -> Cloud:
+    await add_image(store)
+    for host in HOSTS:
+        await add_host(store, host)
+    cloud = make_cloud(store, ServeConfig(data_dir=tmp_path, heartbeat_interval=5))
+    cloud.conductor.network.spacing = 0.05
+    return cloud
+
+
+async def _active(cloud: Cloud, host: str, ip: str) -> str:
+    return await cloud.instance(
+        vm_state=st.ACTIVE, task_state=None, host=host, addresses=_address(ip)
+    )
+
+
+def _pushed(cloud: Cloud, host: str) -> list[dict[str, Any]]:
+    return [o.params["state"] for o in cloud.hub.sent("network_sync") if o.host == host]
+
+
+def _group_ips(state: dict[str, Any]) -> list[str]:
+    (ips,) = state["remote_groups"].values()  # the project's default group
+    return sorted(ips)
+
+
+async def test_one_read_of_the_default_group_serves_every_host_of_a_round(
+    cloud: Cloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for n, host in enumerate(HOSTS):
+        await _active(cloud, host, f"10.0.0.{n + 10}")
+    reads = []
+    original = host_network.ungrouped
+
+    async def counted(db: Any, projects: list[str]) -> Any:
+        reads.append(projects)
+        return await original(db, projects)
+
+    monkeypatch.setattr(host_network, "ungrouped", counted)
+    await cloud.conductor.do_sync_network(list(HOSTS))
+    assert reads == [["p1"]]
+    for host in HOSTS:
+        (state,) = _pushed(cloud, host)
+        assert _group_ips(state) == ["10.0.0.10", "10.0.0.11", "10.0.0.12"]
+
+
+async def test_a_change_during_a_round_reaches_its_hosts_in_the_next(cloud: Cloud) -> None:
+    await _active(cloud, "n1", "10.0.0.10")
+    in_round, release = asyncio.Event(), asyncio.Event()
+    call = cloud.hub.call
+
+    async def slow_call(host: str, method: str, params: Any = None, timeout: float = 60) -> Any:
+        if method == "network_sync" and not release.is_set():
+            in_round.set()
+            await release.wait()
+        return await call(host, method, params, timeout)
+
+    cloud.hub.call = slow_call  # type: ignore[method-assign]
+    first = asyncio.create_task(cloud.conductor.do_sync_network(["n1"]))
+    await asyncio.wait_for(in_round.wait(), 5)  # round 1 has read the state already
+    uuid = await _active(cloud, "n2", "10.0.0.11")  # committed, then its hosts marked
+    second = asyncio.create_task(cloud.conductor.do_sync_network(["n1", "n2"]))
+    await asyncio.sleep(0.1)
+    assert not second.done()  # it waits for its own round
+    release.set()
+    await asyncio.wait_for(asyncio.gather(first, second), 5)
+    n1 = _pushed(cloud, "n1")
+    assert [_group_ips(s) for s in n1] == [["10.0.0.10"], ["10.0.0.10", "10.0.0.11"]]
+    assert [_group_ips(s) for s in _pushed(cloud, "n2")] == [["10.0.0.10", "10.0.0.11"]]
+
+    # Asked for many times while a round runs, a host is pushed once in the next round.
+    await db.update(cloud.store, uuid, addresses=_address("10.0.0.12"))
+    await asyncio.gather(*(cloud.conductor.do_sync_network(["n1"]) for _ in range(10)))
+    assert [_group_ips(s) for s in _pushed(cloud, "n1")][2:] == [["10.0.0.10", "10.0.0.12"]]
+
+
+async def test_failed_pushes_neither_stop_the_round_nor_the_pusher(cloud: Cloud) -> None:
+    for n, host in enumerate(HOSTS):
+        await _active(cloud, host, f"10.0.0.{n + 10}")
+    cloud.hub.down.add("n2")  # no link: the order raises HostUnavailable
+    cloud.hub.answers["network_sync"] = lambda o: RuntimeError("bug") if o.host == "n3" else {}
+    await cloud.conductor.do_sync_network(list(HOSTS))  # logged, not raised
+    cloud.hub.down.clear()
+    cloud.hub.answers.pop("network_sync")
+    await cloud.conductor.do_sync_network(list(HOSTS))
+    assert [len(_pushed(cloud, h)) for h in HOSTS] == [2, 2, 2]  # n2's first never reached it
