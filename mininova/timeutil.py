@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Protocol
 
 
@@ -86,6 +87,9 @@ def parse_iso(text: str) -> datetime:
     return dt.astimezone(UTC)
 
 
+# Views render the same stored times again and again (every server of every list): a pure
+# function of an immutable string, so the last few thousand results are kept.
+@lru_cache(maxsize=8192)
 def nova_time(text: str | None) -> str | None:
     """Nova renders server times as `2024-01-01T00:00:00Z` (no fraction)."""
     if not text:
@@ -93,6 +97,7 @@ def nova_time(text: str | None) -> str | None:
     return parse_iso(text).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+@lru_cache(maxsize=8192)
 def nova_usec_time(text: str | None) -> str | None:
     """`2024-01-01T00:00:00.000000` as used by launched_at / instance actions."""
     if not text:

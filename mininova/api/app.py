@@ -12,6 +12,7 @@ from mininova.api import microversion, policy
 from mininova.api.capability import check_capability
 from mininova.api.context import CONTEXT, MICROVERSION, REQUEST_ID, SERVICES, RequestContext
 from mininova.api.errors import ApiError, error_response_for, status_for
+from mininova.api.responses import json_response
 from mininova.api.services import Services
 from mininova.api.validation import TOO_LARGE
 from mininova.errors import DomainError
@@ -171,7 +172,7 @@ async def _root(request: web.Request) -> web.Response:
     if "text/html" in request.headers.get("Accept", ""):
         raise web.HTTPFound("/ui/")
     svc: Services = request.config_dict[SERVICES]
-    return web.json_response(
+    return json_response(
         {
             "name": "mininova",
             "identity": svc.url("/identity/v3"),

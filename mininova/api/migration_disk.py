@@ -19,6 +19,7 @@ from aiohttp import web
 from mininova.api.capability import CAPABILITY
 from mininova.api.context import services
 from mininova.api.errors import Forbidden, NotFound
+from mininova.api.responses import json_response
 from mininova.conductor import migration_transfer as transfer
 
 CHUNK = 1024 * 1024
@@ -65,7 +66,7 @@ async def put_disk(request: web.Request) -> web.Response:
     digest = sha.hexdigest()
     await asyncio.to_thread(os.replace, part, final)
     await asyncio.to_thread(final.with_suffix(".sha256").write_text, digest)
-    return web.json_response({"sha256": digest}, status=201)
+    return json_response({"sha256": digest}, status=201)
 
 
 async def get_disk(request: web.Request) -> web.StreamResponse:

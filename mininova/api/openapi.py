@@ -45,6 +45,7 @@ from mininova.api.identity import schemas as identity
 from mininova.api.image import schemas as image
 from mininova.api.microversions import MAX
 from mininova.api.network.schemas import floatingips, networks, security_groups, subnets
+from mininova.api.responses import json_response
 
 PATH = "/openapi.json"
 INTERNAL_PREFIXES = ("/agent", "/console", "/tunnel", "/ui", "/migration-disks")
@@ -327,7 +328,7 @@ def build_document(router: web.UrlDispatcher, base_url: str = "") -> dict[str, A
 
 async def openapi_document(request: web.Request) -> web.Response:
     """The document of this app's routes (public, like the version documents)."""
-    return web.json_response(build_document(request.app.router))
+    return json_response(build_document(request.app.router))
 
 
 def setup(app: web.Application) -> None:

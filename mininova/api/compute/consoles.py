@@ -19,6 +19,7 @@ from aiohttp import web
 from mininova.api.context import context, mv_at_least, services
 from mininova.api.errors import BadRequest, NotFound
 from mininova.api.microversions import V2_6
+from mininova.api.responses import json_response
 from mininova.api.validation import json_body
 from mininova.compute import api as compute
 from mininova.store.db import Row
@@ -61,7 +62,7 @@ async def create_remote_console(request: web.Request) -> web.Response:
     if (protocol, ctype) not in SUPPORTED:
         raise BadRequest(f"Unavailable console type {ctype}.")
     url = await _issue(request, server_row, ctype)
-    return web.json_response({"remote_console": {"protocol": protocol, "type": ctype, "url": url}})
+    return json_response({"remote_console": {"protocol": protocol, "type": ctype, "url": url}})
 
 
 async def get_vnc_console(
@@ -81,7 +82,7 @@ async def get_vnc_console(
     if ctype != "novnc":
         raise BadRequest(f"Unavailable console type {ctype}.")
     url = await _issue(request, server_row, ctype)
-    return web.json_response({"console": {"type": ctype, "url": url}})
+    return json_response({"console": {"type": ctype, "url": url}})
 
 
 def setup(router: web.UrlDispatcher, prefix: str) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from mininova.api.errors import NotFound
+from mininova.api.responses import json_response
 
 # (name, alias, description) as Nova's fixed list has them, for what mininova serves (and
 # `Hosts`, which clients probe for). Answered sorted by alias, as Nova's list is.
@@ -96,14 +97,14 @@ def _extension(name: str, alias: str, description: str) -> dict[str, Any]:
 
 
 async def list_extensions(request: web.Request) -> web.Response:
-    return web.json_response({"extensions": [_extension(*e) for e in _EXTENSIONS]})
+    return json_response({"extensions": [_extension(*e) for e in _EXTENSIONS]})
 
 
 async def show_extension(request: web.Request) -> web.Response:
     alias = request.match_info["alias"]
     for ext in _EXTENSIONS:
         if ext[1] == alias:
-            return web.json_response({"extension": _extension(*ext)})
+            return json_response({"extension": _extension(*ext)})
     raise NotFound(f"Extension {alias} could not be found.")
 
 

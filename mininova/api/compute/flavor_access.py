@@ -10,6 +10,7 @@ from mininova.api.compute.schemas import flavor_access as schemas
 from mininova.api.compute.views import flavor_access as views
 from mininova.api.context import context, services
 from mininova.api.errors import BadRequest
+from mininova.api.responses import json_response
 from mininova.api.validation import validated_body
 from mininova.errors import Conflict, NotFound
 from mininova.store import flavors as repo
@@ -47,7 +48,7 @@ async def list_access(request: web.Request) -> web.Response:
     if row["is_public"]:
         raise NotFound("Access list not available for public flavors.")
     projects = await repo.access_list(services(request).store, row["id"])
-    return web.json_response(views.access_list(row["id"], projects))
+    return json_response(views.access_list(row["id"], projects))
 
 
 async def flavor_action(request: web.Request) -> web.Response:
@@ -60,7 +61,7 @@ async def flavor_action(request: web.Request) -> web.Response:
     tenant = body[action]["tenant"]
     change = add_tenant if action == "addTenantAccess" else remove_tenant
     projects = await change(services(request).store, row, tenant)
-    return web.json_response(views.access_list(row["id"], projects))
+    return json_response(views.access_list(row["id"], projects))
 
 
 def setup(router: web.UrlDispatcher, prefix: str) -> None:

@@ -12,6 +12,7 @@ from mininova.api.compute.schemas import flavor_extra_specs as schemas
 from mininova.api.compute.views import flavor_extra_specs as views
 from mininova.api.context import context, services
 from mininova.api.errors import BadRequest
+from mininova.api.responses import json_response
 from mininova.api.validation import validated_body
 from mininova.errors import NotFound
 from mininova.store import flavors as repo
@@ -48,7 +49,7 @@ async def _flavor(request: web.Request) -> Row:
 async def list_extra_specs(request: web.Request) -> web.Response:
     row = await _flavor(request)
     specs = await repo.extra_specs(services(request).store, row["id"])
-    return web.json_response(views.extra_specs(specs))
+    return json_response(views.extra_specs(specs))
 
 
 async def create_extra_specs(request: web.Request) -> web.Response:
@@ -60,7 +61,7 @@ async def create_extra_specs(request: web.Request) -> web.Response:
         _check_key(key)
         specs[key] = _spec_value(key, value)
     await repo.set_extra_specs(services(request).store, row["id"], specs)
-    return web.json_response(views.extra_specs(specs))
+    return json_response(views.extra_specs(specs))
 
 
 async def show_extra_spec(request: web.Request) -> web.Response:
@@ -69,7 +70,7 @@ async def show_extra_spec(request: web.Request) -> web.Response:
     specs = await repo.extra_specs(services(request).store, row["id"])
     if key not in specs:
         raise NotFound(f"Flavor {row['id']} has no extra specs with key {key}.")
-    return web.json_response(views.extra_spec(key, specs[key]))
+    return json_response(views.extra_spec(key, specs[key]))
 
 
 async def update_extra_spec(request: web.Request) -> web.Response:
@@ -84,7 +85,7 @@ async def update_extra_spec(request: web.Request) -> web.Response:
     _check_key(key)
     value = _spec_value(key, body[key])
     await repo.set_extra_specs(services(request).store, row["id"], {key: value})
-    return web.json_response(views.extra_spec(key, value))
+    return json_response(views.extra_spec(key, value))
 
 
 async def delete_extra_spec(request: web.Request) -> web.Response:

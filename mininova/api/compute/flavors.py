@@ -20,6 +20,7 @@ from mininova.api.context import context, microversion, mv_at_least, services
 from mininova.api.errors import BadRequest
 from mininova.api.microversions import V2_55, V2_61
 from mininova.api.pagination import next_query, paginate
+from mininova.api.responses import json_response
 from mininova.api.validation import validated_body
 from mininova.errors import Conflict, NotFound
 from mininova.store import flavors as repo
@@ -191,7 +192,7 @@ async def list_flavors(request: web.Request) -> web.Response:
     rows, limit = await _list_rows(request)
     mv, base = microversion(request), services(request).base_url
     items = [views.brief(r, mv, base) for r in rows]
-    return web.json_response(_list_body(request, items, rows, limit, "flavors"))
+    return json_response(_list_body(request, items, rows, limit, "flavors"))
 
 
 async def list_flavors_detail(request: web.Request) -> web.Response:
@@ -201,19 +202,19 @@ async def list_flavors_detail(request: web.Request) -> web.Response:
     if mv_at_least(request, V2_61):
         specs = await repo.extra_specs_of(svc.store, [r["id"] for r in rows])
     items = [views.detail(r, mv, svc.base_url, specs.get(r["id"])) for r in rows]
-    return web.json_response(_list_body(request, items, rows, limit, "flavors/detail"))
+    return json_response(_list_body(request, items, rows, limit, "flavors/detail"))
 
 
 async def show_flavor(request: web.Request) -> web.Response:
     row = await _requested(request)
-    return web.json_response({"flavor": await _detail(request, row)})
+    return json_response({"flavor": await _detail(request, row)})
 
 
 async def create_flavor(request: web.Request) -> web.Response:
     context(request).require_admin("os_compute_api:os-flavor-manage:create")
     body = await validated_body(request, schemas.create(microversion(request)))
     row = await create(services(request).store, _create_values(body["flavor"]))
-    return web.json_response({"flavor": await _detail(request, row)})
+    return json_response({"flavor": await _detail(request, row)})
 
 
 async def update_flavor(request: web.Request) -> web.Response:
@@ -225,7 +226,7 @@ async def update_flavor(request: web.Request) -> web.Response:
     store = services(request).store
     await repo.set_description(store, row["id"], body["flavor"]["description"])
     row = await find(store, row["id"], None, True)
-    return web.json_response({"flavor": await _detail(request, row)})
+    return json_response({"flavor": await _detail(request, row)})
 
 
 async def delete_flavor(request: web.Request) -> web.Response:

@@ -7,6 +7,7 @@ from aiohttp import web
 
 from mininova.api.compute.networks import proxy_gone
 from mininova.api.context import services
+from mininova.api.responses import json_response
 from mininova.store import networks
 
 
@@ -14,7 +15,7 @@ async def list_floating_ip_pools(request: web.Request) -> web.Response:
     proxy_gone(request)
     rows = await networks.list_networks(services(request).store)
     pools = [{"name": row["name"]} for row in rows if row["external"]]
-    return web.json_response({"floating_ip_pools": pools})
+    return json_response({"floating_ip_pools": pools})
 
 
 def setup(router: web.UrlDispatcher, prefix: str) -> None:

@@ -19,6 +19,7 @@ from mininova.api.context import context, microversion, mv_at_least, services
 from mininova.api.errors import BadRequest, NotFound
 from mininova.api.microversions import V2_33, V2_53, V2_88
 from mininova.api.pagination import next_query, paginate
+from mininova.api.responses import json_response
 
 
 def _bool_param(value: str, name: str) -> bool:
@@ -72,7 +73,7 @@ async def _list_hypervisors(request: web.Request, detail: bool) -> web.Response:
         body["hypervisors_links"] = [
             {"rel": "next", "href": svc.url(f"/compute/v2.1/{path}?{query}")}
         ]
-    return web.json_response(body)
+    return json_response(body)
 
 
 async def list_hypervisors(request: web.Request) -> web.Response:
@@ -99,7 +100,7 @@ async def show_hypervisor(request: web.Request) -> web.Response:
     with_servers = _with_servers(request)
     hyp = await _one(request, with_usage=not mv_at_least(request, V2_88), with_servers=with_servers)
     view = views.hypervisor(hyp, microversion(request), detail=True, with_servers=with_servers)
-    return web.json_response({"hypervisor": view})
+    return json_response({"hypervisor": view})
 
 
 async def hypervisor_uptime(request: web.Request) -> web.Response:
@@ -109,7 +110,7 @@ async def hypervisor_uptime(request: web.Request) -> web.Response:
     hyp = await _one(request, with_usage=False)
     if not hyp.up:
         raise BadRequest("Compute service of host is unavailable at this time.")
-    return web.json_response({"hypervisor": views.uptime_view(hyp, microversion(request))})
+    return json_response({"hypervisor": views.uptime_view(hyp, microversion(request))})
 
 
 async def hypervisor_statistics(request: web.Request) -> web.Response:
@@ -117,7 +118,7 @@ async def hypervisor_statistics(request: web.Request) -> web.Response:
     if mv_at_least(request, V2_88):
         raise NotFound("The resource could not be found.")
     stats = await compute_hosts.statistics(services(request).store)
-    return web.json_response({"hypervisor_statistics": stats})
+    return json_response({"hypervisor_statistics": stats})
 
 
 async def _matching(request: web.Request, *, with_servers: bool) -> list[dict[str, Any]]:
@@ -135,12 +136,12 @@ async def _matching(request: web.Request, *, with_servers: bool) -> list[dict[st
 
 async def search_hypervisors(request: web.Request) -> web.Response:
     context(request).require_admin("os_compute_api:os-hypervisors:search")
-    return web.json_response({"hypervisors": await _matching(request, with_servers=False)})
+    return json_response({"hypervisors": await _matching(request, with_servers=False)})
 
 
 async def hypervisor_servers(request: web.Request) -> web.Response:
     context(request).require_admin("os_compute_api:os-hypervisors:servers")
-    return web.json_response({"hypervisors": await _matching(request, with_servers=True)})
+    return json_response({"hypervisors": await _matching(request, with_servers=True)})
 
 
 def setup(router: web.UrlDispatcher, prefix: str) -> None:

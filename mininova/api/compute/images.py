@@ -19,6 +19,7 @@ from mininova.api.context import context, mv_at_least, services
 from mininova.api.errors import BadRequest, Forbidden, NotFound
 from mininova.api.image import listing
 from mininova.api.microversions import V2_36, V2_39
+from mininova.api.responses import json_response
 from mininova.api.validation import json_body
 from mininova.image import store_ops as ops
 from mininova.timeutil import nova_time
@@ -91,7 +92,7 @@ async def _list(request: web.Request, detail: bool) -> web.Response:
         params = [(k, v) for k, v in query.items() if k != "marker"]
         params.append(("marker", page[-1]["id"]))
         next_href = svc.url(f"{_PREFIX}/images{'/detail' if detail else ''}?{urlencode(params)}")
-    return web.json_response(views.image_list(page, svc.base_url, _PREFIX, detail, next_href))
+    return json_response(views.image_list(page, svc.base_url, _PREFIX, detail, next_href))
 
 
 async def list_images(request: web.Request) -> web.Response:
@@ -113,7 +114,7 @@ async def _load(request: web.Request) -> dict[str, Any]:
 async def show_image(request: web.Request) -> web.Response:
     _gate(request)
     row = await _load(request)
-    return web.json_response({"image": views.detail(row, services(request).base_url, _PREFIX)})
+    return json_response({"image": views.detail(row, services(request).base_url, _PREFIX)})
 
 
 async def delete_image(request: web.Request) -> web.Response:
@@ -132,7 +133,7 @@ async def delete_image(request: web.Request) -> web.Response:
 async def show_metadata(request: web.Request) -> web.Response:
     _gate(request, metadata=True)
     row = await _load(request)
-    return web.json_response({"metadata": dict(row["properties"])})
+    return json_response({"metadata": dict(row["properties"])})
 
 
 async def show_meta_item(request: web.Request) -> web.Response:
@@ -141,7 +142,7 @@ async def show_meta_item(request: web.Request) -> web.Response:
     key = request.match_info["key"]
     if key not in row["properties"]:
         raise NotFound("Image not found.")
-    return web.json_response({"meta": {key: row["properties"][key]}})
+    return json_response({"meta": {key: row["properties"][key]}})
 
 
 async def _save_meta(
@@ -170,21 +171,21 @@ async def update_metadata(request: web.Request) -> web.Response:
     meta = schemas.check_meta(schemas.metadata_of(await json_body(request)))
     props = {**row["properties"], **meta}
     await _save_meta(request, row, props)
-    return web.json_response({"metadata": props})
+    return json_response({"metadata": props})
 
 
 async def replace_metadata(request: web.Request) -> web.Response:
     row = await _writable(request)
     meta = schemas.check_meta(schemas.metadata_of(await json_body(request)))
     await _save_meta(request, row, meta)
-    return web.json_response({"metadata": meta})
+    return json_response({"metadata": meta})
 
 
 async def set_meta_item(request: web.Request) -> web.Response:
     row = await _writable(request)
     item = schemas.check_meta_item(await json_body(request), request.match_info["key"])
     await _save_meta(request, row, {**row["properties"], **item})
-    return web.json_response({"meta": item})
+    return json_response({"meta": item})
 
 
 async def delete_meta_item(request: web.Request) -> web.Response:

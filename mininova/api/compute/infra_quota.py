@@ -12,6 +12,7 @@ from mininova.api.compute.schemas import quota_sets as schemas
 from mininova.api.context import context, microversion, mv_at_least, services
 from mininova.api.errors import Forbidden
 from mininova.api.microversions import V2_36, V2_39, V2_57
+from mininova.api.responses import json_response
 from mininova.api.validation import validated_body
 
 # absolute limit key → quota resource
@@ -73,7 +74,7 @@ async def show_limits(request: web.Request) -> web.Response:
         dropped += _DROPPED_2_57
     for key in dropped:
         absolute.pop(key, None)
-    return web.json_response({"limits": {"absolute": absolute, "rate": []}})
+    return json_response({"limits": {"absolute": absolute, "rate": []}})
 
 
 def _check_project(request: web.Request, project_id: str) -> None:
@@ -88,7 +89,7 @@ async def show_quota_set(request: web.Request) -> web.Response:
     limits = await quota.get_limits(services(request).store, project_id)
     body: dict[str, Any] = {"id": project_id}
     body.update({k: limits[k] for k in quota_resources(request)})
-    return web.json_response({"quota_set": body})
+    return json_response({"quota_set": body})
 
 
 async def show_quota_detail(request: web.Request) -> web.Response:
@@ -101,7 +102,7 @@ async def show_quota_detail(request: web.Request) -> web.Response:
     body: dict[str, Any] = {"id": project_id}
     for key in quota_resources(request):
         body[key] = {"in_use": usage[key], "limit": limits[key], "reserved": 0}
-    return web.json_response({"quota_set": body})
+    return json_response({"quota_set": body})
 
 
 async def show_quota_defaults(request: web.Request) -> web.Response:
@@ -109,7 +110,7 @@ async def show_quota_defaults(request: web.Request) -> web.Response:
     defaults = await quota.class_limits(services(request).store)
     body: dict[str, Any] = {"id": project_id}
     body.update({k: defaults[k] for k in quota_resources(request)})
-    return web.json_response({"quota_set": body})
+    return json_response({"quota_set": body})
 
 
 # -- os-quota-class-sets (as Nova: only the `default` class changes anything) ---------------
@@ -122,7 +123,7 @@ async def show_quota_class_set(request: web.Request) -> web.Response:
     limits = await quota.class_limits(services(request).store, class_name)
     body: dict[str, Any] = {"id": class_name}
     body.update({k: limits[k] for k in class_schemas.resources_for(microversion(request))})
-    return web.json_response({"quota_class_set": body})
+    return json_response({"quota_class_set": body})
 
 
 async def update_quota_class_set(request: web.Request) -> web.Response:
@@ -136,7 +137,7 @@ async def update_quota_class_set(request: web.Request) -> web.Response:
         services(request).store, request.match_info["class_name"], updates
     )
     shown = {k: limits[k] for k in class_schemas.resources_for(mv)}
-    return web.json_response({"quota_class_set": shown})
+    return json_response({"quota_class_set": shown})
 
 
 async def update_quota_set(request: web.Request) -> web.Response:
@@ -150,7 +151,7 @@ async def update_quota_set(request: web.Request) -> web.Response:
     user_id = request.query.get("user_id") or ctx.user_id
     updates = {key: int(raw) for key, raw in spec.items()}
     limits = await quota.update_limits(store, project_id, updates, force=force, user_id=user_id)
-    return web.json_response({"quota_set": {k: limits[k] for k in quota_resources(request)}})
+    return json_response({"quota_set": {k: limits[k] for k in quota_resources(request)}})
 
 
 async def delete_quota_set(request: web.Request) -> web.Response:

@@ -30,6 +30,7 @@ from mininova.api.context import context, microversion, mv_at_least, services
 from mininova.api.errors import BadRequest, Forbidden
 from mininova.api.microversions import V2_2, V2_10, V2_35, V2_92
 from mininova.api.pagination import next_query
+from mininova.api.responses import json_response
 from mininova.api.validation import validated_body
 from mininova.errors import Conflict, NotFound
 from mininova.store import keypairs as repo
@@ -204,15 +205,13 @@ async def create_keypair(request: web.Request) -> web.Response:
         public_key=spec.get("public_key"),
     )
     status = 201 if mv_at_least(request, V2_2) else 200
-    return web.json_response(
-        {"keypair": views.created(created, microversion(request))}, status=status
-    )
+    return json_response({"keypair": views.created(created, microversion(request))}, status=status)
 
 
 async def show_keypair(request: web.Request) -> web.Response:
     user_id = _target_user(request, request.query.get("user_id"))
     row = await find(services(request).store, user_id, request.match_info["name"])
-    return web.json_response({"keypair": views.full(row, microversion(request))})
+    return json_response({"keypair": views.full(row, microversion(request))})
 
 
 async def delete_keypair(request: web.Request) -> web.Response:
@@ -249,7 +248,7 @@ async def list_keypairs(request: web.Request) -> web.Response:
         body["keypairs_links"] = [
             {"rel": "next", "href": services(request).url(f"/compute/v2.1/os-keypairs?{query}")}
         ]
-    return web.json_response(body)
+    return json_response(body)
 
 
 def setup(router: web.UrlDispatcher, prefix: str) -> None:

@@ -15,6 +15,7 @@ from mininova.api.context import context, mv_at_least, services
 from mininova.api.errors import BadRequest, NotFound
 from mininova.api.microversions import V2_23, V2_56, V2_59, V2_66, V2_80
 from mininova.api.pagination import next_query, paginate
+from mininova.api.responses import json_response
 from mininova.api.validation import validate
 from mininova.compute import resize as ops
 from mininova.store.db import Row
@@ -146,7 +147,7 @@ async def list_migrations(request: web.Request) -> web.Response:
                 "/compute/v2.1/os-migrations?" + next_query(query, rows[-1]["uuid"])
             )
             links["migrations_links"] = [{"rel": "next", "href": url}]
-    return web.json_response({"migrations": [_view(request, r) for r in rows], **links})
+    return json_response({"migrations": [_view(request, r) for r in rows], **links})
 
 
 async def server_migrations(request: web.Request) -> web.Response:
@@ -156,7 +157,7 @@ async def server_migrations(request: web.Request) -> web.Response:
         raise NotFound("The resource could not be found.")
     context(request).require_admin("os_compute_api:servers:migrations:index")
     await get_server(request)
-    return web.json_response({"migrations": []})
+    return json_response({"migrations": []})
 
 
 def setup(router: web.UrlDispatcher, prefix: str) -> None:

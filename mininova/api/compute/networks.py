@@ -14,6 +14,7 @@ from mininova.api.compute.views.networks import PRIVATE_NETWORK_ID, PRIVATE_NETW
 from mininova.api.context import context, mv_at_least
 from mininova.api.errors import NotFound
 from mininova.api.microversions import V2_36
+from mininova.api.responses import json_response
 
 __all__ = ["PRIVATE_NETWORK_ID", "PRIVATE_NETWORK_NAME", "proxy_gone", "setup"]
 
@@ -26,14 +27,14 @@ def proxy_gone(request: web.Request) -> None:
 
 async def list_networks(request: web.Request) -> web.Response:
     proxy_gone(request)
-    return web.json_response({"networks": [views.private_network(context(request).is_admin)]})
+    return json_response({"networks": [views.private_network(context(request).is_admin)]})
 
 
 async def show_network(request: web.Request) -> web.Response:
     proxy_gone(request)
     if request.match_info["network_id"] != PRIVATE_NETWORK_ID:
         raise NotFound("Network could not be found.")
-    return web.json_response({"network": views.private_network(context(request).is_admin)})
+    return json_response({"network": views.private_network(context(request).is_admin)})
 
 
 def setup(router: web.UrlDispatcher, prefix: str) -> None:

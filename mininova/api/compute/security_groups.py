@@ -18,6 +18,7 @@ from mininova.api.compute.networks import proxy_gone
 from mininova.api.compute.servers import get_server
 from mininova.api.context import context, services
 from mininova.api.errors import ApiError, BadRequest, Forbidden, NotFound
+from mininova.api.responses import json_response
 from mininova.api.validation import json_body
 from mininova.network import security_groups as domain
 from mininova.store import security_groups as repo
@@ -96,13 +97,13 @@ async def list_groups(request: web.Request) -> web.Response:
     rows = await domain.visible_groups(svc.store, ctx)
     every = ctx.is_admin and request.query.get("all_tenants", "0").lower() in ("1", "true")
     rows = [r for r in rows if every or r["project_id"] == ctx.project_id]
-    return web.json_response({"security_groups": await _views(request, rows)})
+    return json_response({"security_groups": await _views(request, rows)})
 
 
 async def show_group(request: web.Request) -> web.Response:
     proxy_gone(request)
     (view,) = await _views(request, [await _group(request, request.match_info["group_id"])])
-    return web.json_response({"security_group": view})
+    return json_response({"security_group": view})
 
 
 async def create_group(request: web.Request) -> web.Response:
@@ -124,7 +125,7 @@ async def create_group(request: web.Request) -> web.Response:
     except domain.GroupError as exc:
         raise _nova_error(exc) from None
     (view,) = await _views(request, [row])
-    return web.json_response({"security_group": view})
+    return json_response({"security_group": view})
 
 
 async def delete_group(request: web.Request) -> web.Response:
@@ -187,7 +188,7 @@ async def create_rule(request: web.Request) -> web.Response:
         raise _nova_error(exc, group["id"]) from None
     _sync(request, hosts)
     by_id = {g["id"]: g for g in await repo.list_groups(svc.store, None)}
-    return web.json_response({"security_group_rule": _rule_view(row, by_id)})
+    return json_response({"security_group_rule": _rule_view(row, by_id)})
 
 
 async def delete_rule(request: web.Request) -> web.Response:
@@ -209,7 +210,7 @@ async def server_groups(request: web.Request) -> web.Response:
     """GET /servers/{id}/os-security-groups: the server's groups, Nova's shape."""
     inst = await get_server(request)
     groups = (await repo.groups_of_instances(services(request).store, [inst["uuid"]]))[inst["uuid"]]
-    return web.json_response({"security_groups": await _views(request, groups)})
+    return json_response({"security_groups": await _views(request, groups)})
 
 
 def _action_name(body: Any) -> str:

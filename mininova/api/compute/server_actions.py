@@ -16,6 +16,7 @@ from mininova.api.compute.servers import get_server
 from mininova.api.context import context, mv_at_least, services
 from mininova.api.errors import BadRequest
 from mininova.api.microversions import V2_45
+from mininova.api.responses import json_response
 from mininova.api.validation import json_body, validate
 from mininova.compute import api as compute
 from mininova.compute import soft_delete
@@ -73,7 +74,7 @@ async def _console_output(request: web.Request, inst: Row, body: Any) -> web.Res
     if length == -1:
         length = None
     output = await compute.console_output(services(request).conductor, inst, length)
-    return web.json_response({"output": output})
+    return json_response({"output": output})
 
 
 async def _vnc_console(request: web.Request, inst: Row, body: Any) -> web.Response:
@@ -97,7 +98,7 @@ async def _create_image(request: web.Request, inst: Row, body: Any) -> web.Respo
     )
     location = svc.url(f"/image/v2/images/{image_id}")
     if mv_at_least(request, V2_45):
-        return web.json_response({"image_id": image_id}, status=202, headers={"Location": location})
+        return json_response({"image_id": image_id}, status=202, headers={"Location": location})
     return web.Response(status=202, headers={"Location": location})
 
 

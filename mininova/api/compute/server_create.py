@@ -16,6 +16,7 @@ from mininova.api.compute.views import servers as views
 from mininova.api.context import context, mv_at_least, services
 from mininova.api.errors import BadRequest
 from mininova.api.microversions import V2_37, V2_57
+from mininova.api.responses import json_response
 from mininova.api.validation import validate, validated_body
 from mininova.compute import api as compute
 
@@ -140,7 +141,7 @@ async def create_server(request: web.Request) -> web.Response:
     created = await compute.create_servers(svc.store, svc.conductor, context(request), spec)
     server = body["server"]
     if str(server.get("return_reservation_id", "")).lower() in ("true", "1"):
-        return web.json_response({"reservation_id": created.reservation_id}, status=202)
+        return json_response({"reservation_id": created.reservation_id}, status=202)
     first = created.uuids[0]
     names = (await compute.security_group_names(svc.store, [first]))[first]
     view = views.created_view(
@@ -150,6 +151,6 @@ async def create_server(request: web.Request) -> web.Response:
         server.get("adminPass") or secrets.token_urlsafe(9),
         names,
     )
-    response = web.json_response({"server": view}, status=202)
+    response = json_response({"server": view}, status=202)
     response.headers["Location"] = svc.url(f"/compute/v2.1/servers/{first}")
     return response

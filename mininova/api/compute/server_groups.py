@@ -24,6 +24,7 @@ from mininova.api.compute.views.server_groups import GROUP_FIELDS
 from mininova.api.context import context, microversion, mv_at_least, services
 from mininova.api.errors import BadRequest
 from mininova.api.microversions import V2_64
+from mininova.api.responses import json_response
 from mininova.api.validation import validated_body
 from mininova.errors import NotFound, QuotaExceeded
 from mininova.store import server_groups as repo
@@ -118,12 +119,12 @@ async def create_group(request: web.Request) -> web.Response:
         policy=policy,
         rules=rules,
     )
-    return web.json_response({"server_group": await _view(request, row)})
+    return json_response({"server_group": await _view(request, row)})
 
 
 async def show_group(request: web.Request) -> web.Response:
     row = await _requested(request)
-    return web.json_response({"server_group": await _view(request, row)})
+    return json_response({"server_group": await _view(request, row)})
 
 
 async def delete_group(request: web.Request) -> web.Response:
@@ -166,9 +167,7 @@ async def list_groups(request: web.Request) -> web.Response:
         rows = rows[:limit]
     members = await repo.members_of(store, [r["id"] for r in rows])
     mv = microversion(request)
-    return web.json_response(
-        {"server_groups": [views.group(r, members[r["id"]], mv) for r in rows]}
-    )
+    return json_response({"server_groups": [views.group(r, members[r["id"]], mv) for r in rows]})
 
 
 def setup(router: web.UrlDispatcher, prefix: str) -> None:

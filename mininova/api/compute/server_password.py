@@ -12,6 +12,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from mininova.api.context import context, services
+from mininova.api.responses import json_response
 from mininova.compute import server_password as ops
 
 
@@ -19,7 +20,7 @@ async def show_password(request: web.Request) -> web.Response:
     password = await ops.get_password(
         services(request).store, context(request), request.match_info["server_id"]
     )
-    return web.json_response({"password": password})
+    return json_response({"password": password})
 
 
 async def clear_password(request: web.Request) -> web.Response:

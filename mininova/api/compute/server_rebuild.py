@@ -16,6 +16,7 @@ from mininova.api.compute.server_create import check_ip
 from mininova.api.compute.views import servers as views
 from mininova.api.context import context, microversion, services
 from mininova.api.errors import BadRequest
+from mininova.api.responses import json_response
 from mininova.api.validation import validate
 from mininova.compute import rebuild as compute
 from mininova.store.db import Row
@@ -70,4 +71,4 @@ async def rebuild(request: web.Request, inst: Row, args: Any) -> web.Response:
         groups,
     )
     view["adminPass"] = args.get("adminPass") or secrets.token_urlsafe(9)
-    return web.json_response({"server": view}, status=202)
+    return json_response({"server": view}, status=202)

@@ -16,6 +16,7 @@ from mininova.api.context import context, microversion, services
 from mininova.api.errors import BadRequest, NotFound
 from mininova.api.microversions import V2_71, V2_98, at_least
 from mininova.api.pagination import next_query, parse_limit
+from mininova.api.responses import json_response
 from mininova.api.validation import validated_body
 from mininova.compute import api as compute
 from mininova.store import floating_ips
@@ -118,7 +119,7 @@ async def list_servers(request: web.Request) -> web.Response:
     items = await compute.list_servers(svc.store, context(request), _list_query(request, "index"))
     body: dict[str, Any] = {"servers": [views.brief_view(svc.base_url, r) for r in items]}
     body.update(_links_for(request, items, "/compute/v2.1/servers"))
-    return web.json_response(body)
+    return json_response(body)
 
 
 async def list_servers_detail(request: web.Request) -> web.Response:
@@ -148,7 +149,7 @@ async def list_servers_detail(request: web.Request) -> web.Response:
     ]
     body: dict[str, Any] = {"servers": servers}
     body.update(_links_for(request, items, "/compute/v2.1/servers/detail"))
-    return web.json_response(body)
+    return json_response(body)
 
 
 async def show_server(request: web.Request) -> web.Response:
@@ -163,7 +164,7 @@ async def show_server(request: web.Request) -> web.Response:
         _image_props(request, inst),
         server_groups=groups,
     )
-    return web.json_response({"server": view})
+    return json_response({"server": view})
 
 
 async def update_server(request: web.Request) -> web.Response:
@@ -192,7 +193,7 @@ async def update_server(request: web.Request) -> web.Response:
         _image_props(request, inst),
         groups,
     )
-    return web.json_response({"server": view})
+    return json_response({"server": view})
 
 
 async def delete_server(request: web.Request) -> web.Response:
@@ -208,7 +209,7 @@ async def delete_server(request: web.Request) -> web.Response:
 
 async def get_metadata(request: web.Request) -> web.Response:
     inst = await get_server(request)
-    return web.json_response({"metadata": inst["metadata"]})
+    return json_response({"metadata": inst["metadata"]})
 
 
 async def replace_metadata(request: web.Request) -> web.Response:
@@ -217,7 +218,7 @@ async def replace_metadata(request: web.Request) -> web.Response:
     meta = await compute.replace_metadata(
         services(request).store, context(request), inst, body["metadata"]
     )
-    return web.json_response({"metadata": meta})
+    return json_response({"metadata": meta})
 
 
 async def merge_metadata(request: web.Request) -> web.Response:
@@ -226,7 +227,7 @@ async def merge_metadata(request: web.Request) -> web.Response:
     meta = await compute.merge_metadata(
         services(request).store, context(request), inst, body["metadata"]
     )
-    return web.json_response({"metadata": meta})
+    return json_response({"metadata": meta})
 
 
 async def get_metadata_item(request: web.Request) -> web.Response:
@@ -234,7 +235,7 @@ async def get_metadata_item(request: web.Request) -> web.Response:
     key = request.match_info["key"]
     if key not in inst["metadata"]:
         raise NotFound("Metadata item was not found")
-    return web.json_response({"meta": {key: inst["metadata"][key]}})
+    return json_response({"meta": {key: inst["metadata"][key]}})
 
 
 async def put_metadata_item(request: web.Request) -> web.Response:
@@ -245,7 +246,7 @@ async def put_metadata_item(request: web.Request) -> web.Response:
         raise BadRequest("Request body and URI mismatch")
     value = body["meta"][key]
     await compute.set_metadata_item(services(request).store, context(request), inst, key, value)
-    return web.json_response({"meta": {key: value}})
+    return json_response({"meta": {key: value}})
 
 
 async def delete_metadata_item(request: web.Request) -> web.Response:
@@ -262,7 +263,7 @@ async def delete_metadata_item(request: web.Request) -> web.Response:
 
 async def list_ips(request: web.Request) -> web.Response:
     (inst,) = await _with_floating_ips(request, [await get_server(request)])
-    return web.json_response(views.ips_view(inst))
+    return json_response(views.ips_view(inst))
 
 
 async def show_ips(request: web.Request) -> web.Response:
@@ -271,7 +272,7 @@ async def show_ips(request: web.Request) -> web.Response:
     addresses = views.ips_view(inst)["addresses"]
     if network not in addresses:
         raise NotFound("Instance is not a member of specified network")
-    return web.json_response({network: addresses[network]})
+    return json_response({network: addresses[network]})
 
 
 # ---- instance actions -----------------------------------------------------------------------
@@ -282,7 +283,7 @@ async def list_actions(request: web.Request) -> web.Response:
         services(request).store, context(request), request.match_info["server_id"]
     )
     mv = microversion(request)
-    return web.json_response({"instanceActions": [views.action_view(r, mv) for r in rows]})
+    return json_response({"instanceActions": [views.action_view(r, mv) for r in rows]})
 
 
 async def show_action(request: web.Request) -> web.Response:
@@ -296,7 +297,7 @@ async def show_action(request: web.Request) -> web.Response:
     view = views.action_detail_view(
         action, events, inst["project_id"], microversion(request), ctx.is_admin
     )
-    return web.json_response({"instanceAction": view})
+    return json_response({"instanceAction": view})
 
 
 def setup(router: web.UrlDispatcher, prefix: str) -> None:

@@ -16,6 +16,7 @@ from mininova.api.compute.views import services as views
 from mininova.api.context import context, microversion, mv_at_least, services
 from mininova.api.errors import BadRequest, NotFound
 from mininova.api.microversions import V2_11, V2_53
+from mininova.api.responses import json_response
 from mininova.api.validation import validated_body
 
 
@@ -26,7 +27,7 @@ async def list_services(request: web.Request) -> web.Response:
         svc.store, svc.config, request.query.get("host"), request.query.get("binary")
     )
     version = microversion(request)
-    return web.json_response({"services": [views.service(r, version) for r in records]})
+    return json_response({"services": [views.service(r, version) for r in records]})
 
 
 async def update_service(request: web.Request) -> web.Response:
@@ -52,7 +53,7 @@ async def update_service(request: web.Request) -> web.Response:
         forced_down=body.get("forced_down"),
     )
     record = await compute_hosts.find_service(svc.store, svc.config, service_id, by_uuid=True)
-    return web.json_response({"service": views.service(record, microversion(request))})
+    return json_response({"service": views.service(record, microversion(request))})
 
 
 async def _legacy_service_action(request: web.Request, action: str) -> web.Response:
@@ -77,7 +78,7 @@ async def _legacy_service_action(request: web.Request, action: str) -> web.Respo
             disabled=action != "enable",
             disabled_reason=body["disabled_reason"] if action == "disable-log-reason" else None,
         )
-    return web.json_response(
+    return json_response(
         {"service": views.legacy_action(body["host"], body["binary"], action, body)}
     )
 

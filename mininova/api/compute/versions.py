@@ -6,6 +6,7 @@ from aiohttp import web
 
 from mininova.api.context import SERVICES
 from mininova.api.microversion import MAX_VERSION, MIN_VERSION, fmt
+from mininova.api.responses import json_response
 
 
 def _v20(base: str) -> dict:
@@ -32,7 +33,7 @@ def _v21(base: str) -> dict:
 
 async def versions(request: web.Request) -> web.Response:
     base = request.config_dict[SERVICES].base_url
-    return web.json_response({"versions": [_v20(base), _v21(base)]})
+    return json_response({"versions": [_v20(base), _v21(base)]})
 
 
 async def version_v21(request: web.Request) -> web.Response:
@@ -44,12 +45,12 @@ async def version_v21(request: web.Request) -> web.Response:
     doc["media-types"] = [
         {"base": "application/json", "type": "application/vnd.openstack.compute+json;version=2.1"}
     ]
-    return web.json_response({"version": doc})
+    return json_response({"version": doc})
 
 
 async def version_v20(request: web.Request) -> web.Response:
     base = request.config_dict[SERVICES].base_url
-    return web.json_response({"version": _v20(base)})
+    return json_response({"version": _v20(base)})
 
 
 def setup(router: web.UrlDispatcher, prefix: str) -> None:

@@ -12,6 +12,7 @@ from aiohttp import web
 from mininova.api.context import context, services
 from mininova.api.errors import BadRequest, NotFound
 from mininova.api.identity import schemas, views
+from mininova.api.responses import json_response
 from mininova.api.validation import compiled, validated_body
 from mininova.identity import projects
 
@@ -54,7 +55,7 @@ async def _readable(request: web.Request, action: str) -> dict[str, Any]:
 
 async def list_tags(request: web.Request) -> web.Response:
     row = await _readable(request, "identity:list_project_tags")
-    return web.json_response(views.project_tags(services(request).url, row["id"], row["tags"]))
+    return json_response(views.project_tags(services(request).url, row["id"], row["tags"]))
 
 
 async def replace_tags(request: web.Request) -> web.Response:
@@ -64,7 +65,7 @@ async def replace_tags(request: web.Request) -> web.Response:
     await projects.get(svc.identity, project_id)  # 404 before the body's 400
     body = await validated_body(request, schemas.PROJECT_TAGS_UPDATE)
     tags = await projects.set_tags(svc.identity, project_id, check_tags(body["tags"]))
-    return web.json_response(views.project_tags(svc.url, project_id, tags))
+    return json_response(views.project_tags(svc.url, project_id, tags))
 
 
 async def clear_tags(request: web.Request) -> web.Response:

@@ -12,6 +12,7 @@ from mininova.api.context import context, services
 from mininova.api.errors import BadRequest
 from mininova.api.identity import schemas, views
 from mininova.api.identity.project_tags import check_tags
+from mininova.api.responses import json_response
 from mininova.api.services import Services
 from mininova.api.validation import validated_body
 from mininova.identity import projects
@@ -30,7 +31,7 @@ def _tag_filter(query: Mapping[str, str]) -> projects.TagFilter | None:
 
 
 def _listing(svc: Services, rows: list[dict[str, Any]], path: str) -> web.Response:
-    return web.json_response(
+    return json_response(
         {
             "projects": [views.project(svc.url, r) for r in rows],
             "links": views.collection_links(svc.url, path),
@@ -63,7 +64,7 @@ async def show_project(request: web.Request) -> web.Response:
     row = await projects.get(svc.identity, request.match_info["project_id"])
     if not ctx.is_admin and row["id"] != ctx.project_id:
         ctx.require_admin("identity:get_project")
-    return web.json_response({"project": views.project(svc.url, row)})
+    return json_response({"project": views.project(svc.url, row)})
 
 
 async def create_project(request: web.Request) -> web.Response:
@@ -78,7 +79,7 @@ async def create_project(request: web.Request) -> web.Response:
         enabled=body.get("enabled", True),
         tags=tags,
     )
-    return web.json_response({"project": views.project(svc.url, row)}, status=201)
+    return json_response({"project": views.project(svc.url, row)}, status=201)
 
 
 def _project_changes(body: dict[str, Any]) -> dict[str, Any]:
@@ -102,7 +103,7 @@ async def update_project(request: web.Request) -> web.Response:
     await projects.get(svc.identity, project_id)  # 404 before the body's 400
     body = (await validated_body(request, schemas.PROJECT_UPDATE))["project"]
     row = await projects.update(svc.identity, project_id, _project_changes(body))
-    return web.json_response({"project": views.project(svc.url, row)})
+    return json_response({"project": views.project(svc.url, row)})
 
 
 async def delete_project(request: web.Request) -> web.Response:

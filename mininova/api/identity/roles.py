@@ -6,6 +6,7 @@ from aiohttp import web
 
 from mininova.api.context import context, services
 from mininova.api.identity import views
+from mininova.api.responses import json_response
 from mininova.identity import assignments
 
 # ?filter → the keyword of `assignments.list_assignments`
@@ -15,7 +16,7 @@ _ASSIGNMENT_FILTERS = {"user.id": "user_id", "scope.project.id": "project_id", "
 async def list_roles(request: web.Request) -> web.Response:
     svc = services(request)
     rows = await assignments.list_roles(svc.identity, name=request.query.get("name"))
-    return web.json_response(
+    return json_response(
         {
             "roles": [views.role(svc.url, r) for r in rows],
             "links": views.collection_links(svc.url, "roles"),
@@ -26,7 +27,7 @@ async def list_roles(request: web.Request) -> web.Response:
 async def show_role(request: web.Request) -> web.Response:
     svc = services(request)
     row = await assignments.get_role(svc.identity, request.match_info["role_id"])
-    return web.json_response({"role": views.role(svc.url, row)})
+    return json_response({"role": views.role(svc.url, row)})
 
 
 def _grant_ids(request: web.Request) -> tuple[str, str, str]:
@@ -57,7 +58,7 @@ async def list_role_assignments(request: web.Request) -> web.Response:
     filters = {kw: q[param] for param, kw in _ASSIGNMENT_FILTERS.items() if param in q}
     rows = await assignments.list_assignments(svc.identity, **filters)
     names = "include_names" in q and q["include_names"].lower() not in ("0", "false")
-    return web.json_response(
+    return json_response(
         {
             "role_assignments": [views.role_assignment(svc.url, r, names=names) for r in rows],
             "links": views.collection_links(svc.url, "role_assignments"),

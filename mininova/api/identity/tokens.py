@@ -17,6 +17,7 @@ from aiohttp import web
 from mininova.api.context import services
 from mininova.api.errors import BadRequest, NotFound, Unauthorized
 from mininova.api.identity import schemas, views
+from mininova.api.responses import json_response
 from mininova.api.services import Services
 from mininova.api.validation import validated_body
 from mininova.identity.service import AuthFailed, TokenInfo, TooManyAttempts
@@ -89,7 +90,7 @@ async def create_token(request: web.Request) -> web.Response:
         raise Unauthorized(str(exc)) from None
     except TooManyAttempts as exc:
         return _too_many(exc)
-    response = web.json_response(_body(svc, info), status=201)
+    response = json_response(_body(svc, info), status=201)
     response.headers["X-Subject-Token"] = token
     return response
 
@@ -108,7 +109,7 @@ async def validate_token(request: web.Request) -> web.Response:
     subject, info = await _subject(request)
     if request.method == "HEAD":
         return web.Response(status=200, headers={"X-Subject-Token": subject})
-    response = web.json_response(_body(services(request), info))
+    response = json_response(_body(services(request), info))
     response.headers["X-Subject-Token"] = subject
     return response
 

@@ -9,6 +9,7 @@ from aiohttp import web
 from mininova.api.context import context, services
 from mininova.api.errors import BadRequest
 from mininova.api.identity import schemas, views
+from mininova.api.responses import json_response
 from mininova.api.validation import validated_body
 from mininova.identity import users
 
@@ -17,7 +18,7 @@ async def list_users(request: web.Request) -> web.Response:
     svc, ctx = services(request), context(request)
     ctx.require_admin("identity:list_users")
     rows = await users.list_users(svc.identity, name=request.query.get("name"))
-    return web.json_response(
+    return json_response(
         {
             "users": [views.user(svc.url, r) for r in rows],
             "links": views.collection_links(svc.url, "users"),
@@ -30,7 +31,7 @@ async def show_user(request: web.Request) -> web.Response:
     row = await users.get(svc.identity, request.match_info["user_id"])
     if row["id"] != ctx.user_id:
         ctx.require_admin("identity:get_user")
-    return web.json_response({"user": views.user(svc.url, row)})
+    return json_response({"user": views.user(svc.url, row)})
 
 
 async def create_user(request: web.Request) -> web.Response:
@@ -45,7 +46,7 @@ async def create_user(request: web.Request) -> web.Response:
         email=body.get("email"),
         enabled=body.get("enabled", True),
     )
-    return web.json_response({"user": views.user(svc.url, row)}, status=201)
+    return json_response({"user": views.user(svc.url, row)}, status=201)
 
 
 def _user_changes(body: dict[str, Any]) -> dict[str, Any]:
@@ -70,7 +71,7 @@ async def update_user(request: web.Request) -> web.Response:
     await users.get(svc.identity, user_id)  # 404 before the body's 400
     body = (await validated_body(request, schemas.USER_UPDATE))["user"]
     row = await users.update(svc.identity, user_id, _user_changes(body))
-    return web.json_response({"user": views.user(svc.url, row)})
+    return json_response({"user": views.user(svc.url, row)})
 
 
 async def delete_user(request: web.Request) -> web.Response:

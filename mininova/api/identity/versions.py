@@ -6,12 +6,13 @@ from aiohttp import web
 
 from mininova.api.context import services
 from mininova.api.identity import views
+from mininova.api.responses import json_response
 
 
 async def versions(request: web.Request) -> web.Response:
     doc = views.version(services(request).url)
-    return web.json_response({"versions": {"values": [doc]}}, status=300)
+    return json_response({"versions": {"values": [doc]}}, status=300)
 
 
 async def version_v3(request: web.Request) -> web.Response:
-    return web.json_response({"version": views.version(services(request).url)})
+    return json_response({"version": views.version(services(request).url)})

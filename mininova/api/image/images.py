@@ -11,6 +11,7 @@ from mininova.api.context import context, services
 from mininova.api.errors import ApiError, BadRequest, Conflict, Forbidden, OverLimit
 from mininova.api.image import listing, views
 from mininova.api.image import schemas as check
+from mininova.api.responses import json_response
 from mininova.api.validation import json_body
 from mininova.image import store_ops as ops
 from mininova.image.limits import ImageLimitExceeded, ImageLimits
@@ -104,7 +105,7 @@ async def create_image(request: web.Request) -> web.Response:
         )
     except ImageLimitExceeded as exc:
         raise OverLimit(exc.message) from None
-    return web.json_response(
+    return json_response(
         views.image(row),
         status=201,
         headers={"Location": svc.url(f"/image/v2/images/{row['id']}")},
@@ -114,7 +115,7 @@ async def create_image(request: web.Request) -> web.Response:
 async def show_image(request: web.Request) -> web.Response:
     svc = services(request)
     row = await ops.load_visible(svc.store, context(request), request.match_info["image_id"])
-    return web.json_response(views.image(row))
+    return json_response(views.image(row))
 
 
 async def list_images(request: web.Request) -> web.Response:
@@ -127,7 +128,7 @@ async def list_images(request: web.Request) -> web.Response:
     rows = listing.sort(listing.listed(ctx, visible, query), spec)
     page, more = listing.paginate(rows, query)
     params = [(k, v) for k, v in query.items() if k != "marker"]
-    return web.json_response(views.image_list(page, params, more))
+    return json_response(views.image_list(page, params, more))
 
 
 async def delete_image(request: web.Request) -> web.Response:
@@ -221,4 +222,4 @@ async def update_image(request: web.Request) -> web.Response:
     body = check.check_patch_body(await json_body(request))
     image, props = apply_patch(ctx, row, body)
     fresh = await ops.save_image(svc.store, row["id"], image, props)
-    return web.json_response(views.image(fresh))
+    return json_response(views.image(fresh))

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from mininova.api.context import services
 from mininova.api.image import image_data, image_tags, images, views
+from mininova.api.responses import json_response
 
 PREFIX = "/image"
 V2 = PREFIX + "/v2"
@@ -47,4 +48,4 @@ def setup(app: web.Application) -> None:
 
 async def versions(request: web.Request) -> web.Response:
     body = views.versions(services(request).url(V2 + "/"), _VERSIONS)
-    return web.json_response(body, status=300)
+    return json_response(body, status=300)

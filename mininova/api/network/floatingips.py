@@ -23,6 +23,7 @@ from mininova.api.network.errors import NeutronFault, neutron_handler, not_found
 from mininova.api.network.networks import find as find_network
 from mininova.api.network.schemas import floatingips as schemas
 from mininova.api.network.views import floatingips as views
+from mininova.api.responses import json_response
 from mininova.store import floating_ips as repo
 from mininova.store import instances
 from mininova.store import networks as network_repo
@@ -70,14 +71,14 @@ async def list_floatingips(request: web.Request) -> web.Response:
     rows = await repo.list_floating_ips(svc.store, None if ctx.is_admin else ctx.project_id)
     ports = await _ports(request) if any(r["port_id"] for r in rows) else {}
     items = [_view(row, ports) for row in rows]
-    return web.json_response(listing.select(request, items, query, "floatingips", _not_found))
+    return json_response(listing.select(request, items, query, "floatingips", _not_found))
 
 
 @neutron_handler
 async def show_floatingip(request: web.Request) -> web.Response:
     row = await _find(request, request.match_info["floatingip_id"])
     view = _view(row, await _ports(request))
-    return web.json_response({"floatingip": listing.only(view, listing.fields_of(request))})
+    return json_response({"floatingip": listing.only(view, listing.fields_of(request))})
 
 
 # ---- allocation ---------------------------------------------------------------------------------
@@ -279,7 +280,7 @@ async def create_floatingip(request: web.Request) -> web.Response:
     if target is not None:
         _sync(request, [target[0]["host"]])
     row = await _find(request, fip_id)
-    return web.json_response({"floatingip": _view(row, await _ports(request))}, status=201)
+    return json_response({"floatingip": _view(row, await _ports(request))}, status=201)
 
 
 @neutron_handler
@@ -308,7 +309,7 @@ async def update_floatingip(request: web.Request) -> web.Response:
                 hosts += [await _host_of(request, fip["instance_uuid"]), port["host"]]
     _sync(request, hosts)
     row = await _find(request, fip["id"])
-    return web.json_response({"floatingip": _view(row, await _ports(request))})
+    return json_response({"floatingip": _view(row, await _ports(request))})
 
 
 @neutron_handler

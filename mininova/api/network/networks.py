@@ -23,6 +23,7 @@ from mininova.api.network.errors import (
 )
 from mininova.api.network.schemas import networks as schemas
 from mininova.api.network.views import networks as views
+from mininova.api.responses import json_response
 from mininova.store import floating_ips
 from mininova.store import networks as repo
 from mininova.timeutil import now_iso
@@ -46,14 +47,14 @@ async def list_networks(request: web.Request) -> web.Response:
     svc, ctx = services(request), context(request)
     query = listing.parse(request, views.ATTRIBUTES)
     items = [views.network(r, ctx.is_admin) for r in await model.visible_networks(svc.store, ctx)]
-    return web.json_response(listing.select(request, items, query, "networks", _not_found))
+    return json_response(listing.select(request, items, query, "networks", _not_found))
 
 
 @neutron_handler
 async def show_network(request: web.Request) -> web.Response:
     record = await find(request, request.match_info["network_id"])
     view = views.network(record, context(request).is_admin)
-    return web.json_response({"network": listing.only(view, listing.fields_of(request))})
+    return json_response({"network": listing.only(view, listing.fields_of(request))})
 
 
 @neutron_handler
@@ -82,7 +83,7 @@ async def create_network(request: web.Request) -> web.Response:
     }
     await repo.insert_network(svc.store, values)
     record = await find(request, values["id"])
-    return web.json_response({"network": views.network(record, ctx.is_admin)}, status=201)
+    return json_response({"network": views.network(record, ctx.is_admin)}, status=201)
 
 
 @neutron_handler

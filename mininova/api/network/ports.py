@@ -12,6 +12,7 @@ from mininova.api.context import context, services
 from mininova.api.network import listing, model
 from mininova.api.network.errors import NeutronFault, neutron_handler, not_found
 from mininova.api.network.views import ports as views
+from mininova.api.responses import json_response
 
 
 def _not_found(port_id: str) -> NeutronFault:
@@ -23,7 +24,7 @@ async def list_ports(request: web.Request) -> web.Response:
     svc, ctx = services(request), context(request)
     query = listing.parse(request, views.ATTRIBUTES)
     items = [views.port(r, ctx.is_admin) for r in await model.visible_ports(svc.store, ctx)]
-    return web.json_response(listing.select(request, items, query, "ports", _not_found))
+    return json_response(listing.select(request, items, query, "ports", _not_found))
 
 
 @neutron_handler
@@ -33,7 +34,7 @@ async def show_port(request: web.Request) -> web.Response:
     for record in await model.visible_ports(svc.store, ctx):
         if record["id"] == port_id:
             view = views.port(record, ctx.is_admin)
-            return web.json_response({"port": listing.only(view, listing.fields_of(request))})
+            return json_response({"port": listing.only(view, listing.fields_of(request))})
     raise _not_found(port_id)
 
 

@@ -13,6 +13,7 @@ from mininova import quota
 from mininova.api.context import context, services
 from mininova.api.network import floatingips, model, security_groups
 from mininova.api.network.errors import neutron_handler, policy_denied
+from mininova.api.responses import json_response
 
 RESOURCES = (
     "network",
@@ -40,7 +41,7 @@ async def list_quotas(request: web.Request) -> web.Response:
     """Projects with non-default quotas: none."""
     if not context(request).is_admin:
         raise policy_denied("rule:get_quota")
-    return web.json_response({"quotas": []})
+    return json_response({"quotas": []})
 
 
 @neutron_handler
@@ -50,7 +51,7 @@ async def show_quota(request: web.Request) -> web.Response:
     body["floatingip"], _ = await floatingips.quota_usage(request, project_id)
     for name, (limit, _) in (await security_groups.quota_usage(request, project_id)).items():
         body[name] = limit
-    return web.json_response({"quota": body})
+    return json_response({"quota": body})
 
 
 @neutron_handler
@@ -60,7 +61,7 @@ async def default_quota(request: web.Request) -> web.Response:
     body["floatingip"] = quota.DEFAULTS["floating_ips"]
     body["security_group"] = quota.DEFAULTS["security_groups"]
     body["security_group_rule"] = quota.DEFAULTS["security_group_rules"]
-    return web.json_response({"quota": body})
+    return json_response({"quota": body})
 
 
 @neutron_handler
@@ -82,7 +83,7 @@ async def quota_details(request: web.Request) -> web.Response:
     body["floatingip"] = {"limit": limit, "used": in_use, "reserved": 0}
     for name, (limit, in_use) in (await security_groups.quota_usage(request, project_id)).items():
         body[name] = {"limit": limit, "used": in_use, "reserved": 0}
-    return web.json_response({"quota": body})
+    return json_response({"quota": body})
 
 
 def setup(router: web.UrlDispatcher, prefix: str) -> None:

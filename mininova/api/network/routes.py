@@ -21,6 +21,7 @@ from mininova.api.network import (
     subnets,
 )
 from mininova.api.network.views import versions as views
+from mininova.api.responses import json_response
 
 PREFIX = "/networking"
 V2 = PREFIX + "/v2.0"
@@ -43,8 +44,8 @@ def setup(app: web.Application) -> None:
 
 
 async def versions(request: web.Request) -> web.Response:
-    return web.json_response(views.versions(services(request).url(V2)))
+    return json_response(views.versions(services(request).url(V2)))
 
 
 async def resources(request: web.Request) -> web.Response:
-    return web.json_response(views.resources(services(request).url(V2)))
+    return json_response(views.resources(services(request).url(V2)))

@@ -13,6 +13,7 @@ from mininova.api.network.errors import NeutronFault
 from mininova.api.network.schemas import security_groups as schemas
 from mininova.api.network.security_groups import sync, typed_errors
 from mininova.api.network.views import security_groups as views
+from mininova.api.responses import json_response
 from mininova.network import security_groups as domain
 from mininova.store import security_groups as repo
 
@@ -34,9 +35,7 @@ async def list_rules(request: web.Request) -> web.Response:
     rows = await domain.visible_rules(svc.store, ctx)
     defaults = await _default_ids(request)
     items = [views.rule(r, defaults) for r in rows]
-    return web.json_response(
-        listing.select(request, items, query, "security_group_rules", _not_found)
-    )
+    return json_response(listing.select(request, items, query, "security_group_rules", _not_found))
 
 
 @typed_errors
@@ -44,9 +43,7 @@ async def show_rule(request: web.Request) -> web.Response:
     svc, ctx = services(request), context(request)
     row = await domain.find_rule(svc.store, ctx, request.match_info["rule_id"])
     view = views.rule(row, await _default_ids(request))
-    return web.json_response(
-        {"security_group_rule": listing.only(view, listing.fields_of(request))}
-    )
+    return json_response({"security_group_rule": listing.only(view, listing.fields_of(request))})
 
 
 @typed_errors
@@ -62,7 +59,7 @@ async def create_rule(request: web.Request) -> web.Response:
     )
     sync(request, hosts)
     view = views.rule(row, await _default_ids(request))
-    return web.json_response({"security_group_rule": view}, status=201)
+    return json_response({"security_group_rule": view}, status=201)
 
 
 @typed_errors

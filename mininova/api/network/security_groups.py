@@ -19,6 +19,7 @@ from mininova.api.network.common import body_of, owner
 from mininova.api.network.errors import Handler, NeutronFault, neutron_handler
 from mininova.api.network.schemas import security_groups as schemas
 from mininova.api.network.views import security_groups as views
+from mininova.api.responses import json_response
 from mininova.network import security_groups as domain
 from mininova.store import security_groups as repo
 from mininova.store.engine import Row
@@ -74,7 +75,7 @@ async def list_groups(request: web.Request) -> web.Response:
     svc, ctx = services(request), context(request)
     query = listing.parse(request, views.GROUP_ATTRIBUTES)
     items = await render(request, await domain.visible_groups(svc.store, ctx))
-    return web.json_response(listing.select(request, items, query, "security_groups", _not_found))
+    return json_response(listing.select(request, items, query, "security_groups", _not_found))
 
 
 @typed_errors
@@ -82,7 +83,7 @@ async def show_group(request: web.Request) -> web.Response:
     svc, ctx = services(request), context(request)
     row = await domain.find_group(svc.store, ctx, request.match_info["group_id"])
     (view,) = await render(request, [row])
-    return web.json_response({"security_group": listing.only(view, listing.fields_of(request))})
+    return json_response({"security_group": listing.only(view, listing.fields_of(request))})
 
 
 @typed_errors
@@ -101,7 +102,7 @@ async def create_group(request: web.Request) -> web.Response:
         limit=limits["security_groups"],
     )
     (view,) = await render(request, [row])
-    return web.json_response({"security_group": view}, status=201)
+    return json_response({"security_group": view}, status=201)
 
 
 @typed_errors
@@ -112,7 +113,7 @@ async def update_group(request: web.Request) -> web.Response:
     )
     row = await domain.update_group(svc.store, ctx, request.match_info["group_id"], given)
     (view,) = await render(request, [row])
-    return web.json_response({"security_group": view})
+    return json_response({"security_group": view})
 
 
 @typed_errors

@@ -27,6 +27,7 @@ from mininova.api.network.errors import (
 from mininova.api.network.networks import find as find_network
 from mininova.api.network.schemas import subnets as schemas
 from mininova.api.network.views import subnets as views
+from mininova.api.responses import json_response
 from mininova.store import floating_ips
 from mininova.store import networks as repo
 from mininova.timeutil import now_iso
@@ -52,13 +53,13 @@ async def list_subnets(request: web.Request) -> web.Response:
     svc, ctx = services(request), context(request)
     query = listing.parse(request, views.ATTRIBUTES)
     items = [views.subnet(r) for r in await model.visible_subnets(svc.store, ctx)]
-    return web.json_response(listing.select(request, items, query, "subnets", _not_found))
+    return json_response(listing.select(request, items, query, "subnets", _not_found))
 
 
 @neutron_handler
 async def show_subnet(request: web.Request) -> web.Response:
     view = views.subnet(await _find(request, request.match_info["subnet_id"]))
-    return web.json_response({"subnet": listing.only(view, listing.fields_of(request))})
+    return json_response({"subnet": listing.only(view, listing.fields_of(request))})
 
 
 def _cidr(text: str, version: int) -> Network:
@@ -190,9 +191,7 @@ async def create_subnet(request: web.Request) -> web.Response:
         "updated_at": now,
     }
     await repo.insert_subnet(svc.store, values)
-    return web.json_response(
-        {"subnet": views.subnet(await _find(request, values["id"]))}, status=201
-    )
+    return json_response({"subnet": views.subnet(await _find(request, values["id"]))}, status=201)
 
 
 @neutron_handler

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
-from functools import cached_property
+from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from mininova import instance_states as st
@@ -55,6 +55,7 @@ def links(base: str, kind: str, item_id: str) -> list[dict[str, str]]:
     ]
 
 
+@lru_cache(maxsize=4096)
 def host_id(project_id: str, host: str | None) -> str:
     if not host:
         return ""
@@ -145,9 +146,9 @@ def _fault(inst: dict[str, Any], is_admin: bool) -> dict[str, Any] | None:
     return view
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ServerView:
-    """What the field tables render one server from."""
+    """What the field tables render one server from (`status` and `fault` worked out once)."""
 
     base: str
     inst: dict[str, Any]
@@ -158,14 +159,12 @@ class ServerView:
     image_props: dict | None = None
     detail_list: bool = False
     server_groups: list[str] | None = None
+    status: str = field(init=False)
+    fault: dict[str, Any] | None = field(init=False)
 
-    @cached_property
-    def status(self) -> str:
-        return st.status(self.inst["vm_state"], self.inst["task_state"])
-
-    @cached_property
-    def fault(self) -> dict[str, Any] | None:
-        return _fault(self.inst, self.is_admin)
+    def __post_init__(self) -> None:
+        self.status = st.status(self.inst["vm_state"], self.inst["task_state"])
+        self.fault = _fault(self.inst, self.is_admin)
 
 
 def _admin(s: ServerView) -> bool:
