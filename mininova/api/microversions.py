@@ -255,17 +255,23 @@ class Field(Generic[C]):
         return in_range(version, self.since, self.until) and (self.when is None or self.when(ctx))
 
 
-_active: dict[tuple[int, tuple[int, int]], tuple[Any, list[Any]]] = {}
+_Plan = list[tuple[str, Callable[[Any], Any], Callable[[Any], bool] | None]]
+_active: dict[tuple[int, tuple[int, int]], tuple[Any, _Plan]] = {}
 
 
-def _fields_at(fields: Iterable[Field[C]], version: tuple[int, int]) -> list[Field[C]]:
-    """The rows of a (constant) table whose version range holds `version`, worked out once."""
+def _plan(fields: Iterable[Field[C]], version: tuple[int, int]) -> _Plan:
+    return [(f.name, f.render, f.when) for f in fields if in_range(version, f.since, f.until)]
+
+
+def _fields_at(fields: Iterable[Field[C]], version: tuple[int, int]) -> _Plan:
+    """(name, render, when) of the rows of a (constant) table whose version range holds
+    `version`, worked out once per table and version."""
     if not isinstance(fields, tuple | list):
-        return [f for f in fields if in_range(version, f.since, f.until)]
+        return _plan(fields, version)
     key = (id(fields), tuple(version))
     found = _active.get(key)
     if found is None or found[0] is not fields:
-        found = _active[key] = (fields, [f for f in fields if in_range(version, f.since, f.until)])
+        found = _active[key] = (fields, _plan(fields, version))
     return found[1]
 
 
@@ -274,9 +280,9 @@ def render_fields(
 ) -> dict[str, Any]:
     """The view of `ctx` at `version`: each applicable field in table order."""
     view: dict[str, Any] = {} if into is None else into
-    for f in _fields_at(fields, version):
-        if f.when is None or f.when(ctx):
-            view[f.name] = f.render(ctx)
+    for name, render, when in _fields_at(fields, version):
+        if when is None or when(ctx):
+            view[name] = render(ctx)
     return view
 
 
