@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Protocol
 
 from mininova.agenthub import HostUnavailable
-from mininova.network.hoststate import desired_state
+from mininova.network.hoststate import RemoteGroupReads, desired_state
 from mininova.protocol.core import ProtocolError
 
 if TYPE_CHECKING:
@@ -95,7 +95,7 @@ class NetworkPusher:
             await asyncio.sleep(self.spacing)
 
     async def _round(self, batch: dict[str, list[asyncio.Future[None]]]) -> None:
-        remote_ips: dict[str, list[str]] = {}  # this round's read of each remote group
+        remote_ips = RemoteGroupReads()  # this round's read of each remote group
         slots = asyncio.Semaphore(CONCURRENCY)
 
         async def one(host: str) -> None:
@@ -107,7 +107,7 @@ class NetworkPusher:
 
         await asyncio.gather(*(one(h) for h in sorted(batch)))
 
-    async def _push_one(self, host: str, remote_ips: dict[str, list[str]]) -> None:
+    async def _push_one(self, host: str, remote_ips: RemoteGroupReads) -> None:
         try:
             version = self.hub.network_state_version(host)
             state = await desired_state(self.store, host, version, remote_ips=remote_ips)

@@ -25,6 +25,7 @@ host; an instance is a member of its own group too.
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any
 
 from mininova.network import security_groups
@@ -92,18 +93,32 @@ async def _read_remote_groups(
         into[g] = list(ips)
 
 
+class RemoteGroupReads:
+    """One push round's reads of remote groups, shared by the round's hosts: each group is read
+    once, also when several hosts' states are worked out at the same time (a read awaits the
+    database, and a second host must wait for it rather than read the group again)."""
+
+    def __init__(self) -> None:
+        self.ips: dict[str, list[str]] = {}  # remote group id -> member IPs
+        self._lock = asyncio.Lock()
+
+    async def read(self, db: Executor, remote_ids: list[str]) -> dict[str, list[str]]:
+        async with self._lock:
+            await _read_remote_groups(db, [g for g in remote_ids if g not in self.ips], self.ips)
+        return self.ips
+
+
 async def desired_state(
     db: Executor,
     host: str,
     version: int = VERSION,
     *,
-    remote_ips: dict[str, list[str]] | None = None,
+    remote_ips: RemoteGroupReads | None = None,
 ) -> dict[str, Any]:
     """The network state `host` must enforce for its live instances, in `version` 1 or 2.
 
-    `remote_ips`: remote group id -> member IPs already read (a push round shares one read
-    per group among its hosts); the groups this host needs that are missing are read and
-    added to it."""
+    `remote_ips`: a push round's shared reads of remote groups; the groups this host needs
+    that are not in it yet are read and added to it."""
     if version not in VERSIONS:
         raise ValueError(f"no network state version {version}")
     on_host = await repo.instances_on_host(db, host)
@@ -135,9 +150,7 @@ async def desired_state(
     remote_ids = sorted(
         {r["remote_group_id"] for rs in rules_by_group.values() for r in rs if r["remote_group_id"]}
     )
-    if remote_ips is None:
-        remote_ips = {}
-    await _read_remote_groups(db, [g for g in remote_ids if g not in remote_ips], remote_ips)
+    group_ips = await (remote_ips or RemoteGroupReads()).read(db, remote_ids)
 
     floating = await repo.floating_of(db, uuids)
     docs: list[dict[str, Any]] = []
@@ -148,7 +161,7 @@ async def desired_state(
         for g in groups_of[uuid]:
             for rule in rules_by_group.get(g, []):
                 remote = rule["remote_group_id"]
-                listed = remote_ips.get(remote, []) if remote and version == VERSION else None
+                listed = group_ips.get(remote, []) if remote and version == VERSION else None
                 doc = _rule_doc(rule, listed)
                 if version != VERSION:
                     del doc["remote_ips"]
@@ -176,5 +189,5 @@ async def desired_state(
     if version == VERSION:
         return {"version": VERSION, "host": host, "instances": docs}
     named = {r["remote_group_id"] for d in docs for r in d["ingress"] + d["egress"]}
-    groups = {g: ips for g, ips in remote_ips.items() if g in named}
+    groups = {g: ips for g, ips in group_ips.items() if g in named}
     return {"version": version, "host": host, "remote_groups": groups, "instances": docs}

@@ -57,6 +57,7 @@ async def test_one_read_of_the_default_group_serves_every_host_of_a_round(
 
     async def counted(db: Any, projects: list[str]) -> Any:
         reads.append(projects)
+        await asyncio.sleep(0.05)  # a slow read: the round's other hosts get to run meanwhile
         return await original(db, projects)
 
     monkeypatch.setattr(host_network, "ungrouped", counted)
