@@ -14,8 +14,8 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import bindparam, func, select
 
 from mininova.identity.service import check_password
-from mininova.store import Store, instances, migrate, schema, settings
-from mininova.timeutil import now_iso
+from mininova.store import Store, migrate, schema, settings
+from tests.kit.rows import add_instance
 
 RELEASE_DB = Path(__file__).parent / "data" / "release-0.1.sqlite"
 # The admin password that release 0.1's bootstrap wrote into that database's
@@ -126,25 +126,6 @@ async def test_locked_check_then_insert_is_serialised(store: Store) -> None:
     assert sorted(results) == [False, False, False, False, True]
 
 
-def _instance_row(name: str) -> dict:
-    now = now_iso()
-    return {
-        "uuid": str(uuid.uuid4()),
-        "name": name,
-        "hostname": name,
-        "project_id": "p",
-        "user_id": "u",
-        "image_ref": "img",
-        "flavor_id": "1",
-        "flavor": {"vcpus": 1, "ram": 64, "disk": 1},
-        "vm_state": "building",
-        "mac_address": "fa:16:3e:00:00:01",
-        "reservation_id": "r-1",
-        "created_at": now,
-        "updated_at": now,
-    }
-
-
 def _autoincrement_tables(connection) -> set[str]:
     raw = connection.connection.dbapi_connection
     rows = raw.execute("SELECT name, sql FROM sqlite_master WHERE type = 'table'").fetchall()
@@ -173,7 +154,7 @@ async def test_seeded_instance_ids_start_after_the_seed(store: Store) -> None:
     libvirtd get different `instance-<id>` domain names."""
     await store.seed_sequence(schema.instances, 70000)
     for name in ("a", "b"):
-        await instances.create(store, _instance_row(name))
+        await add_instance(store, str(uuid.uuid4()), name=name)
     rows = await store.all(select(schema.instances.c.id).order_by(schema.instances.c.id))
     assert [r["id"] for r in rows] == [70001, 70002]
 
