@@ -381,9 +381,6 @@ class Conductor(SoftDeletes, ShelveMixin, ResizeOps, ResumeWork):
         failures are logged, never raised."""
         await self.network.push(hosts)
 
-    async def _push_network(self, host: str) -> None:
-        await self.network.push([host])
-
     async def _network_changed(self, project_id: str, host: str | None) -> None:
         """An instance appeared, changed address or went: its host and the hosts of its
         project (whose remote-group rules may name it) get their state, asynchronously."""
@@ -440,7 +437,7 @@ class Conductor(SoftDeletes, ShelveMixin, ResizeOps, ResumeWork):
         # after the sync (which leaves instances with a task alone): settling acts on the
         # report, and the sync would undo that with the report's older power states
         await self.settle_reported(host, guests)  # work a controller restart interrupted
-        await self._push_network(host)  # restart reconciliation: the whole state, now
+        await self.network.push([host])  # restart reconciliation: the whole state, now
 
     async def do_sync_power_states(self, host: str, guests: list[dict[str, Any]]) -> None:
         """A heartbeat's report. In the steady state (the same report as the last one, no

@@ -37,12 +37,7 @@ import pytest
 from tests.e2e.procs import BIN, base_env, run_client, wait_until
 from tests.kit.net import free_port
 from tests.kit.pg_fixtures import DATABASE_URL_ENV, fresh_database_url, read_rows
-from tests.libvirt_e2e.host import (
-    domains_with_disks_under,
-    host_skip_reason,
-    purge_domains,
-    tail,
-)
+from tests.libvirt_e2e.host import host_skip_reason, purge_domains, tail
 
 HOST2 = "lab-host2"
 VIRT_TYPE = os.environ.get("MININOVA_E2E_VIRT_TYPE", "auto")
@@ -444,10 +439,9 @@ def host2(lab: Lab) -> Iterator[RealHost]:
     instances = INSTANCES_ROOT / HOST2
     # This directory belongs to this fixture (removed at the end): domains defined on it are
     # what a killed earlier run left, and would collide with this cloud's names.
-    stale = domains_with_disks_under(instances)
+    stale = purge_domains(disks_under=instances)
     if stale:
-        print(f"removing {len(stale)} domain(s) an earlier run left on {instances}: {stale}")
-        purge_domains(names=stale)
+        print(f"removed {len(stale)} domain(s) an earlier run left on {instances}: {stale}")
     instances_root_existed = INSTANCES_ROOT.exists()
     default_data_dir = Path("/var/lib/mininova-agent")
     data_dir = lab.root / "host2-agent"

@@ -95,12 +95,21 @@ def _release_dhcp_hosts(conn: object, xml: str) -> None:
                     )
 
 
+def _has_disk_under(xml: str, directory: Path) -> bool:
+    sources = [s.get("file") or "" for s in ET.fromstring(xml).findall("./devices/disk/source")]
+    return any(Path(f).is_relative_to(directory) for f in sources if f)
+
+
 def purge_domains(
-    uuids: Iterable[str] = (), names: Iterable[str] = (), name_prefix: str = "instance-"
+    uuids: Iterable[str] = (),
+    names: Iterable[str] = (),
+    name_prefix: str = "instance-",
+    disks_under: Path | None = None,
 ) -> list[str]:
     """Destroy and undefine the domains with these uuids (and a name starting with
-    `name_prefix`) or exactly these names, with their managed-save images and DHCP
-    reservations. Returns the names removed. Never raises for a domain that is gone."""
+    `name_prefix`), exactly these names, or (`disks_under`) a disk file in that directory,
+    with their managed-save images and DHCP reservations. Returns the names removed. Never
+    raises for a domain that is gone."""
     import libvirt
 
     wanted_uuids = {u.lower() for u in uuids}
@@ -120,14 +129,16 @@ def purge_domains(
         flags |= getattr(libvirt, flag, 0)
     try:
         for dom in conn.listAllDomains(0):
-            with contextlib.suppress(libvirt.libvirtError):
+            with contextlib.suppress(libvirt.libvirtError, ET.ParseError):
                 name = dom.name()
-                ours = name in wanted_names or (
-                    name.startswith(name_prefix) and dom.UUIDString().lower() in wanted_uuids
+                xml = dom.XMLDesc(0)
+                ours = (
+                    name in wanted_names
+                    or (name.startswith(name_prefix) and dom.UUIDString().lower() in wanted_uuids)
+                    or (disks_under is not None and _has_disk_under(xml, disks_under))
                 )
                 if not ours:
                     continue
-                xml = dom.XMLDesc(0)
                 persistent = dom.isPersistent()
                 if dom.isActive():
                     with contextlib.suppress(libvirt.libvirtError):
@@ -141,30 +152,6 @@ def purge_domains(
         with contextlib.suppress(libvirt.libvirtError):
             conn.close()
     return removed
-
-
-def domains_with_disks_under(directory: Path) -> list[str]:
-    """Names of the domains whose disk files live under `directory` (an agent's instances
-    directory: what a killed earlier run of the same test left defined)."""
-    import libvirt
-
-    libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
-    try:
-        conn = libvirt.open(URI)
-    except libvirt.libvirtError:
-        return []
-    names = []
-    try:
-        for dom in conn.listAllDomains(0):
-            with contextlib.suppress(libvirt.libvirtError, ET.ParseError):
-                root = ET.fromstring(dom.XMLDesc(0))
-                sources = [s.get("file") or "" for s in root.findall("./devices/disk/source")]
-                if any(Path(f).is_relative_to(directory) for f in sources if f):
-                    names.append(dom.name())
-    finally:
-        with contextlib.suppress(libvirt.libvirtError):
-            conn.close()
-    return names
 
 
 def qemu_img_info(path: Path) -> dict:
