@@ -11,7 +11,13 @@ same servers, same bytes, application/json). The same load generator hits it for
 the same headers. The ratio reference / mininova is what our auth (token lookup + policy),
 database reads and view rendering cost per request.
 
+A repeated listing is served from the bodies serve keeps while nothing is written
+(`mininova.api.response_cache`), so a third run measures mininova while a writer changes one
+server's metadata every `--write-interval` seconds (each write makes the next listing a full
+render): the rate a poller sees while the cloud is busy.
+
     .venv/bin/python bench/api_bench.py [--servers 50] [--clients 8] [--seconds 5]
+                                        [--write-interval 0.1]
 """
 
 from __future__ import annotations
@@ -105,7 +111,7 @@ class Reference:
 
 
 async def load(
-    url: str, headers: dict[str, str], clients: int, seconds: float, expect_bytes: int
+    url: str, headers: dict[str, str], clients: int, seconds: float, expect_bytes: int | None
 ) -> dict[str, float]:
     """C clients, each issuing GET back to back for `seconds`: req/s and latencies."""
     connector = aiohttp.TCPConnector(limit=clients, force_close=False)
@@ -134,7 +140,7 @@ async def load(
         wall = time.perf_counter() - t0
     if errors:
         raise RuntimeError(f"{errors} non-200 answers from {url}")
-    if sizes != {expect_bytes}:
+    if expect_bytes is not None and sizes != {expect_bytes}:
         print(f"  note: body sizes {sorted(sizes)} (expected {expect_bytes})")
     latencies.sort()
     return {
@@ -171,11 +177,37 @@ async def run(cloud: Cloud, args: argparse.Namespace) -> None:
                     results[name] = await load(
                         target, api.headers, args.clients, args.seconds, len(body)
                     )
+                writer = asyncio.create_task(
+                    write_metadata(api, views[0]["id"], args.write_interval)
+                )
+                try:
+                    results["writes"] = await load(
+                        url, api.headers, args.clients, args.seconds, None
+                    )
+                finally:
+                    writer.cancel()
+                results["writes"]["writes"] = await writer  # it returns its count when cancelled
             report(args, len(body), count, results)
         finally:
             with contextlib.suppress(Exception):
                 deleted = await asyncio.wait_for(api.delete_all(), 150)
                 print(f"deleted {deleted} servers")
+
+
+async def write_metadata(api: Api, uuid: str, interval: float) -> int:
+    """PUT one metadata item on `uuid` every `interval` seconds until cancelled."""
+    url = f"{api.base}{SERVERS}/{uuid}/metadata/tick"
+    made = 0
+    try:
+        while True:
+            body = {"meta": {"tick": f"{made:08d}"}}
+            async with api.session.put(url, json=body, headers=api.headers) as resp:
+                if resp.status != 200:
+                    raise RuntimeError(f"metadata write: {resp.status} {await resp.text()}")
+            made += 1
+            await asyncio.sleep(interval)
+    except asyncio.CancelledError:
+        return made
 
 
 def report(
@@ -186,6 +218,7 @@ def report(
         label = {
             "mininova": "mininova serve (auth+DB+render)",
             "reference": "bare aiohttp, pre-rendered body",
+            "writes": f"mininova, a write every {args.write_interval:g} s",
         }[name]
         print(
             f"  {label:34s} {r['rps']:8.1f} req/s   p50 {r['p50'] * 1000:6.1f} ms   "
@@ -196,6 +229,10 @@ def report(
         f"  ratio reference / mininova          {ratio:.2f}x  "
         f"(mininova reaches {1 / ratio:.0%} of the bare handler)"
     )
+    if "writes" in results:
+        busy = results["reference"]["rps"] / results["writes"]["rps"]
+        made = results["writes"]["writes"]
+        print(f"  ratio reference / mininova, writes   {busy:.2f}x  ({made:.0f} writes)")
 
 
 def main() -> None:
@@ -207,6 +244,9 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--warmup", type=float, default=1.0)
+    parser.add_argument(
+        "--write-interval", type=float, default=0.1, help="seconds between writes, third run"
+    )
     parser.add_argument(
         "--boot-seconds", type=float, default=0.05, help="fake driver spawn time while setting up"
     )

@@ -12,6 +12,7 @@ from functools import cached_property
 from typing import Any
 
 from mininova.agenthub import AgentHub
+from mininova.api.response_cache import ResponseCache
 from mininova.bus import Bus
 from mininova.conductor.rpcapi import ConductorAPI
 from mininova.config import ServeConfig
@@ -31,6 +32,7 @@ class Services:
     conductor: ConductorAPI
     consoleauth: ConsoleAuthClient
     capabilities: Capabilities = field(default_factory=Capabilities)
+    response_cache: ResponseCache = field(default_factory=ResponseCache)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @cached_property

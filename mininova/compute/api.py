@@ -25,7 +25,7 @@ from mininova import quota
 from mininova.compute import name_filter
 from mininova.consoleauth import CONSOLE_VM_STATES
 from mininova.errors import Conflict, Invalid, NotFound, PermissionDenied
-from mininova.hosts import is_up
+from mininova.hosts import is_up, seconds_up_left
 from mininova.image import store_ops
 from mininova.image.limits import ImageLimits
 from mininova.network import security_groups as secgroups
@@ -106,6 +106,20 @@ def host_status(inst: Row, config: ServeConfig) -> str:
         "forced_down": inst["node_forced_down"],
     }
     return node_status(node, config)
+
+
+def host_status_lasts(rows: list[Row], config: ServeConfig) -> float | None:
+    """Seconds until the clock alone (a heartbeat not heard) may change the `host_status`
+    of one of these server rows read `with_node`; None if only a write can."""
+    left = [
+        seconds_up_left(
+            {"connected": r["node_connected"], "last_heartbeat": r["node_last_heartbeat"]},
+            config,
+        )
+        for r in rows
+        if r["host"] and r.get("node_id") is not None and not r["node_disabled"]
+    ]
+    return min((s for s in left if s > 0), default=None)
 
 
 def _not_found(uuid: str) -> NotFound:

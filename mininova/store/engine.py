@@ -296,6 +296,19 @@ class Store(Executor):
         self.url = text
         self.dialect = self._backend.dialect
         self._generations: dict[str, int] = {}
+        self._commits = 0
+
+    async def change_marker(self) -> tuple[int, Any]:
+        """A value that differs after any committed write to the database, this process's or
+        another's: a cache of what was read after taking it is good while it is unchanged.
+
+        Take it *before* reading: a write that lands between the two then only makes the next
+        comparison miss. SQLite: `PRAGMA data_version` on the reading connection (it moves on
+        every commit of any other connection, this process's writer included). PostgreSQL: the
+        current snapshot (any transaction that wrote has an xid that moves xmax or leaves the
+        in-progress list).
+        """
+        return (self._commits, await self._backend.change_marker())
 
     def generation(self, table: str) -> int:
         """How many committed writes to `table` this process has made: in-process caches
@@ -311,6 +324,7 @@ class Store(Executor):
             tx.touched.add(table)
         else:
             self._generations[table] = self._generations.get(table, 0) + 1
+            self._commits += 1
 
     @property
     def backend(self) -> str:
@@ -347,6 +361,7 @@ class Store(Executor):
                 yield tx
             finally:
                 _current_tx.reset(token)
+        self._commits += 1
         for table in tx.touched:  # committed
             self._generations[table] = self._generations.get(table, 0) + 1
 
@@ -372,7 +387,10 @@ class Store(Executor):
 
     async def run_sync(self, fn: Any) -> Any:
         """Run `fn(sqlalchemy_connection)` (Alembic) on a SQLAlchemy connection of this DB."""
-        return await self._backend.run_sync(fn)
+        try:
+            return await self._backend.run_sync(fn)
+        finally:
+            self._commits += 1
 
 
 class _Backend:
@@ -391,6 +409,9 @@ class _Backend:
         raise NotImplementedError
 
     async def lock(self, connection: Any, key: str) -> None: ...
+
+    async def change_marker(self) -> Any:
+        raise NotImplementedError
 
     async def seed_sequence(self, store: Store, table: Table, start: int) -> None:
         raise NotImplementedError
@@ -479,6 +500,11 @@ class _SqliteBackend(_Backend):
                     writer.execute("ROLLBACK")
                 raise
 
+    async def change_marker(self) -> int:
+        if self._reader is None:
+            raise RuntimeError("store is not open")
+        return self._reader.execute("PRAGMA data_version").fetchone()[0]
+
     async def seed_sequence(self, store: Store, table: Table, start: int) -> None:
         from mininova.store.schema import sqlite_sequence
 
@@ -545,6 +571,10 @@ class _PostgresBackend(_Backend):
 
     async def lock(self, connection: Any, key: str) -> None:
         await connection.execute("SELECT pg_advisory_xact_lock(hashtext($1))", key)
+
+    async def change_marker(self) -> str:
+        async with self._pool.acquire() as connection:
+            return await connection.fetchval("SELECT pg_current_snapshot()::text")
 
     async def seed_sequence(self, store: Store, table: Table, start: int) -> None:
         await store.scalar(

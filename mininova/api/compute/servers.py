@@ -5,6 +5,7 @@ Handlers parse and render; the operations are `mininova.compute.api`'s.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -16,7 +17,7 @@ from mininova.api.context import context, microversion, services
 from mininova.api.errors import BadRequest, NotFound
 from mininova.api.microversions import V2_71, V2_98, at_least
 from mininova.api.pagination import next_query, parse_limit
-from mininova.api.responses import json_response
+from mininova.api.responses import encode_json, json_response
 from mininova.api.validation import validated_body
 from mininova.compute import api as compute
 from mininova.store import floating_ips
@@ -114,15 +115,35 @@ def _links_for(request: web.Request, items: list[Row], path: str) -> dict[str, A
     return {"servers_links": [{"rel": "next", "href": services(request).url(f"{path}?{query}")}]}
 
 
-async def list_servers(request: web.Request) -> web.Response:
+Rendered = tuple[dict[str, Any], float | None]
+
+
+async def _cached(
+    request: web.Request, render: Callable[[web.Request], Awaitable[Rendered]]
+) -> web.Response:
+    """The listing's body as last rendered for the same request and caller while the
+    database has not changed since (`ResponseCache`); else `render(request)` it (the body
+    and how many seconds the clock alone leaves it true, None while nothing is written)."""
+    svc, ctx = services(request), context(request)
+    key = (request.path_qs, microversion(request), ctx.project_id, ctx.user_id, *ctx.roles)
+    marker = await svc.store.change_marker()  # before the reads
+    body = svc.response_cache.get(key, marker)
+    if body is None:
+        data, ttl = await render(request)
+        body = encode_json(data)
+        svc.response_cache.put(key, marker, body, ttl)
+    return web.Response(body=body, content_type="application/json", charset="utf-8")
+
+
+async def _render_list(request: web.Request) -> Rendered:
     svc = services(request)
     items = await compute.list_servers(svc.store, context(request), _list_query(request, "index"))
     body: dict[str, Any] = {"servers": [views.brief_view(svc.base_url, r) for r in items]}
     body.update(_links_for(request, items, "/compute/v2.1/servers"))
-    return json_response(body)
+    return body, None
 
 
-async def list_servers_detail(request: web.Request) -> web.Response:
+async def _render_detail(request: web.Request) -> Rendered:
     """ONE query for the page: image properties (2.98+) and host state (admins) are joined."""
     svc, ctx, mv = services(request), context(request), microversion(request)
     with_props = at_least(mv, V2_98)
@@ -149,7 +170,16 @@ async def list_servers_detail(request: web.Request) -> web.Response:
     ]
     body: dict[str, Any] = {"servers": servers}
     body.update(_links_for(request, items, "/compute/v2.1/servers/detail"))
-    return json_response(body)
+    ttl = compute.host_status_lasts(items, svc.config) if ctx.is_admin else None
+    return body, ttl
+
+
+async def list_servers(request: web.Request) -> web.Response:
+    return await _cached(request, _render_list)
+
+
+async def list_servers_detail(request: web.Request) -> web.Response:
+    return await _cached(request, _render_detail)
 
 
 async def show_server(request: web.Request) -> web.Response:
