@@ -69,6 +69,36 @@ def test_malformed_frames_get_an_error_reply_not_an_exception(
     assert _error_code(answer) == code
 
 
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"big": 2**70, "negative": -(2**64) - 1},  # beyond 64 bits: still exact integers
+        {"text": "h\u00e9llo \u2603", "nested": [[{"a": None}]], "float": 0.1},
+        {"surrogate": "\ud800"},  # a lone surrogate, as the standard library reads it
+    ],
+)
+def test_frames_carry_values_exactly(params: dict) -> None:
+    request_id, frame = Endpoint().request("spawn", params)
+    event, answer = Endpoint().receive(frame)
+    assert answer is None
+    assert event == Request(request_id, "spawn", params)
+
+
+def test_a_deeply_nested_frame_gets_a_parse_error() -> None:
+    frame = (
+        '{"v": 1, "id": 1, "method": "spawn", "params": {"x": '
+        + "[" * 100_000
+        + "]" * 100_000
+        + "}}"
+    )
+    event, answer = Endpoint().receive(frame)
+    assert event is None and answer is not None
+    assert json.loads(answer)["error"] == {
+        "code": PARSE_ERROR,
+        "message": "frame is nested too deeply",
+    }
+
+
 def test_unsolicited_and_late_replies_are_dropped_silently() -> None:
     endpoint = Endpoint()
     assert endpoint.receive('{"v": 1, "id": 99, "result": {}}') == (None, None)
