@@ -37,7 +37,16 @@ import aiohttp
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.boot_bench import SERVERS, Api, Cloud, boot_many, interruptible, percentile  # noqa: E402
+from bench.boot_bench import (  # noqa: E402
+    DATABASE_HELP,
+    DATABASES,
+    SERVERS,
+    Api,
+    Cloud,
+    boot_many,
+    interruptible,
+    percentile,
+)
 from tests.e2e.procs import free_port, wait_until  # noqa: E402
 
 DETAIL = SERVERS + "/detail"
@@ -251,13 +260,18 @@ def main() -> None:
         "--boot-seconds", type=float, default=0.05, help="fake driver spawn time while setting up"
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    parser.add_argument("--database", choices=DATABASES, default="sqlite", help=DATABASE_HELP)
     args = parser.parse_args()
     if args.servers < 1 or args.clients < 1 or args.seconds <= 0:
         parser.error("--servers and --clients must be >= 1, --seconds > 0")
     interruptible()
-    print("starting mininova serve + 1 fake agent ...")
+    print(f"starting mininova serve ({args.database}) + 1 fake agent ...")
     with Cloud(
-        agents=1, servers=args.servers, boot_seconds=args.boot_seconds, keep=args.keep
+        agents=1,
+        servers=args.servers,
+        boot_seconds=args.boot_seconds,
+        keep=args.keep,
+        database=args.database,
     ) as cloud:
         asyncio.run(run(cloud, args))
 

@@ -61,6 +61,7 @@ sys.path.insert(0, str(ROOT))
 
 from mininova.timeutil import iso  # noqa: E402
 from tests.e2e.procs import Agent, Serve, base_env, free_port  # noqa: E402
+from tests.kit.postgres import PostgresServer, find_pg_bin  # noqa: E402
 
 SERVERS = "/compute/v2.1/servers"
 MICROVERSION = "2.100"
@@ -133,6 +134,10 @@ def raise_nofile(needed: int) -> tuple[int, int]:
 
 
 # -- a cloud of real processes ----------------------------------------------------------------
+
+
+DATABASES = ("sqlite", "postgresql")
+DATABASE_HELP = "serve's store: SQLite (default) or a throwaway PostgreSQL server"
 
 
 class Managed:
@@ -222,10 +227,24 @@ class Cloud(Managed):
     hosts: int = 0
     agent_processes: int = 2
     connect_concurrency: int = 100
+    database: str = "sqlite"  # or "postgresql": a throwaway server (tests/kit/postgres.py)
     tmp: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="mininova-bench-")))
     serve: Serve | None = None
     agent_procs: list[Agent] = field(default_factory=list)
     fleets: list[FleetProc] = field(default_factory=list)
+    postgres: PostgresServer | None = None
+    database_url: str | None = None
+
+    def _env(self) -> dict[str, str]:
+        """serve's env; with `database="postgresql"`, a fresh database on a server started
+        for this run (Debian's binaries, as the tests use them)."""
+        if self.database == "postgresql" and self.postgres is None:
+            bin_dir = find_pg_bin()
+            if bin_dir is None:
+                raise RuntimeError("no PostgreSQL server binaries (scripts/host-setup.sh)")
+            self.postgres = PostgresServer(bin_dir).start()
+            self.database_url = self.postgres.url(self.postgres.create_database("bench"))
+        return base_env(self.tmp, self.database_url)
 
     def agent_pids(self) -> list[int]:
         procs = [a.proc for a in self.agent_procs] + [f.proc for f in self.fleets]
@@ -245,7 +264,7 @@ class Cloud(Managed):
         if self.hosts:
             self._start_fleets()
             return
-        env = base_env(self.tmp)
+        env = self._env()
         # The default heartbeat (5 s), not the e2e tests' 1 s: each beat carries the guest list.
         for name in ("MININOVA_HEARTBEAT_INTERVAL", "MININOVA_AGENT_HEARTBEAT_INTERVAL"):
             env.pop(name, None)
@@ -266,7 +285,7 @@ class Cloud(Managed):
 
     def _start_fleets(self) -> None:
         raise_nofile(self.hosts + 1024)  # serve holds one socket per agent; inherited
-        env = base_env(self.tmp)
+        env = self._env()
         del env["MININOVA_HEARTBEAT_INTERVAL"]  # serve's default 5 s, as agents_bench.py
         self.serve = Serve(self.tmp / "data", free_port(), env)
         self.serve.start()
@@ -315,6 +334,9 @@ class Cloud(Managed):
         if self.serve is not None:
             with contextlib.suppress(Exception):
                 self.serve.stop()
+        if self.postgres is not None:
+            with contextlib.suppress(Exception):
+                self.postgres.stop()
         if self.keep:
             print(f"kept {self.tmp}")
         else:
@@ -724,6 +746,7 @@ def main() -> None:
     )
     parser.add_argument("--timeout", type=float, default=120, help="per server (s)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    parser.add_argument("--database", choices=DATABASES, default="sqlite", help=DATABASE_HELP)
     args = parser.parse_args()
     if args.servers < 1 or args.agents < 1 or args.concurrency < 1:
         parser.error("--servers, --agents and --concurrency must be >= 1")
@@ -745,6 +768,7 @@ def main() -> None:
         hosts=args.hosts,
         agent_processes=args.agent_processes,
         connect_concurrency=args.connect_concurrency,
+        database=args.database,
     ) as cloud:
         asyncio.run(run(cloud, args))
 
