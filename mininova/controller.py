@@ -230,5 +230,7 @@ class Controller:
             await self.runner.cleanup()
         if self.bus is not None:
             await self.bus.close()
+        if self.conductor is not None:
+            await self.conductor.close()  # its network pusher, before the store closes
         if self.store is not None:
             await self.store.close()

@@ -83,6 +83,10 @@ class Conductor(SoftDeletes, ShelveMixin, ResizeOps, ResumeWork):
     def _lock(self, uuid: str) -> asyncio.Lock:
         return self._locks.setdefault(uuid, asyncio.Lock())
 
+    async def close(self) -> None:
+        """Stop the network pusher (a round in progress is cancelled)."""
+        await self.network.close()
+
     async def handle(self, method: str, params: dict[str, Any]) -> Any:
         handler = getattr(self, f"do_{method}", None)
         if handler is None:
