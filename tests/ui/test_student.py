@@ -162,6 +162,19 @@ async def test_image_upload_shows_progress(cloud: Cloud, student: Account, tmp_p
     async with browser() as chromium:
         ui = await chromium.login(cloud.serve.url, student.user, student.password, student.project)
         await ui.goto("images")
+        # On loopback 24 MiB may go up between two progress events: throttle the upload (as a
+        # student's home link would) so that the bar has something to show between 0 and 100.
+        cdp = await ui.page.context.new_cdp_session(ui.page)
+        await cdp.send("Network.enable")
+        await cdp.send(
+            "Network.emulateNetworkConditions",
+            {
+                "offline": False,
+                "latency": 0,
+                "downloadThroughput": -1,
+                "uploadThroughput": 8 * 1024 * 1024,
+            },
+        )
         form = ui.page.locator("form#image-upload")
         await form.locator('input[name="name"]').fill("ui-upload")
         await form.locator('input[name="file"]').set_input_files(str(data))
