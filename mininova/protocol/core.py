@@ -12,11 +12,12 @@ No sockets, no clocks: the asyncio shell in `peer.py` does the I/O and timeouts.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
+
+from mininova import exact_json
 
 PROTOCOL_VERSION = 1
 # Agents call the controller's HTTP API with `Authorization: Bearer <host credential>` plus
@@ -104,22 +105,6 @@ def _encode(payload: dict[str, Any]) -> str:
         return json.dumps(frame, separators=(",", ":"))
 
 
-_LONG_NUMBER = re.compile(r"\d{19}")
-
-
-def _decode(frame: str) -> Any:
-    """A frame's value: orjson where it reads exactly what the standard library would;
-    the standard library (its result, or its ValueError/RecursionError) for a frame orjson
-    refuses (NaN, lone surrogates, deep nesting) or one with a number of 19+ digits, which
-    orjson would not keep as an exact integer."""
-    if _LONG_NUMBER.search(frame) is None:
-        try:
-            return orjson.loads(frame)
-        except orjson.JSONDecodeError:
-            pass
-    return json.loads(frame)
-
-
 class Endpoint:
     """One side of a link: numbers requests, matches replies, validates frames."""
 
@@ -169,7 +154,7 @@ class Endpoint:
         if len(frame) > MAX_FRAME_BYTES:
             return None, self.reply_error(None, INVALID_FRAME, "frame too large")
         try:
-            data = _decode(frame)
+            data = exact_json.loads(frame)
         except ValueError:
             return None, self.reply_error(None, PARSE_ERROR, "frame is not JSON")
         except RecursionError:
