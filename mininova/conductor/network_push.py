@@ -86,7 +86,7 @@ class NetworkPusher:
             await wake.wait()
             wake.clear()
             batch, self._marked = self._marked, {}
-            started = time.monotonic()
+            started = time.monotonic()  # real time: a pacing, not an expiry a test fakes
             try:
                 await self._round(batch)
             except Exception:  # a round must never stop the pusher
