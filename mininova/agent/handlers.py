@@ -32,6 +32,7 @@ from mininova.protocol.core import (
     UNREACHABLE,
     ProtocolError,
 )
+from mininova.protocol.network_members import STALE_STATE, MemberState, StaleState
 from mininova.virt import console_log
 from mininova.virt.driver import (
     RUNNING,
@@ -92,6 +93,8 @@ class OrderHandlers:
     def __init__(self, driver: ComputeDriver) -> None:
         self.driver = driver
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+        self.network = MemberState()  # the last version 3 network state taken
+        self._network_lock = asyncio.Lock()  # one network state change at a time
 
     @contextlib.asynccontextmanager
     async def guest_lock(self, uuid: str) -> AsyncIterator[None]:
@@ -122,6 +125,7 @@ class OrderHandlers:
             "host_resources": self.host_resources,
             "snapshot": self.snapshot,
             "network_sync": self.network_sync,
+            "network_members": self.network_members,
             "resize_prepare": self.resize_prepare,
             "finish_resize": self.finish_resize,
             "confirm_resize": self.confirm_resize,
@@ -303,15 +307,34 @@ class OrderHandlers:
             return resources_to_dict(await self.driver.host_resources())
 
     async def network_sync(self, params: dict[str, Any]) -> dict[str, Any]:
-        """Enforce the desired network state (`state`, version 1 or 2) of this host's guests.
+        """Enforce the desired network state (`state`, version 1, 2 or 3) of this host's guests.
 
         Partial failures (one address, one command) come back in the result's `errors`."""
         state = params.get("state")
         version = state.get("version") if isinstance(state, dict) else None
         if type(version) is not int or version not in NETWORK_STATE_VERSIONS:
-            raise ValueError("state must be a network state document of version 1 or 2")
-        async with self._driver_errors():
-            return await self.driver.apply_network(state)
+            raise ValueError("state must be a network state document of version 1, 2 or 3")
+        assert isinstance(state, dict)
+        async with self._network_lock:
+            document = self.network.replace(state)
+            async with self._driver_errors():
+                return await self.driver.apply_network(document)
+
+    async def network_members(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Apply what changed in the remote groups of the version 3 state held (the order of
+        mininova/protocol/network_members.py) and enforce the result; `stale_state` when the
+        order does not fit the state held (the controller then sends it whole)."""
+        async with self._network_lock:
+            try:
+                document = self.network.apply(params)
+            except StaleState as exc:
+                raise ProtocolError(STALE_STATE, str(exc)) from exc
+            try:
+                async with self._driver_errors():
+                    return await self.driver.apply_network(document)
+            except BaseException:
+                self.network.state = None  # what is enforced is unknown: ask for it whole
+                raise
 
     async def snapshot(self, params: dict[str, Any]) -> dict[str, Any]:
         """Snapshot the root disk and upload it to the image API (`upload_url`, `capability`)."""

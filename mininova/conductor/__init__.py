@@ -379,21 +379,23 @@ class Conductor(SoftDeletes, ShelveMixin, ResizeOps, ResumeWork):
 
     # ---- reads that need the host ----------------------------------------------------------
 
-    async def do_sync_network(self, hosts: list[str]) -> None:
+    async def do_sync_network(self, hosts: list[str], members: list[str] | None = None) -> None:
         """Send each connected host its desired network state (mininova/network/hoststate.py)
-        with the agent order `network_sync`, in the pusher's next round (network_push.py);
-        failures are logged, never raised."""
-        await self.network.push(hosts)
+        with the agent order `network_sync`, and `members` what changed in their remote
+        groups, in the pusher's next round (network_push.py); failures are logged, never
+        raised."""
+        await self.network.push(hosts, members or ())
 
     async def _network_changed(self, project_id: str, host: str | None) -> None:
-        """An instance appeared, changed address or went: its host and the hosts of its
-        project (whose remote-group rules may name it) get their state, asynchronously."""
+        """An instance appeared, changed address or went: its host gets its state, and the
+        hosts of its project (whose remote-group rules may name it) what changed in their
+        remote groups, asynchronously."""
         try:
             hosts = await host_network.hosts_of_project(self.store, project_id)
         except Exception:
             log.exception("cannot list the hosts of project %s", project_id)
             hosts = []
-        self.conductor.sync_network([*hosts, host or ""])
+        self.conductor.sync_network([host or ""], members=hosts)
 
     async def do_console_output(self, uuid: str, length: int | None) -> str:
         inst = await db.get(self.store, uuid)

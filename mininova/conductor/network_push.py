@@ -14,6 +14,14 @@ Why a round's single read is enough: a change is committed before its hosts are 
 round takes its hosts before it reads anything. So every change whose mark the round took is
 in what the round reads, and a change committed after that read marks its hosts for the next
 round.
+
+Agents that take network state version 3 (mininova/protocol/network_members.py) get their
+whole state once; after that, a host marked only because a remote group's members may have
+changed (`push(members=...)`: an instance of its project came, went or moved elsewhere) gets a
+`network_members` order with just the additions and removals, and nothing at all when its
+groups did not change. Its own part (its instances, their rules, floating IPs) is not worked
+out again for that. Any failure, or an agent that answers `stale_state`, drops what the pusher
+knows of the host, and its next push is whole.
 """
 
 from __future__ import annotations
@@ -21,13 +29,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from mininova.agenthub import HostUnavailable
 from mininova.network.hoststate import RemoteGroupReads, desired_state
 from mininova.protocol.core import ProtocolError
+from mininova.protocol.network_members import MEMBERS_VERSION, STALE_STATE, GroupVersions
 
 if TYPE_CHECKING:
     from mininova.store import Store
@@ -38,6 +49,12 @@ log = logging.getLogger(__name__)
 SPACING = 0.5
 # Hosts of one round pushed at the same time (each waits for its agent's answer).
 CONCURRENCY = 16
+
+
+@dataclass
+class _Mark:
+    whole: bool  # its own part changed (else only, maybe, its remote groups' members)
+    waiters: list[asyncio.Future[None]] = field(default_factory=list)
 
 
 class PushHub(Protocol):
@@ -53,18 +70,29 @@ class NetworkPusher:
         self.store = store
         self.hub = hub
         self.spacing = spacing
-        self._marked: dict[str, list[asyncio.Future[None]]] = {}
+        self.epoch = secrets.token_hex(8)  # this run's versions mean nothing to another run
+        self.groups = GroupVersions()
+        # host -> {remote group: version} the host holds, for hosts that got a version 3
+        # state from this run (their groups can be updated by `network_members`)
+        self.held: dict[str, dict[str, int]] = {}
+        self._marked: dict[str, _Mark] = {}
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
 
-    async def push(self, hosts: Iterable[str]) -> None:
-        """Push the state of `hosts` as it is from now on; returns when each was pushed (or
-        its push failed: failures are logged, never raised)."""
+    async def push(self, hosts: Iterable[str], members: Iterable[str] = ()) -> None:
+        """Push the state of `hosts` as it is from now on, and what changed in the remote
+        groups of `members` (hosts whose own part did not change); returns when each was
+        pushed (or its push failed: failures are logged, never raised)."""
         loop = asyncio.get_running_loop()
         waiting = []
-        for host in sorted({h for h in hosts if h}):
+        whole = {h for h in hosts if h}
+        for host in sorted(whole | {h for h in members if h}):
             done: asyncio.Future[None] = loop.create_future()
-            self._marked.setdefault(host, []).append(done)
+            mark = self._marked.get(host)
+            if mark is None:
+                mark = self._marked[host] = _Mark(whole=host in whole)
+            mark.whole = mark.whole or host in whole
+            mark.waiters.append(done)
             waiting.append(done)
         if not waiting:
             return
@@ -92,40 +120,90 @@ class NetworkPusher:
             except Exception:  # a round must never stop the pusher
                 log.exception("network push round failed")
             finally:
-                for waiters in batch.values():
-                    for done in waiters:
+                for mark in batch.values():
+                    for done in mark.waiters:
                         if not done.done():
                             done.set_result(None)
             await asyncio.sleep(max(self.spacing, time.monotonic() - started))
 
-    async def _round(self, batch: dict[str, list[asyncio.Future[None]]]) -> None:
+    def _incremental(self, host: str) -> bool:
+        return host in self.held and self.hub.network_state_version(host) >= MEMBERS_VERSION
+
+    async def _round(self, batch: dict[str, _Mark]) -> None:
         remote_ips = RemoteGroupReads()  # this round's read of each remote group
         slots = asyncio.Semaphore(CONCURRENCY)
+        members_only = [h for h, m in batch.items() if not m.whole and self._incremental(h)]
+        # one read of every group those hosts hold, before any whole state reads more
+        await remote_ips.read(self.store, sorted({g for h in members_only for g in self.held[h]}))
 
         async def one(host: str) -> None:
             async with slots:
-                await self._push_one(host, remote_ips)
-            for done in batch[host]:
+                if host in members_only:
+                    await self._push_members(host, remote_ips)
+                else:
+                    await self._push_one(host, remote_ips)
+            for done in batch[host].waiters:
                 if not done.done():
                     done.set_result(None)
 
         await asyncio.gather(*(one(h) for h in sorted(batch)))
 
     async def _push_one(self, host: str, remote_ips: RemoteGroupReads) -> None:
+        self.held.pop(host, None)  # until the agent has taken this state
         try:
             version = self.hub.network_state_version(host)
             state = await desired_state(self.store, host, version, remote_ips=remote_ips)
+            if version >= MEMBERS_VERSION:
+                held = {g: self.groups.observe(g, ips) for g, ips in state["remote_groups"].items()}
+                state["epoch"] = self.epoch
+                state["remote_group_versions"] = held
             result = await self.hub.call(host, "network_sync", {"state": state}, timeout=60)
-        except HostUnavailable:
+        except Exception as exc:
+            self._failed(host, "network sync", exc)
+            return
+        if version >= MEMBERS_VERSION:
+            self.held[host] = held
+        self._log_result(host, "network sync", result, f"{len(state['instances'])} instance(s)")
+
+    async def _push_members(self, host: str, remote_ips: RemoteGroupReads) -> None:
+        held = self.held[host]
+        changes = {}
+        for group, since in held.items():
+            self.groups.observe(group, remote_ips.ips[group])
+            change = self.groups.change(group, since)
+            if change is not None:
+                changes[group] = change
+        if not changes:
+            return  # nothing this host enforces changed
+        order = {"epoch": self.epoch, "groups": changes}
+        self.held.pop(host)  # until the agent has taken the order
+        try:
+            result = await self.hub.call(host, "network_members", order, timeout=60)
+        except Exception as exc:
+            self._failed(host, "network members update", exc)
+            return
+        self.held[host] = {**held, **{g: c["version"] for g, c in changes.items()}}
+        self._log_result(host, "network members update", result, f"{len(changes)} group(s)")
+
+    def _failed(self, host: str, what: str, exc: Exception) -> None:
+        """Log a failed push; a host whose agent holds a stale state is pushed whole soon."""
+        if isinstance(exc, HostUnavailable):
             return  # pushed again when the agent (re)connects
-        except ProtocolError as exc:
-            log.warning("network sync of %s failed: %s", host, exc.message)
+        if isinstance(exc, ProtocolError):
+            if exc.code == STALE_STATE:
+                log.info("%s of %s: %s; pushing the whole state", what, host, exc.message)
+                self._marked.setdefault(host, _Mark(whole=True)).whole = True
+                if self._wake is not None:
+                    self._wake.set()  # the next round
+                return
+            log.warning("%s of %s failed: %s", what, host, exc.message)
             return
-        except Exception:  # a push must never take the conductor down
-            log.exception("network sync of %s failed", host)
-            return
+        log.error("%s of %s failed", what, host, exc_info=exc)  # never takes the conductor down
+
+    @staticmethod
+    def _log_result(host: str, what: str, result: object, summary: str) -> None:
         errors = result.get("errors") if isinstance(result, dict) else None
         if errors:
-            log.warning("network sync of %s: %s", host, "; ".join(map(str, errors)))
+            log.warning("%s of %s: %s", what, host, "; ".join(map(str, errors)))
         else:
-            log.info("network sync of %s: %d instance(s)", host, len(state["instances"]))
+            log.info("%s of %s: %s", what, host, summary)

@@ -6,6 +6,7 @@ The API casts builds, actions, snapshots and deletes; the agent hub casts what a
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from mininova.bus import Bus
@@ -65,9 +66,15 @@ class ConductorAPI:
         """Run the soft-delete reaper once now; the uuids it deleted."""
         return await self.bus.call(SERVICE, "reclaim_instances", timeout=timeout)
 
-    def sync_network(self, hosts: list[str]) -> None:
-        """Push the security-group and floating-IP state of these hosts to their agents."""
-        self.bus.cast(SERVICE, "sync_network", hosts=sorted({h for h in hosts if h}))
+    def sync_network(self, hosts: list[str], members: Iterable[str] = ()) -> None:
+        """Push the security-group and floating-IP state of `hosts` to their agents, and to
+        `members` what changed in their remote groups' members (their own part did not)."""
+        self.bus.cast(
+            SERVICE,
+            "sync_network",
+            hosts=sorted({h for h in hosts if h}),
+            members=sorted({h for h in members if h}),
+        )
 
     async def console_output(self, uuid: str, length: int | None, timeout: float = 40) -> str:
         return await self.bus.call(

@@ -33,11 +33,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mininova.protocol.core import NETWORK_STATE_VERSIONS
-
 log = logging.getLogger(__name__)
 
-STATE_VERSIONS = NETWORK_STATE_VERSIONS
+# The documents a driver gets: the agent hands on a version 3 state as version 2
+# (mininova/protocol/network_members.py).
+STATE_VERSIONS = (1, 2)
 # Version 2: remote groups' addresses listed once, in `remote_groups` (network/hoststate.py).
 COMPACT_STATE_VERSION = 2
 DEFAULT_TABLE = "mininova"
