@@ -11,6 +11,7 @@ import pytest
 from mininova.agent.handlers import OrderHandlers
 from mininova.agent.specs import guest_from_dict, guest_to_dict, spec_from_dict
 from mininova.config import AgentConfig
+from mininova.protocol.core import ProtocolError
 from mininova.virt.driver import (
     PAUSED,
     RUNNING,
@@ -261,3 +262,26 @@ def test_factory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "mininova.virt.libvirt.driver", None)
     with pytest.raises(DriverError, match="libvirt driver unavailable"):
         create_driver(AgentConfig(driver="libvirt", data_dir=tmp_path))
+
+
+async def test_network_members_orders_update_the_state_the_driver_enforces(
+    driver: FakeDriver,
+) -> None:
+    table = OrderHandlers(driver).table()
+    whole = {
+        "version": 3,
+        "host": "fake1",
+        "epoch": "run1",
+        "remote_groups": {"g": ["10.0.0.1"]},
+        "remote_group_versions": {"g": 1},
+        "instances": [],
+    }
+    await table["network_sync"]({"state": whole})
+    assert driver.network_state is not None and driver.network_state["version"] == 2
+    change = {"from": 1, "version": 2, "add": ["10.0.0.2"], "remove": []}
+    await table["network_members"]({"epoch": "run1", "groups": {"g": change}})
+    assert driver.network_state["remote_groups"] == {"g": ["10.0.0.1", "10.0.0.2"]}
+    with pytest.raises(ProtocolError) as refused:  # the same change again: not from version 2
+        await table["network_members"]({"epoch": "run1", "groups": {"g": change}})
+    assert refused.value.code == "stale_state"
+    assert driver.network_syncs == 2

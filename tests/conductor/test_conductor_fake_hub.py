@@ -47,6 +47,7 @@ class FakeHub:
     orders: list[Order] = field(default_factory=list)
     answers: dict[str, Any] = field(default_factory=dict)
     down: set[str] = field(default_factory=set)
+    state_version: int = 2  # the network state version the hosts' agents take
 
     async def call(
         self, host: str, method: str, params: dict[str, Any] | None = None, timeout: float = 60.0
@@ -66,7 +67,7 @@ class FakeHub:
         return [o for o in self.orders if o.method == method]
 
     def network_state_version(self, host: str) -> int:
-        return 2  # what today's agents take
+        return self.state_version
 
 
 @dataclass

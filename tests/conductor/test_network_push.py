@@ -11,10 +11,13 @@ import pytest
 
 from mininova import instance_states as st
 from mininova.config import ServeConfig
+from mininova.protocol.core import ProtocolError
+from mininova.protocol.network_members import STALE_STATE
 from mininova.store import Store, host_network
 from mininova.store import instances as db
 from tests.conductor.test_conductor_fake_hub import Cloud, add_host, add_image, make_cloud
 from tests.kit.fake_cloud import running_controller
+from tests.kit.wait import wait_for
 
 HOSTS = ("n1", "n2", "n3")
 
@@ -150,3 +153,63 @@ async def test_the_controller_stops_the_pusher_before_closing_the_store(
 
         monkeypatch.setattr(store, "close", close)
     assert seen == [True]
+
+
+async def test_version_3_hosts_get_only_what_changed_in_their_groups(
+    cloud: Cloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cloud.hub.state_version = 3
+    for n, host in enumerate(HOSTS):
+        await _active(cloud, host, f"10.0.0.{n + 10}")
+    await cloud.conductor.do_sync_network(list(HOSTS))  # whole states first
+    for host in HOSTS:
+        (state,) = _pushed(cloud, host)
+        assert _group_ips(state) == ["10.0.0.10", "10.0.0.11", "10.0.0.12"]
+        assert list(state["remote_group_versions"].values()) == [1]
+
+    worked_out = []
+    original = host_network.instances_on_host
+
+    async def counted(db: Any, host: str) -> Any:
+        worked_out.append(host)
+        return await original(db, host)
+
+    monkeypatch.setattr(host_network, "instances_on_host", counted)
+    uuid = await _active(cloud, "n1", "10.0.0.13")  # a build lands on n1
+    await cloud.conductor.do_sync_network(["n1"], members=list(HOSTS))
+    assert worked_out == ["n1"]  # the others' own parts were not worked out again
+    assert len(_pushed(cloud, "n1")) == 2
+    for host in ("n2", "n3"):
+        assert len(_pushed(cloud, host)) == 1
+        (order,) = [o.params for o in cloud.hub.sent("network_members") if o.host == host]
+        (change,) = order["groups"].values()
+        assert change == {"from": 1, "version": 2, "add": ["10.0.0.13"], "remove": []}
+
+    # Nothing changed in the groups: members-only hosts get no order at all.
+    await cloud.conductor.do_sync_network([], members=["n2", "n3"])
+    assert len(cloud.hub.sent("network_members")) == 2
+
+    await db.mark_deleted(cloud.store, uuid, st.DELETED)
+    await cloud.conductor.do_sync_network(["n1"], members=list(HOSTS))
+    changes = [next(iter(o.params["groups"].values())) for o in cloud.hub.sent("network_members")]
+    assert changes[2:] == [{"from": 2, "version": 3, "add": [], "remove": ["10.0.0.13"]}] * 2
+
+
+async def test_an_agent_holding_a_stale_state_is_sent_it_whole(cloud: Cloud) -> None:
+    cloud.hub.state_version = 3
+    for n, host in enumerate(HOSTS):
+        await _active(cloud, host, f"10.0.0.{n + 10}")
+    await cloud.conductor.do_sync_network(list(HOSTS))
+    cloud.hub.answers["network_members"] = lambda o: (
+        ProtocolError(STALE_STATE, "no version 3 state held") if o.host == "n2" else {}
+    )
+    await _active(cloud, "n1", "10.0.0.13")
+    await cloud.conductor.do_sync_network(["n1"], members=list(HOSTS))
+    await wait_for(lambda: len(_pushed(cloud, "n2")) == 2, 5, 0.02, "n2's whole state again")
+    assert _group_ips(_pushed(cloud, "n2")[1]) == [
+        "10.0.0.10",
+        "10.0.0.11",
+        "10.0.0.12",
+        "10.0.0.13",
+    ]
+    assert len(_pushed(cloud, "n3")) == 1  # n3 took the change
