@@ -32,7 +32,6 @@ import logging
 import secrets
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from mininova.agenthub import HostUnavailable
@@ -49,12 +48,6 @@ log = logging.getLogger(__name__)
 SPACING = 0.5
 # Hosts of one round pushed at the same time (each waits for its agent's answer).
 CONCURRENCY = 16
-
-
-@dataclass
-class _Mark:
-    whole: bool  # its own part changed (else only, maybe, its remote groups' members)
-    waiters: list[asyncio.Future[None]] = field(default_factory=list)
 
 
 class PushHub(Protocol):
@@ -75,7 +68,10 @@ class NetworkPusher:
         # host -> {remote group: version} the host holds, for hosts that got a version 3
         # state from this run (their groups can be updated by `network_members`)
         self.held: dict[str, dict[str, int]] = {}
-        self._marked: dict[str, _Mark] = {}
+        self._marked: dict[str, bool] = {}  # host -> whole (its own part changed too)
+        # done when the round that takes the marks made so far has ended (one future per
+        # round, not one per host: a boot marks every host of its project)
+        self._next_round: asyncio.Future[None] | None = None
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -84,24 +80,24 @@ class NetworkPusher:
         groups of `members` (hosts whose own part did not change); returns when each was
         pushed (or its push failed: failures are logged, never raised)."""
         loop = asyncio.get_running_loop()
-        waiting = []
-        whole = {h for h in hosts if h}
-        for host in sorted(whole | {h for h in members if h}):
-            done: asyncio.Future[None] = loop.create_future()
-            mark = self._marked.get(host)
-            if mark is None:
-                mark = self._marked[host] = _Mark(whole=host in whole)
-            mark.whole = mark.whole or host in whole
-            mark.waiters.append(done)
-            waiting.append(done)
-        if not waiting:
+        marked = self._marked
+        for host in hosts:
+            if host:
+                marked[host] = True
+        for host in members:
+            if host and host not in marked:
+                marked[host] = False
+        if not marked:
             return
+        if self._next_round is None:
+            self._next_round = loop.create_future()
+        round_done = self._next_round
         if self._wake is None:
             self._wake = asyncio.Event()
         self._wake.set()
         if self._task is None or self._task.done():
             self._task = loop.create_task(self._run(self._wake), name="network-pusher")
-        await asyncio.gather(*(asyncio.shield(w) for w in waiting))
+        await asyncio.shield(round_done)
 
     async def close(self) -> None:
         if self._task is not None:
@@ -114,25 +110,24 @@ class NetworkPusher:
             await wake.wait()
             wake.clear()
             batch, self._marked = self._marked, {}
+            round_done, self._next_round = self._next_round, None
             started = time.monotonic()  # real time: a pacing, not an expiry a test fakes
             try:
                 await self._round(batch)
             except Exception:  # a round must never stop the pusher
                 log.exception("network push round failed")
             finally:
-                for mark in batch.values():
-                    for done in mark.waiters:
-                        if not done.done():
-                            done.set_result(None)
+                if round_done is not None and not round_done.done():
+                    round_done.set_result(None)
             await asyncio.sleep(max(self.spacing, time.monotonic() - started))
 
     def _incremental(self, host: str) -> bool:
         return host in self.held and self.hub.network_state_version(host) >= MEMBERS_VERSION
 
-    async def _round(self, batch: dict[str, _Mark]) -> None:
+    async def _round(self, batch: dict[str, bool]) -> None:
         remote_ips = RemoteGroupReads()  # this round's read of each remote group
         slots = asyncio.Semaphore(CONCURRENCY)
-        members_only = [h for h, m in batch.items() if not m.whole and self._incremental(h)]
+        members_only = {h for h, whole in batch.items() if not whole and self._incremental(h)}
         # one read of every group those hosts hold, before any whole state reads more
         await remote_ips.read(self.store, sorted({g for h in members_only for g in self.held[h]}))
 
@@ -142,9 +137,6 @@ class NetworkPusher:
                     await self._push_members(host, remote_ips)
                 else:
                     await self._push_one(host, remote_ips)
-            for done in batch[host].waiters:
-                if not done.done():
-                    done.set_result(None)
 
         await asyncio.gather(*(one(h) for h in sorted(batch)))
 
@@ -192,7 +184,7 @@ class NetworkPusher:
         if isinstance(exc, ProtocolError):
             if exc.code == STALE_STATE:
                 log.info("%s of %s: %s; pushing the whole state", what, host, exc.message)
-                self._marked.setdefault(host, _Mark(whole=True)).whole = True
+                self._marked[host] = True
                 if self._wake is not None:
                     self._wake.set()  # the next round
                 return
