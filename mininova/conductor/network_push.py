@@ -15,13 +15,16 @@ round takes its hosts before it reads anything. So every change whose mark the r
 in what the round reads, and a change committed after that read marks its hosts for the next
 round.
 
-Agents that take network state version 3 (mininova/protocol/network_members.py) get their
-whole state once; after that, a host marked only because a remote group's members may have
-changed (`push(members=...)`: an instance of its project came, went or moved elsewhere) gets a
-`network_members` order with just the additions and removals, and nothing at all when its
-groups did not change. Its own part (its instances, their rules, floating IPs) is not worked
-out again for that. Any failure, or an agent that answers `stale_state`, drops what the pusher
-knows of the host, and its next push is whole.
+When an instance of a project came, went or moved elsewhere (`push(projects=...)`), the
+members of the project's groups may have changed. The hosts concerned are those whose last
+pushed state names one of those groups as a remote group: the pusher keeps which hosts those
+are (`referencing`), so a boot reads no list of the project's hosts. Agents that take network
+state version 3 (mininova/protocol/network_members.py) get their whole state once; after that,
+such a host gets a `network_members` order with just the additions and removals, and nothing
+at all when its groups did not change. Its own part (its instances, their rules, floating IPs)
+is not worked out again for that. Older agents get their whole state. Any failure, or an agent
+that answers `stale_state`, drops what the pusher knows of the host, and its next push is
+whole.
 """
 
 from __future__ import annotations
@@ -35,9 +38,10 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Protocol
 
 from mininova.agenthub import HostUnavailable
-from mininova.network.hoststate import RemoteGroupReads, desired_state
+from mininova.network.hoststate import IMPLICIT_DEFAULT, RemoteGroupReads, desired_state
 from mininova.protocol.core import ProtocolError
 from mininova.protocol.network_members import MEMBERS_VERSION, STALE_STATE, GroupVersions
+from mininova.store import host_network
 
 if TYPE_CHECKING:
     from mininova.store import Store
@@ -68,26 +72,27 @@ class NetworkPusher:
         # host -> {remote group: version} the host holds, for hosts that got a version 3
         # state from this run (their groups can be updated by `network_members`)
         self.held: dict[str, dict[str, int]] = {}
+        # remote group -> the hosts whose last pushed state names it (any state version)
+        self.referencing: dict[str, set[str]] = {}
+        self._named: dict[str, frozenset[str]] = {}  # host -> the remote groups it names
         self._marked: dict[str, bool] = {}  # host -> whole (its own part changed too)
+        self._projects: set[str] = set()  # projects whose groups' members may have changed
         # done when the round that takes the marks made so far has ended (one future per
         # round, not one per host: a boot marks every host of its project)
         self._next_round: asyncio.Future[None] | None = None
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
 
-    async def push(self, hosts: Iterable[str], members: Iterable[str] = ()) -> None:
-        """Push the state of `hosts` as it is from now on, and what changed in the remote
-        groups of `members` (hosts whose own part did not change); returns when each was
-        pushed (or its push failed: failures are logged, never raised)."""
+    async def push(self, hosts: Iterable[str], projects: Iterable[str] = ()) -> None:
+        """Push the state of `hosts` as it is from now on, and to the hosts that enforce a
+        group of `projects` what changed in its members; returns when each was pushed (or
+        its push failed: failures are logged, never raised)."""
         loop = asyncio.get_running_loop()
-        marked = self._marked
         for host in hosts:
             if host:
-                marked[host] = True
-        for host in members:
-            if host and host not in marked:
-                marked[host] = False
-        if not marked:
+                self._marked[host] = True
+        self._projects.update(p for p in projects if p)
+        if not self._marked and not self._projects:
             return
         if self._next_round is None:
             self._next_round = loop.create_future()
@@ -110,10 +115,11 @@ class NetworkPusher:
             await wake.wait()
             wake.clear()
             batch, self._marked = self._marked, {}
+            projects, self._projects = self._projects, set()
             round_done, self._next_round = self._next_round, None
             started = time.monotonic()  # real time: a pacing, not an expiry a test fakes
             try:
-                await self._round(batch)
+                await self._round(batch, projects)
             except Exception:  # a round must never stop the pusher
                 log.exception("network push round failed")
             finally:
@@ -124,7 +130,31 @@ class NetworkPusher:
     def _incremental(self, host: str) -> bool:
         return host in self.held and self.hub.network_state_version(host) >= MEMBERS_VERSION
 
-    async def _round(self, batch: dict[str, bool]) -> None:
+    async def _hosts_naming(self, projects: set[str]) -> set[str]:
+        """The hosts whose last pushed state names a group of `projects`."""
+        if not projects or not self.referencing:
+            return set()
+        groups = await host_network.groups_of_projects(self.store, sorted(projects))
+        groups += [f"{IMPLICIT_DEFAULT}:{p}" for p in projects]  # the default before its row
+        return {h for g in groups for h in self.referencing.get(g, ())}
+
+    def _names(self, host: str, groups: Iterable[str]) -> None:
+        """Record the remote groups the state just pushed to `host` names."""
+        named = frozenset(groups)
+        before = self._named.get(host, frozenset())
+        for group in before - named:
+            hosts = self.referencing.get(group)
+            if hosts is not None:
+                hosts.discard(host)
+                if not hosts:
+                    del self.referencing[group]
+        for group in named - before:
+            self.referencing.setdefault(group, set()).add(host)
+        self._named[host] = named
+
+    async def _round(self, batch: dict[str, bool], projects: set[str] = frozenset()) -> None:
+        for host in await self._hosts_naming(set(projects)):
+            batch.setdefault(host, False)
         remote_ips = RemoteGroupReads()  # this round's read of each remote group
         slots = asyncio.Semaphore(CONCURRENCY)
         members_only = {h for h, whole in batch.items() if not whole and self._incremental(h)}
@@ -145,6 +175,7 @@ class NetworkPusher:
         try:
             version = self.hub.network_state_version(host)
             state = await desired_state(self.store, host, version, remote_ips=remote_ips)
+            self._names(host, _remote_groups(state))
             if version >= MEMBERS_VERSION:
                 held = {g: self.groups.observe(g, ips) for g, ips in state["remote_groups"].items()}
                 state["epoch"] = self.epoch
@@ -199,3 +230,15 @@ class NetworkPusher:
             log.warning("%s of %s: %s", what, host, "; ".join(map(str, errors)))
         else:
             log.info("%s of %s: %s", what, host, summary)
+
+
+def _remote_groups(state: dict) -> Iterable[str]:
+    """The remote groups a desired state names (version 1 lists them only in its rules)."""
+    if "remote_groups" in state:
+        return state["remote_groups"].keys()
+    return {
+        rule["remote_group_id"]
+        for doc in state["instances"]
+        for rule in doc["ingress"] + doc["egress"]
+        if rule["remote_group_id"]
+    }

@@ -78,4 +78,4 @@ async def rebuild_instance(conductor: Conductor, uuid: str, preserve_ephemeral: 
     )
     if landed:
         log.info("instance %s rebuilt from image %s", uuid, inst["image_ref"])
-        await conductor._network_changed(inst["project_id"], host)
+        conductor._network_changed(inst["project_id"], host)

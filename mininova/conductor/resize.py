@@ -78,7 +78,7 @@ class ResizeOps:
 
         def _lock(self, uuid: str) -> asyncio.Lock: ...
 
-        async def _network_changed(self, project_id: str, host: str | None) -> None: ...
+        def _network_changed(self, project_id: str, host: str | None) -> None: ...
 
         async def _recorded_call(
             self, uuid: str, event_name: str, host: str, method: str, failure_log: str
@@ -247,9 +247,9 @@ class ResizeOps:
             return
         await migrations.set_status(self.store, migration_uuid, "finished", now_iso())
         log.info("instance %s resized/migrated %s → %s (VERIFY_RESIZE)", uuid, source, dest)
-        await self._network_changed(inst["project_id"], dest)
+        self._network_changed(inst["project_id"], dest)
         if not same:
-            await self._network_changed(inst["project_id"], source)
+            self._network_changed(inst["project_id"], source)
 
     async def _best_effort(self, host: str, method: str, params: dict[str, Any]) -> bool:
         try:
@@ -374,9 +374,9 @@ class ResizeOps:
                 **_quota_columns(old),
             )
             await migrations.set_status(self.store, migration_uuid, "reverted", now_iso())
-            await self._network_changed(inst["project_id"], source)
+            self._network_changed(inst["project_id"], source)
             if dest != source:
-                await self._network_changed(inst["project_id"], dest)
+                self._network_changed(inst["project_id"], dest)
 
     # ---- the resize_confirm_window ------------------------------------------------------------
 

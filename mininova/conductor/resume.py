@@ -86,7 +86,7 @@ class ResumeWork:
 
         async def _run_action(self, uuid: str, action: str) -> None: ...
 
-        async def _network_changed(self, project_id: str, host: str | None) -> None: ...
+        def _network_changed(self, project_id: str, host: str | None) -> None: ...
 
     def _resume_state(self) -> None:
         self._interrupted: dict[str, Interrupted] = {}
@@ -293,7 +293,7 @@ class ResumeWork:
             for event in open_events:
                 await db.finish_event(self.store, event, True)
             log.info("restart: %s was running on %s: ACTIVE", uuid, host)
-            await self._network_changed(inst["project_id"], host)
+            self._network_changed(inst["project_id"], host)
             return None
         if host_back:
             why = "absent" if guest is None else f"in power state {guest.get('power_state')}"

@@ -66,14 +66,14 @@ class ConductorAPI:
         """Run the soft-delete reaper once now; the uuids it deleted."""
         return await self.bus.call(SERVICE, "reclaim_instances", timeout=timeout)
 
-    def sync_network(self, hosts: list[str], members: Iterable[str] = ()) -> None:
+    def sync_network(self, hosts: list[str], projects: Iterable[str] = ()) -> None:
         """Push the security-group and floating-IP state of `hosts` to their agents, and to
-        `members` what changed in their remote groups' members (their own part did not)."""
+        the hosts enforcing a group of `projects` what changed in its members."""
         self.bus.cast(
             SERVICE,
             "sync_network",
             hosts=sorted({h for h in hosts if h}),
-            members=sorted({h for h in members if h}),
+            projects=sorted({p for p in projects if p}),
         )
 
     async def console_output(self, uuid: str, length: int | None, timeout: float = 40) -> str:

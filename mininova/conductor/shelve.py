@@ -66,7 +66,7 @@ class ShelveMixin:
     def _lock(self, uuid: str) -> asyncio.Lock:
         raise NotImplementedError
 
-    async def _network_changed(self, project_id: str, host: str | None) -> None:
+    def _network_changed(self, project_id: str, host: str | None) -> None:
         raise NotImplementedError
 
     async def _schedule_and_spawn(
@@ -218,7 +218,7 @@ class ShelveMixin:
         self.consoleauth.revoke_instance(uuid)
         if landed:
             log.info("instance %s offloaded from %s", uuid, host)
-            await self._network_changed(inst["project_id"], host)
+            self._network_changed(inst["project_id"], host)
 
     # ---- unshelve -------------------------------------------------------------------------
 
@@ -294,7 +294,7 @@ class ShelveMixin:
                 launched_at=now_iso(),
             ):
                 log.info("instance %s unshelved on %s", uuid, outcome.host)
-                await self._network_changed(inst["project_id"], outcome.host)
+                self._network_changed(inst["project_id"], outcome.host)
             return
         await self._fail(uuid, (st.UNSHELVING, st.SPAWNING), outcome, host=None)
 

@@ -170,17 +170,15 @@ async def release_instance(db: Executor, uuid: str) -> None:
     await security_group_records.forget_instance(db, uuid)
 
 
-_PROJECT_HOSTS = prepared(
-    select(_i.c.host)
-    .distinct()
-    .where(_i.c.project_id == bindparam("project_id"), _i.c.deleted == 0, _i.c.host.is_not(None))
+_PROJECT_GROUPS = prepared(
+    select(security_groups.c.id).where(
+        security_groups.c.project_id.in_(bindparam("projects", expanding=True))
+    )
 )
 
 
-async def hosts_of_project(db: Executor, project_id: str) -> list[str]:
-    """The hosts running a live instance of the project (remote-group rules may name it)."""
-    return sorted(
-        h
-        for h in [r["host"] for r in await db.all(_PROJECT_HOSTS, {"project_id": project_id})]
-        if h
-    )
+async def groups_of_projects(db: Executor, project_ids: list[str]) -> list[str]:
+    """The ids of the projects' security groups."""
+    if not project_ids:
+        return []
+    return sorted(row["id"] for row in await db.all(_PROJECT_GROUPS, {"projects": project_ids}))

@@ -176,7 +176,7 @@ async def test_version_3_hosts_get_only_what_changed_in_their_groups(
 
     monkeypatch.setattr(host_network, "instances_on_host", counted)
     uuid = await _active(cloud, "n1", "10.0.0.13")  # a build lands on n1
-    await cloud.conductor.do_sync_network(["n1"], members=list(HOSTS))
+    await cloud.conductor.do_sync_network(["n1"], projects=["p1"])
     assert worked_out == ["n1"]  # the others' own parts were not worked out again
     assert len(_pushed(cloud, "n1")) == 2
     for host in ("n2", "n3"):
@@ -186,11 +186,11 @@ async def test_version_3_hosts_get_only_what_changed_in_their_groups(
         assert change == {"from": 1, "version": 2, "add": ["10.0.0.13"], "remove": []}
 
     # Nothing changed in the groups: members-only hosts get no order at all.
-    await cloud.conductor.do_sync_network([], members=["n2", "n3"])
+    await cloud.conductor.do_sync_network([], projects=["p1"])
     assert len(cloud.hub.sent("network_members")) == 2
 
     await db.mark_deleted(cloud.store, uuid, st.DELETED)
-    await cloud.conductor.do_sync_network(["n1"], members=list(HOSTS))
+    await cloud.conductor.do_sync_network(["n1"], projects=["p1"])
     changes = [next(iter(o.params["groups"].values())) for o in cloud.hub.sent("network_members")]
     assert changes[2:] == [{"from": 2, "version": 3, "add": [], "remove": ["10.0.0.13"]}] * 2
 
@@ -204,7 +204,7 @@ async def test_an_agent_holding_a_stale_state_is_sent_it_whole(cloud: Cloud) -> 
         ProtocolError(STALE_STATE, "no version 3 state held") if o.host == "n2" else {}
     )
     await _active(cloud, "n1", "10.0.0.13")
-    await cloud.conductor.do_sync_network(["n1"], members=list(HOSTS))
+    await cloud.conductor.do_sync_network(["n1"], projects=["p1"])
     await wait_for(lambda: len(_pushed(cloud, "n2")) == 2, 5, 0.02, "n2's whole state again")
     assert _group_ips(_pushed(cloud, "n2")[1]) == [
         "10.0.0.10",
@@ -213,3 +213,32 @@ async def test_an_agent_holding_a_stale_state_is_sent_it_whole(cloud: Cloud) -> 
         "10.0.0.13",
     ]
     assert len(_pushed(cloud, "n3")) == 1  # n3 took the change
+
+
+@pytest.mark.parametrize("state_version", [2, 3])
+async def test_a_project_change_reaches_only_the_hosts_naming_its_groups(
+    cloud: Cloud, state_version: int
+) -> None:
+    cloud.hub.state_version = state_version
+    await _active(cloud, "n1", "10.0.0.10")
+    await _active(cloud, "n2", "10.0.0.11")
+    await cloud.instance(  # n3 runs only another project's guest
+        vm_state=st.ACTIVE,
+        task_state=None,
+        host="n3",
+        addresses=_address("10.0.1.10"),
+        project_id="p2",
+    )
+    await cloud.conductor.do_sync_network(list(HOSTS))
+    assert sorted(cloud.conductor.network.referencing) == ["default:p1", "default:p2"]
+
+    await _active(cloud, "n1", "10.0.0.12")  # a build of p1 lands on n1
+    await cloud.conductor.do_sync_network(["n1"], projects=["p1"])
+    assert _group_ips(_pushed(cloud, "n1")[-1]) == ["10.0.0.10", "10.0.0.11", "10.0.0.12"]
+    if state_version == 3:  # n2 gets the addition only
+        (order,) = [o.params for o in cloud.hub.sent("network_members") if o.host == "n2"]
+        assert next(iter(order["groups"].values()))["add"] == ["10.0.0.12"]
+    else:  # n2's agent cannot take an order: it gets its whole state
+        assert _group_ips(_pushed(cloud, "n2")[-1]) == ["10.0.0.10", "10.0.0.11", "10.0.0.12"]
+    assert len(_pushed(cloud, "n3")) == 1  # nothing for n3, whose rules never name p1's group
+    assert not [o for o in cloud.hub.sent("network_members") if o.host == "n3"]
