@@ -61,8 +61,11 @@ def private_dir(path: Path) -> Path:
     return path
 
 
-def write_private(path: Path, text: str | bytes, mode: int = 0o600) -> None:
-    """Write a file atomically, created with `mode` from the start (never readable by others)."""
+def write_private(
+    path: Path, text: str | bytes, mode: int = 0o600, *, durable: bool = True
+) -> None:
+    """Write a file atomically, created with `mode` from the start (never readable by others);
+    `durable`: on disk (fsynced) before it replaces the old one."""
     data = text.encode() if isinstance(text, str) else text
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
@@ -70,7 +73,8 @@ def write_private(path: Path, text: str | bytes, mode: int = 0o600) -> None:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                os.fsync(fh.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:

@@ -101,6 +101,7 @@ class FakeDriver(ComputeDriver):
         self.op_seconds = op_seconds
         self.host_ip = host_ip
         self._guests: dict[str, _Guest] = {}
+        self._encoded_specs: dict[str, tuple[InstanceSpec, str]] = {}  # uuid -> (spec, JSON)
         self._resized: dict[str, _Guest] = {}  # kept aside by resize_prepare (not persisted)
         self._vnc_lock = asyncio.Lock()
         self.network_state: dict | None = None  # the last `network_sync` state
@@ -122,14 +123,26 @@ class FakeDriver(ComputeDriver):
             self._guests[uuid] = guest
 
     def _save(self) -> None:
+        """Write every guest to the state file. Each spec is encoded once (a boot on a host
+        of hundreds of guests re-encoded them all), and the file is replaced atomically but
+        not fsynced: it is a fake's memory across restarts, not a disk image."""
         if self.state_file is None:
             return
-        data = {
-            uuid: {"spec": asdict(g.spec), "power_state": g.power_state, "log": list(g.log)}
-            for uuid, g in self._guests.items()
-        }
+        parts = []
+        for uuid, g in self._guests.items():
+            encoded = self._encoded_specs.get(uuid)
+            if encoded is None or encoded[0] is not g.spec:
+                encoded = self._encoded_specs[uuid] = (g.spec, json.dumps(asdict(g.spec)))
+            log_lines = json.dumps(list(g.log))
+            parts.append(
+                f'{json.dumps(uuid)}: {{"spec": {encoded[1]}, '
+                f'"power_state": {int(g.power_state)}, "log": {log_lines}}}'
+            )
+        for uuid in self._encoded_specs.keys() - self._guests.keys():
+            del self._encoded_specs[uuid]
         self.state_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        write_private(self.state_file, json.dumps(data))  # holds user data and keys: 0600
+        # holds user data and keys: 0600
+        write_private(self.state_file, "{" + ", ".join(parts) + "}", durable=False)
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -331,7 +344,7 @@ class FakeDriver(ComputeDriver):
         self.network_syncs += 1
         if self.state_file is not None:
             self.state_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            write_private(self.network_file, json.dumps(state))
+            write_private(self.network_file, json.dumps(state), durable=False)
         guests = state.get("instances") if isinstance(state, dict) else None
         return {"ok": True, "errors": [], "guests": len(guests or [])}
 
