@@ -12,6 +12,7 @@ from functools import cached_property
 from typing import Any
 
 from mininova.agenthub import AgentHub
+from mininova.api.rendered_servers import RenderedServers
 from mininova.api.response_cache import ResponseCache
 from mininova.bus import Bus
 from mininova.conductor.rpcapi import ConductorAPI
@@ -33,6 +34,7 @@ class Services:
     consoleauth: ConsoleAuthClient
     capabilities: Capabilities = field(default_factory=Capabilities)
     response_cache: ResponseCache = field(default_factory=ResponseCache)
+    rendered_servers: RenderedServers = field(default_factory=RenderedServers)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @cached_property

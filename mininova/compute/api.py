@@ -205,6 +205,7 @@ async def list_servers(
     *,
     with_image_properties: bool = False,
     with_node: bool = False,
+    decoded: bool = True,
 ) -> list[Row]:
     """One page of the servers the caller may list: ONE query for the rows (and what the
     detail view joins in); name/status filters and the marker apply to its result."""
@@ -228,6 +229,7 @@ async def list_servers(
         limit=None if filtered else query.limit,
         with_image_properties=with_image_properties,
         with_node=with_node,
+        decoded=decoded,
     )
     if pattern is not None:
         rows = await name_filter.filter_names(pattern, rows)

@@ -232,13 +232,15 @@ async def list_instances(
     limit: int | None = None,
     with_image_properties: bool = False,
     with_node: bool = False,
+    decoded: bool = True,
 ) -> list[Row]:
     """Live instances matching the filters (None: no filter), decoded, in one query.
 
     `sort_key` is one of SORT_COLUMNS (ties by id in the same direction; NULLs sort first
     ascending on both backends). `with_image_properties` adds `image_properties` (the image's
     properties, {} when the image is gone); `with_node` adds the host's `node_*` columns
-    (`node_id` None when the host has no compute_nodes row).
+    (`node_id` None when the host has no compute_nodes row). `decoded` False: the JSON
+    columns as stored (`decode` turns such a row into the decoded one).
     """
     filters = {
         "uuid": uuid,
@@ -261,7 +263,8 @@ async def list_instances(
     statement = _listings.get(shape)
     if statement is None:
         statement = _listings[shape] = _listing(*shape)
-    return [decode(row) for row in await db.all(statement, params)]  # type: ignore[misc]
+    rows = await db.all(statement, params)
+    return [decode(row) for row in rows] if decoded else rows  # type: ignore[misc]
 
 
 _listings: dict[tuple[Any, ...], Prepared] = {}

@@ -115,3 +115,29 @@ def test_bodies_are_bounded_and_least_recently_used_go_first() -> None:
         assert cache.get("ttl", 1) == b"x"
         clock.advance(0.1)
         assert cache.get("ttl", 1) is None
+
+
+async def test_a_poll_renders_again_only_the_servers_that_changed(
+    controller: Controller, api: ApiClient, fake_clock: FakeClock, monkeypatch
+) -> None:
+    """Kept server documents (`RenderedServers`): after a write to one server, the next
+    listing renders that one alone; with the clock standing still (same `updated_at`) a
+    change is still seen, since a kept document is keyed by the whole row."""
+    from mininova.api.compute import servers as handlers
+
+    first, second = await _boot(api, "a"), await _boot(api, "b")
+    assert sorted(await _names(api)) == ["a", "b"]
+    rendered = []
+    show_view = handlers.views.show_view
+
+    def counted(base, inst, *args, **kwargs):
+        rendered.append(inst["uuid"])
+        return show_view(base, inst, *args, **kwargs)
+
+    monkeypatch.setattr(handlers.views, "show_view", counted)
+    assert controller.store is not None
+    for name in ("c", "d"):  # two writes at the same fake instant
+        assert await instances.update(controller.store, first, name=name)
+        assert sorted(await _names(api)) == ["b", name]
+    assert rendered == [first, first]
+    assert second not in rendered

@@ -22,6 +22,7 @@ from mininova.api.validation import validated_body
 from mininova.compute import api as compute
 from mininova.store import floating_ips
 from mininova.store.db import Row
+from mininova.store.instances import decode as decode_instance
 from mininova.timeutil import iso, parse_iso
 
 
@@ -115,22 +116,23 @@ def _links_for(request: web.Request, items: list[Row], path: str) -> dict[str, A
     return {"servers_links": [{"rel": "next", "href": services(request).url(f"{path}?{query}")}]}
 
 
-Rendered = tuple[dict[str, Any], float | None]
+# A listing's body (a document, or one already encoded) and how many seconds the clock alone
+# leaves it true (None while nothing is written).
+Rendered = tuple[dict[str, Any] | bytes, float | None]
 
 
 async def _cached(
     request: web.Request, render: Callable[[web.Request], Awaitable[Rendered]]
 ) -> web.Response:
     """The listing's body as last rendered for the same request and caller while the
-    database has not changed since (`ResponseCache`); else `render(request)` it (the body
-    and how many seconds the clock alone leaves it true, None while nothing is written)."""
+    database has not changed since (`ResponseCache`); else `render(request)` it."""
     svc, ctx = services(request), context(request)
     key = (request.path_qs, microversion(request), ctx.project_id, ctx.user_id, *ctx.roles)
     marker = await svc.store.change_marker()  # before the reads
     body = svc.response_cache.get(key, marker)
     if body is None:
         data, ttl = await render(request)
-        body = encode_json(data)
+        body = data if isinstance(data, bytes) else encode_json(data)
         svc.response_cache.put(key, marker, body, ttl)
     return web.Response(body=body, content_type="application/json", charset="utf-8")
 
@@ -144,34 +146,50 @@ async def _render_list(request: web.Request) -> Rendered:
 
 
 async def _render_detail(request: web.Request) -> Rendered:
-    """ONE query for the page: image properties (2.98+) and host state (admins) are joined."""
+    """ONE query for the page: image properties (2.98+) and host state (admins) are joined.
+
+    Each server's encoded document is kept (`RenderedServers`) under everything it is
+    rendered from, so a poll that is sent the same servers again only encodes the changed."""
     svc, ctx, mv = services(request), context(request), microversion(request)
     with_props = at_least(mv, V2_98)
-    items = await compute.list_servers(
+    rows = await compute.list_servers(
         svc.store,
         ctx,
         _list_query(request, "detail"),
         with_image_properties=with_props,
         with_node=ctx.is_admin,
+        decoded=False,
     )
-    items = await _with_floating_ips(request, items)
-    items = await _with_security_groups(request, items)
-    servers = [
-        views.show_view(
-            svc.base_url,
-            r,
-            mv,
-            ctx.is_admin,
-            compute.host_status(r, svc.config) if ctx.is_admin else None,
-            (r.get("image_properties") or {}) if with_props else None,
-            detail_list=True,
-        )
-        for r in items
-    ]
-    body: dict[str, Any] = {"servers": servers}
-    body.update(_links_for(request, items, "/compute/v2.1/servers/detail"))
-    ttl = compute.host_status_lasts(items, svc.config) if ctx.is_admin else None
-    return body, ttl
+    uuids = [row["uuid"] for row in rows]
+    floating = await floating_ips.floating_ips_of_instances(svc.store, uuids)
+    group_names = await compute.security_group_names(svc.store, uuids)
+    rendered, shape = svc.rendered_servers, (svc.base_url, mv, ctx.is_admin)
+    docs: list[bytes] = []
+    for raw in rows:
+        status = compute.host_status(raw, svc.config) if ctx.is_admin else None
+        fips, names = floating[raw["uuid"]], group_names[raw["uuid"]]
+        key = (shape, status, tuple(raw.values()), repr(fips), tuple(names))
+        doc = rendered.get(key)
+        if doc is None:
+            inst = {**decode_instance(raw), "floating_ips": fips, "security_group_names": names}
+            view = views.show_view(
+                svc.base_url,
+                inst,
+                mv,
+                ctx.is_admin,
+                status,
+                (inst.get("image_properties") or {}) if with_props else None,
+                detail_list=True,
+            )
+            doc = encode_json(view)
+            rendered.put(key, doc)
+        docs.append(doc)
+    body = b'{"servers":[' + b",".join(docs) + b"]"
+    links = _links_for(request, rows, "/compute/v2.1/servers/detail")
+    if links:
+        body += b',"servers_links":' + encode_json(links["servers_links"])
+    ttl = compute.host_status_lasts(rows, svc.config) if ctx.is_admin else None
+    return body + b"}", ttl
 
 
 async def list_servers(request: web.Request) -> web.Response:
