@@ -101,6 +101,8 @@ class Dashboard:
         await self.page.evaluate("r => { window.location.hash = '#/' + r; }", route)
 
     async def fill_login(self, user: str, password: str, project: str = "") -> None:
+        from playwright.async_api import TimeoutError as PlaywrightTimeout
+
         form = self.page.locator("form#login")
         await form.locator('input[name="username"]').fill(user)
         await form.locator('input[name="password"]').fill(password)
@@ -109,8 +111,15 @@ class Dashboard:
         def issued(resp: Any) -> bool:
             return resp.request.method == "POST" and resp.url.endswith("/v3/auth/tokens")
 
-        async with self.page.expect_response(issued) as response:
-            await form.locator('button[type="submit"]').click()
+        try:
+            async with self.page.expect_response(issued) as response:
+                await form.locator('button[type="submit"]').click()
+        except PlaywrightTimeout as exc:  # say what the page showed instead
+            shown = await self.page.locator("#login-error").all_text_contents()
+            raise AssertionError(
+                f"no token response for {user}: login error {shown!r}, page {self.page.url}, "
+                f"last responses {self.responses[-5:]}, console {self.log[-5:]}"
+            ) from exc
         self.token = await (await response.value).header_value("x-subject-token") or ""
 
     async def wait_logged_in(self, timeout: float = 20) -> str:
