@@ -38,7 +38,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Protocol
 
 from mininova.agenthub import HostUnavailable
-from mininova.network.hoststate import IMPLICIT_DEFAULT, RemoteGroupReads, desired_state
+from mininova.network.hoststate import RemoteGroupReads, desired_state, implicit_default_id
 from mininova.protocol.core import ProtocolError
 from mininova.protocol.network_members import MEMBERS_VERSION, STALE_STATE, GroupVersions
 from mininova.store import host_network
@@ -78,7 +78,7 @@ class NetworkPusher:
         self._marked: dict[str, bool] = {}  # host -> whole (its own part changed too)
         self._projects: set[str] = set()  # projects whose groups' members may have changed
         # done when the round that takes the marks made so far has ended (one future per
-        # round, not one per host: a boot marks every host of its project)
+        # round, not one per host: a boot can concern every host of its project)
         self._next_round: asyncio.Future[None] | None = None
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
@@ -135,7 +135,7 @@ class NetworkPusher:
         if not projects or not self.referencing:
             return set()
         groups = await host_network.groups_of_projects(self.store, sorted(projects))
-        groups += [f"{IMPLICIT_DEFAULT}:{p}" for p in projects]  # the default before its row
+        groups += [implicit_default_id(p) for p in projects]  # the default before its row
         return {h for g in groups for h in self.referencing.get(g, ())}
 
     def _names(self, host: str, groups: Iterable[str]) -> None:
@@ -152,8 +152,8 @@ class NetworkPusher:
             self.referencing.setdefault(group, set()).add(host)
         self._named[host] = named
 
-    async def _round(self, batch: dict[str, bool], projects: set[str] = frozenset()) -> None:
-        for host in await self._hosts_naming(set(projects)):
+    async def _round(self, batch: dict[str, bool], projects: set[str]) -> None:
+        for host in await self._hosts_naming(projects):
             batch.setdefault(host, False)
         remote_ips = RemoteGroupReads()  # this round's read of each remote group
         slots = asyncio.Semaphore(CONCURRENCY)

@@ -40,6 +40,11 @@ VERSION = 1  # the full form; VERSIONS (protocol.core) also holds 2, the compact
 IMPLICIT_DEFAULT = "default"
 
 
+def implicit_default_id(project_id: str) -> str:
+    """The stand-in id of `project_id`'s default group before it has a row."""
+    return f"{IMPLICIT_DEFAULT}:{project_id}"
+
+
 def fixed_ips(addresses: Any) -> list[str]:
     """The fixed IPs an instance's `addresses` (as the agent reported them) name, in order."""
     out: list[str] = []
@@ -131,7 +136,7 @@ async def desired_state(
         listed = member_of.get(row["uuid"])
         if listed:
             return listed
-        return [defaults.get(row["project_id"], f"{IMPLICIT_DEFAULT}:{row['project_id']}")]
+        return [defaults.get(row["project_id"], implicit_default_id(row["project_id"]))]
 
     groups_of = {row["uuid"]: effective(row) for row in on_host}
     real_ids = sorted({g for gs in groups_of.values() for g in gs if ":" not in g})
