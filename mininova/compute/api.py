@@ -251,8 +251,7 @@ async def server_groups_of(db: Executor, inst: Row) -> list[str]:
 
 async def security_group_names(db: Executor, uuids: list[str]) -> dict[str, list[str]]:
     """The unique names of each server's security groups (Nova shows names only)."""
-    groups = await secgroup_store.groups_of_instances(db, uuids)
-    return {uuid: list(dict.fromkeys(g["name"] for g in rows)) for uuid, rows in groups.items()}
+    return await secgroup_store.group_names_of_instances(db, uuids)
 
 
 async def list_actions(db: Executor, caller: Caller, uuid: str) -> tuple[Row, list[Row]]:

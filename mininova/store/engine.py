@@ -101,20 +101,109 @@ def _log_disk_full(exc: BaseException, every: float = 10.0) -> None:
     )
 
 
-class Prepared:
-    """A statement built once at import time and compiled once per dialect."""
+# Executions with at most this many values are planned, and at most this many shapes per
+# statement: a long IN (…) list is compiled on each execution (its rows cost more anyway).
+PLANNED_VALUES = 256
+PLANNED_SHAPES = 512
 
-    __slots__ = ("statement", "_compiled")
+
+class Prepared:
+    """A statement built once at import time and compiled once per dialect.
+
+    Its executions are planned once per shape, too: the same dialect, the same parameter
+    names and the same length of each expanding `IN (…)` list give the same SQL text, so the
+    text and where each positional value comes from are kept (see `_plan`)."""
+
+    __slots__ = ("statement", "_compiled", "_plans")
 
     def __init__(self, statement: ClauseElement) -> None:
         self.statement = statement
         self._compiled: dict[str, Compiled] = {}
+        self._plans: dict[tuple[Any, ...], _Plan | None] = {}
 
     def compiled(self, dialect: Dialect) -> Compiled:
         found = self._compiled.get(dialect.name)
         if found is None:
             found = self._compiled[dialect.name] = self.statement.compile(dialect=dialect)
         return found
+
+    def sql_and_args(self, dialect: Dialect, params: Params) -> tuple[str, list[Any]]:
+        """SQL text and positional parameters for one execution."""
+        given = params or {}
+        shape = (
+            dialect.name,
+            *((k, len(v) if isinstance(v, list | tuple) else -1) for k, v in given.items()),
+        )
+        try:
+            plan = self._plans[shape]
+        except KeyError:
+            compiled = self.compiled(dialect)
+            sql, args = _compile_once(compiled, given)
+            if len(args) <= PLANNED_VALUES and len(self._plans) < PLANNED_SHAPES:
+                self._plans[shape] = _plan(compiled, given, sql, args)
+            return sql, args
+        if plan is None:  # a shape that cannot be planned (literal values in the text)
+            return _compile_once(self.compiled(dialect), given)
+        return plan.sql, [
+            given[key] if index is None else given[key][index] if index >= 0 else key
+            for key, index in plan.sources
+        ]
+
+
+class _Plan:
+    """One execution shape of a prepared statement: its SQL text, and for each positional
+    value (key, index): `given[key]` (index None), `given[key][index]`, or the constant `key`
+    (index -1)."""
+
+    __slots__ = ("sql", "sources")
+
+    def __init__(self, sql: str, sources: list[tuple[Any, int | None]]) -> None:
+        self.sql = sql
+        self.sources = sources
+
+
+def _compile_once(compiled: Compiled, params: Mapping[str, Any]) -> tuple[str, list[Any]]:
+    if compiled.post_compile_params or compiled.literal_execute_params:
+        # Expanding IN (…) lists: this execution's own text, one parameter per item.
+        state = compiled.construct_expanded_state(dict(params) if params else None)
+        return state.statement, [state.parameters[name] for name in state.positiontup or ()]
+    values = compiled.construct_params(dict(params) if params else None)
+    return compiled.string, [values[name] for name in compiled.positiontup or ()]
+
+
+def _plan(
+    compiled: Compiled, params: Mapping[str, Any], sql: str, args: list[Any]
+) -> _Plan | None:
+    """Where each of `args` (as SQLAlchemy worked them out for `params`) comes from, or None
+    when that cannot be told by name alone (then every execution is compiled on its own)."""
+    if compiled.literal_execute_params:
+        return None
+    if compiled.post_compile_params:
+        names = compiled.construct_expanded_state(dict(params) if params else None).positiontup
+    else:
+        names = compiled.positiontup
+    expanded = {
+        f"{key}_{i + 1}": (key, i)
+        for key, value in params.items()
+        if compiled.binds.get(key) is not None and compiled.binds[key].expanding
+        for i in range(len(value))
+    }
+    sources: list[tuple[Any, int | None]] = []
+    for name, value in zip(names or (), args, strict=True):
+        if name in expanded:
+            source: tuple[Any, int | None] = expanded[name]
+            found = params[source[0]][source[1]]
+        elif name in params:
+            source, found = (name, None), params[name]
+        else:  # a value written into the statement, e.g. `deleted == 0`
+            bind = compiled.binds.get(name)
+            if bind is None or bind.callable is not None or bind.value is not value:
+                return None
+            source, found = (value, -1), value
+        if found is not value:
+            return None
+        sources.append(source)
+    return _Plan(sql, sources)
 
 
 def prepared(statement: ClauseElement) -> Prepared:
@@ -130,15 +219,8 @@ _insert_cache: dict[tuple[str, str, tuple[str, ...], tuple[str, ...]], Compiled]
 def _compile(statement: Statement, dialect: Dialect, params: Params) -> tuple[str, list[Any]]:
     """SQL text and positional parameters for one execution."""
     if isinstance(statement, Prepared):
-        compiled = statement.compiled(dialect)
-    else:
-        compiled = statement.compile(dialect=dialect)
-    if compiled.post_compile_params or compiled.literal_execute_params:
-        # Expanding IN (…) lists: this execution's own text, one parameter per item.
-        state = compiled.construct_expanded_state(dict(params) if params else None)
-        return state.statement, [state.parameters[name] for name in state.positiontup or ()]
-    values = compiled.construct_params(dict(params) if params else None)
-    return compiled.string, [values[name] for name in compiled.positiontup or ()]
+        return statement.sql_and_args(dialect, params)
+    return _compile_once(statement.compile(dialect=dialect), params or {})
 
 
 def _compile_insert(

@@ -85,6 +85,12 @@ _GROUPS_OF = prepared(
     .where(_m.c.instance_uuid.in_(bindparam("uuids", expanding=True)))
     .order_by(_g.c.created_at, _g.c.id)
 )
+_GROUP_NAMES_OF = prepared(
+    select(_m.c.instance_uuid, _g.c.name)
+    .join(_g, _g.c.id == _m.c.security_group_id)
+    .where(_m.c.instance_uuid.in_(bindparam("uuids", expanding=True)))
+    .order_by(_g.c.created_at, _g.c.id)
+)
 _FORGET = prepared(delete(_m).where(_m.c.instance_uuid == bindparam("uuid")))
 _FORGET_GROUP = prepared(delete(_m).where(_m.c.security_group_id == bindparam("id")))
 _REMOVE_MEMBER = prepared(
@@ -209,6 +215,18 @@ async def groups_of_instances(db: Executor, uuids: list[str]) -> dict[str, list[
         for row in await db.all(_GROUPS_OF, {"uuids": list(uuids)}):
             uuid = row.pop("instance_uuid")
             out[uuid].append(row)
+    return out
+
+
+async def group_names_of_instances(db: Executor, uuids: list[str]) -> dict[str, list[str]]:
+    """The names of each instance's security groups (every asked uuid is a key), oldest
+    group first; a name two groups share is listed once."""
+    out: dict[str, list[str]] = {uuid: [] for uuid in uuids}
+    if uuids:
+        for row in await db.all(_GROUP_NAMES_OF, {"uuids": list(uuids)}):
+            names = out[row["instance_uuid"]]
+            if row["name"] not in names:
+                names.append(row["name"])
     return out
 
 

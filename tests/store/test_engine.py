@@ -218,6 +218,38 @@ async def test_expanding_in_lists_on_a_prepared_statement(store: Store) -> None:
     assert await store.all(query, {"keys": []}) == []
 
 
+async def test_planned_executions_match_a_compile_each_time(store: Store) -> None:
+    """A prepared statement run again in the same shape (parameter names, IN list lengths)
+    reuses its planned text: the rows, the SQL text and the values are what a compile of that
+    one execution gives, for plain, constant and expanding parameters alike."""
+    from mininova.store.engine import _compile_once, prepared
+
+    table = schema.settings
+    query = prepared(
+        select(table.c.key, table.c.value)
+        .where(table.c.key.in_(bindparam("keys", expanding=True)))
+        .where(table.c.value != "gone")  # a constant written into the statement
+        .where(table.c.value != bindparam("unless"))
+        .order_by(table.c.key)
+    )
+    for key, value in (("a", "1"), ("b", "2"), ("c", "gone"), ("d", "4")):
+        await settings.put(store, key, value)
+    runs = [
+        ({"keys": ["a", "b", "c"], "unless": "2"}, ["a"]),
+        ({"keys": ["d", "c", "b"], "unless": "9"}, ["b", "d"]),  # same shape, other values
+        ({"keys": ["d"], "unless": "1"}, ["d"]),
+        ({"keys": [], "unless": "1"}, []),
+        ({"keys": ["a", "d"], "unless": "4"}, ["a"]),
+        ({"keys": ["b", "a"], "unless": "x"}, ["a", "b"]),
+    ]
+    for params, keys in runs:
+        assert [r["key"] for r in await store.all(query, params)] == keys
+        expected = _compile_once(query.compiled(store.dialect), params)
+        assert query.sql_and_args(store.dialect, params) == expected
+    assert all(plan is not None for plan in query._plans.values())
+    assert len(query._plans) == 4  # lengths 3, 1, 0 and 2 of the IN list
+
+
 def test_the_recorded_head_is_alembic_head() -> None:
     assert migrate.HEAD == migrate.head()
 
