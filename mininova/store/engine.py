@@ -171,9 +171,7 @@ def _compile_once(compiled: Compiled, params: Mapping[str, Any]) -> tuple[str, l
     return compiled.string, [values[name] for name in compiled.positiontup or ()]
 
 
-def _plan(
-    compiled: Compiled, params: Mapping[str, Any], sql: str, args: list[Any]
-) -> _Plan | None:
+def _plan(compiled: Compiled, params: Mapping[str, Any], sql: str, args: list[Any]) -> _Plan | None:
     """Where each of `args` (as SQLAlchemy worked them out for `params`) comes from, or None
     when that cannot be told by name alone (then every execution is compiled on its own)."""
     if compiled.literal_execute_params:
