@@ -92,3 +92,50 @@ def test_malformed_orders_and_no_state_at_all() -> None:
     with pytest.raises(ValueError):
         held.replace({**_state([]), "remote_group_versions": {}})
     assert held.state is not None and held.state["remote_groups"] == {"g": ["10.0.0.1"]}
+
+
+def _doc(uuid: str, remote: str | None = "g", port: int = 22) -> dict[str, Any]:
+    rule = {"id": f"r-{uuid}", "remote_group_id": remote, "port_range_min": port}
+    return {"uuid": uuid, "fixed_ips": [], "ingress": [rule], "egress": []}
+
+
+def test_version_4_orders_put_and_remove_instance_documents() -> None:
+    agent = MemberState()
+    agent.replace({**_state(["10.0.0.1"]), "version": 4, "instances": [_doc("a"), _doc("b")]})
+    document = agent.apply(
+        {
+            "epoch": "e1",
+            "groups": {"g": {"from": 1, "version": 2, "add": ["10.0.0.3"], "remove": []}},
+            "instances": {"put": [_doc("c"), _doc("a", port=80)], "remove": ["b", "gone"]},
+        }
+    )
+    assert document["version"] == 2  # drivers still get a whole version 2 document
+    assert [(d["uuid"], d["ingress"][0]["port_range_min"]) for d in document["instances"]] == [
+        ("a", 80),  # replaced where it was
+        ("c", 22),  # added at the end
+    ]
+    assert document["remote_groups"] == {"g": ["10.0.0.1", "10.0.0.3"]}
+    assert agent.state is not None and agent.state["remote_group_versions"] == {"g": 2}
+
+
+def test_an_instance_part_that_does_not_fit_is_refused_and_changes_nothing() -> None:
+    version_3 = MemberState()
+    version_3.replace(_state(["10.0.0.1"]))
+    with pytest.raises(StaleState, match="version 3"):
+        version_3.apply({"epoch": "e1", "groups": {}, "instances": {"put": [_doc("a")]}})
+
+    agent = MemberState()
+    agent.replace({**_state(["10.0.0.1"]), "version": 4, "instances": [_doc("a")]})
+    held = agent.state
+    with pytest.raises(StaleState, match="names remote group 'other'"):
+        agent.apply(
+            {
+                "epoch": "e1",
+                "groups": {"g": {"from": 1, "version": 2, "add": ["10.0.0.9"], "remove": []}},
+                "instances": {"put": [_doc("b", remote="other")], "remove": ["a"]},
+            }
+        )
+    for bad in ({"put": [{"no": "uuid"}]}, {"remove": "a"}, {"put": [_doc("b") | {"egress": 1}]}):
+        with pytest.raises(ValueError):
+            agent.apply({"epoch": "e1", "groups": {}, "instances": bad})
+    assert agent.state is held  # neither the groups nor the instances changed

@@ -307,13 +307,13 @@ class OrderHandlers:
             return resources_to_dict(await self.driver.host_resources())
 
     async def network_sync(self, params: dict[str, Any]) -> dict[str, Any]:
-        """Enforce the desired network state (`state`, version 1, 2 or 3) of this host's guests.
+        """Enforce the desired network state (`state`, version 1 to 4) of this host's guests.
 
         Partial failures (one address, one command) come back in the result's `errors`."""
         state = params.get("state")
         version = state.get("version") if isinstance(state, dict) else None
         if type(version) is not int or version not in NETWORK_STATE_VERSIONS:
-            raise ValueError("state must be a network state document of version 1, 2 or 3")
+            raise ValueError("state must be a network state document of version 1, 2, 3 or 4")
         assert isinstance(state, dict)
         async with self._network_lock:
             document = self.network.replace(state)
@@ -321,8 +321,8 @@ class OrderHandlers:
                 return await self.driver.apply_network(document)
 
     async def network_members(self, params: dict[str, Any]) -> dict[str, Any]:
-        """Apply what changed in the remote groups of the version 3 state held (the order of
-        mininova/protocol/network_members.py) and enforce the result; `stale_state` when the
+        """Apply what changed in the remote groups (and, version 4, in the instances) of the
+        state held (the order of mininova/protocol/network_members.py) and enforce the result; `stale_state` when the
         order does not fit the state held (the controller then sends it whole)."""
         async with self._network_lock:
             try:

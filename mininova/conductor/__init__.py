@@ -147,7 +147,7 @@ class Conductor(SoftDeletes, ShelveMixin, ResizeOps, ResumeWork):
                 if not landed:  # deleted while spawning: the delete path cleans up
                     log.info("instance %s changed during spawn", uuid)
                 else:
-                    self._network_changed(inst["project_id"], outcome.host)
+                    self._network_changed(inst["project_id"], outcome.host, uuid)
                 return
             await db.update(
                 self.store,
@@ -330,7 +330,7 @@ class Conductor(SoftDeletes, ShelveMixin, ResizeOps, ResumeWork):
                 )
             await self._mark_deleted(uuid)
             await self.drop_shelved_image(inst)
-            self._network_changed(inst["project_id"], host)
+            self._network_changed(inst["project_id"], host, uuid)
 
     async def _mark_deleted(self, uuid: str) -> None:
         async with self.store.transaction() as tx:
@@ -379,18 +379,25 @@ class Conductor(SoftDeletes, ShelveMixin, ResizeOps, ResumeWork):
 
     # ---- reads that need the host ----------------------------------------------------------
 
-    async def do_sync_network(self, hosts: list[str], projects: list[str] | None = None) -> None:
+    async def do_sync_network(
+        self,
+        hosts: list[str],
+        projects: list[str] | None = None,
+        instances: list[str] | None = None,
+    ) -> None:
         """Send each connected host its desired network state (mininova/network/hoststate.py)
         with the agent order `network_sync`, and the hosts enforcing a group of `projects`
         what changed in its members, in the pusher's next round (network_push.py); failures
-        are logged, never raised."""
-        await self.network.push(hosts, projects or ())
+        are logged, never raised. `instances`: the hosts' change concerns only these."""
+        await self.network.push(hosts, projects or (), instances or ())
 
-    def _network_changed(self, project_id: str, host: str | None) -> None:
-        """An instance appeared, changed address or went: its host gets its state, and the
-        hosts whose remote-group rules may name it what changed in those groups,
-        asynchronously."""
-        self.conductor.sync_network([host or ""], projects=[project_id])
+    def _network_changed(self, project_id: str, host: str | None, uuid: str | None = None) -> None:
+        """An instance appeared, changed address or went: its host gets its state (with
+        `uuid`, only that instance's part of it), and the hosts whose remote-group rules may
+        name it what changed in those groups, asynchronously."""
+        self.conductor.sync_network(
+            [host or ""], projects=[project_id], instances=[uuid] if uuid else ()
+        )
 
     async def do_console_output(self, uuid: str, length: int | None) -> str:
         inst = await db.get(self.store, uuid)
@@ -518,7 +525,7 @@ class Conductor(SoftDeletes, ShelveMixin, ResizeOps, ResumeWork):
             if landed and "addresses" in changes:
                 row = inst if "project_id" in inst else await db.get(self.store, uuid)
                 if row is not None:
-                    self._network_changed(row["project_id"], row["host"])
+                    self._network_changed(row["project_id"], row["host"], uuid)
 
     async def _guest_missing(self, uuid: str) -> None:
         inst = await db.get(self.store, uuid)

@@ -25,6 +25,13 @@ at all when its groups did not change. Its own part (its instances, their rules,
 is not worked out again for that. Older agents get their whole state. Any failure, or an agent
 that answers `stale_state`, drops what the pusher knows of the host, and its next push is
 whole.
+
+A change that concerns given instances only (`push(instances=...)`: a build landing, a guest
+deleted or moved) marks its hosts with those uuids. A version 4 host that holds a state from
+this run then gets the same order with just those instances' documents put or removed
+(worked out from a read of those instances only); the pusher keeps the documents each such
+host holds to tell what changed. A document naming a remote group the host does not hold, an
+older agent, or any whole mark sends the whole state.
 """
 
 from __future__ import annotations
@@ -38,9 +45,20 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Protocol
 
 from mininova.agenthub import HostUnavailable
-from mininova.network.hoststate import RemoteGroupReads, desired_state, implicit_default_id
+from mininova.network.hoststate import (
+    RemoteGroupReads,
+    desired_state,
+    implicit_default_id,
+    instance_docs,
+    remote_groups_of,
+)
 from mininova.protocol.core import ProtocolError
-from mininova.protocol.network_members import MEMBERS_VERSION, STALE_STATE, GroupVersions
+from mininova.protocol.network_members import (
+    INSTANCES_VERSION,
+    MEMBERS_VERSION,
+    STALE_STATE,
+    GroupVersions,
+)
 from mininova.store import host_network
 
 if TYPE_CHECKING:
@@ -72,10 +90,14 @@ class NetworkPusher:
         # host -> {remote group: version} the host holds, for hosts that got a version 3
         # state from this run (their groups can be updated by `network_members`)
         self.held: dict[str, dict[str, int]] = {}
+        # host -> {uuid: document} of the version 4 hosts in `held`: their own part
+        self.docs: dict[str, dict[str, dict]] = {}
         # remote group -> the hosts whose last pushed state names it (any state version)
         self.referencing: dict[str, set[str]] = {}
         self._named: dict[str, frozenset[str]] = {}  # host -> the remote groups it names
-        self._marked: dict[str, bool] = {}  # host -> whole (its own part changed too)
+        # host -> None (its whole own part may have changed) or the uuids of its instances that
+        # may have (empty: only the members of the remote groups it enforces)
+        self._marked: dict[str, set[str] | None] = {}
         self._projects: set[str] = set()  # projects whose groups' members may have changed
         # done when the round that takes the marks made so far has ended (one future per
         # round, not one per host: a boot can concern every host of its project)
@@ -83,14 +105,18 @@ class NetworkPusher:
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
 
-    async def push(self, hosts: Iterable[str], projects: Iterable[str] = ()) -> None:
+    async def push(
+        self, hosts: Iterable[str], projects: Iterable[str] = (), instances: Iterable[str] = ()
+    ) -> None:
         """Push the state of `hosts` as it is from now on, and to the hosts that enforce a
         group of `projects` what changed in its members; returns when each was pushed (or
-        its push failed: failures are logged, never raised)."""
+        its push failed: failures are logged, never raised). `instances`: the change
+        concerns only these instances of `hosts` (none given: anything on them)."""
         loop = asyncio.get_running_loop()
+        only = set(instances)
         for host in hosts:
             if host:
-                self._marked[host] = True
+                self._mark(host, only or None)
         self._projects.update(p for p in projects if p)
         if not self._marked and not self._projects:
             return
@@ -127,8 +153,22 @@ class NetworkPusher:
                     round_done.set_result(None)
             await asyncio.sleep(max(self.spacing, time.monotonic() - started))
 
-    def _incremental(self, host: str) -> bool:
-        return host in self.held and self.hub.network_state_version(host) >= MEMBERS_VERSION
+    def _mark(self, host: str, uuids: set[str] | None) -> None:
+        if uuids is None:
+            self._marked[host] = None
+        elif host not in self._marked:
+            self._marked[host] = set(uuids)
+        elif (marked := self._marked[host]) is not None:
+            marked |= uuids
+
+    def _incremental(self, host: str, uuids: set[str]) -> bool:
+        """Whether an order can bring `host` up to date (`uuids`: its changed instances)."""
+        if host not in self.held:
+            return False
+        version = self.hub.network_state_version(host)
+        if uuids:
+            return version >= INSTANCES_VERSION and host in self.docs
+        return version >= MEMBERS_VERSION
 
     async def _hosts_naming(self, projects: set[str]) -> set[str]:
         """The hosts whose last pushed state names a group of `projects`."""
@@ -152,19 +192,23 @@ class NetworkPusher:
             self.referencing.setdefault(group, set()).add(host)
         self._named[host] = named
 
-    async def _round(self, batch: dict[str, bool], projects: set[str]) -> None:
+    async def _round(self, batch: dict[str, set[str] | None], projects: set[str]) -> None:
         for host in await self._hosts_naming(projects):
-            batch.setdefault(host, False)
+            batch.setdefault(host, set())
         remote_ips = RemoteGroupReads()  # this round's read of each remote group
         slots = asyncio.Semaphore(CONCURRENCY)
-        members_only = {h for h, whole in batch.items() if not whole and self._incremental(h)}
+        by_order = {
+            h: uuids
+            for h, uuids in batch.items()
+            if uuids is not None and self._incremental(h, uuids)
+        }
         # one read of every group those hosts hold, before any whole state reads more
-        await remote_ips.read(self.store, sorted({g for h in members_only for g in self.held[h]}))
+        await remote_ips.read(self.store, sorted({g for h in by_order for g in self.held[h]}))
 
         async def one(host: str) -> None:
             async with slots:
-                if host in members_only:
-                    await self._push_members(host, remote_ips)
+                if host in by_order:
+                    await self._push_members(host, remote_ips, by_order[host])
                 else:
                     await self._push_one(host, remote_ips)
 
@@ -172,6 +216,7 @@ class NetworkPusher:
 
     async def _push_one(self, host: str, remote_ips: RemoteGroupReads) -> None:
         self.held.pop(host, None)  # until the agent has taken this state
+        self.docs.pop(host, None)
         try:
             version = self.hub.network_state_version(host)
             state = await desired_state(self.store, host, version, remote_ips=remote_ips)
@@ -186,27 +231,58 @@ class NetworkPusher:
             return
         if version >= MEMBERS_VERSION:
             self.held[host] = held
+        if version >= INSTANCES_VERSION:
+            self.docs[host] = {doc["uuid"]: doc for doc in state["instances"]}
         self._log_result(host, "network sync", result, f"{len(state['instances'])} instance(s)")
 
-    async def _push_members(self, host: str, remote_ips: RemoteGroupReads) -> None:
+    async def _push_members(
+        self, host: str, remote_ips: RemoteGroupReads, uuids: set[str] = frozenset()
+    ) -> None:
+        """Send `host` what changed in the groups it holds and, version 4, in the documents
+        of `uuids`; its whole state instead when a document names a group it does not hold."""
         held = self.held[host]
+        put: list[dict] = []
+        remove: list[str] = []
+        if uuids:
+            docs = self.docs[host]
+            try:
+                now = await instance_docs(self.store, host, sorted(uuids), remote_ips)
+            except Exception as exc:
+                self.held.pop(host)  # its next push is whole
+                self.docs.pop(host)
+                self._failed(host, "network instances update", exc)
+                return
+            if any(g not in held for doc in now.values() for g in remote_groups_of(doc)):
+                await self._push_one(host, remote_ips)
+                return
+            put = [doc for uuid, doc in now.items() if docs.get(uuid) != doc]
+            remove = [uuid for uuid in sorted(uuids) if uuid in docs and uuid not in now]
         changes = {}
         for group, since in held.items():
             self.groups.observe(group, remote_ips.ips[group])
             change = self.groups.change(group, since)
             if change is not None:
                 changes[group] = change
-        if not changes:
+        if not changes and not put and not remove:
             return  # nothing this host enforces changed
-        order = {"epoch": self.epoch, "groups": changes}
+        order: dict = {"epoch": self.epoch, "groups": changes}
+        if put or remove:
+            order["instances"] = {"put": put, "remove": remove}
         self.held.pop(host)  # until the agent has taken the order
+        docs = self.docs.pop(host, None)
         try:
             result = await self.hub.call(host, "network_members", order, timeout=60)
         except Exception as exc:
             self._failed(host, "network members update", exc)
             return
         self.held[host] = {**held, **{g: c["version"] for g, c in changes.items()}}
-        self._log_result(host, "network members update", result, f"{len(changes)} group(s)")
+        if docs is not None:
+            for uuid in remove:
+                docs.pop(uuid, None)
+            docs.update((doc["uuid"], doc) for doc in put)
+            self.docs[host] = docs
+        summary = f"{len(changes)} group(s), {len(put)} put, {len(remove)} removed"
+        self._log_result(host, "network members update", result, summary)
 
     def _failed(self, host: str, what: str, exc: Exception) -> None:
         """Log a failed push; a host whose agent holds a stale state is pushed whole soon."""
@@ -215,7 +291,7 @@ class NetworkPusher:
         if isinstance(exc, ProtocolError):
             if exc.code == STALE_STATE:
                 log.info("%s of %s: %s; pushing the whole state", what, host, exc.message)
-                self._marked[host] = True
+                self._mark(host, None)
                 if self._wake is not None:
                     self._wake.set()  # the next round
                 return

@@ -66,14 +66,18 @@ class ConductorAPI:
         """Run the soft-delete reaper once now; the uuids it deleted."""
         return await self.bus.call(SERVICE, "reclaim_instances", timeout=timeout)
 
-    def sync_network(self, hosts: list[str], projects: Iterable[str] = ()) -> None:
+    def sync_network(
+        self, hosts: list[str], projects: Iterable[str] = (), instances: Iterable[str] = ()
+    ) -> None:
         """Push the security-group and floating-IP state of `hosts` to their agents, and to
-        the hosts enforcing a group of `projects` what changed in its members."""
+        the hosts enforcing a group of `projects` what changed in its members; `instances`:
+        what changed on `hosts` concerns only these instances."""
         self.bus.cast(
             SERVICE,
             "sync_network",
             hosts=sorted({h for h in hosts if h}),
             projects=sorted({p for p in projects if p}),
+            instances=sorted(set(instances)),
         )
 
     async def console_output(self, uuid: str, length: int | None, timeout: float = 40) -> str:

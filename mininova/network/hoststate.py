@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from mininova.store.engine import Executor, Row
 
 VERSION = 1  # the full form; VERSIONS (protocol.core) also holds 2, the compact one
+COMPACT = 2
 # Stand-in id of a project's default group that has no row yet.
 IMPLICIT_DEFAULT = "default"
 
@@ -120,13 +121,51 @@ async def desired_state(
     *,
     remote_ips: RemoteGroupReads | None = None,
 ) -> dict[str, Any]:
-    """The network state `host` must enforce for its live instances, in `version` 1 or 2.
+    """The network state `host` must enforce for its live instances, in `version` 1 or 2
+    (3 and 4 are version 2 documents to which the pusher adds its versions).
 
     `remote_ips`: a push round's shared reads of remote groups; the groups this host needs
     that are not in it yet are read and added to it."""
     if version not in VERSIONS:
         raise ValueError(f"no network state version {version}")
+    remote_ips = remote_ips or RemoteGroupReads()
     on_host = await repo.instances_on_host(db, host)
+    docs = await _instance_docs(db, on_host, version, remote_ips)
+    if version == VERSION:
+        return {"version": VERSION, "host": host, "instances": docs}
+    return {
+        "version": version,
+        "host": host,
+        "remote_groups": _named_groups(docs, remote_ips.ips),
+        "instances": docs,
+    }
+
+
+async def instance_docs(
+    db: Executor, host: str, uuids: list[str], remote_ips: RemoteGroupReads
+) -> dict[str, dict[str, Any]]:
+    """The compact (version 2) documents of those of `uuids` that are live on `host`, by uuid:
+    a uuid left out is no longer `host`'s. Their remote groups' members are in `remote_ips`
+    afterwards."""
+    rows = await repo.instances_on_host_among(db, host, uuids)
+    docs = await _instance_docs(db, rows, COMPACT, remote_ips)
+    return {doc["uuid"]: doc for doc in docs}
+
+
+def remote_groups_of(doc: dict[str, Any]) -> set[str]:
+    """The remote groups an instance's document names."""
+    return {r["remote_group_id"] for r in doc["ingress"] + doc["egress"] if r["remote_group_id"]}
+
+
+def _named_groups(docs: list[dict[str, Any]], group_ips: dict[str, list[str]]) -> dict:
+    named = {g for doc in docs for g in remote_groups_of(doc)}
+    return {g: ips for g, ips in group_ips.items() if g in named}
+
+
+async def _instance_docs(
+    db: Executor, on_host: list[Row], version: int, remote_ips: RemoteGroupReads
+) -> list[dict[str, Any]]:
+    """The documents of these instances (rows as instances_on_host reads them)."""
     uuids = [row["uuid"] for row in on_host]
     member_of = await repo.memberships(db, uuids)
     projects = sorted({row["project_id"] for row in on_host})
@@ -155,7 +194,7 @@ async def desired_state(
     remote_ids = sorted(
         {r["remote_group_id"] for rs in rules_by_group.values() for r in rs if r["remote_group_id"]}
     )
-    group_ips = await (remote_ips or RemoteGroupReads()).read(db, remote_ids)
+    group_ips = await remote_ips.read(db, remote_ids)
 
     floating = await repo.floating_of(db, uuids)
     docs: list[dict[str, Any]] = []
@@ -191,8 +230,4 @@ async def desired_state(
                 ],
             }
         )
-    if version == VERSION:
-        return {"version": VERSION, "host": host, "instances": docs}
-    named = {r["remote_group_id"] for d in docs for r in d["ingress"] + d["egress"]}
-    groups = {g: ips for g, ips in group_ips.items() if g in named}
-    return {"version": version, "host": host, "remote_groups": groups, "instances": docs}
+    return docs

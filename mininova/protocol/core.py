@@ -26,7 +26,7 @@ CAPABILITY_HEADER = "X-Mininova-Capability"
 MAX_FRAME_BYTES = 4 * 1024 * 1024
 # The `network_sync` state documents an agent can take (mininova/network/hoststate.py); it
 # lists them in its hello as `network_state_versions` (absent: version 1 only).
-NETWORK_STATE_VERSIONS = (1, 2, 3)
+NETWORK_STATE_VERSIONS = (1, 2, 3, 4)
 # Ids are JSON numbers that every peer can hold exactly (a JavaScript-safe integer).
 MAX_ID = 2**53 - 1
 

@@ -18,6 +18,17 @@ or, for a group the controller no longer holds the host's version of,
 `{"version": 6, "ips": [...]}` (the whole list). A group the agent's state does not name, a
 `from` that is not the version it holds, another epoch or no state at all are refused with
 `stale_state`: the controller then pushes the whole state again.
+
+Version 4 is version 3 whose own part can change by order too: a host that got a version 4
+state takes `network_members` orders that also carry
+
+    "instances": {"put": [instance document, …], "remove": ["<uuid>", …]}
+
+(a document as the state lists it: it replaces the one of the same uuid, or is added; a
+removed uuid that is not held is ignored). A put document naming a remote group that the
+state (after the order's group changes) does not hold, or an `instances` part sent to a
+version 3 state, is `stale_state`. So a build landing on a host costs that host the new
+guest's document, not its whole state again.
 """
 
 from __future__ import annotations
@@ -26,6 +37,7 @@ from collections import OrderedDict
 from typing import Any
 
 MEMBERS_VERSION = 3  # the network state version that takes `network_members` orders
+INSTANCES_VERSION = 4  # ... whose orders may also carry instance documents
 COMPACT_VERSION = 2  # what drivers get
 STALE_STATE = "stale_state"  # error code: push the whole state again
 # Versions of a group kept for deltas; a host further behind gets the group's whole list.
@@ -97,7 +109,7 @@ class MemberState:
 
     def replace(self, state: dict[str, Any]) -> dict[str, Any]:
         """Hold a whole state (any version); the version 2 document for the driver."""
-        if state.get("version") == MEMBERS_VERSION:
+        if state.get("version") in (MEMBERS_VERSION, INSTANCES_VERSION):
             check_versions(state)
             self.state = state
         else:
@@ -136,13 +148,51 @@ class MemberState:
                 kept += [ip for ip in _addresses(change.get("add"), group) if ip not in present]
                 members[group] = kept
             versions[group] = change["version"]
-        self.state = {**state, "remote_groups": members, "remote_group_versions": versions}
+        instances = state["instances"]
+        if "instances" in order:
+            if state["version"] < INSTANCES_VERSION:
+                raise StaleState("the state held takes no instance documents (version 3)")
+            instances = _patched(instances, order["instances"], members)
+        self.state = {
+            **state,
+            "remote_groups": members,
+            "remote_group_versions": versions,
+            "instances": instances,
+        }
         return for_driver(self.state)
 
 
+def _patched(
+    instances: list[dict[str, Any]], change: Any, members: dict[str, list[str]]
+) -> list[dict[str, Any]]:
+    """`instances` with an order's `instances` part applied (ValueError when malformed,
+    StaleState when a document names a remote group `members` does not hold)."""
+    if not isinstance(change, dict):
+        raise ValueError("instances must be an object")
+    put, remove = change.get("put", []), change.get("remove", [])
+    if not isinstance(remove, list) or not all(isinstance(u, str) for u in remove):
+        raise ValueError("instances.remove must be a list of uuids")
+    if not isinstance(put, list):
+        raise ValueError("instances.put must be a list of instance documents")
+    for doc in put:
+        if not isinstance(doc, dict) or not isinstance(doc.get("uuid"), str):
+            raise ValueError("each instances.put entry must be an object with a uuid")
+        rules = doc.get("ingress"), doc.get("egress")
+        if not all(isinstance(r, list) and all(isinstance(x, dict) for x in r) for r in rules):
+            raise ValueError(f"instance {doc['uuid']}: ingress and egress must be lists of rules")
+        for rule in rules[0] + rules[1]:  # type: ignore[operator]
+            remote = rule.get("remote_group_id")
+            if remote and remote not in members:
+                raise StaleState(f"instance {doc['uuid']} names remote group {remote!r}")
+    gone = set(remove)
+    replaced = {doc["uuid"]: doc for doc in put}
+    out = [replaced.pop(d["uuid"], d) for d in instances if d["uuid"] not in gone]
+    return out + list(replaced.values())
+
+
 def for_driver(state: dict[str, Any]) -> dict[str, Any]:
-    """A version 3 state as the version 2 document drivers take (others as they are)."""
-    if state.get("version") != MEMBERS_VERSION:
+    """A version 3 or 4 state as the version 2 document drivers take (others as they are)."""
+    if state.get("version") not in (MEMBERS_VERSION, INSTANCES_VERSION):
         return state
     doc = {k: v for k, v in state.items() if k not in ("epoch", "remote_group_versions")}
     doc["version"] = COMPACT_VERSION
@@ -150,7 +200,7 @@ def for_driver(state: dict[str, Any]) -> dict[str, Any]:
 
 
 def check_versions(state: dict[str, Any]) -> None:
-    """ValueError unless a version 3 state names a version for each of its remote groups."""
+    """ValueError unless a version 3 or 4 state names a version for each remote group."""
     groups, versions = state.get("remote_groups"), state.get("remote_group_versions")
     if not isinstance(state.get("epoch"), str):
         raise ValueError("a version 3 state needs an epoch (string)")

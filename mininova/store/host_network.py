@@ -36,6 +36,15 @@ _ON_HOST = prepared(
     .where(_i.c.host == bindparam("host"), _i.c.deleted == 0)
     .order_by(_i.c.id)
 )
+_ON_HOST_AMONG = prepared(
+    select(*_INSTANCE_COLUMNS)
+    .where(
+        _i.c.host == bindparam("host"),
+        _i.c.deleted == 0,
+        _i.c.uuid.in_(bindparam("uuids", expanding=True)),
+    )
+    .order_by(_i.c.id)
+)
 _MEMBERSHIPS = prepared(
     select(_m.c.instance_uuid, _m.c.security_group_id).where(
         _m.c.instance_uuid.in_(bindparam("uuids", expanding=True))
@@ -100,6 +109,13 @@ def _decoded(rows: list[Row]) -> list[Row]:
 async def instances_on_host(db: Executor, host: str) -> list[Row]:
     """Live instances placed on `host`: uuid, project_id, mac_address, addresses, host."""
     return _decoded(await db.all(_ON_HOST, {"host": host}))
+
+
+async def instances_on_host_among(db: Executor, host: str, uuids: list[str]) -> list[Row]:
+    """Those of `uuids` that are live instances placed on `host` (as instances_on_host)."""
+    if not uuids:
+        return []
+    return _decoded(await db.all(_ON_HOST_AMONG, {"host": host, "uuids": uuids}))
 
 
 async def memberships(db: Executor, uuids: list[str]) -> dict[str, list[str]]:

@@ -11,8 +11,9 @@ import pytest
 
 from mininova import instance_states as st
 from mininova.config import ServeConfig
+from mininova.network.hoststate import desired_state
 from mininova.protocol.core import ProtocolError
-from mininova.protocol.network_members import STALE_STATE
+from mininova.protocol.network_members import STALE_STATE, MemberState, for_driver
 from mininova.store import Store, host_network
 from mininova.store import instances as db
 from tests.conductor.test_conductor_fake_hub import Cloud, add_host, add_image, make_cloud
@@ -213,6 +214,64 @@ async def test_an_agent_holding_a_stale_state_is_sent_it_whole(cloud: Cloud) -> 
         "10.0.0.13",
     ]
     assert len(_pushed(cloud, "n3")) == 1  # n3 took the change
+
+
+async def test_version_4_hosts_get_only_the_documents_of_the_instances_that_changed(
+    cloud: Cloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cloud.hub.state_version = 4
+    for n, host in enumerate(HOSTS):
+        await _active(cloud, host, f"10.0.0.{n + 10}")
+    await cloud.conductor.do_sync_network(list(HOSTS))  # whole states first
+    agents = {host: MemberState() for host in HOSTS}
+    for host in HOSTS:
+        (state,) = _pushed(cloud, host)
+        agents[host].replace(state)
+
+    whole_reads = []
+    original = host_network.instances_on_host
+
+    async def counted(db: Any, host: str) -> Any:
+        whole_reads.append(host)
+        return await original(db, host)
+
+    monkeypatch.setattr(host_network, "instances_on_host", counted)
+
+    async def agents_match_the_database() -> None:
+        for order in cloud.hub.sent("network_members"):
+            if order not in applied:
+                agents[order.host].apply(order.params)
+                applied.append(order)
+        for host in HOSTS:
+            expected = for_driver({**await desired_state(cloud.store, host, 4), "epoch": ""})
+            assert agents[host].state is not None
+            assert for_driver(agents[host].state) | {"epoch": ""} == expected | {"epoch": ""}
+        whole_reads.clear()  # the reads of this check
+
+    applied: list[Any] = []
+    uuid = await _active(cloud, "n1", "10.0.0.13")  # a build lands on n1
+    await cloud.conductor.do_sync_network(["n1"], projects=["p1"], instances=[uuid])
+    assert whole_reads == []  # no host's whole own part was read again
+    assert all(len(_pushed(cloud, host)) == 1 for host in HOSTS)  # and none sent whole
+    (order,) = [o.params for o in cloud.hub.sent("network_members") if o.host == "n1"]
+    assert [doc["uuid"] for doc in order["instances"]["put"]] == [uuid]
+    assert order["instances"]["remove"] == []
+    assert next(iter(order["groups"].values()))["add"] == ["10.0.0.13"]
+    for host in ("n2", "n3"):  # the others: the group change only
+        (order,) = [o.params for o in cloud.hub.sent("network_members") if o.host == host]
+        assert "instances" not in order
+    await agents_match_the_database()
+
+    await db.mark_deleted(cloud.store, uuid, st.DELETED)  # the guest is deleted
+    await cloud.conductor.do_sync_network(["n1"], projects=["p1"], instances=[uuid])
+    order = [o.params for o in cloud.hub.sent("network_members") if o.host == "n1"][-1]
+    assert order["instances"] == {"put": [], "remove": [uuid]}
+    assert whole_reads == []
+    await agents_match_the_database()
+
+    # A whole mark (e.g. a rule changed) still sends the whole state.
+    await cloud.conductor.do_sync_network(["n2"])
+    assert len(_pushed(cloud, "n2")) == 2
 
 
 @pytest.mark.parametrize("state_version", [2, 3])
