@@ -47,6 +47,27 @@ def _pushed(cloud: Cloud, host: str) -> list[dict[str, Any]]:
     return [o.params["state"] for o in cloud.hub.sent("network_sync") if o.host == host]
 
 
+async def _whole_states_first(cloud: Cloud, state_version: int) -> None:
+    """A guest on each host (10.0.0.10, .11, .12) and each host's whole state pushed."""
+    cloud.hub.state_version = state_version
+    for n, host in enumerate(HOSTS):
+        await _active(cloud, host, f"10.0.0.{n + 10}")
+    await cloud.conductor.do_sync_network(list(HOSTS))
+
+
+def _count_whole_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The hosts whose whole own part is read from now on (one entry per read)."""
+    reads: list[str] = []
+    original = host_network.instances_on_host
+
+    async def counted(db: Any, host: str) -> Any:
+        reads.append(host)
+        return await original(db, host)
+
+    monkeypatch.setattr(host_network, "instances_on_host", counted)
+    return reads
+
+
 def _group_ips(state: dict[str, Any]) -> list[str]:
     (ips,) = state["remote_groups"].values()  # the project's default group
     return sorted(ips)
@@ -159,23 +180,13 @@ async def test_the_controller_stops_the_pusher_before_closing_the_store(
 async def test_version_3_hosts_get_only_what_changed_in_their_groups(
     cloud: Cloud, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    cloud.hub.state_version = 3
-    for n, host in enumerate(HOSTS):
-        await _active(cloud, host, f"10.0.0.{n + 10}")
-    await cloud.conductor.do_sync_network(list(HOSTS))  # whole states first
+    await _whole_states_first(cloud, 3)
     for host in HOSTS:
         (state,) = _pushed(cloud, host)
         assert _group_ips(state) == ["10.0.0.10", "10.0.0.11", "10.0.0.12"]
         assert list(state["remote_group_versions"].values()) == [1]
 
-    worked_out = []
-    original = host_network.instances_on_host
-
-    async def counted(db: Any, host: str) -> Any:
-        worked_out.append(host)
-        return await original(db, host)
-
-    monkeypatch.setattr(host_network, "instances_on_host", counted)
+    worked_out = _count_whole_reads(monkeypatch)
     uuid = await _active(cloud, "n1", "10.0.0.13")  # a build lands on n1
     await cloud.conductor.do_sync_network(["n1"], projects=["p1"])
     assert worked_out == ["n1"]  # the others' own parts were not worked out again
@@ -219,23 +230,13 @@ async def test_an_agent_holding_a_stale_state_is_sent_it_whole(cloud: Cloud) -> 
 async def test_version_4_hosts_get_only_the_documents_of_the_instances_that_changed(
     cloud: Cloud, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    cloud.hub.state_version = 4
-    for n, host in enumerate(HOSTS):
-        await _active(cloud, host, f"10.0.0.{n + 10}")
-    await cloud.conductor.do_sync_network(list(HOSTS))  # whole states first
+    await _whole_states_first(cloud, 4)
     agents = {host: MemberState() for host in HOSTS}
     for host in HOSTS:
         (state,) = _pushed(cloud, host)
         agents[host].replace(state)
 
-    whole_reads = []
-    original = host_network.instances_on_host
-
-    async def counted(db: Any, host: str) -> Any:
-        whole_reads.append(host)
-        return await original(db, host)
-
-    monkeypatch.setattr(host_network, "instances_on_host", counted)
+    whole_reads = _count_whole_reads(monkeypatch)
 
     async def agents_match_the_database() -> None:
         for order in cloud.hub.sent("network_members"):
