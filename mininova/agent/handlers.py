@@ -322,8 +322,9 @@ class OrderHandlers:
 
     async def network_members(self, params: dict[str, Any]) -> dict[str, Any]:
         """Apply what changed in the remote groups (and, version 4, in the instances) of the
-        state held (the order of mininova/protocol/network_members.py) and enforce the result; `stale_state` when the
-        order does not fit the state held (the controller then sends it whole)."""
+        state held (the order of mininova/protocol/network_members.py) and enforce the
+        result; `stale_state` when the order does not fit the state held (the controller then
+        sends it whole)."""
         async with self._network_lock:
             try:
                 document = self.network.apply(params)

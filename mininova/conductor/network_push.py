@@ -312,9 +312,4 @@ def _remote_groups(state: dict) -> Iterable[str]:
     """The remote groups a desired state names (version 1 lists them only in its rules)."""
     if "remote_groups" in state:
         return state["remote_groups"].keys()
-    return {
-        rule["remote_group_id"]
-        for doc in state["instances"]
-        for rule in doc["ingress"] + doc["egress"]
-        if rule["remote_group_id"]
-    }
+    return {g for doc in state["instances"] for g in remote_groups_of(doc)}

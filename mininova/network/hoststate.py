@@ -30,13 +30,13 @@ from typing import TYPE_CHECKING, Any
 
 from mininova.network import security_groups
 from mininova.protocol.core import NETWORK_STATE_VERSIONS as VERSIONS
+from mininova.protocol.network_members import COMPACT_VERSION
 from mininova.store import host_network as repo
 
 if TYPE_CHECKING:
     from mininova.store.engine import Executor, Row
 
 VERSION = 1  # the full form; VERSIONS (protocol.core) also holds 2, the compact one
-COMPACT = 2
 # Stand-in id of a project's default group that has no row yet.
 IMPLICIT_DEFAULT = "default"
 
@@ -148,7 +148,7 @@ async def instance_docs(
     a uuid left out is no longer `host`'s. Their remote groups' members are in `remote_ips`
     afterwards."""
     rows = await repo.instances_on_host_among(db, host, uuids)
-    docs = await _instance_docs(db, rows, COMPACT, remote_ips)
+    docs = await _instance_docs(db, rows, COMPACT_VERSION, remote_ips)
     return {doc["uuid"]: doc for doc in docs}
 
 

@@ -38,6 +38,7 @@ from typing import Any
 
 MEMBERS_VERSION = 3  # the network state version that takes `network_members` orders
 INSTANCES_VERSION = 4  # ... whose orders may also carry instance documents
+HELD_VERSIONS = (MEMBERS_VERSION, INSTANCES_VERSION)  # states an agent keeps for orders
 COMPACT_VERSION = 2  # what drivers get
 STALE_STATE = "stale_state"  # error code: push the whole state again
 # Versions of a group kept for deltas; a host further behind gets the group's whole list.
@@ -109,7 +110,7 @@ class MemberState:
 
     def replace(self, state: dict[str, Any]) -> dict[str, Any]:
         """Hold a whole state (any version); the version 2 document for the driver."""
-        if state.get("version") in (MEMBERS_VERSION, INSTANCES_VERSION):
+        if state.get("version") in HELD_VERSIONS:
             check_versions(state)
             self.state = state
         else:
@@ -192,7 +193,7 @@ def _patched(
 
 def for_driver(state: dict[str, Any]) -> dict[str, Any]:
     """A version 3 or 4 state as the version 2 document drivers take (others as they are)."""
-    if state.get("version") not in (MEMBERS_VERSION, INSTANCES_VERSION):
+    if state.get("version") not in HELD_VERSIONS:
         return state
     doc = {k: v for k, v in state.items() if k not in ("epoch", "remote_group_versions")}
     doc["version"] = COMPACT_VERSION

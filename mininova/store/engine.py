@@ -138,9 +138,9 @@ class Prepared:
             plan = self._plans[shape]
         except KeyError:
             compiled = self.compiled(dialect)
-            sql, args = _compile_once(compiled, given)
+            sql, names, args = _expand(compiled, given)
             if len(args) <= PLANNED_VALUES and len(self._plans) < PLANNED_SHAPES:
-                self._plans[shape] = _plan(compiled, given, sql, args)
+                self._plans[shape] = _plan(compiled, given, sql, names, args)
             return sql, args
         if plan is None:  # a shape that cannot be planned (literal values in the text)
             return _compile_once(self.compiled(dialect), given)
@@ -163,23 +163,34 @@ class _Plan:
 
 
 def _compile_once(compiled: Compiled, params: Mapping[str, Any]) -> tuple[str, list[Any]]:
+    sql, _names, args = _expand(compiled, params)
+    return sql, args
+
+
+def _expand(compiled: Compiled, params: Mapping[str, Any]) -> tuple[str, Sequence[str], list[Any]]:
+    """SQL text, the names of its positional parameters, and their values."""
     if compiled.post_compile_params or compiled.literal_execute_params:
         # Expanding IN (…) lists: this execution's own text, one parameter per item.
         state = compiled.construct_expanded_state(dict(params) if params else None)
-        return state.statement, [state.parameters[name] for name in state.positiontup or ()]
+        names = state.positiontup or ()
+        return state.statement, names, [state.parameters[name] for name in names]
     values = compiled.construct_params(dict(params) if params else None)
-    return compiled.string, [values[name] for name in compiled.positiontup or ()]
+    names = compiled.positiontup or ()
+    return compiled.string, names, [values[name] for name in names]
 
 
-def _plan(compiled: Compiled, params: Mapping[str, Any], sql: str, args: list[Any]) -> _Plan | None:
-    """Where each of `args` (as SQLAlchemy worked them out for `params`) comes from, or None
-    when that cannot be told by name alone (then every execution is compiled on its own)."""
+def _plan(
+    compiled: Compiled,
+    params: Mapping[str, Any],
+    sql: str,
+    names: Sequence[str],
+    args: list[Any],
+) -> _Plan | None:
+    """Where each of `args` (named `names`, as SQLAlchemy worked them out for `params`) comes
+    from, or None when that cannot be told by name alone (then every execution is compiled on
+    its own)."""
     if compiled.literal_execute_params:
         return None
-    if compiled.post_compile_params:
-        names = compiled.construct_expanded_state(dict(params) if params else None).positiontup
-    else:
-        names = compiled.positiontup
     expanded = {
         f"{key}_{i + 1}": (key, i)
         for key, value in params.items()
@@ -187,7 +198,7 @@ def _plan(compiled: Compiled, params: Mapping[str, Any], sql: str, args: list[An
         for i in range(len(value))
     }
     sources: list[tuple[Any, int | None]] = []
-    for name, value in zip(names or (), args, strict=True):
+    for name, value in zip(names, args, strict=True):
         if name in expanded:
             source: tuple[Any, int | None] = expanded[name]
             found = params[source[0]][source[1]]

@@ -31,20 +31,13 @@ _i = instances
 _m = instance_security_groups
 _f = floating_ips
 _INSTANCE_COLUMNS = (_i.c.uuid, _i.c.project_id, _i.c.mac_address, _i.c.addresses, _i.c.host)
-_ON_HOST = prepared(
+_LIVE_ON_HOST = (
     select(*_INSTANCE_COLUMNS)
     .where(_i.c.host == bindparam("host"), _i.c.deleted == 0)
     .order_by(_i.c.id)
 )
-_ON_HOST_AMONG = prepared(
-    select(*_INSTANCE_COLUMNS)
-    .where(
-        _i.c.host == bindparam("host"),
-        _i.c.deleted == 0,
-        _i.c.uuid.in_(bindparam("uuids", expanding=True)),
-    )
-    .order_by(_i.c.id)
-)
+_ON_HOST = prepared(_LIVE_ON_HOST)
+_ON_HOST_AMONG = prepared(_LIVE_ON_HOST.where(_i.c.uuid.in_(bindparam("uuids", expanding=True))))
 _MEMBERSHIPS = prepared(
     select(_m.c.instance_uuid, _m.c.security_group_id).where(
         _m.c.instance_uuid.in_(bindparam("uuids", expanding=True))
