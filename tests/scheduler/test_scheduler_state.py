@@ -64,6 +64,36 @@ def test_fast_choice_equals_the_reference_filters_and_weigher() -> None:
         assert states.choose(req, group) == states.reference_choice(req, group), (req, group)
 
 
+def test_plain_requests_follow_claims_releases_and_reloads() -> None:
+    """The free RAM heap of plain requests stays true to the hosts across many changes."""
+    rng = random.Random(11)
+    now = now_utc()
+    states = HostStates(down_after_s=15)
+    names = [f"h{i:03d}" for i in range(40)]
+    states.load_nodes([_node(rng, name, now) for name in names])
+    claimed: list[str] = []
+    chosen_hosts = set()
+    for step in range(3000):
+        req = Request(
+            instance_uuid=f"i{step}",
+            vcpus=rng.choice([0, 1]),
+            memory_mb=rng.choice([64, 128, 256]),
+            disk_gb=rng.choice([0, 1]),
+        )
+        chosen = states.choose(req, None)
+        assert chosen == states.reference_choice(req, None), step
+        if chosen is not None and rng.random() < 0.7:
+            states.add_claim(req.instance_uuid, chosen, req.vcpus, req.memory_mb, req.disk_gb)
+            claimed.append(req.instance_uuid)
+            chosen_hosts.add(chosen)
+        if claimed and rng.random() < 0.3:
+            states.drop_claim(claimed.pop(rng.randrange(len(claimed))))
+        if rng.random() < 0.01:  # a reload: hosts come, go, change liveness
+            kept = rng.sample(names, k=rng.randint(20, 40))
+            states.load_nodes([_node(rng, name, now) for name in kept])
+    assert len(chosen_hosts) > 10
+
+
 async def _add_host(store: Store, name: str, vcpus: int, memory_mb: int) -> None:
     resources = {"vcpus": vcpus, "memory_mb": memory_mb, "local_gb": 10}
     await hosts.node_connected(store, name, resources, "fake", now_iso())
