@@ -102,9 +102,12 @@ def _log_disk_full(exc: BaseException, every: float = 10.0) -> None:
 
 
 # Executions with at most this many values are planned, and at most this many shapes per
-# statement: a long IN (…) list is compiled on each execution (its rows cost more anyway).
-PLANNED_VALUES = 256
+# statement: a longer IN (…) list is compiled on each execution (its rows cost more anyway).
+PLANNED_VALUES = 4096
 PLANNED_SHAPES = 512
+# An IN (…) list longer than this is padded to the next power of two with its last value
+# again (the same rows), so lists of 257…512 values share one planned shape.
+EXACT_LIST_LENGTH = 16
 
 
 class Prepared:
@@ -130,6 +133,10 @@ class Prepared:
     def sql_and_args(self, dialect: Dialect, params: Params) -> tuple[str, list[Any]]:
         """SQL text and positional parameters for one execution."""
         given = params or {}
+        for value in given.values():
+            if isinstance(value, list | tuple) and len(value) > EXACT_LIST_LENGTH:
+                given = _padded_lists(self.compiled(dialect), given)
+                break
         shape = (
             dialect.name,
             *((k, len(v) if isinstance(v, list | tuple) else -1) for k, v in given.items()),
@@ -148,6 +155,19 @@ class Prepared:
             given[key] if index is None else given[key][index] if index >= 0 else key
             for key, index in plan.sources
         ]
+
+
+def _padded_lists(compiled: Compiled, params: Mapping[str, Any]) -> dict[str, Any]:
+    """`params` with each long expanding list padded to a power of two by its last value."""
+    padded = dict(params)
+    for key, value in params.items():
+        bind = compiled.binds.get(key)
+        if bind is None or not bind.expanding or not isinstance(value, list | tuple):
+            continue
+        if len(value) > EXACT_LIST_LENGTH:
+            length = 1 << (len(value) - 1).bit_length()
+            padded[key] = [*value, *([value[-1]] * (length - len(value)))]
+    return padded
 
 
 class _Plan:
@@ -556,7 +576,8 @@ class _SqliteBackend(_Backend):
         rows: list[Row] = []
         if want_rows and cursor.description is not None:
             names = [column[0] for column in cursor.description]
-            rows = [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
+            fetched = cursor.fetchall()
+            rows = [dict(zip(names, values, strict=True)) for values in fetched]
         count = cursor.rowcount
         cursor.close()
         return Result(rows, count)

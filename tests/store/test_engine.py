@@ -250,6 +250,31 @@ async def test_planned_executions_match_a_compile_each_time(store: Store) -> Non
     assert len(query._plans) == 4  # lengths 3, 1, 0 and 2 of the IN list
 
 
+async def test_long_in_lists_share_a_planned_shape_and_find_the_same_rows(store: Store) -> None:
+    """IN lists longer than EXACT_LIST_LENGTH are padded to a power of two by their last
+    value: 300 and 400 keys use one planned text of 512 values, and the rows are those of
+    the exact list."""
+    from mininova.store.engine import _compile_once, prepared
+
+    table = schema.settings
+    query = prepared(
+        select(table.c.key)
+        .where(table.c.key.in_(bindparam("keys", expanding=True)))
+        .order_by(table.c.key)
+    )
+    for key in ("k007", "k150", "k299", "k350"):
+        await settings.put(store, key, "v")
+    for count, found in ((300, ["k007", "k150", "k299"]), (400, ["k007", "k150", "k299", "k350"])):
+        params = {"keys": [f"k{i:03d}" for i in range(count)]}
+        assert [r["key"] for r in await store.all(query, params)] == found
+        sql, args = query.sql_and_args(store.dialect, params)
+        exact_sql, exact_args = _compile_once(query.compiled(store.dialect), params)
+        assert len(exact_args) == count and len(args) == 512
+        assert args[:count] == exact_args and set(args[count:]) == {exact_args[-1]}
+        assert sql != exact_sql
+    assert len(query._plans) == 1
+
+
 def test_the_recorded_head_is_alembic_head() -> None:
     assert migrate.HEAD == migrate.head()
 
