@@ -108,18 +108,35 @@ def host_status(inst: Row, config: ServeConfig) -> str:
     return node_status(node, config)
 
 
-def host_status_lasts(rows: list[Row], config: ServeConfig) -> float | None:
-    """Seconds until the clock alone (a heartbeat not heard) may change the `host_status`
-    of one of these server rows read `with_node`; None if only a write can."""
-    left = [
-        seconds_up_left(
-            {"connected": r["node_connected"], "last_heartbeat": r["node_last_heartbeat"]},
-            config,
+def host_statuses(rows: list[Row], config: ServeConfig) -> tuple[list[str], float | None]:
+    """The `host_status` of each server row read `with_node`, and the seconds until the
+    clock alone (a heartbeat not heard) may change one of them (None: only a write can).
+
+    Each distinct node (its columns as read) is worked out once: a listing of many servers
+    on a few hosts parses a few heartbeats, not one per server."""
+    by_node: dict[tuple[Any, ...], tuple[str, float]] = {}
+    statuses: list[str] = []
+    soonest: float | None = None
+    for row in rows:
+        if not row["host"] or row.get("node_id") is None:
+            statuses.append(host_status(row, config))
+            continue
+        node = (
+            row["node_disabled"],
+            row["node_connected"],
+            row["node_last_heartbeat"],
+            row["node_forced_down"],
         )
-        for r in rows
-        if r["host"] and r.get("node_id") is not None and not r["node_disabled"]
-    ]
-    return min((s for s in left if s > 0), default=None)
+        found = by_node.get(node)
+        if found is None:
+            up_left = 0.0
+            if not row["node_disabled"]:
+                up_left = seconds_up_left({"connected": node[1], "last_heartbeat": node[2]}, config)
+            found = by_node[node] = (host_status(row, config), up_left)
+        statuses.append(found[0])
+        if found[1] > 0 and (soonest is None or found[1] < soonest):
+            soonest = found[1]
+    return statuses, soonest
 
 
 def _not_found(uuid: str) -> NotFound:

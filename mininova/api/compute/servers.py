@@ -164,9 +164,10 @@ async def _render_detail(request: web.Request) -> Rendered:
     floating = await floating_ips.floating_ips_of_instances(svc.store, uuids)
     group_names = await compute.security_group_names(svc.store, uuids)
     rendered, shape = svc.rendered_servers, (svc.base_url, mv, ctx.is_admin)
+    statuses, ttl = compute.host_statuses(rows, svc.config) if ctx.is_admin else ([], None)
     docs: list[bytes] = []
-    for raw in rows:
-        status = compute.host_status(raw, svc.config) if ctx.is_admin else None
+    for index, raw in enumerate(rows):
+        status = statuses[index] if ctx.is_admin else None
         fips, names = floating[raw["uuid"]], group_names[raw["uuid"]]
         key = (shape, status, tuple(raw.values()), repr(fips), tuple(names))
         doc = rendered.get(key)
@@ -188,7 +189,6 @@ async def _render_detail(request: web.Request) -> Rendered:
     links = _links_for(request, rows, "/compute/v2.1/servers/detail")
     if links:
         body += b',"servers_links":' + encode_json(links["servers_links"])
-    ttl = compute.host_status_lasts(rows, svc.config) if ctx.is_admin else None
     return body + b"}", ttl
 
 
