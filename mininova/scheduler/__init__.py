@@ -93,23 +93,38 @@ class Scheduler:
         """Reload what changed behind the scheduler's back (see state.py).
 
         One reload at a time: a decision that arrives while another one's reload is awaiting
-        the database waits for it instead of deciding on the old view."""
+        the database waits for it instead of deciding on the old view. With nothing to reload
+        and no reload under way, the lock is not taken (its waiters are not walked)."""
+        if not force and not self._refresh_lock.locked() and not self._stale():
+            return
         async with self._refresh_lock:
             await self._refresh(force)
+
+    def _claims_stale(self, now: float) -> bool:
+        return self._claiming == 0 and (
+            self.store.generation("allocations") != self._claims_generation
+            or now - self._claims_at > CLAIM_RELOAD_S
+        )
+
+    def _nodes_stale(self, now: float) -> bool:
+        return (
+            self.store.generation("compute_nodes") != self._nodes_generation
+            or now - self._nodes_at > NODE_RELOAD_S
+        )
+
+    def _stale(self) -> bool:
+        now = timeutil.monotonic()
+        return self._claims_stale(now) or self._nodes_stale(now)
 
     async def _refresh(self, force: bool) -> None:
         store = self.store
         now = timeutil.monotonic()
-        claims_changed = store.generation("allocations") != self._claims_generation
-        if self._claiming == 0 and (
-            force or claims_changed or now - self._claims_at > CLAIM_RELOAD_S
-        ):
+        if (force and self._claiming == 0) or self._claims_stale(now):
             self._claims_generation = store.generation("allocations")
             self._claims_at = now
             rows = await allocations.all_claims(store)
             self.states.load_claims(rows)
-        nodes_changed = store.generation("compute_nodes") != self._nodes_generation
-        if force or nodes_changed or now - self._nodes_at > NODE_RELOAD_S:
+        if force or self._nodes_stale(now):
             self._nodes_generation = store.generation("compute_nodes")
             self._nodes_at = now
             self.states.load_nodes(await hosts.all_nodes(store))

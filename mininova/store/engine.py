@@ -638,6 +638,13 @@ class _SqliteBackend(_Backend):
                 engine.dispose(close=False)
 
 
+async def _session_kept(connection: Any) -> None:
+    """The pool's reset of a released connection: nothing beyond asyncpg's own rollback of an
+    open transaction. The store sets no session state (no SET, LISTEN, cursors or session
+    advisory locks: `lock` is transaction-scoped), so asyncpg's default reset query (RESET
+    ALL, UNLISTEN *, …) would only cost a round trip per statement."""
+
+
 class _PostgresBackend(_Backend):
     """asyncpg pool; a transaction holds one connection until it commits."""
 
@@ -654,7 +661,9 @@ class _PostgresBackend(_Backend):
     async def open(self) -> None:
         import asyncpg
 
-        self._pool = await asyncpg.create_pool(self._dsn(), min_size=1, max_size=8)
+        self._pool = await asyncpg.create_pool(
+            self._dsn(), min_size=1, max_size=8, reset=_session_kept
+        )
 
     async def close(self) -> None:
         if self._pool is not None:

@@ -126,6 +126,33 @@ async def test_locked_check_then_insert_is_serialised(store: Store) -> None:
     assert sorted(results) == [False, False, False, False, True]
 
 
+async def test_connections_come_back_clean_after_failed_and_locked_transactions(
+    store: Store,
+) -> None:
+    """A released connection keeps no transaction and no lock (PostgreSQL's pool resets
+    nothing more than that): after more failed, locked transactions than the pool holds, the
+    lock is free again and each write outside a transaction is committed at once."""
+    for n in range(12):
+        with pytest.raises(RuntimeError):
+            async with store.transaction() as tx:
+                await tx.lock("quota:p1")
+                await settings.put(tx, f"failed-{n}", "1")
+                raise RuntimeError("crash half-way")
+
+    async def locked(n: int) -> None:
+        async with store.transaction() as tx:
+            await tx.lock("quota:p1")
+            await settings.put(tx, f"locked-{n}", "1")
+
+    await asyncio.wait_for(asyncio.gather(*(locked(n) for n in range(12))), 10)
+    for n in range(12):
+        await settings.put(store, f"alone-{n}", "1")
+    keys = await store.all(select(schema.settings.c.key))
+    names = {row["key"] for row in keys}
+    assert not any(name.startswith("failed-") for name in names)
+    assert {f"locked-{n}" for n in range(12)} | {f"alone-{n}" for n in range(12)} <= names
+
+
 def _autoincrement_tables(connection) -> set[str]:
     raw = connection.connection.dbapi_connection
     rows = raw.execute("SELECT name, sql FROM sqlite_master WHERE type = 'table'").fetchall()
