@@ -266,10 +266,10 @@ def _compile_insert(
     return compiled
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    return value
+def _numeric(text: str) -> int | float:
+    """A PostgreSQL numeric (what SUM of integers gives) as an int when whole, else a float."""
+    value = Decimal(text)
+    return int(value) if value == value.to_integral_value() else float(value)
 
 
 class Result:
@@ -638,6 +638,14 @@ class _SqliteBackend(_Backend):
                 engine.dispose(close=False)
 
 
+async def _decode_numeric(connection: Any) -> None:
+    """numeric values arrive as int/float (`_numeric`), decoded once by asyncpg, not as
+    Decimals converted in every row."""
+    await connection.set_type_codec(
+        "numeric", schema="pg_catalog", encoder=str, decoder=_numeric, format="text"
+    )
+
+
 async def _session_kept(connection: Any) -> None:
     """The pool's reset of a released connection: nothing beyond asyncpg's own rollback of an
     open transaction. The store sets no session state (no SET, LISTEN, cursors or session
@@ -662,7 +670,7 @@ class _PostgresBackend(_Backend):
         import asyncpg
 
         self._pool = await asyncpg.create_pool(
-            self._dsn(), min_size=1, max_size=8, reset=_session_kept
+            self._dsn(), min_size=1, max_size=8, init=_decode_numeric, reset=_session_kept
         )
 
     async def close(self) -> None:
@@ -674,7 +682,7 @@ class _PostgresBackend(_Backend):
         with _disk_full_as_domain_error():
             if want_rows:
                 records = await connection.fetch(sql, *args)
-                rows = [{key: _plain(value) for key, value in record.items()} for record in records]
+                rows = [dict(record.items()) for record in records]
                 return Result(rows, len(rows))
             status = await connection.execute(sql, *args)
         match = _ROWCOUNT.search(status or "")
