@@ -8,7 +8,8 @@ host name as tie-breaker); soft-* group policies never filter, they only put the
 most (soft-affinity) or fewest (soft-anti-affinity) members first.
 
 `filter_host`/`weigh` are the reference: they keep the reasons a host failed, for the fault
-message. `HostStates.choose` (state.py) makes the same decision in one tight loop.
+message. `HostStates.choose` (state.py) makes the same decision in one tight loop (or from
+a heap of the hosts by free RAM, for a plain request).
 """
 
 from __future__ import annotations
