@@ -284,10 +284,19 @@ class NetworkPusher:
         summary = f"{len(changes)} group(s), {len(put)} put, {len(remove)} removed"
         self._log_result(host, "network members update", result, summary)
 
+    def _forget(self, host: str) -> None:
+        """Drop what this run knows of a host without a link: the next change of a group it
+        named does not try it again, and a host that never comes back costs nothing."""
+        self._names(host, ())
+        self._named.pop(host, None)
+        self.held.pop(host, None)
+        self.docs.pop(host, None)
+
     def _failed(self, host: str, what: str, exc: Exception) -> None:
         """Log a failed push; a host whose agent holds a stale state is pushed whole soon."""
         if isinstance(exc, HostUnavailable):
-            return  # pushed again when the agent (re)connects
+            self._forget(host)  # pushed whole again when the agent (re)connects
+            return
         if isinstance(exc, ProtocolError):
             if exc.code == STALE_STATE:
                 log.info("%s of %s: %s; pushing the whole state", what, host, exc.message)

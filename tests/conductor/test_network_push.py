@@ -136,6 +136,40 @@ async def test_failed_pushes_neither_stop_the_round_nor_the_pusher(cloud: Cloud)
     assert [len(_pushed(cloud, h)) for h in HOSTS] == [2, 2, 2]  # n2's first never reached it
 
 
+async def test_a_host_without_a_link_is_forgotten_until_it_is_pushed_again(
+    cloud: Cloud,
+) -> None:
+    """A push that finds no link drops the host from the groups' referencing hosts: later
+    changes of its project do not try it again; its next whole push (the agent's hello)
+    names its groups again."""
+    await _whole_states_first(cloud, 3)
+    network = cloud.conductor.network
+    assert network.referencing["default:p1"] == set(HOSTS)
+    cloud.hub.down.add("n2")  # n2's agent went away
+    await _active(cloud, "n1", "10.0.0.20")
+    await cloud.conductor.do_sync_network(["n1"], projects=["p1"])
+    tried = len([o for o in cloud.hub.orders if o.host == "n2"])
+    assert network.referencing["default:p1"] == {"n1", "n3"}
+    assert "n2" not in network.held
+
+    await _active(cloud, "n1", "10.0.0.21")
+    await cloud.conductor.do_sync_network(["n1"], projects=["p1"])
+    assert len([o for o in cloud.hub.orders if o.host == "n2"]) == tried  # not tried again
+    (order,) = [o.params for o in cloud.hub.sent("network_members") if o.host == "n3"][-1:]
+    assert next(iter(order["groups"].values()))["add"] == ["10.0.0.21"]
+
+    cloud.hub.down.clear()
+    await cloud.conductor.do_sync_network(["n2"])  # what the agent's hello asks for
+    assert network.referencing["default:p1"] == set(HOSTS)
+    assert _group_ips(_pushed(cloud, "n2")[-1]) == [
+        "10.0.0.10",
+        "10.0.0.11",
+        "10.0.0.12",
+        "10.0.0.20",
+        "10.0.0.21",
+    ]
+
+
 async def test_closing_the_conductor_ends_a_round_in_flight(cloud: Cloud) -> None:
     """The controller closes the conductor before the store: a round waiting on an agent is
     cancelled, and whoever waited for that push is let go (no round runs on a closed store)."""
