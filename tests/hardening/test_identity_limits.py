@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from mininova.controller import Controller
-from mininova.identity.login_limits import address_key
+from mininova.identity.login_limits import LoginLimits, address_key
 from mininova.identity.service import IdentityService
 from mininova.store import identity as identity_db
 from tests.conftest import ApiClient, login
@@ -221,6 +221,31 @@ async def test_failed_logins_per_address_get_429(
 
         fake_clock.advance(40)
         assert (await _login(session, base, creds.username, creds.password))[0] == 201
+
+
+def test_limits_end_when_retry_after_says_whatever_the_clock_reads() -> None:
+    """Clock readings where t + 20 + 40 - 60 rounds below t (about 1 % of them): the address
+    told "retry after 40" 20 s after its failures may log in 40 s later, and a user locked
+    out for 300 s is not locked after 300 s."""
+    starts = [t / 100 for t in range(100_000, 200_000) if (t / 100 + 20 + 40) - 60 < t / 100]
+    assert starts  # such readings exist
+    for start in starts[:50]:
+        clock = FakeClock(monotonic_start=start)
+        limits = LoginLimits(failures_per_address=3, address_window=60, clock=clock)
+        for _ in range(3):
+            limits.address_failed("203.0.113.9")
+        clock.advance(20)
+        assert limits.address_retry_after("203.0.113.9") == 40
+        clock.advance(40)
+        assert limits.address_retry_after("203.0.113.9") is None, start
+
+        clock = FakeClock(monotonic_start=start)
+        limits = LoginLimits(failure_attempts=1, lockout_duration=300, clock=clock)
+        limits.user_failed("u1")
+        clock.advance(100)
+        assert limits.is_locked("u1")
+        clock.advance(200)
+        assert not limits.is_locked("u1"), start
 
 
 def test_an_ipv6_host_counts_as_its_64() -> None:
