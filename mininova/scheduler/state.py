@@ -86,22 +86,31 @@ class HostStates:
     # ---- loading ------------------------------------------------------------------------
 
     def load_nodes(self, rows: list[dict]) -> None:
-        hosts = {row["host"]: Host.from_row(row) for row in sorted(rows, key=lambda r: r["host"])}
-        for uuid_claim in self.claims.values():
-            host = hosts.get(uuid_claim[0])
-            if host is not None:
-                self._add(host, uuid_claim, 1)
-        self.hosts = hosts
-        self._rank_all()
+        self.hosts = {
+            row["host"]: Host.from_row(row) for row in sorted(rows, key=lambda r: r["host"])
+        }
+        self._count_claims()
 
     def load_claims(self, rows: list[dict]) -> None:
         for host in self.hosts.values():
             host.used_vcpus = host.used_ram_mb = host.used_disk_gb = 0
-        self.claims = {}
-        for row in rows:
-            self.add_claim(
-                row["instance_uuid"], row["host"], row["vcpus"], row["memory_mb"], row["disk_gb"]
+        self.claims = {
+            row["instance_uuid"]: (
+                row["host"],
+                int(row["vcpus"]),
+                int(row["memory_mb"]),
+                int(row["disk_gb"]),
             )
+            for row in rows
+        }
+        self._count_claims()
+
+    def _count_claims(self) -> None:
+        """Add every claim to its host's usage (hosts start from none), then rank the hosts."""
+        for claim in self.claims.values():
+            host = self.hosts.get(claim[0])
+            if host is not None:
+                self._add(host, claim, 1)
         self._rank_all()
 
     # ---- claims -------------------------------------------------------------------------

@@ -576,8 +576,7 @@ class _SqliteBackend(_Backend):
         rows: list[Row] = []
         if want_rows and cursor.description is not None:
             names = [column[0] for column in cursor.description]
-            fetched = cursor.fetchall()
-            rows = [dict(zip(names, values, strict=True)) for values in fetched]
+            rows = [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
         count = cursor.rowcount
         cursor.close()
         return Result(rows, count)
