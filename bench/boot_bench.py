@@ -23,14 +23,16 @@ The per-host figures are summarised (min/max servers per host, hosts with >= 1 s
 
 `--poll each` (default) GETs every server in flight once per --poll-interval; `--poll list`
 GETs ONE `/servers/detail?changes-since=T` per interval for all of them (T = the previous
-poll's start minus a margin; a server not seen within 2 s is also polled on its own).
+poll's start minus --poll-margin, 0.25 s; a server not seen within 2 s is also polled on
+its own). The p50 of POST->ACTIVE is also split into the POST's round trip, the build (its
+reply until the server's `launched_at`) and the polling (`launched_at` until seen ACTIVE).
 
 Everything is deleted and the processes are stopped at the end, also on Ctrl-C or an error.
 
     .venv/bin/python bench/boot_bench.py [--servers 100] [--agents 4 | --hosts 1000]
                                          [--agent-processes 2] [--concurrency 16]
                                          [--boot-seconds 0.2] [--poll-interval 0.05]
-                                         [--poll each|list]
+                                         [--poll each|list] [--poll-margin 0.25]
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ from tests.kit.postgres import PostgresServer, find_pg_bin  # noqa: E402
 SERVERS = "/compute/v2.1/servers"
 MICROVERSION = "2.100"
 FLAVOR = "1"  # m1.nano: 1 vCPU, 64 MiB, 1 GiB
+TIMES = "bench:times"  # (POST round trip s, wall clock of its reply, wall clock when seen final)
 FLAVOR_VCPUS, FLAVOR_RAM_MB, FLAVOR_DISK_GB = 1, 64, 1
 FAKE_DEFAULTS = {"vcpus": 16, "memory_mb": 32768, "disk_gb": 500}  # AgentConfig's fake_*
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -435,15 +438,16 @@ class Api:
             },
         )
         uuid = created["server"]["id"]
+        accepted = (time.perf_counter() - t0, time.time())
         deadline = t0 + timeout
         if lister is not None:
             server = await lister.wait(uuid, name, t0, deadline)
-            return time.perf_counter() - t0, server
+            return time.perf_counter() - t0, {**server, TIMES: (*accepted, time.time())}
         while True:
             body = await self.call("GET", f"{SERVERS}/{uuid}", (200,))
             server = body["server"]
             if server["status"] in ("ACTIVE", "ERROR"):
-                return time.perf_counter() - t0, server
+                return time.perf_counter() - t0, {**server, TIMES: (*accepted, time.time())}
             if time.perf_counter() > deadline:
                 raise RuntimeError(f"{name} still {server['status']} after {timeout}s")
             await asyncio.sleep(poll)
@@ -473,14 +477,15 @@ FINAL = ("ACTIVE", "ERROR")
 class ListPoller:
     """`--poll list`: ONE GET /servers/detail?changes-since=T per poll interval for every
     server in flight, T = the previous poll's start minus MARGIN (updated_at is stamped before
-    the commit, so a late commit is still seen). A server not seen within FALLBACK seconds is
-    also GET on its own (once per FALLBACK), so none waits for ever on a missed change."""
+    the commit, so a late commit is still seen; a commit here lands milliseconds after its
+    stamp, and a miss would show as fallback GETs). A server not seen within FALLBACK seconds
+    is also GET on its own (once per FALLBACK), so none waits for ever on a missed change."""
 
-    MARGIN = 1.0
+    MARGIN = 0.25
     FALLBACK = 2.0
 
-    def __init__(self, api: Api, interval: float) -> None:
-        self.api, self.interval = api, interval
+    def __init__(self, api: Api, interval: float, margin: float = MARGIN) -> None:
+        self.api, self.interval, self.margin = api, interval, margin
         self.pending: dict[str, asyncio.Future[dict]] = {}
         self.lists = self.listed = self.fallbacks = 0
         self.task: asyncio.Task[None] | None = None
@@ -517,7 +522,7 @@ class ListPoller:
         while True:
             started = datetime.now(UTC)
             if self.pending:
-                query = {"changes-since": iso(since - timedelta(seconds=self.MARGIN))}
+                query = {"changes-since": iso(since - timedelta(seconds=self.margin))}
                 body = await self.api.call("GET", SERVERS + "/detail", (200,), params=query)
                 self.lists += 1
                 self.listed += len(body["servers"])
@@ -631,7 +636,11 @@ async def run(cloud: Cloud, args: argparse.Namespace) -> None:
                     "agents": cloud.agent_pids(),
                 }
             )
-            lister = ListPoller(api, args.poll_interval) if args.poll == "list" else None
+            lister = (
+                ListPoller(api, args.poll_interval, args.poll_margin)
+                if args.poll == "list"
+                else None
+            )
             async with contextlib.AsyncExitStack() as stack:
                 if lister is not None:
                     await stack.enter_async_context(lister)
@@ -651,6 +660,29 @@ async def run(cloud: Cloud, args: argparse.Namespace) -> None:
             with contextlib.suppress(Exception):
                 deleted = await asyncio.wait_for(api.delete_all(), 150)
                 print(f"deleted {deleted} servers")
+
+
+def latency_split(views: list[dict]) -> dict[str, float]:
+    """Medians of POST->ACTIVE's parts for the ACTIVE servers: the POST's round trip, its reply
+    until the server's `launched_at` (the build, by serve's clock: the same machine's), and
+    `launched_at` until this client saw it ACTIVE (the polling)."""
+    posts, builds, polls = [], [], []
+    for view in views:
+        launched = view.get("OS-SRV-USG:launched_at")
+        if view["status"] != "ACTIVE" or not launched or TIMES not in view:
+            continue
+        post, replied, seen = view[TIMES]
+        at = datetime.fromisoformat(launched).replace(tzinfo=UTC).timestamp()
+        posts.append(post)
+        builds.append(at - replied)
+        polls.append(seen - at)
+    if not posts:
+        return {}
+    return {
+        "POST": statistics.median(posts),
+        "build": statistics.median(builds),
+        "seen after": statistics.median(polls),
+    }
 
 
 def report(
@@ -682,6 +714,12 @@ def report(
     print(f"  POST->ACTIVE p50   {p50 * 1000:.0f} ms")
     print(f"  POST->ACTIVE p99   {p99 * 1000:.0f} ms")
     print(f"  POST->ACTIVE max   {max(latencies) * 1000:.0f} ms")
+    split = latency_split(views)
+    if split:
+        print(
+            "  where it went p50  "
+            + ", ".join(f"{part} {seconds * 1000:.0f} ms" for part, seconds in split.items())
+        )
     counts = [placed.get(h, 0) for h in hosts]
     if args.hosts:
         histogram = ", ".join(f"{n}: {k}" for n, k in sorted(Counter(counts).items()))
@@ -738,6 +776,12 @@ def main() -> None:
         help="fake driver spawn time (MININOVA_AGENT_FAKE_BOOT_SECONDS)",
     )
     parser.add_argument("--poll-interval", type=float, default=0.05)
+    parser.add_argument(
+        "--poll-margin",
+        type=float,
+        default=ListPoller.MARGIN,
+        help="`--poll list`: how far before the previous poll's start each listing reaches (s)",
+    )
     parser.add_argument(
         "--poll",
         choices=("each", "list"),

@@ -2,10 +2,14 @@
 
 A change (a build landing, a rule, a floating IP, a delete) marks the hosts it concerns. The
 pusher takes every marked host at once and pushes each its whole desired state
-(mininova/network/hoststate.py). Each remote group's member addresses are read once per round
-for all of the round's hosts. A project's default group names every instance of the project,
-so one boot changes every host of the project; reading the group's members once per host would
-cost a 1,000-host cloud 1,000 reads per boot. Marks that arrive during a round go to the next
+(mininova/network/hoststate.py). A remote group's member addresses are shared by all of a
+round's hosts, and kept from round to round: a round reads only the instances its marks name
+(`RemoteGroupReads.refresh`), not the groups. A project's default group names every instance
+of the project, so one boot changes every host of the project; reading the group's members
+once per host would cost a 1,000-host cloud 1,000 reads per boot, and reading it once per
+round would cost a round a read of every instance of the project. A change told without its
+instances (only a project, or a whole mark), or a security group written, reads the groups
+again. Marks that arrive during a round go to the next
 one, which starts at least `spacing` seconds after the last one ended, and at least as long
 after it as it took: when rounds grow long (a thousand hosts), pushing stays at most about
 half of the controller's time and the API keeps the rest.
@@ -99,6 +103,13 @@ class NetworkPusher:
         # may have (empty: only the members of the remote groups it enforces)
         self._marked: dict[str, set[str] | None] = {}
         self._projects: set[str] = set()  # projects whose groups' members may have changed
+        # Remote groups' members, kept from round to round: a round reads only the instances
+        # that changed (`_changed`); one told only that a project changed, a whole mark or a
+        # security group written reads the groups again.
+        self.members = RemoteGroupReads()
+        self._changed: set[str] = set()
+        self._reread = False
+        self._groups_written = store.generation("security_groups")
         # done when the round that takes the marks made so far has ended (one future per
         # round, not one per host: a boot can concern every host of its project)
         self._next_round: asyncio.Future[None] | None = None
@@ -117,7 +128,12 @@ class NetworkPusher:
         for host in hosts:
             if host:
                 self._mark(host, only or None)
-        self._projects.update(p for p in projects if p)
+        named = {p for p in projects if p}
+        self._projects |= named
+        if named and only:
+            self._changed |= only
+        elif named:
+            self._reread = True  # which of the projects' instances changed is not known
         if not self._marked and not self._projects:
             return
         if self._next_round is None:
@@ -142,10 +158,12 @@ class NetworkPusher:
             wake.clear()
             batch, self._marked = self._marked, {}
             projects, self._projects = self._projects, set()
+            changed, self._changed = self._changed, set()
+            reread, self._reread = self._reread, False
             round_done, self._next_round = self._next_round, None
             started = time.monotonic()  # real time: a pacing, not an expiry a test fakes
             try:
-                await self._round(batch, projects)
+                await self._round(batch, projects, changed, reread)
             except Exception:  # a round must never stop the pusher
                 log.exception("network push round failed")
             finally:
@@ -192,10 +210,22 @@ class NetworkPusher:
             self.referencing.setdefault(group, set()).add(host)
         self._named[host] = named
 
-    async def _round(self, batch: dict[str, set[str] | None], projects: set[str]) -> None:
+    async def _round(
+        self,
+        batch: dict[str, set[str] | None],
+        projects: set[str],
+        changed: set[str] = frozenset(),
+        reread: bool = True,
+    ) -> None:
         for host in await self._hosts_naming(projects):
             batch.setdefault(host, set())
-        remote_ips = RemoteGroupReads()  # this round's read of each remote group
+        remote_ips = self.members
+        groups_written = self.store.generation("security_groups")
+        if reread or groups_written != self._groups_written or None in batch.values():
+            remote_ips.forget()
+            self._groups_written = groups_written
+        else:
+            await remote_ips.refresh(self.store, sorted(changed))
         slots = asyncio.Semaphore(CONCURRENCY)
         by_order = {
             h: uuids

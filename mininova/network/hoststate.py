@@ -71,47 +71,112 @@ def _rule_doc(rule: Row, remote_ips: list[str] | None) -> dict[str, Any]:
     }
 
 
-async def _read_remote_groups(
-    db: Executor, remote_ids: list[str], into: dict[str, list[str]]
-) -> None:
-    """Add each remote group's live members' fixed IPs (any host) to `into`, by group id."""
-    if not remote_ids:
-        return
+# A member's place in its group's list: explicit members first, then (in a default group) the
+# project's instances in no group, each by instance id, as a read of the group lists them.
+Place = tuple[int, int]
+Members = dict[str, tuple[Place, list[str]]]  # uuid -> (place, fixed IPs), members with IPs
+
+
+async def _read_members(db: Executor, remote_ids: list[str]) -> tuple[dict[str, Members], dict]:
+    """Each remote group's live members (any host) with their fixed IPs, by group id, and the
+    project of each default group among them."""
     explicit = [g for g in remote_ids if ":" not in g]
     members = await repo.members(db, explicit)
     meta = await repo.groups(db, explicit)
+    defaults = {g: meta[g]["project_id"] for g in explicit if g in meta and meta[g]["is_default"]}
     # A default group's members include the project's instances that are in no group.
-    lone_projects = sorted(
-        {meta[g]["project_id"] for g in explicit if g in meta and meta[g]["is_default"]}
-        | {g.split(":", 1)[1] for g in remote_ids if ":" in g}
+    lone = await repo.ungrouped(
+        db, sorted(set(defaults.values()) | {g.split(":", 1)[1] for g in remote_ids if ":" in g})
     )
-    lone = await repo.ungrouped(db, lone_projects)
+    out: dict[str, Members] = {}
     for g in remote_ids:
-        if ":" in g:
-            rows = lone.get(g.split(":", 1)[1], [])
-        else:
-            rows = list(members.get(g, []))
-            if g in meta and meta[g]["is_default"]:
-                rows += lone.get(meta[g]["project_id"], [])
-        ips: dict[str, None] = {}  # ordered, without repeats
-        for row in rows:
-            ips.update(dict.fromkeys(fixed_ips(row["addresses"])))
-        into[g] = list(ips)
+        project = g.split(":", 1)[1] if ":" in g else defaults.get(g)
+        rows = [(0, row) for row in members.get(g, [])]
+        rows += [(1, row) for row in lone.get(project, [])] if project else []
+        out[g] = {}
+        for rank, row in rows:
+            ips = fixed_ips(row["addresses"])
+            if ips:
+                out[g][row["uuid"]] = ((rank, row["id"]), ips)
+    return out, defaults
+
+
+def _listed(members: Members) -> list[str]:
+    """A group's member IPs in the order a read lists them, without repeats."""
+    ips: dict[str, None] = {}
+    for _place, member_ips in sorted(members.values(), key=lambda entry: entry[0]):
+        ips.update(dict.fromkeys(member_ips))
+    return list(ips)
 
 
 class RemoteGroupReads:
-    """One push round's reads of remote groups, shared by the round's hosts: each group is read
-    once, also when several hosts' states are worked out at the same time (a read awaits the
-    database, and a second host must wait for it rather than read the group again)."""
+    """Remote groups' member IPs (`ips`, by group id), read once and shared: by a push round's
+    hosts (a read awaits the database, and a second host waits for it rather than read the
+    group again), and by the pusher from round to round, kept current with `refresh`."""
 
     def __init__(self) -> None:
         self.ips: dict[str, list[str]] = {}  # remote group id -> member IPs
+        self._members: dict[str, Members] = {}
+        self._default_of: dict[str, str] = {}  # explicit default group id -> its project
         self._lock = asyncio.Lock()
 
     async def read(self, db: Executor, remote_ids: list[str]) -> dict[str, list[str]]:
+        """Read the groups of `remote_ids` not held yet; every group held, by id."""
         async with self._lock:
-            await _read_remote_groups(db, [g for g in remote_ids if g not in self.ips], self.ips)
+            missing = [g for g in remote_ids if g not in self.ips]
+            if missing:
+                members, defaults = await _read_members(db, missing)
+                self._default_of.update(defaults)
+                for g in missing:
+                    self._members[g] = members[g]
+                    self.ips[g] = _listed(members[g])
         return self.ips
+
+    def forget(self) -> None:
+        """Hold nothing: every group is read again when next asked for."""
+        self.ips, self._members, self._default_of = {}, {}, {}
+
+    async def refresh(self, db: Executor, uuids: list[str]) -> set[str]:
+        """Bring the groups held up to date with these instances as they are now (their
+        addresses, groups, deletion), reading only these instances; which groups changed.
+        What changed for an instance not named here is not seen: the caller names every
+        instance that changed since the groups were read (else it calls `forget`)."""
+        if not uuids or not self._members:
+            return set()
+        async with self._lock:
+            try:
+                return await self._refresh(db, uuids)
+            except BaseException:
+                self.forget()  # half updated: read everything again
+                raise
+
+    async def _refresh(self, db: Executor, uuids: list[str]) -> set[str]:
+        rows = await repo.member_state(db, uuids)
+        listed = await repo.memberships(db, uuids)
+        changed: set[str] = set()
+        for uuid in uuids:
+            row = rows.get(uuid)
+            if row is None or row["deleted"]:
+                row = {"id": 0, "project_id": None, "addresses": []}  # a member of nothing
+                groups: set[str] = set()
+                lone = False
+            else:
+                groups = set(listed.get(uuid, ()))
+                lone = not groups  # a member of its project's default group
+            ips = fixed_ips(row["addresses"])
+            for g, members in self._members.items():
+                project = g.split(":", 1)[1] if ":" in g else self._default_of.get(g)
+                member = g in groups or (lone and row["project_id"] == project)
+                entry = ((int(lone), row["id"]), ips) if member and ips else None
+                if members.get(uuid) != entry:
+                    if entry is None:
+                        del members[uuid]
+                    else:
+                        members[uuid] = entry
+                    changed.add(g)
+        for g in changed:
+            self.ips[g] = _listed(self._members[g])
+        return changed
 
 
 async def desired_state(

@@ -26,6 +26,7 @@ import re
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from decimal import Decimal
 from pathlib import Path
@@ -531,8 +532,14 @@ class _Backend:
         raise NotImplementedError
 
 
+# How often the WAL is copied back into the database file (s), off the loop thread.
+CHECKPOINT_INTERVAL = 0.5
+
+
 class _SqliteBackend(_Backend):
-    """sqlite3 on the loop thread: one writer connection, one reader connection."""
+    """sqlite3 on the loop thread: one writer connection, one reader connection. The WAL is
+    checkpointed by a task on a third connection in a worker thread, not by whichever commit
+    fills it: a checkpoint writes the database file and fsyncs it, which would stall the loop."""
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -540,6 +547,9 @@ class _SqliteBackend(_Backend):
         self._writer: sqlite3.Connection | None = None
         self._reader: sqlite3.Connection | None = None
         self._write_lock = asyncio.Lock()
+        self._checkpoints: asyncio.Task[None] | None = None
+        self._closing = asyncio.Event()
+        self._commits = 0  # writes since the last checkpoint began
 
     def _connect(self) -> sqlite3.Connection:
         connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -559,11 +569,43 @@ class _SqliteBackend(_Backend):
         self._writer.execute("PRAGMA journal_mode=WAL")
         # An in-memory database exists once per connection: read through the writer there.
         self._reader = self._writer if self.path == ":memory:" else self._connect()
+        if self.path != ":memory:":
+            self._writer.execute("PRAGMA wal_autocheckpoint=0")
+            self._checkpoints = asyncio.create_task(self._checkpoint_loop(), name="wal-checkpoint")
 
     async def close(self) -> None:
+        if self._checkpoints is not None:
+            self._closing.set()  # not cancelled: a checkpoint under way ends first
+            await self._checkpoints
+            self._checkpoints = None
         for connection in {id(c): c for c in (self._reader, self._writer) if c}.values():
-            connection.close()
+            connection.close()  # the last one to close checkpoints what is left
         self._writer = self._reader = None
+
+    async def _checkpoint_loop(self) -> None:
+        """Checkpoint the WAL every CHECKPOINT_INTERVAL while there were writes (PASSIVE:
+        writers and readers go on meanwhile) until `close`, on a connection of its own that
+        only one worker thread touches: its checkpoints and its close run there in turn, so
+        the connection is never closed under a checkpoint, cancelled or not."""
+        loop = asyncio.get_running_loop()
+        thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite-checkpoint")
+        held: list[sqlite3.Connection] = []
+        try:
+            await loop.run_in_executor(thread, lambda: held.append(self._connect()))
+            while True:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._closing.wait(), CHECKPOINT_INTERVAL)
+                    return
+                if not self._commits:
+                    continue
+                self._commits = 0
+                try:
+                    await asyncio.shield(loop.run_in_executor(thread, _checkpoint, held[0]))
+                except sqlite3.Error as exc:  # busy, disk full: the next round retries
+                    log.warning("WAL checkpoint failed: %s", exc)
+        finally:
+            thread.submit(lambda: [c.close() for c in held])
+            thread.shutdown(wait=False)  # the close runs after any checkpoint under way
 
     @property
     def writer(self) -> sqlite3.Connection:
@@ -591,6 +633,7 @@ class _SqliteBackend(_Backend):
         if sql.lstrip()[:6].upper() == "SELECT":
             return self._cursor_result(self._reader.execute(sql, args), want_rows)
         async with self._write_lock:
+            self._commits += 1
             with _disk_full_as_domain_error():
                 return self._cursor_result(self.writer.execute(sql, args), want_rows)
 
@@ -602,6 +645,7 @@ class _SqliteBackend(_Backend):
                 writer.execute("BEGIN IMMEDIATE")
             try:
                 yield writer
+                self._commits += 1
                 with _disk_full_as_domain_error():
                     writer.execute("COMMIT")
             except BaseException:
@@ -635,6 +679,10 @@ class _SqliteBackend(_Backend):
                     return fn(connection)
             finally:
                 engine.dispose(close=False)
+
+
+def _checkpoint(connection: sqlite3.Connection) -> None:
+    connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
 
 async def _decode_numeric(connection: Any) -> None:

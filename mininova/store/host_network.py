@@ -59,21 +59,26 @@ _RULES = prepared(
     .where(security_group_rules.c.security_group_id.in_(bindparam("ids", expanding=True)))
     .order_by(security_group_rules.c.created_at, security_group_rules.c.id)
 )
+# What a remote group's member contributes: its fixed IPs, in instance id order.
+_MEMBER_COLUMNS = (_i.c.id, _i.c.uuid, _i.c.project_id, _i.c.addresses)
 _MEMBERS = prepared(
-    select(_m.c.security_group_id, *_INSTANCE_COLUMNS)
+    select(_m.c.security_group_id, *_MEMBER_COLUMNS)
     .join(_i, (_i.c.uuid == _m.c.instance_uuid) & (_i.c.deleted == 0))
     .where(_m.c.security_group_id.in_(bindparam("ids", expanding=True)))
     .order_by(_i.c.id)
 )
 # Live instances of these projects that are in no group at all (the default group's members).
 _UNGROUPED = prepared(
-    select(*_INSTANCE_COLUMNS)
+    select(*_MEMBER_COLUMNS)
     .where(
         _i.c.project_id.in_(bindparam("projects", expanding=True)),
         _i.c.deleted == 0,
         ~select(_m.c.instance_uuid).where(_m.c.instance_uuid == _i.c.uuid).exists(),
     )
     .order_by(_i.c.id)
+)
+_MEMBER_STATE = prepared(
+    select(*_MEMBER_COLUMNS, _i.c.deleted).where(_i.c.uuid.in_(bindparam("uuids", expanding=True)))
 )
 _FLOATING = prepared(
     select(
@@ -141,7 +146,8 @@ async def rules(db: Executor, group_ids: list[str]) -> list[Row]:
 
 
 async def members(db: Executor, group_ids: list[str]) -> dict[str, list[Row]]:
-    """group id -> its live member instances (any host), by explicit membership."""
+    """group id -> its live member instances (any host), by explicit membership: id, uuid,
+    project_id and addresses, in id order."""
     out: dict[str, list[Row]] = {}
     if group_ids:
         for row in _decoded(await db.all(_MEMBERS, {"ids": group_ids})):
@@ -150,12 +156,21 @@ async def members(db: Executor, group_ids: list[str]) -> dict[str, list[Row]]:
 
 
 async def ungrouped(db: Executor, project_ids: list[str]) -> dict[str, list[Row]]:
-    """project id -> its live instances that are in no security group (any host)."""
+    """project id -> its live instances that are in no security group (any host), as
+    `members` reads them."""
     out: dict[str, list[Row]] = {}
     if project_ids:
         for row in _decoded(await db.all(_UNGROUPED, {"projects": project_ids})):
             out.setdefault(row["project_id"], []).append(row)
     return out
+
+
+async def member_state(db: Executor, uuids: list[str]) -> dict[str, Row]:
+    """uuid -> what decides these instances' part in remote groups, deleted ones too: id,
+    project_id, addresses (decoded) and deleted; a uuid without a row is left out."""
+    if not uuids:
+        return {}
+    return {row["uuid"]: row for row in _decoded(await db.all(_MEMBER_STATE, {"uuids": uuids}))}
 
 
 async def floating_of(db: Executor, uuids: list[str]) -> dict[str, list[Row]]:

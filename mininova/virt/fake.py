@@ -56,6 +56,7 @@ STATE_NAMES = {
     SUSPENDED: "suspended",
 }
 MAX_LOG_LINES = 2000
+NETWORK_FILE_DELAY = 5.0  # s: how long `fake-network.json` may lag the last state pushed
 GUEST_ADDRESS_ENV = "MININOVA_AGENT_FAKE_GUEST_ADDRESS"
 
 
@@ -101,7 +102,10 @@ class FakeDriver(ComputeDriver):
         self.op_seconds = op_seconds
         self.host_ip = host_ip
         self._guests: dict[str, _Guest] = {}
-        self._encoded_specs: dict[str, tuple[InstanceSpec, str]] = {}  # uuid -> (spec, JSON)
+        # uuid -> (what the guest's entry was encoded from, the entry): a save encodes only
+        # the guests that changed since the last one
+        self._encoded: dict[str, tuple[InstanceSpec, tuple, str]] = {}
+        self._network_write: asyncio.TimerHandle | None = None
         self._resized: dict[str, _Guest] = {}  # kept aside by resize_prepare (not persisted)
         self._vnc_lock = asyncio.Lock()
         self.network_state: dict | None = None  # the last `network_sync` state
@@ -123,23 +127,27 @@ class FakeDriver(ComputeDriver):
             self._guests[uuid] = guest
 
     def _save(self) -> None:
-        """Write every guest to the state file. Each spec is encoded once (a boot on a host
-        of hundreds of guests re-encoded them all), and the file is replaced atomically but
-        not fsynced: it is a fake's memory across restarts, not a disk image."""
+        """Write every guest to the state file. Only the guests that changed since the last
+        save are encoded again (a boot on a host of hundreds of guests re-encoded them all),
+        and the file is replaced atomically but not fsynced: it is a fake's memory across
+        restarts, not a disk image."""
         if self.state_file is None:
             return
         parts = []
         for uuid, g in self._guests.items():
-            encoded = self._encoded_specs.get(uuid)
-            if encoded is None or encoded[0] is not g.spec:
-                encoded = self._encoded_specs[uuid] = (g.spec, json.dumps(asdict(g.spec)))
-            log_lines = json.dumps(list(g.log))
-            parts.append(
-                f'{json.dumps(uuid)}: {{"spec": {encoded[1]}, '
-                f'"power_state": {int(g.power_state)}, "log": {log_lines}}}'
-            )
-        for uuid in self._encoded_specs.keys() - self._guests.keys():
-            del self._encoded_specs[uuid]
+            # the log is bounded: a line added to a full one changes its first line
+            first, last = (g.log[0], g.log[-1]) if g.log else ("", "")
+            seen = (g.power_state, len(g.log), first, last)
+            encoded = self._encoded.get(uuid)
+            if encoded is None or encoded[0] is not g.spec or encoded[1] != seen:
+                entry = (
+                    f'{json.dumps(uuid)}: {{"spec": {json.dumps(asdict(g.spec))}, '
+                    f'"power_state": {int(g.power_state)}, "log": {json.dumps(list(g.log))}}}'
+                )
+                encoded = self._encoded[uuid] = (g.spec, seen, entry)
+            parts.append(encoded[2])
+        for uuid in self._encoded.keys() - self._guests.keys():
+            del self._encoded[uuid]
         self.state_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         # holds user data and keys: 0600
         write_private(self.state_file, "{" + ", ".join(parts) + "}", durable=False)
@@ -216,6 +224,9 @@ class FakeDriver(ComputeDriver):
     # -- ComputeDriver ---------------------------------------------------------------------
 
     async def cleanup_host(self) -> None:
+        if self._network_write is not None:
+            self._network_write.cancel()
+            self._write_network()
         for guest in self._guests.values():
             await self._stop_vnc(guest)
 
@@ -342,11 +353,21 @@ class FakeDriver(ComputeDriver):
         to the state file) so tests can see what the controller pushed; nothing is enforced."""
         self.network_state = state
         self.network_syncs += 1
-        if self.state_file is not None:
-            self.state_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            write_private(self.network_file, json.dumps(state), durable=False)
+        if self.state_file is not None and self._network_write is None:
+            # at most one write per NETWORK_FILE_DELAY: a host of a busy project is sent its
+            # groups' members on every boot, and the file is for people to look at
+            self._network_write = asyncio.get_running_loop().call_later(
+                NETWORK_FILE_DELAY, self._write_network
+            )
         guests = state.get("instances") if isinstance(state, dict) else None
         return {"ok": True, "errors": [], "guests": len(guests or [])}
+
+    def _write_network(self) -> None:
+        """Write the last network state to `network_file`."""
+        self._network_write = None
+        if self.state_file is not None and self.network_state is not None:
+            self.state_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            write_private(self.network_file, json.dumps(self.network_state), durable=False)
 
     @property
     def network_file(self) -> Path:

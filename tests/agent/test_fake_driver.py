@@ -285,3 +285,40 @@ async def test_network_members_orders_update_the_state_the_driver_enforces(
         await table["network_members"]({"epoch": "run1", "groups": {"g": change}})
     assert refused.value.code == "stale_state"
     assert driver.network_syncs == 2
+
+
+async def test_the_state_file_holds_every_change_to_every_guest(tmp_path: Path) -> None:
+    """Saves encode only the guests that changed: what a restarted fake reads back is what
+    the running one holds, after boots, power changes, log lines and deletes."""
+    state_file = tmp_path / "fake-guests.json"
+
+    def started() -> FakeDriver:
+        return FakeDriver(boot_seconds=0, op_seconds=0, state_file=state_file)
+
+    driver = started()
+    specs = [spec_from_dict(instance_dict()) for _ in range(4)]
+    for spec in specs:
+        await driver.spawn(spec)
+    await driver.power_off(specs[1].uuid)
+    await driver.reboot(specs[2].uuid, hard=False)
+    await driver.destroy(specs[3].uuid)
+
+    async def seen(fake: FakeDriver) -> dict[str, tuple[int, str]]:
+        return {
+            g.uuid: (g.power_state, await fake.console_output(g.uuid))
+            for g in await fake.list_guests()
+        }
+
+    expected = await seen(driver)
+    assert sorted(expected) == sorted(s.uuid for s in specs[:3])
+    assert expected[specs[1].uuid][0] == SHUTDOWN
+    assert "soft reboot" in expected[specs[2].uuid][1]
+    assert await seen(started()) == expected
+
+    # A full log takes a line (its first one goes): the next save still writes it.
+    guest = driver._guests[specs[0].uuid]
+    guest.log.extend(f"line {n}" for n in range(guest.log.maxlen or 0))
+    await driver.reboot(specs[2].uuid, hard=True)
+    guest.log.append("the newest line")
+    await driver.power_off(specs[0].uuid)
+    assert await seen(started()) == await seen(driver)

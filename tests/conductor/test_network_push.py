@@ -336,3 +336,40 @@ async def test_a_project_change_reaches_only_the_hosts_naming_its_groups(
         assert _group_ips(_pushed(cloud, "n2")[-1]) == ["10.0.0.10", "10.0.0.11", "10.0.0.12"]
     assert len(_pushed(cloud, "n3")) == 1  # nothing for n3, whose rules never name p1's group
     assert not [o for o in cloud.hub.sent("network_members") if o.host == "n3"]
+
+
+async def test_rounds_read_only_the_instances_that_changed_not_their_groups(
+    cloud: Cloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await _whole_states_first(cloud, 4)
+    group_reads: list[list[str]] = []
+    original = host_network.ungrouped
+
+    async def counted(db: Any, projects: list[str]) -> Any:
+        group_reads.append(projects)
+        return await original(db, projects)
+
+    monkeypatch.setattr(host_network, "ungrouped", counted)
+    for n in range(3):  # builds land: each round reads that instance only
+        uuid = await _active(cloud, HOSTS[n], f"10.0.0.{n + 20}")
+        await cloud.conductor.do_sync_network([HOSTS[n]], projects=["p1"], instances=[uuid])
+    assert group_reads == []
+    await db.mark_deleted(cloud.store, uuid, st.DELETED)
+    await cloud.conductor.do_sync_network([HOSTS[2]], projects=["p1"], instances=[uuid])
+    assert group_reads == []
+    expected = ["10.0.0.10", "10.0.0.11", "10.0.0.12", "10.0.0.20", "10.0.0.21"]
+    for host in HOSTS:  # what each host holds: its first state plus the orders since
+        agent = MemberState()
+        agent.replace(_pushed(cloud, host)[0])
+        for order in cloud.hub.sent("network_members"):
+            if order.host == host:
+                agent.apply(order.params)
+        assert agent.state is not None
+        assert _group_ips(agent.state) == expected
+
+    # Told only that the project changed (which instances is not known): read again.
+    await db.update(cloud.store, uuid, deleted=0)
+    await cloud.conductor.do_sync_network([], projects=["p1"])
+    assert group_reads == [["p1"]]
+    added = [o.params["groups"] for o in cloud.hub.sent("network_members")][-1]
+    assert next(iter(added.values()))["add"] == ["10.0.0.22"]
