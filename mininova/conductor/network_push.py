@@ -130,9 +130,8 @@ class NetworkPusher:
                 self._mark(host, only or None)
         named = {p for p in projects if p}
         self._projects |= named
-        if named and only:
-            self._changed |= only
-        elif named:
+        self._changed |= only  # their groups' members are read again in the next round
+        if named and not only:
             self._reread = True  # which of the projects' instances changed is not known
         if not self._marked and not self._projects:
             return
