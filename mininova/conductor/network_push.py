@@ -233,11 +233,23 @@ class NetworkPusher:
         }
         # one read of every group those hosts hold, before any whole state reads more
         await remote_ips.read(self.store, sorted({g for h in by_order for g in self.held[h]}))
+        # and one read of the changed instances' documents for all of them
+        wanted = {h: uuids for h, uuids in by_order.items() if uuids}
+        try:
+            docs_now = await instance_docs(self.store, wanted, remote_ips) if wanted else {}
+        except Exception as exc:
+            for host in wanted:
+                self.held.pop(host)  # its next push is whole
+                self.docs.pop(host)
+                del by_order[host]
+                batch.pop(host)
+                self._failed(host, "network instances update", exc)
+            docs_now = {}
 
         async def one(host: str) -> None:
             async with slots:
                 if host in by_order:
-                    await self._push_members(host, remote_ips, by_order[host])
+                    await self._push_members(host, remote_ips, by_order[host], docs_now.get(host))
                 else:
                     await self._push_one(host, remote_ips)
 
@@ -265,22 +277,21 @@ class NetworkPusher:
         self._log_result(host, "network sync", result, f"{len(state['instances'])} instance(s)")
 
     async def _push_members(
-        self, host: str, remote_ips: RemoteGroupReads, uuids: set[str] = frozenset()
+        self,
+        host: str,
+        remote_ips: RemoteGroupReads,
+        uuids: set[str] = frozenset(),
+        now: dict[str, dict] | None = None,
     ) -> None:
         """Send `host` what changed in the groups it holds and, version 4, in the documents
-        of `uuids`; its whole state instead when a document names a group it does not hold."""
+        of `uuids` (`now`: the documents of those still live on it, read for the round); its
+        whole state instead when a document names a group it does not hold."""
         held = self.held[host]
         put: list[dict] = []
         remove: list[str] = []
         if uuids:
             docs = self.docs[host]
-            try:
-                now = await instance_docs(self.store, host, sorted(uuids), remote_ips)
-            except Exception as exc:
-                self.held.pop(host)  # its next push is whole
-                self.docs.pop(host)
-                self._failed(host, "network instances update", exc)
-                return
+            now = now or {}
             if any(g not in held for doc in now.values() for g in remote_groups_of(doc)):
                 await self._push_one(host, remote_ips)
                 return

@@ -26,6 +26,7 @@ host; an instance is a member of its own group too.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
 from mininova.network import security_groups
@@ -207,14 +208,22 @@ async def desired_state(
 
 
 async def instance_docs(
-    db: Executor, host: str, uuids: list[str], remote_ips: RemoteGroupReads
-) -> dict[str, dict[str, Any]]:
-    """The compact (version 2) documents of those of `uuids` that are live on `host`, by uuid:
-    a uuid left out is no longer `host`'s. Their remote groups' members are in `remote_ips`
-    afterwards."""
-    rows = await repo.instances_on_host_among(db, host, uuids)
+    db: Executor, wanted: Mapping[str, Collection[str]], remote_ips: RemoteGroupReads
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """For each host of `wanted`, the compact (version 2) documents of those of its uuids
+    that are live on it, by uuid: a uuid left out is no longer that host's. One read for all
+    the hosts; their remote groups' members are in `remote_ips` afterwards."""
+    uuids = sorted({uuid for among in wanted.values() for uuid in among})
+    rows = [
+        row
+        for row in await repo.live_instances_among(db, uuids)
+        if row["uuid"] in wanted.get(row["host"], ())
+    ]
     docs = await _instance_docs(db, rows, COMPACT_VERSION, remote_ips)
-    return {doc["uuid"]: doc for doc in docs}
+    out: dict[str, dict[str, dict[str, Any]]] = {host: {} for host in wanted}
+    for row, doc in zip(rows, docs, strict=True):
+        out[row["host"]][doc["uuid"]] = doc
+    return out
 
 
 def remote_groups_of(doc: dict[str, Any]) -> set[str]:

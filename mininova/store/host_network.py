@@ -37,7 +37,11 @@ _LIVE_ON_HOST = (
     .order_by(_i.c.id)
 )
 _ON_HOST = prepared(_LIVE_ON_HOST)
-_ON_HOST_AMONG = prepared(_LIVE_ON_HOST.where(_i.c.uuid.in_(bindparam("uuids", expanding=True))))
+_LIVE_AMONG = prepared(
+    select(*_INSTANCE_COLUMNS)
+    .where(_i.c.uuid.in_(bindparam("uuids", expanding=True)), _i.c.deleted == 0)
+    .order_by(_i.c.id)
+)
 _MEMBERSHIPS = prepared(
     select(_m.c.instance_uuid, _m.c.security_group_id).where(
         _m.c.instance_uuid.in_(bindparam("uuids", expanding=True))
@@ -109,11 +113,11 @@ async def instances_on_host(db: Executor, host: str) -> list[Row]:
     return _decoded(await db.all(_ON_HOST, {"host": host}))
 
 
-async def instances_on_host_among(db: Executor, host: str, uuids: list[str]) -> list[Row]:
-    """Those of `uuids` that are live instances placed on `host` (as instances_on_host)."""
+async def live_instances_among(db: Executor, uuids: list[str]) -> list[Row]:
+    """Those of `uuids` that are live instances, wherever placed (as instances_on_host)."""
     if not uuids:
         return []
-    return _decoded(await db.all(_ON_HOST_AMONG, {"host": host, "uuids": uuids}))
+    return _decoded(await db.all(_LIVE_AMONG, {"uuids": uuids}))
 
 
 async def memberships(db: Executor, uuids: list[str]) -> dict[str, list[str]]:

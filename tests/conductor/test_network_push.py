@@ -373,3 +373,32 @@ async def test_rounds_read_only_the_instances_that_changed_not_their_groups(
     assert group_reads == [["p1"]]
     added = [o.params["groups"] for o in cloud.hub.sent("network_members")][-1]
     assert next(iter(added.values()))["add"] == ["10.0.0.22"]
+
+
+async def test_one_read_gives_every_host_of_a_round_its_changed_documents(
+    cloud: Cloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await _whole_states_first(cloud, 4)
+    reads: list[list[str]] = []
+    original = host_network.live_instances_among
+
+    async def counted(db: Any, uuids: list[str]) -> Any:
+        reads.append(uuids)
+        return await original(db, uuids)
+
+    monkeypatch.setattr(host_network, "live_instances_among", counted)
+    on_n1 = await _active(cloud, "n1", "10.0.0.30")
+    on_n2 = await _active(cloud, "n2", "10.0.0.31")
+    await cloud.conductor.do_sync_network(["n1", "n2"], projects=["p1"], instances=[on_n1, on_n2])
+    assert reads == [sorted([on_n1, on_n2])]  # one read for both hosts
+    orders = {o.host: o.params for o in cloud.hub.sent("network_members")}
+    assert [d["uuid"] for d in orders["n1"]["instances"]["put"]] == [on_n1]
+    assert [d["uuid"] for d in orders["n2"]["instances"]["put"]] == [on_n2]
+    assert "instances" not in orders["n3"]  # the group change only
+
+    # A uuid named for a host it is not on is left out of that host's documents.
+    await db.update(cloud.store, on_n1, addresses=_address("10.0.0.32"))
+    await cloud.conductor.do_sync_network(["n1"], projects=["p1"], instances=[on_n1, on_n2])
+    first, order = [o.params for o in cloud.hub.sent("network_members") if o.host == "n1"]
+    (put,) = order["instances"]["put"]
+    assert (put["uuid"], put["fixed_ips"]) == (on_n1, ["10.0.0.32"])
