@@ -55,17 +55,23 @@ async def _whole_states_first(cloud: Cloud, state_version: int) -> None:
     await cloud.conductor.do_sync_network(list(HOSTS))
 
 
+def _count_reads(monkeypatch: pytest.MonkeyPatch, name: str) -> list[Any]:
+    """What each call of `host_network.<name>` asks for (its argument after the store), from
+    now on."""
+    reads: list[Any] = []
+    original = getattr(host_network, name)
+
+    async def counted(db: Any, asked: Any) -> Any:
+        reads.append(asked)
+        return await original(db, asked)
+
+    monkeypatch.setattr(host_network, name, counted)
+    return reads
+
+
 def _count_whole_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The hosts whose whole own part is read from now on (one entry per read)."""
-    reads: list[str] = []
-    original = host_network.instances_on_host
-
-    async def counted(db: Any, host: str) -> Any:
-        reads.append(host)
-        return await original(db, host)
-
-    monkeypatch.setattr(host_network, "instances_on_host", counted)
-    return reads
+    return _count_reads(monkeypatch, "instances_on_host")
 
 
 def _group_ips(state: dict[str, Any]) -> list[str]:
@@ -342,14 +348,7 @@ async def test_rounds_read_only_the_instances_that_changed_not_their_groups(
     cloud: Cloud, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await _whole_states_first(cloud, 4)
-    group_reads: list[list[str]] = []
-    original = host_network.ungrouped
-
-    async def counted(db: Any, projects: list[str]) -> Any:
-        group_reads.append(projects)
-        return await original(db, projects)
-
-    monkeypatch.setattr(host_network, "ungrouped", counted)
+    group_reads = _count_reads(monkeypatch, "ungrouped")
     for n in range(3):  # builds land: each round reads that instance only
         uuid = await _active(cloud, HOSTS[n], f"10.0.0.{n + 20}")
         await cloud.conductor.do_sync_network([HOSTS[n]], projects=["p1"], instances=[uuid])
@@ -379,14 +378,7 @@ async def test_one_read_gives_every_host_of_a_round_its_changed_documents(
     cloud: Cloud, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await _whole_states_first(cloud, 4)
-    reads: list[list[str]] = []
-    original = host_network.live_instances_among
-
-    async def counted(db: Any, uuids: list[str]) -> Any:
-        reads.append(uuids)
-        return await original(db, uuids)
-
-    monkeypatch.setattr(host_network, "live_instances_among", counted)
+    reads = _count_reads(monkeypatch, "live_instances_among")
     on_n1 = await _active(cloud, "n1", "10.0.0.30")
     on_n2 = await _active(cloud, "n2", "10.0.0.31")
     await cloud.conductor.do_sync_network(["n1", "n2"], projects=["p1"], instances=[on_n1, on_n2])
