@@ -571,6 +571,7 @@ class _SqliteBackend(_Backend):
         self._reader = self._writer if self.path == ":memory:" else self._connect()
         if self.path != ":memory:":
             self._writer.execute("PRAGMA wal_autocheckpoint=0")
+            self._closing = asyncio.Event()  # a store closed before may be opened again
             self._checkpoints = asyncio.create_task(self._checkpoint_loop(), name="wal-checkpoint")
 
     async def close(self) -> None:

@@ -25,6 +25,8 @@ async def test_the_database_file_takes_the_writes_while_the_store_is_open(
     path = tmp_path / "store.sqlite"
     store = Store(path)
     await store.open()
+    await store.close()
+    await store.open()  # the same store opened again checkpoints too
     try:
         before = os.path.getsize(path)
         await _write(store, 3000, "row")
