@@ -213,8 +213,8 @@ class NetworkPusher:
         self,
         batch: dict[str, set[str] | None],
         projects: set[str],
-        changed: set[str] = frozenset(),
-        reread: bool = True,
+        changed: set[str],
+        reread: bool,
     ) -> None:
         for host in await self._hosts_naming(projects):
             batch.setdefault(host, set())
@@ -249,7 +249,9 @@ class NetworkPusher:
         async def one(host: str) -> None:
             async with slots:
                 if host in by_order:
-                    await self._push_members(host, remote_ips, by_order[host], docs_now.get(host))
+                    await self._push_members(
+                        host, remote_ips, by_order[host], docs_now.get(host, {})
+                    )
                 else:
                     await self._push_one(host, remote_ips)
 
@@ -280,8 +282,8 @@ class NetworkPusher:
         self,
         host: str,
         remote_ips: RemoteGroupReads,
-        uuids: set[str] = frozenset(),
-        now: dict[str, dict] | None = None,
+        uuids: set[str],
+        now: dict[str, dict],
     ) -> None:
         """Send `host` what changed in the groups it holds and, version 4, in the documents
         of `uuids` (`now`: the documents of those still live on it, read for the round); its
@@ -291,7 +293,6 @@ class NetworkPusher:
         remove: list[str] = []
         if uuids:
             docs = self.docs[host]
-            now = now or {}
             if any(g not in held for doc in now.values() for g in remote_groups_of(doc)):
                 await self._push_one(host, remote_ips)
                 return

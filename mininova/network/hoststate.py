@@ -80,18 +80,17 @@ Members = dict[str, tuple[Place, list[str]]]  # uuid -> (place, fixed IPs), memb
 
 async def _read_members(db: Executor, remote_ids: list[str]) -> tuple[dict[str, Members], dict]:
     """Each remote group's live members (any host) with their fixed IPs, by group id, and the
-    project of each default group among them."""
+    project of each default group among them (with a row or a stand-in id)."""
     explicit = [g for g in remote_ids if ":" not in g]
     members = await repo.members(db, explicit)
     meta = await repo.groups(db, explicit)
     defaults = {g: meta[g]["project_id"] for g in explicit if g in meta and meta[g]["is_default"]}
+    defaults |= {g: g.split(":", 1)[1] for g in remote_ids if ":" in g}
     # A default group's members include the project's instances that are in no group.
-    lone = await repo.ungrouped(
-        db, sorted(set(defaults.values()) | {g.split(":", 1)[1] for g in remote_ids if ":" in g})
-    )
+    lone = await repo.ungrouped(db, sorted(set(defaults.values())))
     out: dict[str, Members] = {}
     for g in remote_ids:
-        project = g.split(":", 1)[1] if ":" in g else defaults.get(g)
+        project = defaults.get(g)
         rows = [(0, row) for row in members.get(g, [])]
         rows += [(1, row) for row in lone.get(project, [])] if project else []
         out[g] = {}
@@ -118,7 +117,7 @@ class RemoteGroupReads:
     def __init__(self) -> None:
         self.ips: dict[str, list[str]] = {}  # remote group id -> member IPs
         self._members: dict[str, Members] = {}
-        self._default_of: dict[str, str] = {}  # explicit default group id -> its project
+        self._default_of: dict[str, str] = {}  # default group id (or stand-in) -> its project
         self._lock = asyncio.Lock()
 
     async def read(self, db: Executor, remote_ids: list[str]) -> dict[str, list[str]]:
@@ -166,8 +165,7 @@ class RemoteGroupReads:
                 lone = not groups  # a member of its project's default group
             ips = fixed_ips(row["addresses"])
             for g, members in self._members.items():
-                project = g.split(":", 1)[1] if ":" in g else self._default_of.get(g)
-                member = g in groups or (lone and row["project_id"] == project)
+                member = g in groups or (lone and row["project_id"] == self._default_of.get(g))
                 entry = ((int(lone), row["id"]), ips) if member and ips else None
                 if members.get(uuid) != entry:
                     if entry is None:
